@@ -1,0 +1,260 @@
+"""Configuration: one frozen, validated value object per concern.
+
+Everything is checked when the object is built, so a wrong value fails at the line that made it,
+with a message that names the field, rather than deep inside the producer later.
+"""
+
+from __future__ import annotations
+
+import enum
+import ssl
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+from ._exceptions import ConfigurationError, InvalidNameError
+from ._names import validate_stream
+
+__all__ = [
+    "Compression",
+    "ProducerSettings",
+    "QueueLimits",
+    "SecuritySettings",
+    "StreamCreationStrategy",
+    "StreamingConfig",
+]
+
+Compression = Literal["zstd", "lz4", "snappy", "gzip", "none"]
+_COMPRESSIONS = ("zstd", "lz4", "snappy", "gzip", "none")
+
+
+class StreamCreationStrategy(enum.IntEnum):
+    """How named streams map onto Kafka (the Stream API's ``StreamCreationStrategy``).
+
+    The numbers are the server's configuration values.
+    """
+
+    PARTITION_BASED = 1
+    """A stream is a partition of the data source's topic, chosen by ``partition_mappings``."""
+    TOPIC_BASED = 2
+    """A stream is a topic of its own, ``<data source>.<stream>`` (Support Library samples)."""
+
+
+def _positive(name: str) -> Any:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class ProducerSettings:
+    """How records are produced. The defaults suit telemetry: nothing lost, nothing duplicated.
+
+    ``acks="all"`` with idempotence means a broker acknowledgement is durable and retries never
+    write a record twice; zstd is what the Stream API server itself produces with.
+    """
+
+    acks: Literal["all", 1, 0] = "all"
+    enable_idempotence: bool = True
+    compression: Compression = "zstd"
+    linger_ms: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    """How long a partition's batch may wait for more records (ms) before it is sent."""
+    max_batch_bytes: int = attrs.field(default=512 * 1024, validator=_positive("max_batch_bytes"))
+    """Upper bound of one record batch sent to one partition."""
+    max_request_size: int = attrs.field(
+        default=1024 * 1024, validator=_positive("max_request_size")
+    )
+    """Largest serialized packet accepted (bytes); the broker's ``message.max.bytes`` must allow it."""
+    delivery_timeout: float = attrs.field(default=30.0, validator=_positive("delivery_timeout"))
+    """Seconds a packet may wait for its acknowledgement (queue wait included) before it fails."""
+    request_timeout_ms: int = attrs.field(default=15_000, validator=_positive("request_timeout_ms"))
+    client_id: str = "aiowriter"
+
+    def __attrs_post_init__(self) -> None:
+        if self.acks not in ("all", 1, 0, -1):
+            raise ConfigurationError(f"acks must be 'all', 1 or 0, got {self.acks!r}")
+        if self.enable_idempotence and self.acks != "all":
+            raise ConfigurationError(
+                "enable_idempotence=True needs acks='all'; set acks='all' or disable idempotence"
+            )
+        if self.compression not in _COMPRESSIONS:
+            raise ConfigurationError(
+                f"compression must be one of {', '.join(_COMPRESSIONS)}, got {self.compression!r}"
+            )
+        if self.max_batch_bytes > self.max_request_size:
+            raise ConfigurationError(
+                f"max_batch_bytes ({self.max_batch_bytes}) cannot exceed max_request_size "
+                f"({self.max_request_size})"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class QueueLimits:
+    """Bounds of the in-memory buffers between ``write_data`` and the producer.
+
+    A stream's queue is full when either of its limits is reached, or when all queues together
+    hold ``max_total_bytes``. Then ``write_data`` waits and ``write_data_nowait`` raises
+    :class:`~aiowriter.BufferFullError`: memory stays bounded whatever the broker does.
+    """
+
+    max_packets_per_stream: int = attrs.field(
+        default=10_000, validator=_positive("max_packets_per_stream")
+    )
+    max_bytes_per_stream: int = attrs.field(
+        default=32 * 1024 * 1024, validator=_positive("max_bytes_per_stream")
+    )
+    max_total_bytes: int = attrs.field(
+        default=256 * 1024 * 1024, validator=_positive("max_total_bytes")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class SecuritySettings:
+    """Passed through to the Kafka client for real clusters. Secrets never appear in ``repr``."""
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, repr=False)
+    sasl_mechanism: (
+        Literal["PLAIN", "GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = attrs.field(default=None, repr=False)
+    sasl_kerberos_service_name: str = "kafka"
+    sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
+            raise ConfigurationError(
+                f"security_protocol={self.security_protocol} needs sasl_mechanism"
+            )
+        if self.security_protocol.endswith("SSL") and self.ssl_context is None:
+            raise ConfigurationError(
+                f"security_protocol={self.security_protocol} needs ssl_context "
+                "(e.g. aiokafka.helpers.create_ssl_context())"
+            )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients."""
+        kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.ssl_context is not None:
+            kwargs["ssl_context"] = self.ssl_context
+        if self.sasl_mechanism is not None:
+            kwargs.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_plain_username,
+                sasl_plain_password=self.sasl_plain_password,
+                sasl_kerberos_service_name=self.sasl_kerberos_service_name,
+                sasl_oauth_token_provider=self.sasl_oauth_token_provider,
+            )
+        return kwargs
+
+
+def _freeze_mappings(value: Mapping[str, int] | None) -> Mapping[str, int]:
+    return dict(value or {})
+
+
+@attrs.frozen(kw_only=True)
+class StreamingConfig:
+    """Where and how to write: the Stream API server's options that shape the Kafka layout.
+
+    Writer, readers and the Stream API server must agree on ``stream_creation_strategy`` and
+    ``partition_mappings``: they decide where a stream's packets live.
+
+    **Parameters:**
+
+    * ``bootstrap_servers``: ``"host:port[,host:port...]"``.
+    * ``stream_creation_strategy``: ``TOPIC_BASED`` (default, as the Support Library samples) or
+      ``PARTITION_BASED`` (the server's code default; then streams need ``partition_mappings``).
+    * ``partition_mappings``: stream name -> partition (1..N; 0 is the main stream's),
+      PARTITION_BASED only. Unmapped streams go to the main stream, partition 0.
+    * ``producer``, ``queues``, ``security``: see those classes.
+    * ``provision_topics``: create missing topics with the partition counts the layout needs and
+      check existing ones (default on).
+    * ``replication_factor``: for created topics; ``None`` uses the broker's default.
+    """
+
+    bootstrap_servers: str = attrs.field()
+    stream_creation_strategy: StreamCreationStrategy = StreamCreationStrategy.TOPIC_BASED
+    partition_mappings: Mapping[str, int] = attrs.field(
+        factory=dict, converter=_freeze_mappings
+    )
+    producer: ProducerSettings = attrs.field(factory=ProducerSettings)
+    queues: QueueLimits = attrs.field(factory=QueueLimits)
+    security: SecuritySettings = attrs.field(factory=SecuritySettings)
+    provision_topics: bool = True
+    replication_factor: int | None = None
+
+    @bootstrap_servers.validator
+    def _check_bootstrap(self, _attr: object, value: str) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(
+                f"bootstrap_servers must be a non-empty 'host:port[,host:port]' string, got {value!r}"
+            )
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigurationError(
+                    f"bootstrap_servers entry {server.strip()!r} is not 'host:port'"
+                )
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.stream_creation_strategy, StreamCreationStrategy):
+            try:
+                object.__setattr__(
+                    self,
+                    "stream_creation_strategy",
+                    StreamCreationStrategy(self.stream_creation_strategy),
+                )
+            except ValueError:
+                raise ConfigurationError(
+                    "stream_creation_strategy must be StreamCreationStrategy.TOPIC_BASED (2) or "
+                    f"PARTITION_BASED (1), got {self.stream_creation_strategy!r}"
+                ) from None
+        mappings = self.partition_mappings
+        if mappings and self.stream_creation_strategy is not StreamCreationStrategy.PARTITION_BASED:
+            raise ConfigurationError(
+                "partition_mappings only apply with stream_creation_strategy=PARTITION_BASED; "
+                "with TOPIC_BASED every stream has a topic of its own"
+            )
+        seen: dict[int, str] = {}
+        for stream, partition in mappings.items():
+            try:
+                validate_stream(stream)
+            except InvalidNameError as exc:
+                raise ConfigurationError(f"partition_mappings: {exc}") from None
+            if stream == "":
+                raise ConfigurationError(
+                    "partition_mappings: the main stream '' always uses partition 0; remove it"
+                )
+            if isinstance(partition, bool) or not isinstance(partition, int) or partition < 1:
+                raise ConfigurationError(
+                    f"partition_mappings: stream {stream!r} -> {partition!r}: partitions must be "
+                    "integers from 1 (partition 0 is reserved for the main stream)"
+                )
+            if partition in seen:
+                raise ConfigurationError(
+                    f"partition_mappings: streams {seen[partition]!r} and {stream!r} both map to "
+                    f"partition {partition}; each stream needs a partition of its own"
+                )
+            seen[partition] = stream
+        if self.replication_factor is not None and (
+            isinstance(self.replication_factor, bool)
+            or not isinstance(self.replication_factor, int)
+            or self.replication_factor < 1
+        ):
+            raise ConfigurationError(
+                f"replication_factor must be None (broker default) or >= 1, got "
+                f"{self.replication_factor!r}"
+            )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments shared by every aiokafka client this config makes."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.producer.client_id,
+            "request_timeout_ms": self.producer.request_timeout_ms,
+            **self.security.client_kwargs(),
+        }

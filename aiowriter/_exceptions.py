@@ -1,0 +1,192 @@
+"""Every error aiowriter raises derives from :class:`AiowriterError`.
+
+The tree::
+
+    AiowriterError
+    ├── ConfigurationError        a StreamingConfig value is invalid (also a ValueError)
+    ├── InvalidInputError         a call's argument is wrong; nothing was accepted (also a ValueError)
+    │   ├── InvalidNameError      data source / stream name is not a legal, layout-safe topic part
+    │   ├── InvalidPacketError    not an Open Data packet, unknown Packet.type, undecodable bytes
+    │   │   ├── SessionKeyMismatchError   Packet.session_key differs from the record key
+    │   │   └── PacketTooLargeError       larger than the producer's max request size
+    │   └── EncodingError         a builder's values cannot be encoded (lengths, ranges, types)
+    ├── WriterClosedError         used before start() or after stop()
+    ├── BufferFullError           write_*_nowait() found the stream's queue full
+    ├── TopicLayoutError          an existing topic breaks the Stream API layout
+    ├── KafkaError                the broker or the client failed (``retriable`` tells if a retry may help)
+    │   ├── BrokerUnavailableError  no broker answered within the deadline
+    │   └── DeliveryError         a packet was not acknowledged
+    │       └── DeliveryTimeoutError  not acknowledged within the delivery timeout
+    ├── SessionError
+    │   ├── SessionNotFoundError
+    │   └── SessionEndedError
+    └── DataFormatError
+        └── DataFormatNotFoundError
+
+aiokafka's own exceptions never escape: :func:`map_kafka_errors` converts them at the boundary
+and chains the original (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+__all__ = [
+    "AiowriterError",
+    "BrokerUnavailableError",
+    "BufferFullError",
+    "ConfigurationError",
+    "DataFormatError",
+    "DataFormatNotFoundError",
+    "DeliveryError",
+    "DeliveryTimeoutError",
+    "EncodingError",
+    "InvalidInputError",
+    "InvalidNameError",
+    "InvalidPacketError",
+    "KafkaError",
+    "PacketTooLargeError",
+    "SessionEndedError",
+    "SessionError",
+    "SessionKeyMismatchError",
+    "SessionNotFoundError",
+    "TopicLayoutError",
+    "WriterClosedError",
+]
+
+
+class AiowriterError(Exception):
+    """Root of every error raised by aiowriter."""
+
+
+class ConfigurationError(AiowriterError, ValueError):
+    """A configuration value is invalid; the message names the field and what to use instead."""
+
+
+class InvalidInputError(AiowriterError, ValueError):
+    """An argument is wrong. The call had no effect: nothing was queued or written."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A data source or stream name cannot be used as (part of) a Stream API topic name."""
+
+
+class InvalidPacketError(InvalidInputError):
+    """The packet is not a usable Open Data packet."""
+
+
+class SessionKeyMismatchError(InvalidPacketError):
+    """``Packet.session_key`` is set and differs from the session key the record is keyed by."""
+
+
+class PacketTooLargeError(InvalidPacketError):
+    """The serialized packet exceeds the producer's maximum request size."""
+
+
+class EncodingError(InvalidInputError):
+    """Values given to a packet builder cannot be encoded as the Open Data schema requires."""
+
+
+class WriterClosedError(AiowriterError):
+    """The writer (or manager) is not running: call ``start()`` or use ``async with``."""
+
+
+class BufferFullError(AiowriterError):
+    """A ``*_nowait`` write found the stream's queue (or the global byte budget) full.
+
+    Nothing was queued. Await the blocking variant, or retry after the queue drains.
+    """
+
+
+class TopicLayoutError(AiowriterError):
+    """An existing Kafka topic does not have the shape the Stream API layout requires."""
+
+
+class KafkaError(AiowriterError):
+    """The Kafka client or broker failed.
+
+    ``retriable`` is true where the same operation may succeed later (broker restarting,
+    leader moving); false where retrying cannot help (authorisation, record too large).
+    """
+
+    retriable: bool = False
+
+    def __init__(self, message: str, *, retriable: bool | None = None) -> None:
+        super().__init__(message)
+        if retriable is not None:
+            self.retriable = retriable
+
+
+class BrokerUnavailableError(KafkaError):
+    """No broker could be reached within the deadline."""
+
+    retriable = True
+
+
+class DeliveryError(KafkaError):
+    """A packet was accepted by the writer but not acknowledged by the broker."""
+
+
+class DeliveryTimeoutError(DeliveryError):
+    """A packet was not acknowledged within the configured delivery timeout.
+
+    Whether the broker stored it is unknown (it may still arrive if the broker comes back).
+    """
+
+    retriable = True
+
+
+class SessionError(AiowriterError):
+    """A session operation failed."""
+
+
+class SessionNotFoundError(SessionError):
+    """No session with that key is known (neither written here nor seen on ``SessionInfo``)."""
+
+
+class SessionEndedError(SessionError):
+    """The session has ended; it cannot be updated any more."""
+
+
+class DataFormatError(AiowriterError):
+    """A data-format operation failed."""
+
+
+class DataFormatNotFoundError(DataFormatError):
+    """No data format with that id (or parameter list / event) is known for the data source."""
+
+
+def convert_kafka_error(exc: BaseException, context: str) -> AiowriterError:
+    """Return the aiowriter error for a foreign exception (aiokafka, OSError, timeouts)."""
+    if isinstance(exc, AiowriterError):
+        return exc
+    # Imported here so that importing aiowriter does not pay for aiokafka's error module twice.
+    from aiokafka import errors as ak
+
+    detail = f"{context}: {type(exc).__name__}: {exc}".rstrip(": ")
+    if isinstance(exc, ak.KafkaConnectionError | ak.NoBrokersAvailable | ConnectionError):
+        return BrokerUnavailableError(f"{detail} (is the broker running and reachable?)")
+    if isinstance(exc, ak.KafkaTimeoutError | asyncio.TimeoutError | TimeoutError):
+        return DeliveryTimeoutError(detail)
+    if isinstance(exc, ak.MessageSizeTooLargeError | ak.RecordListTooLargeError):
+        return DeliveryError(detail, retriable=False)
+    if isinstance(exc, ak.KafkaError):
+        return KafkaError(detail, retriable=bool(getattr(exc, "retriable", False)))
+    if isinstance(exc, OSError):
+        return BrokerUnavailableError(detail)
+    return KafkaError(detail)
+
+
+@contextlib.contextmanager
+def map_kafka_errors(context: str) -> Iterator[None]:
+    """Convert aiokafka and network errors raised inside the block into aiowriter errors."""
+    try:
+        yield
+    except AiowriterError:
+        raise
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        raise convert_kafka_error(exc, context) from exc

@@ -1,0 +1,155 @@
+"""Bounded per-stream queues ("lanes") with a shared byte budget and FIFO backpressure.
+
+A lane holds the packets of one route (one topic partition) in write order. Writers that find
+it full wait in a FIFO line; space frees when the drainer hands a batch to the producer, and only
+as many writers are woken as there is room for. (aiokafka wakes every waiting sender on each
+drain, which collapses with thousands of writers: aiokafka#528.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from ._config import QueueLimits
+from ._delivery import Delivery
+from ._layout import Route
+
+__all__ = ["Budget", "Lane"]
+
+
+class Budget:
+    """The global byte budget shared by every lane of a writer."""
+
+    __slots__ = ("limit", "used", "waiters")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        # Lanes whose first writer waits on the global budget, in arrival order.
+        self.waiters: deque[Lane] = deque()
+
+    def fits(self, size: int) -> bool:
+        return self.used + size <= self.limit or self.used == 0
+
+
+class Lane:
+    """The queue of one (data source, stream) route or one ``SessionInfo`` partition."""
+
+    __slots__ = (
+        "acked",
+        "acked_bytes",
+        "budget",
+        "bytes",
+        "data_source",
+        "entries",
+        "essential_route",
+        "failed",
+        "in_flight",
+        "last",
+        "limits",
+        "putters",
+        "ready",
+        "route",
+        "stream",
+        "task",
+        "wakeup",
+    )
+
+    def __init__(
+        self,
+        data_source: str,
+        stream: str,
+        route: Route,
+        essential_route: Route | None,
+        limits: QueueLimits,
+        budget: Budget,
+    ) -> None:
+        self.data_source = data_source
+        self.stream = stream
+        self.route = route
+        self.essential_route = essential_route
+        self.limits = limits
+        self.budget = budget
+        self.entries: deque[Delivery] = deque()
+        self.bytes = 0
+        self.putters: deque[asyncio.Future[None]] = deque()
+        self.wakeup: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        # None until the lane's topics were checked/created; then a finished future.
+        self.ready: asyncio.Future[None] | None = None
+        self.last: Delivery | None = None
+        self.in_flight = 0
+        self.acked = 0
+        self.acked_bytes = 0
+        self.failed = 0
+
+    # -- room ------------------------------------------------------------------------------
+    def has_room(self, size: int) -> bool:
+        """Room for a packet of ``size`` bytes here and in the global budget."""
+        n = len(self.entries)
+        if n >= self.limits.max_packets_per_stream:
+            return False
+        if n and self.bytes + size > self.limits.max_bytes_per_stream:
+            return False
+        return self.budget.fits(size)
+
+    def push(self, entry: Delivery) -> None:
+        self.entries.append(entry)
+        self.bytes += entry.size
+        self.budget.used += entry.size
+        self.last = entry
+        wakeup = self.wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def wait_for_room(self, size: int) -> None:
+        """Wait, in FIFO order with other writers, until a packet of ``size`` fits."""
+        if not self.putters and self.has_room(size):
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self.putters.append(fut)
+        while True:
+            if not self.budget.fits(size) and self not in self.budget.waiters:
+                self.budget.waiters.append(self)
+            try:
+                await fut
+            except BaseException:
+                # Cancelled (or timed out): leave the line without swallowing a wake-up.
+                if fut in self.putters:
+                    self.putters.remove(fut)
+                elif fut.done() and not fut.cancelled():
+                    self.wake_putters()
+                raise
+            if self.has_room(size):
+                return
+            # Woken but still no room (a bigger packet, or the budget): stay first in line.
+            fut = loop.create_future()
+            self.putters.appendleft(fut)
+
+    def wake_putters(self) -> None:
+        """Wake the first waiting writer; it wakes the next once it has queued (chain)."""
+        while self.putters:
+            fut = self.putters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def take(self, count: int) -> list[Delivery]:
+        """Remove the first ``count`` entries (handed to the producer) and free their room."""
+        taken = [self.entries.popleft() for _ in range(count)]
+        freed = sum(e.size for e in taken)
+        self.bytes -= freed
+        self.budget.used -= freed
+        self.wake_putters()
+        budget = self.budget
+        while budget.waiters and budget.used < budget.limit:
+            budget.waiters.popleft().wake_putters()
+        return taken
+
+    def __repr__(self) -> str:
+        return (
+            f"<Lane {self.route.topic}:{self.route.partition} queued={len(self.entries)} "
+            f"bytes={self.bytes} in_flight={self.in_flight}>"
+        )

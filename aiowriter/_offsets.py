@@ -1,0 +1,74 @@
+"""High-water-mark snapshots of a data source's topics: a session's start and end offsets.
+
+The key set is the server's (layout spec 2.2, step 3): ``ds:0``, ``ds_essential:0`` and, per
+strategy, ``ds.<stream>:0`` for every existing topic the server's stream regex matches
+(TopicBased) or ``ds:P`` for every mapped partition (PartitionBased). A topic or partition that
+does not exist yet counts 0: when it is created, its data starts at offset 0, after the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ._config import StreamingConfig
+from ._exceptions import map_kafka_errors
+from ._layout import Layout, offset_key
+from ._topics import TopicProvisioner
+
+__all__ = ["OffsetSnapshotter"]
+
+
+class OffsetSnapshotter:
+    """Takes ``topic_partition_offsets`` snapshots; owns one metadata-only consumer."""
+
+    def __init__(self, config: StreamingConfig, provisioner: TopicProvisioner) -> None:
+        self._config = config
+        self._layout = Layout(config)
+        self._provisioner = provisioner
+        self._consumer: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _client(self) -> Any:
+        async with self._lock:
+            if self._consumer is None:
+                from aiokafka import AIOKafkaConsumer
+
+                consumer = AIOKafkaConsumer(
+                    group_id=None, enable_auto_commit=False, **self._config.client_kwargs()
+                )
+                with map_kafka_errors(f"connecting to {self._config.bootstrap_servers}"):
+                    await consumer.start()
+                self._consumer = consumer
+            return self._consumer
+
+    async def snapshot(self, data_source: str) -> dict[str, int]:
+        """The end offsets of every partition in the data source's key set."""
+        from aiokafka import TopicPartition
+
+        # Listed afresh each time: stream topics created by any writer since the last snapshot
+        # must be in the key set, as the server's topic scan would include them.
+        existing = await self._provisioner.existing_topics()
+        stream_topics = (
+            [t for t in existing if Layout.is_stream_topic(data_source, t)]
+            if self._layout.topic_based
+            else []
+        )
+        keys = self._layout.offset_keys(data_source, stream_topics)
+        present = [
+            TopicPartition(t, p) for t, p in keys if t in existing and p < existing[t]
+        ]
+        ends: dict[Any, int] = {}
+        if present:
+            consumer = await self._client()
+            with map_kafka_errors(f"reading end offsets of {data_source!r}"):
+                ends = await consumer.end_offsets(present)
+        return {
+            offset_key(t, p): int(ends.get(TopicPartition(t, p), 0)) for t, p in keys
+        }
+
+    async def close(self, timeout: float = 5.0) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with map_kafka_errors("closing the offsets consumer"):
+                await asyncio.wait_for(consumer.stop(), timeout)

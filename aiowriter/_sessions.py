@@ -1,0 +1,574 @@
+"""``SessionManager``: the Support Library's session manager, talking to Kafka directly.
+
+Every operation writes one record to the global ``SessionInfo`` topic, exactly as the Stream API
+server does (layout spec 2.2-2.4), through a :class:`~aiowriter.PacketWriter`. The state the
+manager answers from is never kept on the side: it replays ``SessionInfo`` from offset 0 when it
+starts, then follows it live, and after each of its own writes it waits until it has read that
+record back (read-your-writes by offset). So two processes, a restarted process and a running
+Stream API server all see the same sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from . import open_data
+from ._config import StreamingConfig
+from ._encoded import EncodedPacket
+from ._events import DEFAULT_MAX_QUEUED, EventHub, Subscription
+from ._exceptions import (
+    AiowriterError,
+    InvalidInputError,
+    SessionEndedError,
+    SessionNotFoundError,
+    WriterClosedError,
+)
+from ._kafka_follow import Record, TopicFollower
+from ._layout import TopicRequirement
+from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
+from ._offsets import OffsetSnapshotter
+from ._result import ApiResult
+from ._session_state import (
+    SessionAssociated,
+    SessionEnded,
+    SessionEvent,
+    SessionInfo,
+    SessionStarted,
+    SessionTable,
+    SessionUpdated,
+)
+from ._topics import TopicProvisioner
+
+if TYPE_CHECKING:
+    from ._delivery import DeliveryReport
+    from ._writer import PacketWriter
+
+__all__ = ["SessionManager", "SessionManagerStatistics"]
+
+log = logging.getLogger("aiowriter.sessions")
+
+T = TypeVar("T")
+_UINT32_MAX = 0xFFFFFFFF
+
+
+@attrs.frozen
+class SessionManagerStatistics:
+    """A snapshot of a :class:`SessionManager`."""
+
+    state: str
+    sessions: int
+    active_sessions: int
+    records_read: int
+    records_dropped: int
+    operations: int
+    failed_operations: int
+    subscribers: int
+    events_published: int
+    events_dropped: int
+    positions: Mapping[int, int]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _check_str(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _check_details(details: object) -> dict[str, str]:
+    if not isinstance(details, Mapping):
+        raise InvalidInputError(f"details must be a mapping of str to str, got {type(details).__name__}")
+    for k, v in details.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InvalidInputError(f"details must map str to str; got {k!r}: {v!r}")
+    return dict(details)
+
+
+def _check_key(session_key: object) -> str:
+    return validate_session_key(session_key, allow_empty=False)
+
+
+async def _delivered(result: Any) -> DeliveryReport:
+    """The broker's acknowledgement of a writer result (raises its typed error on failure)."""
+    if not result.success:
+        raise result.error
+    report: DeliveryReport = await result.data
+    return report
+
+
+class SessionManager:
+    """Creates, updates, ends and lists sessions; follows ``SessionInfo`` for everybody's.
+
+    Usage::
+
+        async with SessionManager(StreamingConfig(bootstrap_servers="localhost:9092")) as sm:
+            session = (await sm.create_new_session("Car1", identifier="FP1")).unwrap()
+            ...
+            (await sm.end_session("Car1", session.session_key)).unwrap()
+
+    **Parameters:**
+
+    * ``config``: where the cluster is and how streams are laid out (decides the offset keys).
+    * ``writer``: the :class:`~aiowriter.PacketWriter` to write through. ``None`` makes the
+      manager own one, started and stopped with it; a given writer is used as is, never stopped.
+    * ``replay_timeout``: seconds ``start()`` may take to replay ``SessionInfo``.
+    * ``operation_timeout``: seconds an operation waits to read its own record back.
+
+    Operations return :class:`~aiowriter.ApiResult`; an unknown session gives
+    ``SessionNotFoundError``, an update or end of an ended session ``SessionEndedError``, Kafka
+    failures a ``KafkaError``. Wrong argument types and invalid names raise
+    ``InvalidInputError`` at once.
+    """
+
+    def __init__(
+        self,
+        config: StreamingConfig,
+        writer: PacketWriter | None = None,
+        *,
+        replay_timeout: float = 30.0,
+        operation_timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(config, StreamingConfig):
+            raise InvalidInputError(f"config must be a StreamingConfig, got {type(config).__name__}")
+        self._config = config
+        self._writer = writer
+        self._owns_writer = writer is None
+        self._replay_timeout = replay_timeout
+        self._operation_timeout = operation_timeout
+        self._provisioner = TopicProvisioner(config)
+        self._snapshots = OffsetSnapshotter(config, self._provisioner)
+        self._table = SessionTable()
+        self._hub: EventHub[SessionEvent] = EventHub()
+        self._follower: TopicFollower | None = None
+        self._lock = asyncio.Lock()
+        self._state = "new"
+        self._operations = 0
+        self._failed = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Replay ``SessionInfo`` (creating it with 1 partition if missing), then follow it."""
+        if self._state == "running":
+            return
+        if self._state != "new":
+            raise WriterClosedError("a closed SessionManager cannot be restarted; make a new one")
+        self._state = "starting"
+        try:
+            counts = await self._provisioner.ensure([TopicRequirement(SESSION_INFO_TOPIC, 1)])
+            self._follower = TopicFollower(
+                self._config, SESSION_INFO_TOPIC, counts[SESSION_INFO_TOPIC], self._on_record
+            )
+            await self._follower.start()
+            await self._follower.wait_caught_up(self._replay_timeout)
+            if self._writer is None:
+                from ._writer import PacketWriter
+
+                self._writer = PacketWriter(self._config)
+            if self._owns_writer:
+                await self._writer.start()
+        except BaseException:
+            await self._shutdown(5.0)
+            self._state = "new"
+            raise
+        self._state = "running"
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop following and (if owned) stop the writer; idempotent, bounded by ``timeout``."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        await self._shutdown(timeout)
+
+    stop = close
+
+    async def _shutdown(self, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+
+        def left() -> float:
+            return max(0.1, deadline - asyncio.get_running_loop().time())
+
+        self._hub.close()
+        if self._follower is not None:
+            await self._follower.stop(left())
+        for closer in (self._snapshots.close, self._provisioner.close):
+            try:
+                await asyncio.wait_for(closer(), left())
+            except Exception as exc:
+                log.warning("closing the session manager: %r", exc)
+        if self._owns_writer and self._writer is not None:
+            try:
+                await self._writer.stop(timeout=left())
+            except Exception as exc:
+                log.warning("stopping the session manager's writer: %r", exc)
+
+    async def __aenter__(self) -> SessionManager:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def writer(self) -> PacketWriter:
+        """The writer this manager writes through."""
+        self._check_running()
+        assert self._writer is not None
+        return self._writer
+
+    def _check_running(self) -> None:
+        if self._state != "running":
+            raise WriterClosedError(
+                f"SessionManager is {self._state}: use 'async with SessionManager(...)' or start()"
+            )
+
+    # -- following ------------------------------------------------------------------------------
+    def _on_record(self, record: Record, live: bool) -> None:
+        if record.key is None:
+            # The server drops keyless SessionInfo records (SessionInfoService.GetPacket).
+            self._table.dropped += 1
+            return
+        events = self._table.apply(record.value, record.timestamp)
+        if live:  # forward-only: the replay of what existed before start publishes nothing
+            for event in events:
+                self._hub.publish(event)
+
+    # -- events -----------------------------------------------------------------------------
+    def events(
+        self,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        *,
+        data_source: str | None = None,
+        session_key: str | None = None,
+    ) -> Subscription[SessionEvent]:
+        """Subscribe to live session events (``async for event in sm.events(): ...``).
+
+        Events: :class:`SessionStarted`, :class:`SessionUpdated` (identifier, details, associates,
+        ...), :class:`SessionAssociated` (one per new associate key) and :class:`SessionEnded`,
+        for sessions of every writer, in ``SessionInfo`` order. Only records read after the
+        manager started produce events. Optional filters: ``data_source``, ``session_key``.
+
+        Overflow: each subscription queues at most ``max_queued`` events; beyond that the oldest
+        is dropped and ``subscription.dropped`` counts it. The manager never waits for a reader.
+        Iteration ends when the subscription (``async with`` / ``close()``) or the manager closes.
+        """
+
+        def accept(event: SessionEvent) -> bool:
+            s = event.session
+            return (data_source is None or s.data_source == data_source) and (
+                session_key is None or s.session_key == session_key
+            )
+
+        return self._hub.subscribe(max_queued, accept)
+
+    def add_callback(self, callback: Callable[[SessionEvent], object]) -> Callable[[], None]:
+        """Call ``callback(event)`` for each live event (quick, non-blocking; a coroutine
+        function's coroutines run as tasks). Returns a function that removes the callback."""
+        return self._hub.add_callback(callback)
+
+    # -- reads ------------------------------------------------------------------------------------
+    def _lookup(self, data_source: str, session_key: str) -> SessionInfo:
+        session = self._table.get(session_key)
+        if session is None or session.data_source != data_source:
+            raise SessionNotFoundError(
+                f"no session {session_key!r} of data source {data_source!r} on {SESSION_INFO_TOPIC!r}"
+            )
+        return session
+
+    async def get_session_info(self, data_source: str, session_key: str) -> ApiResult[SessionInfo]:
+        """The session's current state; fails with ``SessionNotFoundError`` if unknown (or a
+        session of another data source)."""
+        validate_data_source(data_source)
+        _check_key(session_key)
+        self._check_running()
+        try:
+            return ApiResult.ok(self._lookup(data_source, session_key))
+        except AiowriterError as exc:
+            return ApiResult.fail(exc)
+
+    async def get_all_sessions(self, data_source: str | None = None) -> ApiResult[list[SessionInfo]]:
+        """Every known session (of ``data_source`` if given), in the order they were created."""
+        if data_source is not None:
+            validate_data_source(data_source)
+        self._check_running()
+        sessions = self._table.all()
+        if data_source is not None:
+            sessions = [s for s in sessions if s.data_source == data_source]
+        return ApiResult.ok(sessions)
+
+    # -- writes ---------------------------------------------------------------------------------
+    async def _run(self, operation: Callable[[], Awaitable[T]]) -> ApiResult[T]:
+        self._check_running()
+        self._operations += 1
+        try:
+            # One mutation at a time: an update is a full snapshot computed from the current
+            # state, so two interleaved updates would otherwise lose each other's changes.
+            async with self._lock:
+                data = await operation()
+        except AiowriterError as exc:
+            self._failed += 1
+            return ApiResult.fail(exc)
+        return ApiResult.ok(data)
+
+    async def _write_and_read_back(self, packet: open_data.Packet) -> None:
+        assert self._writer is not None and self._follower is not None
+        result = await self._writer.write_info(packet)
+        report = await _delivered(result)
+        await self._follower.wait_past(report.partition, report.offset, self._operation_timeout)
+
+    async def create_new_session(
+        self,
+        data_source: str,
+        identifier: str = "",
+        type: str = "Session",
+        version: int = 1,
+        utc_offset: dt.timedelta | None = None,
+        details: Mapping[str, str] | None = None,
+        associate_session_keys: Iterable[str] = (),
+    ) -> ApiResult[SessionInfo]:
+        """Create a session: a new lowercase UUID4 key, a start-offsets snapshot and one
+        ``NewSession`` record on ``SessionInfo``; returns after the broker acknowledged it (so
+        data written afterwards lies after the snapshot). An empty ``type`` becomes
+        ``"Session"``, as on the server."""
+        validate_data_source(data_source)
+        _check_str(identifier, "identifier")
+        _check_str(type, "type")
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= _UINT32_MAX:
+            raise InvalidInputError(f"version must be an int in 0..2**32-1, got {version!r}")
+        if utc_offset is not None and not isinstance(utc_offset, dt.timedelta):
+            raise InvalidInputError(f"utc_offset must be a timedelta or None, got {utc_offset!r}")
+        details_ = _check_details(details or {})
+        if isinstance(associate_session_keys, str):
+            raise InvalidInputError("associate_session_keys must be a list of keys, not a str")
+        associates = [_check_key(k) for k in associate_session_keys]
+
+        async def create() -> SessionInfo:
+            key = str(uuid.uuid4())
+            now = _now()
+            info = open_data.SessionInfoPacket(
+                data_source=data_source,  # readers ignore the embedded info without it (2.2)
+                identifier=identifier,
+                type=type or "Session",
+                version=version,
+                associate_session_keys=associates,
+                details=details_,
+                utc_offset=utc_offset,
+                creation_time=now,
+            )
+            new = open_data.NewSessionPacket(
+                data_source=data_source,
+                topic_partition_offsets=await self._snapshots.snapshot(data_source),
+                utc_offset=utc_offset,
+                session_info=info,
+                creation_time=now,
+            )
+            packet = open_data.Packet(type="NewSession", session_key=key, content=bytes(new))
+            await self._write_and_read_back(packet)
+            return self._lookup(data_source, key)
+
+        return await self._run(create)
+
+    async def _update(
+        self, data_source: str, session_key: str, change: Callable[[SessionInfo], SessionInfo]
+    ) -> ApiResult[SessionInfo]:
+        async def update() -> SessionInfo:
+            session = self._lookup(data_source, session_key)
+            if session.completed:
+                raise SessionEndedError(f"session {session_key!r} has ended; it cannot be updated")
+            snapshot = change(session).to_info_packet()
+            packet = open_data.Packet(type="SessionInfo", session_key=session_key, content=bytes(snapshot))
+            await self._write_and_read_back(packet)
+            return self._lookup(data_source, session_key)
+
+        return await self._run(update)
+
+    async def update_identifier(
+        self, data_source: str, session_key: str, identifier: str
+    ) -> ApiResult[SessionInfo]:
+        """Replace the session's identifier (a full ``SessionInfo`` snapshot is written)."""
+        validate_data_source(data_source)
+        _check_key(session_key)
+        _check_str(identifier, "identifier")
+        return await self._update(
+            data_source, session_key, lambda s: attrs.evolve(s, identifier=identifier)
+        )
+
+    async def update_session_details(
+        self, data_source: str, session_key: str, details: Mapping[str, str]
+    ) -> ApiResult[SessionInfo]:
+        """Merge ``details`` into the session's details (new values win; keys are never removed,
+        since readers merge key by key)."""
+        validate_data_source(data_source)
+        _check_key(session_key)
+        new = _check_details(details)
+        return await self._update(
+            data_source, session_key, lambda s: attrs.evolve(s, details={**s.details, **new})
+        )
+
+    async def add_associate_session(
+        self, data_source: str, session_key: str, associate_key: str
+    ) -> ApiResult[SessionInfo]:
+        """Append ``associate_key`` to the session's associate list (no-op write if present)."""
+        validate_data_source(data_source)
+        _check_key(session_key)
+        _check_key(associate_key)
+
+        def add(s: SessionInfo) -> SessionInfo:
+            if associate_key in s.associate_session_keys:
+                return s
+            return attrs.evolve(s, associate_session_keys=(*s.associate_session_keys, associate_key))
+
+        return await self._update(data_source, session_key, add)
+
+    async def end_session(self, data_source: str, session_key: str) -> ApiResult[SessionInfo]:
+        """End the session: a fresh offsets snapshot and ``termination_time`` in one
+        ``EndOfSession`` record. Ending an ended session fails with ``SessionEndedError``."""
+        validate_data_source(data_source)
+        _check_key(session_key)
+
+        async def end() -> SessionInfo:
+            session = self._lookup(data_source, session_key)
+            if session.completed:
+                raise SessionEndedError(f"session {session_key!r} has already ended")
+            packet_content = open_data.EndOfSessionPacket(
+                data_source=data_source,
+                topic_partition_offsets=await self._snapshots.snapshot(data_source),
+                termination_time=_now(),
+            )
+            packet = open_data.Packet(
+                type="EndOfSession", session_key=session_key, content=bytes(packet_content)
+            )
+            await self._write_and_read_back(packet)
+            return self._lookup(data_source, session_key)
+
+        return await self._run(end)
+
+    # -- in-band lifecycle packets (layout spec 2.7) ---------------------------------------------
+    async def write_in_band_start(
+        self,
+        writer: PacketWriter | None,
+        data_source: str,
+        session_key: str,
+        streams: Sequence[str] = ("",),
+        *,
+        configuration: open_data.ConfigurationPacket | EncodedPacket | None = None,
+        essential: bool = True,
+    ) -> list[DeliveryReport]:
+        """Write the Support Library samples' in-band start: a ``NewSession`` packet into each
+        stream (the main stream ``""`` is always included) and, if given, the ``Configuration``
+        packet (essential) into the main stream. Returns the acknowledgements.
+
+        ``essential`` marks the lifecycle packets ``is_essential`` (the C# docs do; the Python
+        sample does not). ``writer=None`` uses the manager's writer.
+        """
+        session = await self._in_band_session(data_source, session_key)
+        new = open_data.NewSessionPacket(
+            data_source=data_source,
+            utc_offset=session.utc_offset,
+            # As in the sample: the in-band copy carries the info without data_source, so a
+            # reader of SessionInfo never mistakes it for the session's own record.
+            session_info=attrs.evolve(session, data_source="").to_info_packet(),
+            creation_time=session.creation_time,
+        )
+        packets: list[tuple[str, EncodedPacket]] = [
+            (s, EncodedPacket("NewSession", bytes(new), essential)) for s in _streams(streams, data_source)
+        ]
+        if configuration is not None:
+            if isinstance(configuration, open_data.ConfigurationPacket):
+                configuration = EncodedPacket("Configuration", bytes(configuration), True)
+            elif not isinstance(configuration, EncodedPacket):
+                raise InvalidInputError(
+                    "configuration must be an open_data.ConfigurationPacket or an EncodedPacket"
+                )
+            packets.append(("", configuration))
+        return await self._write_in_band(writer, data_source, session_key, packets)
+
+    async def write_in_band_end(
+        self,
+        writer: PacketWriter | None,
+        data_source: str,
+        session_key: str,
+        streams: Sequence[str] = ("",),
+        *,
+        essential: bool = True,
+    ) -> list[DeliveryReport]:
+        """Write an in-band ``EndOfSession`` packet into each stream (main stream included);
+        call it before :meth:`end_session`, as the samples do."""
+        await self._in_band_session(data_source, session_key)
+        end = open_data.EndOfSessionPacket(data_source=data_source, termination_time=_now())
+        packets = [
+            (s, EncodedPacket("EndOfSession", bytes(end), essential))
+            for s in _streams(streams, data_source)
+        ]
+        return await self._write_in_band(writer, data_source, session_key, packets)
+
+    async def _in_band_session(self, data_source: str, session_key: str) -> SessionInfo:
+        validate_data_source(data_source)
+        _check_key(session_key)
+        self._check_running()
+        return self._lookup(data_source, session_key)
+
+    async def _write_in_band(
+        self,
+        writer: PacketWriter | None,
+        data_source: str,
+        session_key: str,
+        packets: list[tuple[str, EncodedPacket]],
+    ) -> list[DeliveryReport]:
+        target = writer if writer is not None else self.writer
+        results = [
+            await target.write_data(data_source, stream, session_key, packet)
+            for stream, packet in packets
+        ]
+        return [await _delivered(r) for r in results]
+
+    # -- introspection ------------------------------------------------------------------------
+    def statistics(self) -> SessionManagerStatistics:
+        sessions = self._table.all()
+        follower = self._follower
+        return SessionManagerStatistics(
+            state=self._state,
+            sessions=len(sessions),
+            active_sessions=sum(not s.completed for s in sessions),
+            records_read=follower.records if follower else 0,
+            records_dropped=self._table.dropped,
+            operations=self._operations,
+            failed_operations=self._failed,
+            subscribers=self._hub.subscribers,
+            events_published=self._hub.published,
+            events_dropped=self._hub.dropped,
+            positions=follower.positions if follower else {},
+        )
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return (
+            f"<SessionManager {s.state} [Sessions: {s.sessions} known, {s.active_sessions} active "
+            f"| Records: {s.records_read} read | Subscribers: {s.subscribers}]>"
+        )
+
+
+def _streams(streams: Sequence[str], data_source: str) -> list[str]:
+    if isinstance(streams, str):
+        raise InvalidInputError("streams must be a list of stream names, not a str")
+    ordered = ["", *(validate_stream(s, data_source) for s in streams)]
+    return list(dict.fromkeys(ordered))
+
+
+# Event classes are part of this module's public surface (re-exported by the package).
+__all__ += ["SessionAssociated", "SessionEnded", "SessionEvent", "SessionInfo", "SessionStarted", "SessionUpdated"]

@@ -1,0 +1,134 @@
+"""Conversions of user values (times, durations, enums) to what the Open Data wire format holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final, TypeAlias
+
+from ._exceptions import EncodingError
+from ._wire import UINT64_MAX, check_int, put_int, put_message, put_string, signed_varint
+
+__all__ = [
+    "Duration",
+    "Time",
+    "duration_message",
+    "fixed64_time",
+    "put_duration",
+    "put_string_int64_map",
+    "put_timestamp",
+    "timestamp_message",
+    "to_ns",
+]
+
+#: A point in time: integer nanoseconds since the Unix epoch (UTC), or a timezone-aware datetime.
+Time: TypeAlias = "int | dt.datetime"
+#: A signed duration: integer nanoseconds, or a timedelta.
+Duration: TypeAlias = "int | dt.timedelta"
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NS: Final = 1_000_000_000
+#: google.protobuf.Duration range: +-10,000 years.
+_DURATION_MAX_S: Final = 315_576_000_000
+#: google.protobuf.Timestamp range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
+_TIMESTAMP_MIN_S: Final = -62_135_596_800
+_TIMESTAMP_MAX_S: Final = 253_402_300_799
+
+
+def datetime_ns(value: dt.datetime, field: str) -> int:
+    """Return nanoseconds since the epoch of a timezone-aware datetime."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise EncodingError(
+            f"{field} is a naive datetime; pass a timezone-aware one "
+            "(e.g. datetime.now(timezone.utc)) or integer nanoseconds since the Unix epoch"
+        )
+    delta = value - _EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
+
+
+def timedelta_ns(value: dt.timedelta) -> int:
+    """Return the exact number of nanoseconds in a timedelta."""
+    return ((value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds) * 1000
+
+
+def to_ns(value: object, field: str) -> int:
+    """Return a point in time as signed integer nanoseconds since the Unix epoch."""
+    if isinstance(value, dt.datetime):
+        return datetime_ns(value, field)
+    return check_int(value, field, -(2**63), UINT64_MAX, "nanoseconds since the Unix epoch")
+
+
+def fixed64_time(value: object, field: str) -> int:
+    """Return a time for a ``fixed64`` field: ns since the epoch, ``0 <= t < 2**64``."""
+    if type(value) is int and 0 <= value <= UINT64_MAX:
+        return value
+    ns = to_ns(value, field)
+    if ns < 0:
+        raise EncodingError(
+            f"{field} = {ns} ns is negative; Open Data times are unsigned nanoseconds since "
+            "the Unix epoch (1970-01-01T00:00:00Z)"
+        )
+    return ns
+
+
+def timestamp_message(value: object, field: str) -> bytes:
+    """Return the body of a ``google.protobuf.Timestamp`` with full nanosecond precision."""
+    ns = to_ns(value, field)
+    seconds, nanos = divmod(ns, _NS)
+    if not _TIMESTAMP_MIN_S <= seconds <= _TIMESTAMP_MAX_S:
+        raise EncodingError(
+            f"{field} = {ns} ns is outside the google.protobuf.Timestamp range (years 0001 to 9999)"
+        )
+    return _seconds_nanos(seconds, nanos)
+
+
+def duration_message(value: object, field: str) -> bytes:
+    """Return the body of a ``google.protobuf.Duration``, normalized like the official runtime.
+
+    Seconds and nanos carry the same sign: -1.5 s is ``seconds=-1, nanos=-500000000``.
+    """
+    if isinstance(value, dt.timedelta):
+        ns = timedelta_ns(value)
+    else:
+        ns = check_int(value, field, -(2**63), 2**63 - 1, "nanoseconds")
+    seconds, nanos = divmod(abs(ns), _NS)
+    if ns < 0:
+        seconds, nanos = -seconds, -nanos
+    if abs(seconds) > _DURATION_MAX_S:
+        raise EncodingError(f"{field} = {ns} ns is outside the google.protobuf.Duration range")
+    return _seconds_nanos(seconds, nanos)
+
+
+def _seconds_nanos(seconds: int, nanos: int) -> bytes:
+    out = bytearray()
+    if seconds:
+        out += b"\x08"
+        out += signed_varint(seconds)
+    if nanos:
+        out += b"\x10"
+        out += signed_varint(nanos)
+    return bytes(out)
+
+
+def put_timestamp(out: bytearray, key: bytes, value: object, field: str) -> None:
+    """Append a ``google.protobuf.Timestamp`` field unless ``value`` is None."""
+    if value is not None:
+        put_message(out, key, timestamp_message(value, field))
+
+
+def put_duration(out: bytearray, key: bytes, value: object, field: str) -> None:
+    """Append a ``google.protobuf.Duration`` field unless ``value`` is None."""
+    if value is not None:
+        put_message(out, key, duration_message(value, field))
+
+
+def put_string_int64_map(out: bytearray, key: bytes, values: object, field: str) -> None:
+    """Append a ``map<string, int64>`` (entries in insertion order)."""
+    if values is None:
+        return
+    if not hasattr(values, "items"):
+        raise EncodingError(f"{field} must be a mapping of str to int")
+    for k, v in values.items():
+        entry = bytearray()
+        put_string(entry, b"\x0a", k, f"{field} key")
+        put_int(entry, b"\x10", v, f"{field}[{k!r}]", 64)
+        put_message(out, key, entry)

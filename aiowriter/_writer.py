@@ -1,0 +1,700 @@
+"""``PacketWriter``: the Support Library's Writer Module, asyncio-native.
+
+``write_data`` serializes the packet, routes it by the Stream API layout and appends it to the
+bounded queue ("lane") of its (data source, stream). One drainer task per lane turns queued packets
+into record batches for aiokafka's batch API, so the per-packet cost is an append, not a
+``send()`` task. Each packet's :class:`Delivery` resolves from its batch's acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import itertools
+import logging
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from ._config import StreamingConfig
+from ._delivery import Delivery, WriteResult
+from ._exceptions import (
+    AiowriterError,
+    BufferFullError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    InvalidInputError,
+    PacketTooLargeError,
+    WriterClosedError,
+    convert_kafka_error,
+    map_kafka_errors,
+)
+from ._lanes import Budget, Lane
+from ._layout import Layout, Route, TopicRequirement, consistent_random_partition
+from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
+from ._packet_input import packet_value
+from ._result import ApiResult
+from ._statistics import StopReport, StreamStatistics, WriterStatistics
+
+__all__ = ["InfoType", "PacketWriter"]
+
+log = logging.getLogger("aiowriter.writer")
+
+# Bytes a record adds around key and value inside a batch and request (headers, varints, CRC):
+# a generous bound so a packet we accept is never rejected by the broker for size.
+_RECORD_OVERHEAD = 512
+
+
+class InfoType(enum.IntEnum):
+    """``InfoType`` of ``WriteInfo`` (values as in the Stream API proto).
+
+    The Stream API server ignores it and writes every info packet to ``SessionInfo``; so does
+    this writer, so that readers find the packets where the server would have put them.
+    """
+
+    UNSPECIFIED = 0
+    SESSION_INFO = 1
+    SYSTEM_STATUS = 2
+
+
+class _InFlight:
+    """The batches made from one take of a lane, until all their futures are done."""
+
+    __slots__ = ("entries", "lane", "pending", "timer")
+
+    def __init__(self, lane: Lane, entries: list[Delivery]) -> None:
+        self.lane = lane
+        self.entries = entries
+        self.pending = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class PacketWriter:
+    """Writes Open Data packets to Kafka exactly where the Stream API server would.
+
+    Usage::
+
+        async with PacketWriter(StreamingConfig(bootstrap_servers="127.0.0.1:9092")) as writer:
+            result = await writer.write_data("car1", "chassis", session_key, packet)
+            report = await result.delivery   # optional: wait for the broker's ack
+
+    * ``write_data`` waits while the stream's queue is full (backpressure, memory stays bounded);
+      ``write_data_nowait`` raises :class:`BufferFullError` instead.
+    * Results follow the Support Library's ``ApiResult`` (``success``, ``message``, ``data``);
+      ``unwrap()`` raises. Wrong arguments and use of a writer that is not running raise at once.
+    * ``stop(timeout)`` delivers what is queued, within the deadline, and reports what was not.
+    """
+
+    def __init__(self, config: StreamingConfig) -> None:
+        if not isinstance(config, StreamingConfig):
+            raise TypeError(f"config must be a StreamingConfig, got {type(config).__name__}")
+        self._config = config
+        self._layout = Layout(config)
+        self._budget = Budget(config.queues.max_total_bytes)
+        self._lanes: dict[tuple[str, str], Lane] = {}
+        self._info_lanes: dict[int, Lane] = {}
+        self._state = "new"
+        self._closing = False
+        self._producer: Any = None
+        self._topics: Any = None
+        self._next_id = itertools.count(1).__next__
+        self._in_flight: set[_InFlight] = set()
+        self._stop_task: asyncio.Task[StopReport] | None = None
+        self._retired_acked = 0
+        self._retired_failed = 0
+        p = config.producer
+        self._max_value = p.max_request_size - _RECORD_OVERHEAD
+        self._linger = p.linger_ms / 1000
+        self._delivery_timeout = p.delivery_timeout
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect the producer. Raises :class:`BrokerUnavailableError` if no broker answers."""
+        if self._state != "new":
+            raise WriterClosedError(f"start() called on a writer that is {self._state}")
+        self._state = "starting"
+        from aiokafka import AIOKafkaProducer
+
+        from ._topics import TopicProvisioner
+
+        p = self._config.producer
+        producer = AIOKafkaProducer(
+            **self._config.client_kwargs(),
+            acks=p.acks,
+            enable_idempotence=p.enable_idempotence,
+            compression_type=None if p.compression == "none" else p.compression,
+            # Our drainer lingers and closes each batch itself; aiokafka's own linger would only
+            # delay batches that are already complete.
+            linger_ms=0,
+            max_batch_size=p.max_batch_bytes,
+            max_request_size=p.max_request_size,
+        )
+        try:
+            with map_kafka_errors(f"starting the producer for {self._config.bootstrap_servers}"):
+                await producer.start()
+        except BaseException:
+            self._state = "stopped"
+            await _quiet_stop(producer)
+            raise
+        self._producer = producer
+        self._topics = TopicProvisioner(self._config)
+        self._state = "running"
+
+    async def stop(self, timeout: float = 30.0) -> ApiResult[StopReport]:
+        """Deliver everything queued, then close; give up at ``timeout`` seconds.
+
+        Idempotent. ``data`` is a :class:`StopReport`; ``success`` is false when packets were
+        not delivered (``undelivered`` counts them; their deliveries fail).
+        """
+        if self._state in ("new", "starting"):
+            self._state = "stopped"
+            self._stop_task = None
+            return ApiResult.ok(StopReport(0, 0, False), "writer was never started")
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop(timeout))
+        report = await asyncio.shield(self._stop_task)
+        if report.undelivered:
+            return ApiResult(
+                False,
+                f"{report.undelivered} packet(s) were not delivered"
+                + (" before the stop deadline" if report.timed_out else ""),
+                report,
+                DeliveryError(f"{report.undelivered} packet(s) not delivered"),
+            )
+        return ApiResult.ok(report, f"{report.delivered} packet(s) delivered")
+
+    async def __aenter__(self) -> PacketWriter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_state", "new") in ("running", "starting"):
+            _warn(f"unclosed {self!r}; use 'async with' or await stop()", ResourceWarning,
+                  source=self)
+
+    # -- writing ---------------------------------------------------------------------------
+    async def write_data(
+        self, data_source: str, stream: str, session_key: str, packet: object
+    ) -> WriteResult:
+        """Queue ``packet`` for ``(data_source, stream)``, keyed by ``session_key``.
+
+        Waits while the stream's queue is full, at most the configured ``delivery_timeout``
+        (then the result fails with :class:`DeliveryTimeoutError`). ``stream`` ``""`` is the
+        main stream. Essential packets are also copied to ``<data_source>_essential``.
+        """
+        lane, entry = self._prepare(data_source, stream, session_key, packet)
+        if lane.ready is None or not lane.ready.done():
+            try:
+                await self._ensure_ready(lane)
+            except AiowriterError as exc:
+                return WriteResult.fail(exc)  # type: ignore[return-value]
+        return await self._enqueue(lane, entry)
+
+    def write_data_nowait(
+        self, data_source: str, stream: str, session_key: str, packet: object
+    ) -> WriteResult:
+        """Like :meth:`write_data`, but raises :class:`BufferFullError` instead of waiting."""
+        lane, entry = self._prepare(data_source, stream, session_key, packet)
+        if lane.putters or not lane.has_room(entry.size):
+            raise BufferFullError(
+                f"queue of stream {stream!r} of {data_source!r} is full ({len(lane.entries)} "
+                f"packets, {lane.bytes} bytes; global {self._budget.used}/{self._budget.limit} "
+                "bytes): await write_data() to wait for room"
+            )
+        self._push(lane, entry)
+        return WriteResult(True, "", entry)
+
+    async def write_info(
+        self,
+        packet: object,
+        info_type: InfoType = InfoType.SESSION_INFO,
+        *,
+        session_key: str | None = None,
+    ) -> WriteResult:
+        """Write a session/info packet to ``SessionInfo``, keyed by its ``session_key``.
+
+        ``packet`` is an ``open_data.Packet`` or serialized Packet bytes carrying the session
+        key, or any other accepted packet form with ``session_key=`` given. An empty key is
+        rejected: the server drops records without one.
+        """
+        self._check_running()
+        if not isinstance(info_type, InfoType):
+            InfoType(info_type)  # raises ValueError naming the bad value
+        key = session_key
+        if key is None:
+            key = _embedded_session_key(packet)
+        validate_session_key(key, allow_empty=False)
+        value, _ = packet_value(packet, key, self._next_id)
+        # The info path ignores is_essential (the server never copies info packets).
+        entry = self._entry(key, value, False)
+        lane = await self._info_lane(entry.key)
+        return await self._enqueue(lane, entry)
+
+    async def flush(self, timeout: float = 30.0) -> ApiResult[int]:
+        """Wait until every packet accepted so far is acknowledged or failed.
+
+        ``data`` is the number of those packets still pending when ``timeout`` passed (0 on
+        success).
+        """
+        lasts = [lane.last for lane in self._all_lanes() if lane.last is not None]
+        pending = [d for d in lasts if not d.done()]
+        if pending:
+            waiter = asyncio.gather(*(_settle(d) for d in pending))
+            try:
+                async with asyncio.timeout(timeout):
+                    await waiter
+            except TimeoutError:
+                left = sum(len(lane.entries) + lane.in_flight for lane in self._all_lanes())
+                return ApiResult(
+                    False, f"{left} packet(s) still pending after {timeout} s", left,
+                    DeliveryTimeoutError(f"flush timed out with {left} packet(s) pending"),
+                )
+        return ApiResult.ok(0, "all packets settled")
+
+    async def ensure_topics(self, data_source: str, streams: Iterable[str] = ("",)) -> None:
+        """Create/check the topics of ``data_source`` and ``streams`` now, not on first write."""
+        self._check_running()
+        for stream in streams:
+            lane = self._lane(data_source, stream)
+            await self._ensure_ready(lane)
+
+    # -- introspection ---------------------------------------------------------------------
+    @property
+    def config(self) -> StreamingConfig:
+        return self._config
+
+    @property
+    def state(self) -> str:
+        """``new``, ``starting``, ``running``, ``stopping`` or ``stopped``."""
+        return self._state
+
+    def statistics(self) -> WriterStatistics:
+        streams = tuple(
+            StreamStatistics(
+                data_source=lane.data_source,
+                stream=lane.stream,
+                topic=lane.route.topic,
+                partition=lane.route.partition,
+                queued_packets=len(lane.entries),
+                queued_bytes=lane.bytes,
+                in_flight_packets=lane.in_flight,
+                acked_packets=lane.acked,
+                acked_bytes=lane.acked_bytes,
+                failed_packets=lane.failed,
+                waiting_writers=len(lane.putters),
+            )
+            for lane in self._all_lanes()
+        )
+        return WriterStatistics(
+            state=self._state,
+            queued_packets=sum(s.queued_packets for s in streams),
+            queued_bytes=self._budget.used,
+            max_total_bytes=self._budget.limit,
+            in_flight_packets=sum(s.in_flight_packets for s in streams),
+            acked_packets=sum(s.acked_packets for s in streams) + self._retired_acked,
+            acked_bytes=sum(s.acked_bytes for s in streams),
+            failed_packets=sum(s.failed_packets for s in streams) + self._retired_failed,
+            streams=streams,
+        )
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return (
+            f"<PacketWriter [{s.state} | {len(s.streams)} streams | queued: {s.queued_packets} "
+            f"packets, {s.queued_bytes} bytes | in flight: {s.in_flight_packets} | acked: "
+            f"{s.acked_packets} | failed: {s.failed_packets}] {self._config.bootstrap_servers}>"
+        )
+
+    # -- internals: accepting ----------------------------------------------------------------
+    def _check_running(self) -> None:
+        if self._state != "running":
+            if self._state == "new":
+                raise WriterClosedError(
+                    "the writer is not started: await writer.start() or use 'async with'"
+                )
+            raise WriterClosedError(f"the writer is {self._state}; create a new one to write")
+
+    def _prepare(
+        self, data_source: str, stream: str, session_key: str, packet: object
+    ) -> tuple[Lane, Delivery]:
+        self._check_running()
+        lane = self._lanes.get((data_source, stream))
+        if lane is None:
+            lane = self._lane(data_source, stream)
+        if type(session_key) is not str:
+            validate_session_key(session_key)
+        value, essential = packet_value(packet, session_key, self._next_id)
+        return lane, self._entry(session_key, value, essential)
+
+    def _entry(self, session_key: str, value: bytes, essential: bool) -> Delivery:
+        key = session_key.encode()
+        if len(value) + len(key) > self._max_value:
+            raise PacketTooLargeError(
+                f"packet of {len(value)} bytes exceeds the producer's max request size "
+                f"({self._config.producer.max_request_size} bytes, less {_RECORD_OVERHEAD} bytes of "
+                "record overhead): split it into smaller packets or raise max_request_size (and "
+                "the broker's message.max.bytes)"
+            )
+        return Delivery(key, value, essential, asyncio.get_running_loop().time())
+
+    def _lane(self, data_source: str, stream: str) -> Lane:
+        lane = self._lanes.get((data_source, stream))
+        if lane is None:
+            validate_data_source(data_source)
+            validate_stream(stream, data_source)
+            lane = Lane(
+                data_source,
+                stream,
+                self._layout.data_route(data_source, stream),
+                self._layout.essential_route(data_source),
+                self._config.queues,
+                self._budget,
+            )
+            self._lanes[(data_source, stream)] = lane
+            lane.task = asyncio.get_running_loop().create_task(
+                self._run_lane(lane, self._layout.topic_requirements(data_source, stream)),
+                name=f"aiowriter-lane-{data_source}/{stream}",
+            )
+        return lane
+
+    async def _info_lane(self, key: bytes) -> Lane:
+        counts = await self._topics.ensure([TopicRequirement(SESSION_INFO_TOPIC, 1)])
+        partition = consistent_random_partition(key, counts[SESSION_INFO_TOPIC])
+        lane = self._info_lanes.get(partition)
+        if lane is None:
+            lane = Lane("", "", Route(SESSION_INFO_TOPIC, partition), None,
+                        self._config.queues, self._budget)
+            lane.ready = asyncio.get_running_loop().create_future()
+            lane.ready.set_result(None)
+            self._info_lanes[partition] = lane
+            lane.task = asyncio.get_running_loop().create_task(
+                self._run_lane(lane, []), name=f"aiowriter-info-{partition}"
+            )
+        return lane
+
+    async def _ensure_ready(self, lane: Lane) -> None:
+        if lane.ready is None:
+            lane.ready = asyncio.get_running_loop().create_future()
+        await asyncio.shield(lane.ready)
+
+    async def _enqueue(self, lane: Lane, entry: Delivery) -> WriteResult:
+        if lane.putters or not lane.has_room(entry.size):
+            try:
+                async with asyncio.timeout(self._delivery_timeout):
+                    await lane.wait_for_room(entry.size)
+            except TimeoutError:
+                return WriteResult.fail(  # type: ignore[return-value]
+                    DeliveryTimeoutError(
+                        f"stream {lane.stream!r} of {lane.data_source!r} stayed full for "
+                        f"{self._delivery_timeout} s: the broker is not acknowledging (down or "
+                        "too slow); nothing was queued"
+                    )
+                )
+            self._check_running()
+        self._push(lane, entry)
+        return WriteResult(True, "", entry)
+
+    def _push(self, lane: Lane, entry: Delivery) -> None:
+        if lane.task is None or lane.task.done():
+            raise WriterClosedError(
+                f"stream {lane.stream!r} of {lane.data_source!r} is no longer served "
+                f"(its topics failed: {_lane_error(lane)}); write again to retry"
+            )
+        lane.push(entry)
+        if lane.putters and lane.has_room(0):
+            lane.wake_putters()
+
+    def _all_lanes(self) -> list[Lane]:
+        return [*self._lanes.values(), *self._info_lanes.values()]
+
+    # -- internals: draining -----------------------------------------------------------------
+    async def _run_lane(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if requirements:
+                await self._provision(lane, requirements)
+            while True:
+                if not lane.entries:
+                    if self._closing:
+                        return
+                    lane.wakeup = loop.create_future()
+                    await lane.wakeup
+                    lane.wakeup = None
+                    continue
+                if self._linger and lane.bytes < self._config.producer.max_batch_bytes \
+                        and not self._closing:
+                    await asyncio.sleep(self._linger)
+                await self._send_batch(lane)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never let a lane die silently with packets in it
+            log.exception("lane %r failed", lane)
+            self._retire(lane, convert_kafka_error(exc, "writing"))
+
+    async def _provision(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
+        if lane.ready is None:
+            lane.ready = asyncio.get_running_loop().create_future()
+        try:
+            counts = await self._topics.ensure(requirements)
+        except Exception as exc:
+            error = convert_kafka_error(exc, f"preparing topics of {lane.data_source!r}")
+            if not lane.ready.done():
+                lane.ready.set_exception(error)
+                lane.ready.exception()  # retrieved here: writers that await it re-raise it
+            raise error from exc
+        ess = lane.essential_route
+        if ess is not None and ess.partition is None and counts.get(ess.topic, 1) <= 1:
+            lane.essential_route = Route(ess.topic, 0)
+        if not lane.ready.done():
+            lane.ready.set_result(None)
+
+    def _retire(self, lane: Lane, error: AiowriterError) -> None:
+        """Take a failed lane out of service: fail what it holds; the next write makes a new one."""
+        if self._lanes.get((lane.data_source, lane.stream)) is lane:
+            del self._lanes[(lane.data_source, lane.stream)]
+        for part, info_lane in list(self._info_lanes.items()):
+            if info_lane is lane:
+                del self._info_lanes[part]
+        entries = lane.take(len(lane.entries))
+        for entry in entries:
+            if entry._fail(error):
+                lane.failed += 1
+        self._retired_acked += lane.acked
+        self._retired_failed += lane.failed
+        while lane.putters:
+            lane.wake_putters()
+
+    async def _send_batch(self, lane: Lane) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        timeout = self._delivery_timeout
+        entries = lane.entries
+        # Packets that waited out the delivery timeout in the queue (broker down) fail here,
+        # so writers blocked on a full queue get room and learn why.
+        expired = 0
+        for entry in entries:
+            if now - entry.enqueued_at < timeout:
+                break
+            expired += 1
+        if expired:
+            error = DeliveryTimeoutError(
+                f"not acknowledged within delivery_timeout={timeout} s (broker unreachable?)"
+            )
+            for entry in lane.take(expired):
+                if entry._fail(error):
+                    lane.failed += 1
+            log.warning("%d packet(s) of %r expired in the queue", expired, lane)
+            if not entries:
+                return
+        producer = self._producer
+        builder = producer.create_batch()
+        count = 0
+        for entry in entries:
+            if builder.append(timestamp=None, key=entry.key, value=entry.value) is None:
+                break
+            count += 1
+        taken = lane.take(count)
+        builder.close()
+        flight = _InFlight(lane, taken)
+        lane.in_flight += len(taken)
+        self._in_flight.add(flight)
+        sends: list[tuple[Any, Route, list[Delivery], bool]] = [(builder, lane.route, taken, False)]
+        if lane.essential_route is not None:
+            sends.extend(self._essential_batches(lane.essential_route, taken))
+        remaining = max(0.001, taken[0].enqueued_at + timeout - now)
+        flight.timer = loop.call_later(remaining, self._expire, flight)
+        try:
+            async with asyncio.timeout(remaining):
+                for batch, route, items, essential in sends:
+                    fut = await producer.send_batch(batch, route.topic, partition=route.partition)
+                    flight.pending += 1
+                    fut.add_done_callback(functools.partial(
+                        self._batch_done, flight, items, route, essential))
+        except Exception as exc:
+            error = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
+            self._settle_failed(flight, taken, error)
+            self._finish_flight(flight)
+            log.warning("batch of %d packet(s) for %r failed: %s", len(taken), lane, error)
+
+    def _essential_batches(
+        self, route: Route, taken: list[Delivery]
+    ) -> list[tuple[Any, Route, list[Delivery], bool]]:
+        essentials = [e for e in taken if e.essential]
+        if not essentials:
+            return []
+        groups: dict[int, list[Delivery]] = {}
+        if route.partition is not None:
+            groups[route.partition] = essentials
+        else:
+            count = self._topics.partition_count(route.topic) or 1
+            for e in essentials:
+                groups.setdefault(consistent_random_partition(e.key, count), []).append(e)
+        out = []
+        for partition, items in groups.items():
+            builder = self._producer.create_batch()
+            for e in items:  # a subset of a batch that fit, so it fits too
+                builder.append(timestamp=None, key=e.key, value=e.value)
+            builder.close()
+            out.append((builder, Route(route.topic, partition), items, True))
+        return out
+
+    def _batch_done(
+        self,
+        flight: _InFlight,
+        items: list[Delivery],
+        route: Route,
+        essential: bool,
+        fut: asyncio.Future[Any],
+    ) -> None:
+        lane = flight.lane
+        if fut.cancelled():
+            self._settle_failed(flight, items, DeliveryError("the producer was closed"))
+        elif (exc := fut.exception()) is not None:
+            error = convert_kafka_error(exc, f"producing to {route.topic}:{route.partition}")
+            n = self._settle_failed(flight, items, error)
+            if n:
+                log.warning("%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition,
+                            error)
+        else:
+            base = fut.result().offset
+            topic, partition = route.topic, route.partition
+            assert partition is not None
+            for i, entry in enumerate(items):
+                if entry._ack(topic, partition, base + i, essential):
+                    lane.in_flight -= 1
+                    lane.acked += 1
+                    lane.acked_bytes += entry.size
+        flight.pending -= 1
+        self._finish_flight(flight)
+
+    def _settle_failed(self, flight: _InFlight, items: list[Delivery], error: AiowriterError) -> int:
+        lane = flight.lane
+        n = 0
+        for entry in items:
+            if entry._fail(error):
+                lane.in_flight -= 1
+                lane.failed += 1
+                n += 1
+        return n
+
+    def _finish_flight(self, flight: _InFlight) -> None:
+        if flight.pending <= 0:
+            self._in_flight.discard(flight)
+            if flight.timer is not None:
+                flight.timer.cancel()
+
+    def _expire(self, flight: _InFlight) -> None:
+        n = self._settle_failed(
+            flight,
+            flight.entries,
+            DeliveryTimeoutError(
+                f"no acknowledgement within delivery_timeout={self._delivery_timeout} s from "
+                f"{flight.lane.route.topic} (broker unreachable?); the packet may still arrive"
+            ),
+        )
+        if n:
+            log.warning("%d packet(s) of %r timed out waiting for acks", n, flight.lane)
+        self._in_flight.discard(flight)
+
+    # -- internals: stopping -------------------------------------------------------------------
+    async def _stop(self, timeout: float) -> StopReport:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Keep a little of the deadline for closing the producer itself.
+        grace = min(1.0, timeout / 4)
+        self._state = "stopping"
+        self._closing = True
+        lanes = self._all_lanes()
+        for lane in lanes:
+            if lane.wakeup is not None and not lane.wakeup.done():
+                lane.wakeup.set_result(None)
+            while lane.putters:  # writers not yet accepted learn the writer is stopping
+                lane.wake_putters()
+        timed_out = False
+        while any(lane.entries or lane.in_flight for lane in lanes):
+            if loop.time() >= deadline - grace:
+                timed_out = True
+                break
+            await asyncio.sleep(0.005)
+        producer = self._producer
+        if timed_out and producer is not None:
+            # aiokafka's stop() waits for every batch, forever when idempotent and the broker
+            # is gone (aiokafka#1101): fail them first so it can return.
+            from aiokafka.errors import KafkaTimeoutError
+
+            producer._message_accumulator.fail_all(KafkaTimeoutError("writer stopped"))
+        for lane in lanes:
+            if lane.task is not None and not lane.task.done():
+                lane.task.cancel()
+        await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
+        if producer is not None:
+            try:
+                async with asyncio.timeout(max(0.05, deadline - loop.time())):
+                    await producer.stop()
+            except TimeoutError:
+                timed_out = True
+                sender = getattr(producer, "_sender", None)
+                task = getattr(sender, "sender_task", None)
+                if task is not None:
+                    task.cancel()
+            except Exception as exc:
+                log.warning("closing the producer failed: %s", exc)
+        if self._topics is not None:
+            try:
+                async with asyncio.timeout(max(0.05, deadline - loop.time())):
+                    await self._topics.close()
+            except Exception as exc:
+                log.debug("closing the admin client failed: %s", exc)
+        error = WriterClosedError("the writer stopped before the packet was acknowledged")
+        for lane in lanes:
+            for entry in lane.take(len(lane.entries)):
+                if entry._fail(error):
+                    lane.failed += 1
+        for flight in self._in_flight:
+            self._settle_failed(flight, flight.entries, error)
+            if flight.timer is not None:
+                flight.timer.cancel()
+        self._in_flight.clear()
+        self._state = "stopped"
+        stats = self.statistics()
+        return StopReport(stats.acked_packets, stats.failed_packets, timed_out)
+
+
+async def _settle(delivery: Delivery) -> None:
+    try:
+        await delivery
+    except AiowriterError:
+        pass
+
+
+async def _quiet_stop(producer: Any) -> None:
+    try:
+        async with asyncio.timeout(2):
+            await producer.stop()
+    except Exception as exc:
+        log.debug("stopping a producer that failed to start: %s", exc)
+
+
+def _lane_error(lane: Lane) -> str:
+    ready = lane.ready
+    if ready is not None and ready.done() and not ready.cancelled() and ready.exception():
+        return str(ready.exception())
+    return "drainer stopped"
+
+
+def _embedded_session_key(packet: object) -> str:
+    from ._proto.ma.streaming.open_data.v1 import Packet
+    from ._wire import parse_packet_envelope
+
+    if isinstance(packet, Packet):
+        return packet.session_key
+    if isinstance(packet, bytes | bytearray | memoryview):
+        return parse_packet_envelope(packet).session_key
+    raise InvalidInputError(
+        "write_info needs the session key: pass an open_data.Packet (or Packet bytes) with "
+        "session_key set, or session_key=..."
+    )

@@ -1,0 +1,493 @@
+"""Start, inspect and stop a local Kafka KRaft cluster (1 or 3 nodes) from Maven Central jars."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ._errors import BrokerStartError, ClusterStateError, StartTimeoutError, ToolNotFoundError
+from ._jars import DEFAULT_KAFKA_VERSION, check_kafka_version, ensure_kafka_jars
+from ._node import (
+    NodeSpec,
+    check_port_free,
+    exited_error,
+    format_storage,
+    launch_node,
+    new_cluster_id,
+    node_log_tail,
+    pick_free_ports,
+    pid_runs_node,
+    terminate,
+    write_log4j_config,
+    write_node_config,
+)
+
+__all__ = ["LocalKafkaCluster", "NodeStatus", "start_local_kafka", "start_local_kafka_async"]
+
+STATE_FILE = "local-kafka.json"
+_STARTED_MARK = "Kafka Server started"
+# Sized for a small shared machine (the tarball's default is 1 GiB per node).
+_HEAP = {1: "768m", 3: "512m"}
+
+# Clusters this process started without detaching; stopped at interpreter exit so a failing test
+# run does not leave JVMs behind.
+_owned: weakref.WeakSet[LocalKafkaCluster] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_owned() -> None:
+    for cluster in list(_owned):
+        cluster.stop()
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as ``status`` reports it."""
+
+    node_id: int
+    pid: int
+    alive: bool
+    port: int
+    log_file: Path
+
+
+class LocalKafkaCluster:
+    """A running local Kafka cluster; stop it with :meth:`stop` or a ``with`` block.
+
+    Obtained from :func:`start_local_kafka`, or from :meth:`from_state_dir` for a cluster that
+    another process (the CLI) started.
+    """
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        kafka_version: str,
+        cluster_id: str,
+        specs: Sequence[NodeSpec],
+        pids: dict[int, int],
+        lib_dir: Path,
+        owns_state_dir: bool,
+        detached: bool,
+    ) -> None:
+        self.state_dir = state_dir
+        self.kafka_version = kafka_version
+        self.cluster_id = cluster_id
+        self._specs = {spec.node_id: spec for spec in specs}
+        self._pids = dict(pids)
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        self._lib_dir = lib_dir
+        self._owns_state_dir = owns_state_dir
+        self._detached = detached
+        self._stopped = False
+
+    # -- inspection ------------------------------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``127.0.0.1:P1[,127.0.0.1:P2,...]`` for every node."""
+        return ",".join(f"127.0.0.1:{spec.port}" for spec in self._specs.values())
+
+    @property
+    def node_ids(self) -> list[int]:
+        return list(self._specs)
+
+    def pid(self, node_id: int) -> int:
+        self._spec(node_id)
+        return self._pids[node_id]
+
+    def port(self, node_id: int) -> int:
+        return self._spec(node_id).port
+
+    def log_file(self, node_id: int) -> Path:
+        return self._spec(node_id).log_file
+
+    def is_alive(self, node_id: int) -> bool:
+        spec = self._spec(node_id)
+        process = self._processes.get(node_id)
+        if process is not None:
+            return process.poll() is None
+        return pid_runs_node(self._pids[node_id], spec)
+
+    def status(self) -> list[NodeStatus]:
+        return [
+            NodeStatus(nid, self._pids[nid], self.is_alive(nid), spec.port, spec.log_file)
+            for nid, spec in self._specs.items()
+        ]
+
+    def __repr__(self) -> str:
+        alive = sum(s.alive for s in self.status()) if not self._stopped else 0
+        return (
+            f"<LocalKafkaCluster kafka {self.kafka_version} [{alive}/{len(self._specs)} nodes "
+            f"alive] {self.bootstrap_servers} state_dir={str(self.state_dir)!r}>"
+        )
+
+    # -- fault injection ---------------------------------------------------------------------
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one node (no clean shutdown) and wait until it is gone; its data is kept."""
+        spec = self._spec(node_id)
+        terminate(
+            [(self._pids[node_id], spec, self._processes.get(node_id))], grace=0.0, kill_only=True
+        )
+        self._processes.pop(node_id, None)
+
+    def restart_node(self, node_id: int, *, timeout: float = 120.0) -> None:
+        """Start one node again on its ports and data (stopping it first if it runs).
+
+        Returns once the node is registered with the cluster again.
+        """
+        spec = self._spec(node_id)
+        if self.is_alive(node_id):
+            terminate([(self._pids[node_id], spec, self._processes.get(node_id))], grace=10.0)
+        java = _require_java()
+        log_offset = _size(spec.log_file)
+        process = launch_node(
+            java, self._lib_dir, self._heap, self._log4j_config, spec, detach=self._detached
+        )
+        self._pids[node_id] = process.pid
+        self._processes[node_id] = process
+        self._save_state()
+        self._wait_ready({node_id: log_offset}, timeout)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self, *, grace: float = 10.0) -> None:
+        """Stop every node (SIGTERM, SIGKILL after ``grace`` s) and remove the cluster's data.
+
+        Idempotent.
+        """
+        if self._stopped:
+            return
+        targets = [
+            (self._pids[nid], spec, self._processes.get(nid)) for nid, spec in self._specs.items()
+        ]
+        terminate(targets, grace)
+        self._processes.clear()
+        self._stopped = True
+        _owned.discard(self)
+        self._remove_files(keep_logs=False)
+
+    def __enter__(self) -> LocalKafkaCluster:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- state file ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_state_dir(cls, state_dir: str | Path) -> LocalKafkaCluster:
+        """The cluster recorded in ``state_dir`` (by ``start``), to stop, inspect or fault it."""
+        path = Path(state_dir) / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+            specs = [
+                NodeSpec(n["node_id"], n["port"], n["controller_port"], Path(n["directory"]))
+                for n in state["nodes"]
+            ]
+            return cls(
+                state_dir=Path(state_dir),
+                kafka_version=state["kafka_version"],
+                cluster_id=state["cluster_id"],
+                specs=specs,
+                pids={n["node_id"]: n["pid"] for n in state["nodes"]},
+                lib_dir=Path(state["lib_dir"]),
+                owns_state_dir=state["owns_state_dir"],
+                detached=True,
+            )
+        except FileNotFoundError:
+            raise ClusterStateError(
+                f"no local Kafka cluster recorded in {state_dir} (no {STATE_FILE}); "
+                "start one with `python -m aiowriter.testing.kafka start --state-dir DIR`"
+            ) from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ClusterStateError(f"unreadable cluster state file {path}: {exc}") from exc
+
+    def _save_state(self) -> None:
+        state: dict[str, Any] = {
+            "kafka_version": self.kafka_version,
+            "cluster_id": self.cluster_id,
+            "lib_dir": str(self._lib_dir),
+            "owns_state_dir": self._owns_state_dir,
+            "bootstrap_servers": self.bootstrap_servers,
+            "nodes": [
+                {
+                    "node_id": nid,
+                    "pid": self._pids[nid],
+                    "port": spec.port,
+                    "controller_port": spec.controller_port,
+                    "directory": str(spec.directory),
+                }
+                for nid, spec in self._specs.items()
+            ],
+        }
+        path = self.state_dir / STATE_FILE
+        scratch = path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(state, indent=2) + "\n")
+        scratch.replace(path)  # a reader never sees half a file
+
+    # -- internals -----------------------------------------------------------------------------
+
+    @property
+    def _heap(self) -> str:
+        return _HEAP.get(len(self._specs), "512m")
+
+    @property
+    def _log4j_config(self) -> Path:
+        return self.state_dir / "log4j2.properties"
+
+    def _spec(self, node_id: int) -> NodeSpec:
+        try:
+            return self._specs[node_id]
+        except KeyError:
+            raise ClusterStateError(
+                f"no node {node_id} in this cluster (nodes: {sorted(self._specs)})"
+            ) from None
+
+    def _remove_files(self, *, keep_logs: bool) -> None:
+        if self._owns_state_dir and not keep_logs:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            return
+        for spec in self._specs.values():
+            if keep_logs:
+                shutil.rmtree(spec.data_dir, ignore_errors=True)
+                shutil.rmtree(spec.tmp_dir, ignore_errors=True)
+            else:
+                shutil.rmtree(spec.directory, ignore_errors=True)
+        if not keep_logs:
+            for name in (STATE_FILE, "log4j2.properties"):
+                (self.state_dir / name).unlink(missing_ok=True)
+
+    def _launch_all(self, java: str) -> None:
+        for nid, spec in self._specs.items():
+            process = launch_node(
+                java, self._lib_dir, self._heap, self._log4j_config, spec, detach=self._detached
+            )
+            self._pids[nid] = process.pid
+            self._processes[nid] = process
+            self._save_state()  # after each launch, so `stop` can find every JVM started so far
+
+    def _wait_ready(self, log_offsets: dict[int, int], timeout: float) -> None:
+        """Wait until the nodes in ``log_offsets`` are registered brokers; fail fast if one dies.
+
+        ``log_offsets`` maps node id to the size of its log before this launch: only a
+        "started" line written after it counts, not one from the node's previous life.
+        """
+        deadline = time.monotonic() + timeout
+        wanted = set(log_offsets)
+        registered: set[int] = set()
+        while True:
+            for nid in wanted:
+                process = self._processes.get(nid)
+                if process is not None and process.poll() is not None:
+                    raise exited_error(self._specs[nid], process.returncode)
+            # The log line is a cheap gate before opening client connections to the nodes.
+            started = (
+                _STARTED_MARK in _read(self._specs[n].log_file, o) for n, o in log_offsets.items()
+            )
+            if all(started):
+                # Asked through the (re)started nodes themselves: right after a kill the others
+                # still list the dead node until its broker session times out.
+                bootstrap = ",".join(f"127.0.0.1:{self._specs[n].port}" for n in sorted(wanted))
+                registered = _registered_broker_ids(bootstrap)
+                if wanted <= registered:
+                    return
+            if time.monotonic() >= deadline:
+                logs = "\n".join(node_log_tail(self._specs[nid], 15) for nid in sorted(wanted))
+                raise StartTimeoutError(
+                    f"Kafka node(s) {sorted(wanted - registered)} did not register within "
+                    f"{timeout:.0f} s (registered: {sorted(registered)}); the machine may be "
+                    f"overloaded, pass a longer start timeout. Last log lines:\n{logs}"
+                )
+            time.sleep(0.5)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read(path: Path, offset: int = 0) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _registered_broker_ids(bootstrap_servers: str) -> set[int]:
+    """Broker ids in the cluster metadata (only registered, unfenced brokers are listed)."""
+    if not bootstrap_servers:
+        return set()
+
+    async def probe() -> set[int]:
+        from aiokafka.client import AIOKafkaClient
+
+        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+        try:
+            await asyncio.wait_for(client.bootstrap(), 10.0)
+            return {broker.nodeId for broker in client.cluster.brokers()}
+        except Exception:
+            return set()  # not ready yet: connection refused, timeout, no metadata
+        finally:
+            await client.close()
+
+    # A fresh loop in a worker thread: the caller may itself be inside a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, probe()).result()
+
+
+def _require_java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise ToolNotFoundError(
+            "java",
+            "a Java 17+ runtime is needed to run the Kafka broker (install it, e.g. "
+            "`apt-get install openjdk-17-jre-headless`), or set KAFKA_BOOTSTRAP_SERVERS "
+            "to use a broker you already run",
+        )
+    return java
+
+
+def start_local_kafka(
+    nodes: int = 1,
+    *,
+    kafka_version: str = DEFAULT_KAFKA_VERSION,
+    state_dir: str | Path | None = None,
+    ports: Sequence[int] | None = None,
+    start_timeout: float = 180.0,
+    cache_dir: str | Path | None = None,
+    detach: bool = False,
+) -> LocalKafkaCluster:
+    """Start a local Kafka KRaft cluster and return once every node is a registered broker.
+
+    Blocks for the whole start (seconds to a minute); from async code use
+    :func:`start_local_kafka_async`.
+
+    :param nodes: 1, or 3 for a real quorum (every node is broker and controller, replication
+        factor 3, min ISR 2) to test failures with :meth:`LocalKafkaCluster.kill_node`.
+    :param kafka_version: a Kafka 4.x release on Maven Central; its jars are fetched once with
+        ``mvn`` and cached under ``~/.cache/aiowriter/kafka-<version>/lib``.
+    :param state_dir: where configs, data, logs and the state file go; a fresh temporary
+        directory (removed by :meth:`~LocalKafkaCluster.stop`) by default.
+    :param ports: client ports, one per node; free ports are picked when omitted.
+    :param start_timeout: seconds to wait for all nodes to register.
+    :param cache_dir: overrides the jar cache root (default ``~/.cache/aiowriter``).
+    :param detach: leave the nodes running when this process exits (the CLI does this).
+    :raises BrokerStartError: or a subclass, with what went wrong and what to do; nothing
+        started is left running.
+    """
+    check_kafka_version(kafka_version)
+    if nodes not in _HEAP:
+        raise ValueError(f"nodes must be 1 or 3, not {nodes}")
+    if ports is not None and (len(ports) != nodes or len(set(ports)) != nodes):
+        raise ValueError(f"give {nodes} distinct port(s), one per node, not {list(ports)}")
+    for port in ports or ():
+        check_port_free(port)  # before the slow parts: a clash is the cheapest error to report
+    java = _require_java()
+    lib = ensure_kafka_jars(kafka_version, Path(cache_dir) if cache_dir is not None else None)
+
+    owns_state_dir = state_dir is None
+    if state_dir is None:
+        root = Path(tempfile.mkdtemp(prefix="aiowriter-kafka-"))
+    else:
+        root = Path(state_dir).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        _refuse_running_cluster(root)
+
+    free = pick_free_ports(2 * nodes, exclude=ports or ())
+    client_ports = list(ports) if ports is not None else free[:nodes]
+    specs = [
+        NodeSpec(i + 1, client_ports[i], free[nodes + i], root / f"node-{i + 1}")
+        for i in range(nodes)
+    ]
+    cluster = LocalKafkaCluster(
+        state_dir=root,
+        kafka_version=kafka_version,
+        cluster_id=new_cluster_id(),
+        specs=specs,
+        pids={spec.node_id: 0 for spec in specs},
+        lib_dir=lib,
+        owns_state_dir=owns_state_dir,
+        detached=detach,
+    )
+    try:
+        voters = ",".join(f"{s.node_id}@127.0.0.1:{s.controller_port}" for s in specs)
+        for spec in specs:
+            write_node_config(spec, voters, nodes)
+        log4j_config = write_log4j_config(root)
+        format_storage(java, lib, log4j_config, specs, cluster.cluster_id)
+        cluster._launch_all(java)
+        if not detach:
+            _owned.add(cluster)
+        cluster._wait_ready({nid: 0 for nid in cluster.node_ids}, start_timeout)
+    except BaseException:
+        # No orphan JVMs: kill what started; keep the logs only where the user chose the dir.
+        targets = [(cluster._pids[s.node_id], s, cluster._processes.get(s.node_id)) for s in specs]
+        terminate([t for t in targets if t[0]], grace=0.0, kill_only=True)
+        cluster._processes.clear()
+        cluster._stopped = True
+        _owned.discard(cluster)
+        cluster._remove_files(keep_logs=not owns_state_dir)
+        raise
+    return cluster
+
+
+async def start_local_kafka_async(
+    nodes: int = 1,
+    *,
+    kafka_version: str = DEFAULT_KAFKA_VERSION,
+    state_dir: str | Path | None = None,
+    ports: Sequence[int] | None = None,
+    start_timeout: float = 180.0,
+    cache_dir: str | Path | None = None,
+) -> LocalKafkaCluster:
+    """:func:`start_local_kafka` in a worker thread, so the event loop keeps running."""
+    return await asyncio.to_thread(
+        start_local_kafka,
+        nodes,
+        kafka_version=kafka_version,
+        state_dir=state_dir,
+        ports=ports,
+        start_timeout=start_timeout,
+        cache_dir=cache_dir,
+    )
+
+
+def _refuse_running_cluster(state_dir: Path) -> None:
+    if not (state_dir / STATE_FILE).exists():
+        return
+    try:
+        previous = LocalKafkaCluster.from_state_dir(state_dir)
+    except ClusterStateError:
+        return  # unreadable leftovers: overwritten below
+    running = [s for s in previous.status() if s.alive]
+    if running:
+        raise BrokerStartError(
+            f"a local Kafka cluster from {state_dir} is still running (pids "
+            f"{', '.join(str(s.pid) for s in running)}); stop it first with "
+            f"`python -m aiowriter.testing.kafka stop --state-dir {state_dir}`"
+        )
+    previous._owns_state_dir = False  # the user named this directory: empty it, keep it
+    previous._remove_files(keep_logs=False)

@@ -1,0 +1,113 @@
+"""pytest plugin (entry point ``aiowriter``): fixtures that provide a real Kafka broker.
+
+``kafka_bootstrap_servers`` (session scope, ``str``) takes, in order:
+
+1. ``$KAFKA_BOOTSTRAP_SERVERS``, when set (a broker you run yourself; nothing is started);
+2. a testcontainers Kafka container (KRaft), when a Docker daemon answers;
+3. a local broker from Maven Central jars (:func:`aiowriter.testing.start_local_kafka`), started
+   once per session and stopped at its end.
+
+``kafka_cluster3`` (session scope) is a local 3-node KRaft cluster
+(:class:`aiowriter.testing.LocalKafkaCluster`) for fault tests; a test that kills a node should
+restart it before it ends, since the cluster is shared by the session.
+
+When no broker can be had the tests that need one are skipped with the reason, unless
+``KAFKA_REQUIRED=1`` (set in CI), which fails them instead. Tests that use either fixture get the
+``kafka`` marker, so ``pytest -m "not kafka"`` runs everything else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import pytest
+
+from ._cluster import LocalKafkaCluster, start_local_kafka
+from ._errors import LocalKafkaError
+
+__all__ = ["kafka_bootstrap_servers", "kafka_cluster3"]
+
+_KAFKA_FIXTURES = frozenset({"kafka_bootstrap_servers", "kafka_cluster3"})
+# Confluent's image runs KRaft from 7.x; overridable for mirrors or other versions.
+_DEFAULT_IMAGE = "confluentinc/cp-kafka:7.6.0"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Declared here too so that projects using the plugin get no "unknown marker" warnings.
+    config.addinivalue_line("markers", "kafka: needs a real Kafka broker (aiowriter fixture)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _KAFKA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kafka)
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("KAFKA_REQUIRED", "").strip().lower() in {"1", "true", "yes"}:
+        pytest.fail(f"KAFKA_REQUIRED is set and no Kafka broker is available: {reason}", False)
+    pytest.skip(f"no Kafka broker available: {reason}")
+
+
+def _docker_answers() -> bool:
+    """Whether a Docker daemon answers, within about a second; any failure means no."""
+    try:
+        # Imported by name: docker ships no type stubs, and it is only an optional extra here.
+        docker = importlib.import_module("docker")
+        client = docker.from_env(timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _kafka_container() -> Any:
+    try:
+        from testcontainers.community.kafka import KafkaContainer
+    except ImportError:  # testcontainers before the community split
+        from testcontainers.kafka import KafkaContainer
+    image = os.environ.get("AIOWRITER_KAFKA_IMAGE", _DEFAULT_IMAGE)
+    return KafkaContainer(image).with_kraft()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap_servers() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker for the whole session (see module docs)."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if configured:
+        yield configured
+        return
+    if _docker_answers():
+        try:
+            container = _kafka_container()
+            container.start()
+        except Exception as exc:
+            _unavailable(f"Docker answers but the Kafka container did not start: {exc!r}")
+        try:
+            yield str(container.get_bootstrap_server())
+        finally:
+            container.stop()
+        return
+    try:
+        cluster = start_local_kafka(nodes=1)
+    except LocalKafkaError as exc:
+        _unavailable(f"no Docker daemon, and the local broker did not start: {exc}")
+    with cluster:
+        yield cluster.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster3() -> Iterator[LocalKafkaCluster]:
+    """A local 3-node KRaft cluster (RF 3, min ISR 2) with ``kill_node``/``restart_node``."""
+    try:
+        cluster = start_local_kafka(nodes=3)
+    except LocalKafkaError as exc:
+        _unavailable(f"the local 3-node Kafka cluster did not start: {exc}")
+    with cluster:
+        yield cluster
