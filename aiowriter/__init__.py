@@ -1,8 +1,130 @@
-"""aiowriter: asyncio-native writer of Open Data telemetry to Apache Kafka (provisional init)."""
-from ._config import ProducerSettings, QueueLimits, SecuritySettings, StreamCreationStrategy, StreamingConfig
-from ._exceptions import *  # noqa: F403
-from ._result import ApiResult
-from . import open_data
-from ._writer import PacketWriter, InfoType
-from ._delivery import Delivery, DeliveryReport, WriteResult
-from ._encoded import EncodedPacket
+"""aiowriter: asyncio-native writer of Open Data telemetry to Apache Kafka.
+
+Writes packets exactly where the Motion Applied Open Streaming Architecture's Stream API server
+would put them (topics, partitions, record keys, ``Packet.type`` strings, session and data-format
+records), so the official readers see them. Public names live here; ``aiowriter.open_data``
+holds the schema classes, ``aiowriter.packets`` the packet builders and ``aiowriter.testing`` a
+local Kafka broker and pytest fixtures.
+"""
+
+from . import open_data as open_data
+from . import packets as packets
+from ._config import ProducerSettings as ProducerSettings
+from ._config import QueueLimits as QueueLimits
+from ._config import SecuritySettings as SecuritySettings
+from ._config import StreamCreationStrategy as StreamCreationStrategy
+from ._config import StreamingConfig as StreamingConfig
+from ._delivery import Delivery as Delivery
+from ._delivery import DeliveryReport as DeliveryReport
+from ._delivery import WriteResult as WriteResult
+from ._encoded import EncodedPacket as EncodedPacket
+from ._exceptions import AiowriterError as AiowriterError
+from ._exceptions import BrokerUnavailableError as BrokerUnavailableError
+from ._exceptions import BufferFullError as BufferFullError
+from ._exceptions import ConfigurationError as ConfigurationError
+from ._exceptions import DataFormatError as DataFormatError
+from ._exceptions import DataFormatNotFoundError as DataFormatNotFoundError
+from ._exceptions import DeliveryError as DeliveryError
+from ._exceptions import DeliveryTimeoutError as DeliveryTimeoutError
+from ._exceptions import EncodingError as EncodingError
+from ._exceptions import InvalidInputError as InvalidInputError
+from ._exceptions import InvalidNameError as InvalidNameError
+from ._exceptions import InvalidPacketError as InvalidPacketError
+from ._exceptions import KafkaError as KafkaError
+from ._exceptions import PacketTooLargeError as PacketTooLargeError
+from ._exceptions import SessionEndedError as SessionEndedError
+from ._exceptions import SessionError as SessionError
+from ._exceptions import SessionKeyMismatchError as SessionKeyMismatchError
+from ._exceptions import SessionNotFoundError as SessionNotFoundError
+from ._exceptions import TopicLayoutError as TopicLayoutError
+from ._exceptions import WriterClosedError as WriterClosedError
+from ._formats import DataFormat as DataFormat
+from ._formats import DataFormatManager as DataFormatManager
+from ._formats import DataFormatManagerStatistics as DataFormatManagerStatistics
+from ._formats import DataSourceFormats as DataSourceFormats
+from ._formats import FormatUpdated as FormatUpdated
+from ._result import ApiResult as ApiResult
+from ._session_state import SessionAssociated as SessionAssociated
+from ._session_state import SessionEnded as SessionEnded
+from ._session_state import SessionEvent as SessionEvent
+from ._session_state import SessionInfo as SessionInfo
+from ._session_state import SessionStarted as SessionStarted
+from ._session_state import SessionUpdated as SessionUpdated
+from ._sessions import SessionManager as SessionManager
+from ._sessions import SessionManagerStatistics as SessionManagerStatistics
+from ._statistics import StopReport as StopReport
+from ._statistics import StreamStatistics as StreamStatistics
+from ._statistics import WriterStatistics as WriterStatistics
+from ._writer import InfoType as InfoType
+from ._writer import PacketWriter as PacketWriter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AiowriterError",
+    "ApiResult",
+    "BrokerUnavailableError",
+    "BufferFullError",
+    "ConfigurationError",
+    "DataFormat",
+    "DataFormatError",
+    "DataFormatManager",
+    "DataFormatManagerStatistics",
+    "DataFormatNotFoundError",
+    "DataSourceFormats",
+    "Delivery",
+    "DeliveryError",
+    "DeliveryReport",
+    "DeliveryTimeoutError",
+    "EncodedPacket",
+    "EncodingError",
+    "FormatUpdated",
+    "InfoType",
+    "InvalidInputError",
+    "InvalidNameError",
+    "InvalidPacketError",
+    "KafkaError",
+    "PacketTooLargeError",
+    "PacketWriter",
+    "ProducerSettings",
+    "QueueLimits",
+    "SecuritySettings",
+    "SessionAssociated",
+    "SessionEndedError",
+    "SessionEnded",
+    "SessionError",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionKeyMismatchError",
+    "SessionManager",
+    "SessionManagerStatistics",
+    "SessionNotFoundError",
+    "SessionStarted",
+    "SessionUpdated",
+    "StopReport",
+    "StreamCreationStrategy",
+    "StreamStatistics",
+    "StreamingConfig",
+    "TopicLayoutError",
+    "WriteResult",
+    "WriterClosedError",
+    "WriterStatistics",
+    "open_data",
+    "packets",
+]
+__all__.sort()
+
+
+def _publish() -> None:
+    # Public objects report the public module, so reprs, tracebacks and docs never show the
+    # private module they happen to live in (as httpcore and trio do).
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("aiowriter._"):
+            try:
+                obj.__module__ = "aiowriter"
+            except (AttributeError, TypeError):  # pragma: no cover - e.g. a type alias
+                pass
+
+
+_publish()

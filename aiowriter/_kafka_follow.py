@@ -118,7 +118,9 @@ class TopicFollower:
                             # One bad record must not stop the state of everything else.
                             self.handler_errors += 1
                             log.exception(
-                                "%s[%d]@%d could not be applied", self.topic, tp.partition,
+                                "%s[%d]@%d could not be applied",
+                                self.topic,
+                                tp.partition,
                                 record.offset,
                             )
                         self._positions[tp.partition] = record.offset + 1
@@ -165,25 +167,25 @@ class TopicFollower:
         if self._task is None:
             raise WriterClosedError(f"the follower of {self.topic!r} is not running")
 
-    async def wait_caught_up(self, timeout: float) -> None:
+    async def wait_caught_up(self, within: float) -> None:
         """Wait until the records present at start have all been applied."""
         self._raise_if_unusable()
         done = asyncio.ensure_future(self._caught_up.wait())
         task = self._task
         assert task is not None
         try:
-            await asyncio.wait({done, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({done, task}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
         finally:
             done.cancel()
         self._raise_if_unusable()
         if not self._caught_up.is_set():
             raise KafkaError(
                 f"replaying {self.topic!r} did not reach the end offsets {self._start_end} within "
-                f"{timeout:g} s (at {self._positions})",
+                f"{within:g} s (at {self._positions})",
                 retriable=True,
             )
 
-    async def wait_past(self, partition: int, offset: int, timeout: float) -> None:
+    async def wait_past(self, partition: int, offset: int, within: float) -> None:
         """Wait until the record at ``offset`` of ``partition`` has been applied."""
         self._raise_if_unusable()
         if self._positions.get(partition, 0) > offset:
@@ -191,11 +193,11 @@ class TopicFollower:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((partition, offset, fut))
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            await asyncio.wait_for(asyncio.shield(fut), within)
         except TimeoutError:
             raise KafkaError(
                 f"the record {self.topic}[{partition}]@{offset} was acknowledged but not read "
-                f"back within {timeout:g} s",
+                f"back within {within:g} s",
                 retriable=True,
             ) from None
         finally:
@@ -203,7 +205,7 @@ class TopicFollower:
                 fut.cancel()
             self._waiters = [w for w in self._waiters if w[2] is not fut]
 
-    async def sync(self, timeout: float) -> None:
+    async def sync(self, within: float) -> None:
         """Wait until every record on the topic *now* has been applied (a fresh read barrier)."""
         self._raise_if_unusable()
         consumer = self._consumer
@@ -211,10 +213,10 @@ class TopicFollower:
             ends = await consumer.end_offsets(list(consumer.assignment()))
         for tp, end in ends.items():
             if end > 0:
-                await self.wait_past(tp.partition, int(end) - 1, timeout)
+                await self.wait_past(tp.partition, int(end) - 1, within)
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop following; idempotent. Waits at most ``timeout`` seconds for the consumer."""
+    async def stop(self, within: float = 5.0) -> None:
+        """Stop following; idempotent. Waits at most ``within`` seconds for the consumer."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -224,7 +226,7 @@ class TopicFollower:
             self._fail(WriterClosedError(f"the follower of {self.topic!r} was stopped"))
         if consumer is not None:
             try:
-                await asyncio.wait_for(consumer.stop(), timeout)
+                await asyncio.wait_for(consumer.stop(), within)
             except Exception as exc:  # closing is best effort: the log is the state, not us
                 log.warning("stopping the consumer of %r: %r", self.topic, exc)
 

@@ -55,20 +55,16 @@ class OffsetSnapshotter:
             else []
         )
         keys = self._layout.offset_keys(data_source, stream_topics)
-        present = [
-            TopicPartition(t, p) for t, p in keys if t in existing and p < existing[t]
-        ]
+        present = [TopicPartition(t, p) for t, p in keys if t in existing and p < existing[t]]
         ends: dict[Any, int] = {}
         if present:
             consumer = await self._client()
             with map_kafka_errors(f"reading end offsets of {data_source!r}"):
                 ends = await consumer.end_offsets(present)
-        return {
-            offset_key(t, p): int(ends.get(TopicPartition(t, p), 0)) for t, p in keys
-        }
+        return {offset_key(t, p): int(ends.get(TopicPartition(t, p), 0)) for t, p in keys}
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self, within: float = 5.0) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             with map_kafka_errors("closing the offsets consumer"):
-                await asyncio.wait_for(consumer.stop(), timeout)
+                await asyncio.wait_for(consumer.stop(), within)

@@ -57,16 +57,14 @@ class SessionInfo:
     type: str = ""
     version: int = 0
     associate_session_keys: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    details: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)  # type: ignore[misc]
+    details: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
     utc_offset: dt.timedelta | None = None
     creation_time: dt.datetime | None = None
     termination_time: dt.datetime | None = None
-    topic_partition_offsets: Mapping[str, int] = attrs.field(  # type: ignore[misc]
-        factory=dict, converter=_frozen_map
-    )
+    topic_partition_offsets: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_map)
     main_offset: int = 0
     essentials_offset: int = 0
-    end_topic_partition_offsets: Mapping[str, int] = attrs.field(  # type: ignore[misc]
+    end_topic_partition_offsets: Mapping[str, int] = attrs.field(
         factory=dict, converter=_frozen_map
     )
     completed: bool = False
@@ -176,11 +174,21 @@ class SessionTable:
         try:
             packet = open_data.Packet.parse(value)
             if packet.type == "NewSession":
-                return self._new(packet.session_key, open_data.NewSessionPacket.parse(packet.content), record_time)
+                return self._new(
+                    packet.session_key,
+                    open_data.NewSessionPacket.parse(packet.content),
+                    record_time,
+                )
             if packet.type == "SessionInfo":
-                return self._update(packet.session_key, open_data.SessionInfoPacket.parse(packet.content))
+                return self._update(
+                    packet.session_key, open_data.SessionInfoPacket.parse(packet.content)
+                )
             if packet.type == "EndOfSession":
-                return self._end(packet.session_key, open_data.EndOfSessionPacket.parse(packet.content), record_time)
+                return self._end(
+                    packet.session_key,
+                    open_data.EndOfSessionPacket.parse(packet.content),
+                    record_time,
+                )
         except Exception as exc:  # betterproto2 raises various errors on malformed bytes
             log.warning("undecodable SessionInfo record dropped: %r", exc)
             self.dropped += 1
@@ -208,9 +216,9 @@ class SessionTable:
             version=info.version if use_info and info else 0,
             associate_session_keys=info.associate_session_keys if use_info and info else (),
             details=info.details if use_info and info else {},
-            utc_offset=new.utc_offset if new.utc_offset is not None else (
-                info.utc_offset if use_info and info else None
-            ),
+            utc_offset=new.utc_offset
+            if new.utc_offset is not None
+            else (info.utc_offset if use_info and info else None),
             creation_time=new.creation_time
             or (info.creation_time if use_info and info else None)
             or record_time,
@@ -234,7 +242,10 @@ class SessionTable:
             changes["identifier"] = info.identifier
         if info.version and info.version != old.version:
             changes["version"] = info.version
-        if info.associate_session_keys and tuple(info.associate_session_keys) != old.associate_session_keys:
+        if (
+            info.associate_session_keys
+            and tuple(info.associate_session_keys) != old.associate_session_keys
+        ):
             changes["associate_session_keys"] = tuple(info.associate_session_keys)
         merged = {**old.details, **info.details}
         if merged != dict(old.details):
@@ -245,7 +256,7 @@ class SessionTable:
             changes["termination_time"] = info.termination_time
         if not changes:
             return []
-        new = attrs.evolve(old, **changes)  # type: ignore[misc]
+        new = attrs.evolve(old, **changes)  # type: ignore[arg-type]
         self._sessions[key] = new
         events: list[SessionEvent] = [SessionUpdated(new, old, frozenset(changes))]
         events.extend(

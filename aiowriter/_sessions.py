@@ -16,12 +16,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
 from . import open_data
 from ._config import StreamingConfig
+from ._delivery import DeliveryReport
 from ._encoded import EncodedPacket
 from ._events import DEFAULT_MAX_QUEUED, EventHub, Subscription
 from ._exceptions import (
@@ -46,10 +47,7 @@ from ._session_state import (
     SessionUpdated,
 )
 from ._topics import TopicProvisioner
-
-if TYPE_CHECKING:
-    from ._delivery import DeliveryReport
-    from ._writer import PacketWriter
+from ._writer import PacketWriter
 
 __all__ = ["SessionManager", "SessionManagerStatistics"]
 
@@ -88,7 +86,9 @@ def _check_str(value: object, name: str) -> str:
 
 def _check_details(details: object) -> dict[str, str]:
     if not isinstance(details, Mapping):
-        raise InvalidInputError(f"details must be a mapping of str to str, got {type(details).__name__}")
+        raise InvalidInputError(
+            f"details must be a mapping of str to str, got {type(details).__name__}"
+        )
     for k, v in details.items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise InvalidInputError(f"details must map str to str; got {k!r}: {v!r}")
@@ -140,7 +140,9 @@ class SessionManager:
         operation_timeout: float = 30.0,
     ) -> None:
         if not isinstance(config, StreamingConfig):
-            raise InvalidInputError(f"config must be a StreamingConfig, got {type(config).__name__}")
+            raise InvalidInputError(
+                f"config must be a StreamingConfig, got {type(config).__name__}"
+            )
         self._config = config
         self._writer = writer
         self._owns_writer = writer is None
@@ -172,8 +174,6 @@ class SessionManager:
             await self._follower.start()
             await self._follower.wait_caught_up(self._replay_timeout)
             if self._writer is None:
-                from ._writer import PacketWriter
-
                 self._writer = PacketWriter(self._config)
             if self._owns_writer:
                 await self._writer.start()
@@ -183,7 +183,7 @@ class SessionManager:
             raise
         self._state = "running"
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (a bounded lifecycle)
         """Stop following and (if owned) stop the writer; idempotent, bounded by ``timeout``."""
         if self._state == "closed":
             return
@@ -192,8 +192,8 @@ class SessionManager:
 
     stop = close
 
-    async def _shutdown(self, timeout: float) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def _shutdown(self, within: float) -> None:
+        deadline = asyncio.get_running_loop().time() + within
 
         def left() -> float:
             return max(0.1, deadline - asyncio.get_running_loop().time())
@@ -286,7 +286,8 @@ class SessionManager:
         session = self._table.get(session_key)
         if session is None or session.data_source != data_source:
             raise SessionNotFoundError(
-                f"no session {session_key!r} of data source {data_source!r} on {SESSION_INFO_TOPIC!r}"
+                f"no session {session_key!r} of data source {data_source!r} on "
+                f"{SESSION_INFO_TOPIC!r}"
             )
         return session
 
@@ -301,7 +302,9 @@ class SessionManager:
         except AiowriterError as exc:
             return ApiResult.fail(exc)
 
-    async def get_all_sessions(self, data_source: str | None = None) -> ApiResult[list[SessionInfo]]:
+    async def get_all_sessions(
+        self, data_source: str | None = None
+    ) -> ApiResult[list[SessionInfo]]:
         """Every known session (of ``data_source`` if given), in the order they were created."""
         if data_source is not None:
             validate_data_source(data_source)
@@ -326,7 +329,8 @@ class SessionManager:
         return ApiResult.ok(data)
 
     async def _write_and_read_back(self, packet: open_data.Packet) -> None:
-        assert self._writer is not None and self._follower is not None
+        assert self._writer is not None
+        assert self._follower is not None
         result = await self._writer.write_info(packet)
         report = await _delivered(result)
         await self._follower.wait_past(report.partition, report.offset, self._operation_timeout)
@@ -348,7 +352,11 @@ class SessionManager:
         validate_data_source(data_source)
         _check_str(identifier, "identifier")
         _check_str(type, "type")
-        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= _UINT32_MAX:
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not 0 <= version <= _UINT32_MAX
+        ):
             raise InvalidInputError(f"version must be an int in 0..2**32-1, got {version!r}")
         if utc_offset is not None and not isinstance(utc_offset, dt.timedelta):
             raise InvalidInputError(f"utc_offset must be a timedelta or None, got {utc_offset!r}")
@@ -391,7 +399,9 @@ class SessionManager:
             if session.completed:
                 raise SessionEndedError(f"session {session_key!r} has ended; it cannot be updated")
             snapshot = change(session).to_info_packet()
-            packet = open_data.Packet(type="SessionInfo", session_key=session_key, content=bytes(snapshot))
+            packet = open_data.Packet(
+                type="SessionInfo", session_key=session_key, content=bytes(snapshot)
+            )
             await self._write_and_read_back(packet)
             return self._lookup(data_source, session_key)
 
@@ -431,7 +441,9 @@ class SessionManager:
         def add(s: SessionInfo) -> SessionInfo:
             if associate_key in s.associate_session_keys:
                 return s
-            return attrs.evolve(s, associate_session_keys=(*s.associate_session_keys, associate_key))
+            return attrs.evolve(
+                s, associate_session_keys=(*s.associate_session_keys, associate_key)
+            )
 
         return await self._update(data_source, session_key, add)
 
@@ -486,7 +498,8 @@ class SessionManager:
             creation_time=session.creation_time,
         )
         packets: list[tuple[str, EncodedPacket]] = [
-            (s, EncodedPacket("NewSession", bytes(new), essential)) for s in _streams(streams, data_source)
+            (s, EncodedPacket("NewSession", bytes(new), essential))
+            for s in _streams(streams, data_source)
         ]
         if configuration is not None:
             if isinstance(configuration, open_data.ConfigurationPacket):
@@ -571,4 +584,11 @@ def _streams(streams: Sequence[str], data_source: str) -> list[str]:
 
 
 # Event classes are part of this module's public surface (re-exported by the package).
-__all__ += ["SessionAssociated", "SessionEnded", "SessionEvent", "SessionInfo", "SessionStarted", "SessionUpdated"]
+__all__ += [
+    "SessionAssociated",
+    "SessionEnded",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionStarted",
+    "SessionUpdated",
+]

@@ -344,14 +344,10 @@ class AxisDataPacket(betterproto2.Message):
 
     timestamp: "int" = betterproto2.field(2, betterproto2.TYPE_FIXED64)
 
-    values: "ValueArray | None" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    values: "ValueArray | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "AxisDataPacket", AxisDataPacket
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "AxisDataPacket", AxisDataPacket)
 
 
 @dataclass(eq=False, repr=False)
@@ -363,21 +359,15 @@ class BoolSample(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "BoolSample", BoolSample
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "BoolSample", BoolSample)
 
 
 @dataclass(eq=False, repr=False)
 class BoolSampleList(betterproto2.Message):
-    samples: "list[BoolSample]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    samples: "list[BoolSample]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "BoolSampleList", BoolSampleList
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "BoolSampleList", BoolSampleList)
 
 
 @dataclass(eq=False, repr=False)
@@ -430,9 +420,7 @@ class DataFormatConfigurationPacket(betterproto2.Message):
 
 
 default_message_pool.register_message(
-    "ma.streaming.open_data.v1",
-    "DataFormatConfigurationPacket",
-    DataFormatConfigurationPacket,
+    "ma.streaming.open_data.v1", "DataFormatConfigurationPacket", DataFormatConfigurationPacket
 )
 
 
@@ -461,9 +449,7 @@ class DataFormatDefinitionPacket(betterproto2.Message):
 
 
 default_message_pool.register_message(
-    "ma.streaming.open_data.v1",
-    "DataFormatDefinitionPacket",
-    DataFormatDefinitionPacket,
+    "ma.streaming.open_data.v1", "DataFormatDefinitionPacket", DataFormatDefinitionPacket
 )
 
 
@@ -476,16 +462,12 @@ class DoubleSample(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "DoubleSample", DoubleSample
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "DoubleSample", DoubleSample)
 
 
 @dataclass(eq=False, repr=False)
 class DoubleSampleList(betterproto2.Message):
-    samples: "list[DoubleSample]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    samples: "list[DoubleSample]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -500,16 +482,11 @@ class EndOfSessionPacket(betterproto2.Message):
     topic_partition_offsets: "dict[str, int]" = betterproto2.field(
         2,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_INT64
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_INT64),
     )
 
     termination_time: "datetime.datetime | None" = betterproto2.field(
-        3,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: ____google__protobuf__.Timestamp,
-        optional=True,
+        3, betterproto2.TYPE_MESSAGE, unwrap=lambda: ____google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -541,9 +518,7 @@ class ErrorPacket(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "ErrorPacket", ErrorPacket
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "ErrorPacket", ErrorPacket)
 
 
 @dataclass(eq=False, repr=False)
@@ -587,13 +562,9 @@ class EventDefinition(betterproto2.Message):
 
     groups: "list[str]" = betterproto2.field(7, betterproto2.TYPE_STRING, repeated=True)
 
-    data_types: "list[DataType]" = betterproto2.field(
-        8, betterproto2.TYPE_ENUM, repeated=True
-    )
+    data_types: "list[DataType]" = betterproto2.field(8, betterproto2.TYPE_ENUM, repeated=True)
 
-    format_strings: "list[str]" = betterproto2.field(
-        9, betterproto2.TYPE_STRING, repeated=True
-    )
+    format_strings: "list[str]" = betterproto2.field(9, betterproto2.TYPE_STRING, repeated=True)
 
     conversions: "list[TextConversionDefinition]" = betterproto2.field(
         10, betterproto2.TYPE_MESSAGE, repeated=True
@@ -615,14 +586,10 @@ class EventPacket(betterproto2.Message):
 
     timestamp: "int" = betterproto2.field(2, betterproto2.TYPE_FIXED64)
 
-    raw_values: "list[float]" = betterproto2.field(
-        3, betterproto2.TYPE_DOUBLE, repeated=True
-    )
+    raw_values: "list[float]" = betterproto2.field(3, betterproto2.TYPE_DOUBLE, repeated=True)
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "EventPacket", EventPacket
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "EventPacket", EventPacket)
 
 
 @dataclass(eq=False, repr=False)
@@ -668,16 +635,12 @@ class Int32Sample(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "Int32Sample", Int32Sample
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "Int32Sample", Int32Sample)
 
 
 @dataclass(eq=False, repr=False)
 class Int32SampleList(betterproto2.Message):
-    samples: "list[Int32Sample]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    samples: "list[Int32Sample]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -699,14 +662,10 @@ class MapDataPacket(betterproto2.Message):
 
     y_index_identifier: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
 
-    values: "list[ValueArray]" = betterproto2.field(
-        7, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    values: "list[ValueArray]" = betterproto2.field(7, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "MapDataPacket", MapDataPacket
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "MapDataPacket", MapDataPacket)
 
 
 @dataclass(eq=False, repr=False)
@@ -726,9 +685,7 @@ class MarkerPacket(betterproto2.Message):
     value: "int" = betterproto2.field(7, betterproto2.TYPE_INT64)
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "MarkerPacket", MarkerPacket
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "MarkerPacket", MarkerPacket)
 
 
 @dataclass(eq=False, repr=False)
@@ -736,15 +693,11 @@ class MetadataPacket(betterproto2.Message):
     metadata: "dict[str, ____google__protobuf__.Any]" = betterproto2.field(
         1,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_MESSAGE
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_MESSAGE),
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "MetadataPacket", MetadataPacket
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "MetadataPacket", MetadataPacket)
 
 
 @dataclass(eq=False, repr=False)
@@ -754,16 +707,11 @@ class NewSessionPacket(betterproto2.Message):
     topic_partition_offsets: "dict[str, int]" = betterproto2.field(
         2,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_INT64
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_INT64),
     )
 
     utc_offset: "datetime.timedelta | None" = betterproto2.field(
-        3,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: ____google__protobuf__.Duration,
-        optional=True,
+        3, betterproto2.TYPE_MESSAGE, unwrap=lambda: ____google__protobuf__.Duration, optional=True
     )
 
     session_info: "SessionInfoPacket | None" = betterproto2.field(
@@ -771,10 +719,7 @@ class NewSessionPacket(betterproto2.Message):
     )
 
     creation_time: "datetime.datetime | None" = betterproto2.field(
-        5,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: ____google__protobuf__.Timestamp,
-        optional=True,
+        5, betterproto2.TYPE_MESSAGE, unwrap=lambda: ____google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -827,9 +772,7 @@ class ParameterDefinition(betterproto2.Message):
 
     warning_max_value: "float" = betterproto2.field(12, betterproto2.TYPE_DOUBLE)
 
-    frequencies: "list[float]" = betterproto2.field(
-        13, betterproto2.TYPE_DOUBLE, repeated=True
-    )
+    frequencies: "list[float]" = betterproto2.field(13, betterproto2.TYPE_DOUBLE, repeated=True)
 
     includes_row_data: "bool" = betterproto2.field(14, betterproto2.TYPE_BOOL)
 
@@ -856,9 +799,7 @@ class ParameterList(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "ParameterList", ParameterList
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "ParameterList", ParameterList)
 
 
 @dataclass(eq=False, repr=False)
@@ -871,9 +812,7 @@ class PeriodicDataPacket(betterproto2.Message):
 
     interval: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
 
-    columns: "list[SampleColumn]" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    columns: "list[SampleColumn]" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -907,18 +846,12 @@ class RowDataPacket(betterproto2.Message):
         1, betterproto2.TYPE_MESSAGE, optional=True
     )
 
-    timestamps: "list[int]" = betterproto2.field(
-        2, betterproto2.TYPE_FIXED64, repeated=True
-    )
+    timestamps: "list[int]" = betterproto2.field(2, betterproto2.TYPE_FIXED64, repeated=True)
 
-    rows: "list[SampleRow]" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    rows: "list[SampleRow]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "RowDataPacket", RowDataPacket
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "RowDataPacket", RowDataPacket)
 
 
 @dataclass(eq=False, repr=False)
@@ -947,9 +880,7 @@ class SampleColumn(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "SampleColumn", SampleColumn
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "SampleColumn", SampleColumn)
 
 
 @dataclass(eq=False, repr=False)
@@ -1001,9 +932,7 @@ class SampleRow(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "SampleRow", SampleRow
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "SampleRow", SampleRow)
 
 
 @dataclass(eq=False, repr=False)
@@ -1023,30 +952,19 @@ class SessionInfoPacket(betterproto2.Message):
     details: "dict[str, str]" = betterproto2.field(
         6,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
     utc_offset: "datetime.timedelta | None" = betterproto2.field(
-        7,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: ____google__protobuf__.Duration,
-        optional=True,
+        7, betterproto2.TYPE_MESSAGE, unwrap=lambda: ____google__protobuf__.Duration, optional=True
     )
 
     creation_time: "datetime.datetime | None" = betterproto2.field(
-        8,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: ____google__protobuf__.Timestamp,
-        optional=True,
+        8, betterproto2.TYPE_MESSAGE, unwrap=lambda: ____google__protobuf__.Timestamp, optional=True
     )
 
     termination_time: "datetime.datetime | None" = betterproto2.field(
-        9,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: ____google__protobuf__.Timestamp,
-        optional=True,
+        9, betterproto2.TYPE_MESSAGE, unwrap=lambda: ____google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -1064,10 +982,7 @@ class StreamStartedPacket(betterproto2.Message):
     stream_name: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
     start_time: "datetime.datetime | None" = betterproto2.field(
-        4,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: ____google__protobuf__.Timestamp,
-        optional=True,
+        4, betterproto2.TYPE_MESSAGE, unwrap=lambda: ____google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -1085,10 +1000,7 @@ class StreamStoppedPacket(betterproto2.Message):
     stream_name: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
     stop_time: "datetime.datetime | None" = betterproto2.field(
-        4,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: ____google__protobuf__.Timestamp,
-        optional=True,
+        4, betterproto2.TYPE_MESSAGE, unwrap=lambda: ____google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -1106,16 +1018,12 @@ class StringSample(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "StringSample", StringSample
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "StringSample", StringSample)
 
 
 @dataclass(eq=False, repr=False)
 class StringSampleList(betterproto2.Message):
-    samples: "list[StringSample]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    samples: "list[StringSample]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -1131,13 +1039,9 @@ class SynchroDataPacket(betterproto2.Message):
 
     start_time: "int" = betterproto2.field(2, betterproto2.TYPE_FIXED64)
 
-    intervals: "list[int]" = betterproto2.field(
-        3, betterproto2.TYPE_UINT32, repeated=True
-    )
+    intervals: "list[int]" = betterproto2.field(3, betterproto2.TYPE_UINT32, repeated=True)
 
-    columns: "list[SampleColumn]" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    columns: "list[SampleColumn]" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -1165,13 +1069,9 @@ default_message_pool.register_message(
 class TextConversionDefinition(betterproto2.Message):
     conversion_identifier: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    input_values: "list[float]" = betterproto2.field(
-        2, betterproto2.TYPE_DOUBLE, repeated=True
-    )
+    input_values: "list[float]" = betterproto2.field(2, betterproto2.TYPE_DOUBLE, repeated=True)
 
-    string_values: "list[str]" = betterproto2.field(
-        3, betterproto2.TYPE_STRING, repeated=True
-    )
+    string_values: "list[str]" = betterproto2.field(3, betterproto2.TYPE_STRING, repeated=True)
 
     default: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
@@ -1183,14 +1083,10 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class ValueArray(betterproto2.Message):
-    values: "list[float]" = betterproto2.field(
-        1, betterproto2.TYPE_DOUBLE, repeated=True
-    )
+    values: "list[float]" = betterproto2.field(1, betterproto2.TYPE_DOUBLE, repeated=True)
 
 
-default_message_pool.register_message(
-    "ma.streaming.open_data.v1", "ValueArray", ValueArray
-)
+default_message_pool.register_message("ma.streaming.open_data.v1", "ValueArray", ValueArray)
 
 
 from .....google import protobuf as ____google__protobuf__
