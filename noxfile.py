@@ -44,8 +44,12 @@ def protos(session: nox.Session) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     session.run(
-        "python", "-m", "grpc_tools.protoc", f"-I{ROOT / 'protos'}",
-        f"--python_betterproto2_out={out}", PROTO,
+        "python",
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{ROOT / 'protos'}",
+        f"--python_betterproto2_out={out}",
+        PROTO,
     )
     (out / "py.typed").touch()
 

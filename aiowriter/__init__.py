@@ -7,6 +7,8 @@ holds the schema classes, ``aiowriter.packets`` the packet builders and ``aiowri
 local Kafka broker and pytest fixtures.
 """
 
+import contextlib
+
 from . import open_data as open_data
 from . import packets as packets
 from ._config import ProducerSettings as ProducerSettings
@@ -90,8 +92,8 @@ __all__ = [
     "QueueLimits",
     "SecuritySettings",
     "SessionAssociated",
-    "SessionEndedError",
     "SessionEnded",
+    "SessionEndedError",
     "SessionError",
     "SessionEvent",
     "SessionInfo",
@@ -112,7 +114,7 @@ __all__ = [
     "open_data",
     "packets",
 ]
-__all__.sort()
+
 
 
 def _publish() -> None:
@@ -121,10 +123,8 @@ def _publish() -> None:
     for name in __all__:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith("aiowriter._"):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):  # e.g. a type alias
                 obj.__module__ = "aiowriter"
-            except (AttributeError, TypeError):  # pragma: no cover - e.g. a type alias
-                pass
 
 
 _publish()

@@ -67,7 +67,8 @@ class ProducerSettings:
     max_request_size: int = attrs.field(
         default=1024 * 1024, validator=_positive("max_request_size")
     )
-    """Largest serialized packet accepted (bytes); the broker's ``message.max.bytes`` must allow it."""
+    """Largest serialized packet accepted (bytes); the broker's ``message.max.bytes`` must
+    allow it."""
     delivery_timeout: float = attrs.field(default=30.0, validator=_positive("delivery_timeout"))
     """Seconds a packet may wait for its acknowledgement (queue wait included) before it fails."""
     request_timeout_ms: int = attrs.field(default=15_000, validator=_positive("request_timeout_ms"))
@@ -178,9 +179,7 @@ class StreamingConfig:
 
     bootstrap_servers: str = attrs.field()
     stream_creation_strategy: StreamCreationStrategy = StreamCreationStrategy.TOPIC_BASED
-    partition_mappings: Mapping[str, int] = attrs.field(
-        factory=dict, converter=_freeze_mappings
-    )
+    partition_mappings: Mapping[str, int] = attrs.field(factory=dict, converter=_freeze_mappings)
     producer: ProducerSettings = attrs.field(factory=ProducerSettings)
     queues: QueueLimits = attrs.field(factory=QueueLimits)
     security: SecuritySettings = attrs.field(factory=SecuritySettings)
@@ -191,7 +190,8 @@ class StreamingConfig:
     def _check_bootstrap(self, _attr: object, value: str) -> None:
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(
-                f"bootstrap_servers must be a non-empty 'host:port[,host:port]' string, got {value!r}"
+                "bootstrap_servers must be a non-empty 'host:port[,host:port]' string, "
+                f"got {value!r}"
             )
         for server in value.split(","):
             host, _, port = server.strip().rpartition(":")

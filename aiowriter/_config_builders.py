@@ -48,11 +48,11 @@ _E = TypeVar("_E")
 
 
 def _enum(cls: type[_E], value: object, field: str) -> _E:
-    try:
+    members: list[Any] = list(cls)  # type: ignore[call-overload]
+    if isinstance(value, int) and not isinstance(value, bool) and value in members:
         return cls(value)  # type: ignore[call-arg]
-    except (ValueError, TypeError):
-        names = ", ".join(m.name for m in cls)  # type: ignore[attr-defined]
-        raise EncodingError(f"{field} = {value!r} is not a {cls.__name__} ({names})") from None
+    names = ", ".join(m.name for m in members)
+    raise EncodingError(f"{field} = {value!r} is not a {cls.__name__} ({names})")
 
 
 def _text(value: object, field: str) -> str:

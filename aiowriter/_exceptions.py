@@ -4,7 +4,7 @@ The tree::
 
     AiowriterError
     ├── ConfigurationError        a StreamingConfig value is invalid (also a ValueError)
-    ├── InvalidInputError         a call's argument is wrong; nothing was accepted (also a ValueError)
+    ├── InvalidInputError         a call's argument is wrong; nothing was accepted (a ValueError)
     │   ├── InvalidNameError      data source / stream name is not a legal, layout-safe topic part
     │   ├── InvalidPacketError    not an Open Data packet, unknown Packet.type, undecodable bytes
     │   │   ├── SessionKeyMismatchError   Packet.session_key differs from the record key
@@ -13,7 +13,7 @@ The tree::
     ├── WriterClosedError         used before start() or after stop()
     ├── BufferFullError           write_*_nowait() found the stream's queue full
     ├── TopicLayoutError          an existing topic breaks the Stream API layout
-    ├── KafkaError                the broker or the client failed (``retriable`` tells if a retry may help)
+    ├── KafkaError                the broker or client failed (``retriable``: a retry may help)
     │   ├── BrokerUnavailableError  no broker answered within the deadline
     │   └── DeliveryError         a packet was not acknowledged
     │       └── DeliveryTimeoutError  not acknowledged within the delivery timeout

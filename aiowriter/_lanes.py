@@ -54,6 +54,7 @@ class Lane:
         "stream",
         "task",
         "wakeup",
+        "woken",
     )
 
     def __init__(
@@ -75,6 +76,10 @@ class Lane:
         self.bytes = 0
         self.putters: deque[asyncio.Future[None]] = deque()
         self.wakeup: asyncio.Future[None] | None = None
+        # The writer woken by wake_putters() that has not run yet (test_writer_backpressure
+        # ::test_no_overtaking_when_woken_twice): while it is set, no second writer is woken, else
+        # a smaller packet behind it could take the room first and break the FIFO order.
+        self.woken: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
         # None until the lane's topics were checked/created; then a finished future.
         self.ready: asyncio.Future[None] | None = None
@@ -94,6 +99,14 @@ class Lane:
             return False
         return self.budget.fits(size)
 
+    def must_wait(self, size: int) -> bool:
+        """Whether a newly arriving writer of ``size`` bytes has to queue up behind others.
+
+        True while writers wait or one was woken and has not run yet (it goes first), or when
+        there is no room.
+        """
+        return bool(self.putters) or self.woken is not None or not self.has_room(size)
+
     def push(self, entry: Delivery) -> None:
         self.entries.append(entry)
         self.bytes += entry.size
@@ -105,7 +118,7 @@ class Lane:
 
     async def wait_for_room(self, size: int) -> None:
         """Wait, in FIFO order with other writers, until a packet of ``size`` fits."""
-        if not self.putters and self.has_room(size):
+        if not self.must_wait(size):
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -120,8 +133,12 @@ class Lane:
                 if fut in self.putters:
                     self.putters.remove(fut)
                 elif fut.done() and not fut.cancelled():
+                    if self.woken is fut:
+                        self.woken = None
                     self.wake_putters()
                 raise
+            if self.woken is fut:
+                self.woken = None  # this writer has run: the next may be woken
             if self.has_room(size):
                 return
             # Woken but still no room (a bigger packet, or the budget): stay first in line.
@@ -129,12 +146,27 @@ class Lane:
             self.putters.appendleft(fut)
 
     def wake_putters(self) -> None:
-        """Wake the first waiting writer; it wakes the next once it has queued (chain)."""
+        """Wake the first waiting writer; it wakes the next once it has queued (chain).
+
+        Does nothing while a writer woken earlier has not run yet (it passes the turn on).
+        """
+        if self.woken is not None and not self.woken.cancelled():
+            return
+        self.woken = None
         while self.putters:
             fut = self.putters.popleft()
             if not fut.done():
                 fut.set_result(None)
+                self.woken = fut
                 return
+
+    def wake_all(self) -> None:
+        """Wake every waiting writer (the writer is stopping or the lane was retired)."""
+        self.woken = None
+        while self.putters:
+            fut = self.putters.popleft()
+            if not fut.done():
+                fut.set_result(None)
 
     def take(self, count: int) -> list[Delivery]:
         """Remove the first ``count`` entries (handed to the producer) and free their room."""

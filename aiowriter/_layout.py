@@ -96,7 +96,9 @@ class Layout:
     def topic_requirements(self, data_source: str, stream: str) -> list[TopicRequirement]:
         """Topics a write to ``(data_source, stream)`` needs, with their partition counts (1.4)."""
         needs = [
-            TopicRequirement(data_source, self._required_main_partitions if not self._topic_based else 1),
+            TopicRequirement(
+                data_source, self._required_main_partitions if not self._topic_based else 1
+            ),
             TopicRequirement(essential_topic(data_source), 1),
         ]
         if self._topic_based and stream:
@@ -105,7 +107,9 @@ class Layout:
             needs.append(TopicRequirement(f"{data_source}.{stream}", 1, exact=True))
         return needs
 
-    def offset_keys(self, data_source: str, stream_topics: Iterable[str] = ()) -> list[tuple[str, int]]:
+    def offset_keys(
+        self, data_source: str, stream_topics: Iterable[str] = ()
+    ) -> list[tuple[str, int]]:
         """The ``topic_partition_offsets`` key set of a session (section 2.2, step 3).
 
         ``stream_topics`` are the existing ``ds.<stream>`` topics (TopicBased only).
@@ -121,7 +125,11 @@ class Layout:
     def is_stream_topic(data_source: str, topic: str) -> bool:
         """The server's ``^ds\\.[^.]*$`` test for a TopicBased stream topic."""
         prefix = data_source + "."
-        return topic.startswith(prefix) and len(topic) > len(prefix) and "." not in topic[len(prefix):]
+        return (
+            topic.startswith(prefix)
+            and len(topic) > len(prefix)
+            and "." not in topic[len(prefix) :]
+        )
 
 
 def essential_topic(data_source: str) -> str:

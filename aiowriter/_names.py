@@ -58,7 +58,8 @@ def validate_data_source(name: object) -> str:
     if len(name) + len(ESSENTIAL_SUFFIX) > _MAX_TOPIC:
         raise InvalidNameError(
             f"data source {name[:20]!r}... is {len(name)} characters; at most "
-            f"{_MAX_TOPIC - len(ESSENTIAL_SUFFIX)} fit in a Kafka topic name with {ESSENTIAL_SUFFIX!r}"
+            f"{_MAX_TOPIC - len(ESSENTIAL_SUFFIX)} fit in a Kafka topic name with "
+            f"{ESSENTIAL_SUFFIX!r}"
         )
     return name
 

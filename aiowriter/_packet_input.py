@@ -30,7 +30,8 @@ def _check_type(type_: str) -> None:
         elif type_ in ("EventData", "MarkerData"):
             hint = f" (use {type_[:-4]!r}; readers drop {type_!r})"
         raise InvalidPacketError(
-            f"unknown Packet.type {type_!r}{hint}; expected one of {', '.join(sorted(PACKET_TYPES))}"
+            f"unknown Packet.type {type_!r}{hint}; expected one of "
+            f"{', '.join(sorted(PACKET_TYPES))}"
         )
 
 

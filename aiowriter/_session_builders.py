@@ -147,11 +147,11 @@ def session_info(
     if details is not None:
         if not isinstance(details, Mapping):
             raise EncodingError("details must be a mapping of str to str")
-        for k, v in details.items():
-            entry = bytearray()
-            put_string(entry, b"\x0a", k, "details key")
-            put_string(entry, b"\x12", v, f"details[{k!r}]")
-            put_message(out, b"\x32", entry)
+        for k, v in details.items():  # map entries always carry both fields
+            kd, vd = utf8(k, "details key"), utf8(v, f"details[{k!r}]")
+            put_message(
+                out, b"\x32", b"\x0a" + varint(len(kd)) + kd + b"\x12" + varint(len(vd)) + vd
+            )
     put_duration(out, b"\x3a", utc_offset, "utc_offset")
     put_timestamp(out, b"\x42", creation_time, "creation_time")
     put_timestamp(out, b"\x4a", termination_time, "termination_time")
@@ -237,8 +237,8 @@ def metadata(
         raise EncodingError("entries must be a mapping of str to (type_url, bytes) or Any")
     out = bytearray()
     for k, v in entries.items():
-        entry = bytearray()
-        put_string(entry, b"\x0a", k, "metadata key")
+        kd = utf8(k, "metadata key")
+        entry = bytearray(b"\x0a" + varint(len(kd)) + kd)
         put_message(entry, b"\x12", _any_body(v, f"metadata[{k!r}]"))
         put_message(out, b"\x0a", entry)
     return EncodedPacket("Metadata", bytes(out), essential("Metadata", is_essential))

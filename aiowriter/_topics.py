@@ -145,8 +145,13 @@ class TopicProvisioner:
             broker_id = brokers[0]["node_id"] if brokers else 0
             try:
                 responses = await admin.describe_configs(
-                    [ConfigResource(ConfigResourceType.BROKER, str(broker_id),
-                                    {"default.replication.factor": None})]
+                    [
+                        ConfigResource(
+                            ConfigResourceType.BROKER,
+                            str(broker_id),
+                            {"default.replication.factor": None},
+                        )
+                    ]
                 )
                 for response in responses:
                     for resource in response.to_object()["resources"]:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Final, TypeAlias
 
 from ._exceptions import EncodingError
-from ._wire import UINT64_MAX, check_int, put_int, put_message, put_string, signed_varint
+from ._wire import UINT64_MAX, check_int, put_message, signed_varint, utf8, varint
 
 __all__ = [
     "Duration",
@@ -72,7 +72,11 @@ def fixed64_time(value: object, field: str) -> int:
 
 def timestamp_message(value: object, field: str) -> bytes:
     """Return the body of a ``google.protobuf.Timestamp`` with full nanosecond precision."""
-    ns = to_ns(value, field)
+    if isinstance(value, dt.datetime):
+        ns = datetime_ns(value, field)
+    else:
+        lim = 2**70  # the Timestamp range check below is the real limit
+        ns = check_int(value, field, -lim, lim, "nanoseconds since the Unix epoch")
     seconds, nanos = divmod(ns, _NS)
     if not _TIMESTAMP_MIN_S <= seconds <= _TIMESTAMP_MAX_S:
         raise EncodingError(
@@ -89,7 +93,8 @@ def duration_message(value: object, field: str) -> bytes:
     if isinstance(value, dt.timedelta):
         ns = timedelta_ns(value)
     else:
-        ns = check_int(value, field, -(2**63), 2**63 - 1, "nanoseconds")
+        lim = (_DURATION_MAX_S + 1) * _NS - 1
+        ns = check_int(value, field, -lim, lim, "google.protobuf.Duration nanoseconds")
     seconds, nanos = divmod(abs(ns), _NS)
     if ns < 0:
         seconds, nanos = -seconds, -nanos
@@ -128,7 +133,8 @@ def put_string_int64_map(out: bytearray, key: bytes, values: object, field: str)
     if not hasattr(values, "items"):
         raise EncodingError(f"{field} must be a mapping of str to int")
     for k, v in values.items():
-        entry = bytearray()
-        put_string(entry, b"\x0a", k, f"{field} key")
-        put_int(entry, b"\x10", v, f"{field}[{k!r}]", 64)
+        # map entries always carry both fields, as the official runtime writes them
+        key_data = utf8(k, f"{field} key")
+        value = check_int(v, f"{field}[{k!r}]", -(2**63), 2**63 - 1, "int64")
+        entry = b"\x0a" + varint(len(key_data)) + key_data + b"\x10" + signed_varint(value)
         put_message(out, key, entry)

@@ -9,6 +9,7 @@ into record batches for aiokafka's batch API, so the per-packet cost is an appen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 import itertools
@@ -173,8 +174,9 @@ class PacketWriter:
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_state", "new") in ("running", "starting"):
-            _warn(f"unclosed {self!r}; use 'async with' or await stop()", ResourceWarning,
-                  source=self)
+            _warn(
+                f"unclosed {self!r}; use 'async with' or await stop()", ResourceWarning, source=self
+            )
 
     # -- writing ---------------------------------------------------------------------------
     async def write_data(
@@ -199,7 +201,8 @@ class PacketWriter:
     ) -> WriteResult:
         """Like :meth:`write_data`, but raises :class:`BufferFullError` instead of waiting."""
         lane, entry = self._prepare(data_source, stream, session_key, packet)
-        if lane.putters or not lane.has_room(entry.size):
+        # must_wait: also when a woken writer has not run yet (it is ahead in line).
+        if lane.must_wait(entry.size):
             raise BufferFullError(
                 f"queue of stream {stream!r} of {data_source!r} is full ({len(lane.entries)} "
                 f"packets, {lane.bytes} bytes; global {self._budget.used}/{self._budget.limit} "
@@ -250,7 +253,9 @@ class PacketWriter:
             except TimeoutError:
                 left = sum(len(lane.entries) + lane.in_flight for lane in self._all_lanes())
                 return ApiResult(
-                    False, f"{left} packet(s) still pending after {timeout} s", left,
+                    False,
+                    f"{left} packet(s) still pending after {timeout} s",
+                    left,
                     DeliveryTimeoutError(f"flush timed out with {left} packet(s) pending"),
                 )
         return ApiResult.ok(0, "all packets settled")
@@ -335,7 +340,8 @@ class PacketWriter:
         if len(value) + len(key) > self._max_value:
             raise PacketTooLargeError(
                 f"packet of {len(value)} bytes exceeds the producer's max request size "
-                f"({self._config.producer.max_request_size} bytes, less {_RECORD_OVERHEAD} bytes of "
+                f"({self._config.producer.max_request_size} bytes, less {_RECORD_OVERHEAD} bytes "
+                f"of "
                 "record overhead): split it into smaller packets or raise max_request_size (and "
                 "the broker's message.max.bytes)"
             )
@@ -366,8 +372,14 @@ class PacketWriter:
         partition = consistent_random_partition(key, counts[SESSION_INFO_TOPIC])
         lane = self._info_lanes.get(partition)
         if lane is None:
-            lane = Lane("", "", Route(SESSION_INFO_TOPIC, partition), None,
-                        self._config.queues, self._budget)
+            lane = Lane(
+                "",
+                "",
+                Route(SESSION_INFO_TOPIC, partition),
+                None,
+                self._config.queues,
+                self._budget,
+            )
             lane.ready = asyncio.get_running_loop().create_future()
             lane.ready.set_result(None)
             self._info_lanes[partition] = lane
@@ -382,7 +394,8 @@ class PacketWriter:
         await asyncio.shield(lane.ready)
 
     async def _enqueue(self, lane: Lane, entry: Delivery) -> WriteResult:
-        if lane.putters or not lane.has_room(entry.size):
+        # must_wait: also when a woken writer has not run yet (it is ahead in line).
+        if lane.must_wait(entry.size):
             try:
                 async with asyncio.timeout(self._delivery_timeout):
                     await lane.wait_for_room(entry.size)
@@ -425,8 +438,11 @@ class PacketWriter:
                     await lane.wakeup
                     lane.wakeup = None
                     continue
-                if self._linger and lane.bytes < self._config.producer.max_batch_bytes \
-                        and not self._closing:
+                if (
+                    self._linger
+                    and lane.bytes < self._config.producer.max_batch_bytes
+                    and not self._closing
+                ):
                     await asyncio.sleep(self._linger)
                 await self._send_batch(lane)
         except asyncio.CancelledError:
@@ -465,8 +481,7 @@ class PacketWriter:
                 lane.failed += 1
         self._retired_acked += lane.acked
         self._retired_failed += lane.failed
-        while lane.putters:
-            lane.wake_putters()
+        lane.wake_all()  # (was a wake_putters() loop: that now wakes one writer at a time)
 
     async def _send_batch(self, lane: Lane) -> None:
         loop = asyncio.get_running_loop()
@@ -512,13 +527,14 @@ class PacketWriter:
                 for batch, route, items, essential in sends:
                     fut = await producer.send_batch(batch, route.topic, partition=route.partition)
                     flight.pending += 1
-                    fut.add_done_callback(functools.partial(
-                        self._batch_done, flight, items, route, essential))
+                    fut.add_done_callback(
+                        functools.partial(self._batch_done, flight, items, route, essential)
+                    )
         except Exception as exc:
-            error = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
-            self._settle_failed(flight, taken, error)
+            failure = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
+            self._settle_failed(flight, taken, failure)
             self._finish_flight(flight)
-            log.warning("batch of %d packet(s) for %r failed: %s", len(taken), lane, error)
+            log.warning("batch of %d packet(s) for %r failed: %s", len(taken), lane, failure)
 
     def _essential_batches(
         self, route: Route, taken: list[Delivery]
@@ -557,8 +573,9 @@ class PacketWriter:
             error = convert_kafka_error(exc, f"producing to {route.topic}:{route.partition}")
             n = self._settle_failed(flight, items, error)
             if n:
-                log.warning("%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition,
-                            error)
+                log.warning(
+                    "%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition, error
+                )
         else:
             base = fut.result().offset
             topic, partition = route.topic, route.partition
@@ -571,7 +588,9 @@ class PacketWriter:
         flight.pending -= 1
         self._finish_flight(flight)
 
-    def _settle_failed(self, flight: _InFlight, items: list[Delivery], error: AiowriterError) -> int:
+    def _settle_failed(
+        self, flight: _InFlight, items: list[Delivery], error: AiowriterError
+    ) -> int:
         lane = flight.lane
         n = 0
         for entry in items:
@@ -612,8 +631,9 @@ class PacketWriter:
         for lane in lanes:
             if lane.wakeup is not None and not lane.wakeup.done():
                 lane.wakeup.set_result(None)
-            while lane.putters:  # writers not yet accepted learn the writer is stopping
-                lane.wake_putters()
+            # Writers not yet accepted learn the writer is stopping. (Was a wake_putters() loop:
+            # that now wakes one writer at a time, see Lane.woken.)
+            lane.wake_all()
         timed_out = False
         while any(lane.entries or lane.in_flight for lane in lanes):
             if loop.time() >= deadline - grace:
@@ -665,10 +685,8 @@ class PacketWriter:
 
 
 async def _settle(delivery: Delivery) -> None:
-    try:
+    with contextlib.suppress(AiowriterError):
         await delivery
-    except AiowriterError:
-        pass
 
 
 async def _quiet_stop(producer: Any) -> None:

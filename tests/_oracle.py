@@ -14,8 +14,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = "ma/streaming/open_data/v1/open_data.proto"
 _MODULE: ModuleType | None = None
@@ -48,10 +46,16 @@ def load_pb2() -> ModuleType:
     return _MODULE
 
 
-@pytest.fixture(scope="session")
-def pb2() -> ModuleType:
-    """The official-protobuf module generated from ``protos/`` (session-scoped)."""
-    return load_pb2()
+try:  # the benchmark imports this module without pytest
+    import pytest
+except ImportError:  # pragma: no cover
+    pass
+else:
+
+    @pytest.fixture(scope="session")
+    def pb2() -> ModuleType:
+        """The official-protobuf module generated from ``protos/`` (session-scoped)."""
+        return load_pb2()
 
 
 def oracle_parse(pb2_module: ModuleType, message_name: str, data: bytes) -> Any:

@@ -14,9 +14,10 @@ def test_all_is_sorted_and_complete() -> None:
 
     # Submodules (aiowriter.testing once imported) are reachable but not re-exported names.
     public = sorted(
-        name for name, obj in vars(aiowriter).items()
-        if not name.startswith("_") and (not isinstance(obj, types.ModuleType) or name in
-                                         ("open_data", "packets"))
+        name
+        for name, obj in vars(aiowriter).items()
+        if not name.startswith("_")
+        and (not isinstance(obj, types.ModuleType) or name in ("open_data", "packets"))
     )
     assert aiowriter.__all__ == sorted(aiowriter.__all__)
     assert set(aiowriter.__all__) == set(public)

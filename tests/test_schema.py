@@ -35,7 +35,9 @@ SCALARS = {
 }
 
 
-def parse_table(text: str) -> tuple[dict[str, list[tuple[int, str, str, str]]], dict[str, dict[int, str]]]:
+def parse_table(
+    text: str,
+) -> tuple[dict[str, list[tuple[int, str, str, str]]], dict[str, dict[int, str]]]:
     messages: dict[str, list[tuple[int, str, str, str]]] = {}
     enums: dict[str, dict[int, str]] = {}
     for block in re.split(r"^### ", text, flags=re.M)[1:]:
@@ -63,8 +65,14 @@ def table() -> tuple[dict[str, list[tuple[int, str, str, str]]], dict[str, dict[
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> descriptor_pb2.FileDescriptorProto:
     out = tmp_path_factory.mktemp("desc") / "set.pb"
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'protos'}",
-         f"--descriptor_set_out={out}", PROTO],
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'protos'}",
+            f"--descriptor_set_out={out}",
+            PROTO,
+        ],
         check=True,
     )
     fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
@@ -76,8 +84,12 @@ def describe_field(msg: descriptor_pb2.DescriptorProto, field: FDP) -> tuple[str
     """(type, label) of a compiled field, spelled as the facts table spells them."""
     if field.type == FDP.TYPE_MESSAGE and field.label == FDP.LABEL_REPEATED:
         entry = next(
-            (n for n in msg.nested_type if "." + n.name == field.type_name.rsplit(msg.name, 1)[-1]
-             and n.options.map_entry), None,
+            (
+                n
+                for n in msg.nested_type
+                if "." + n.name == field.type_name.rsplit(msg.name, 1)[-1] and n.options.map_entry
+            ),
+            None,
         )
         if entry is not None:
             k, v = entry.field
@@ -146,8 +158,14 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
     """``nox -s protos`` would not change the committed ``aiowriter/_proto``."""
     pytest.importorskip("betterproto2_compiler", reason="needs betterproto2-compiler (dev extra)")
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'protos'}",
-         f"--python_betterproto2_out={tmp_path}", PROTO],
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'protos'}",
+            f"--python_betterproto2_out={tmp_path}",
+            PROTO,
+        ],
         check=True,
         capture_output=True,
     )
@@ -157,7 +175,8 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
     # Compared as syntax trees: the compiler formats with whatever ruff is installed, and a
     # formatter's whims must not count as a schema change.
     stale = [
-        str(p) for p in generated
+        str(p)
+        for p in generated
         if not (committed / p).exists()
         or ast.dump(ast.parse((tmp_path / p).read_text()))
         != ast.dump(ast.parse((committed / p).read_text()))

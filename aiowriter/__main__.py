@@ -1,0 +1,7 @@
+"""``python -m aiowriter``: the same command line as the ``aiowriter`` script."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

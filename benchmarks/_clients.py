@@ -1,0 +1,593 @@
+"""One benchmark run of one client, in its own process (``throughput.py --worker SPEC``).
+
+Every client gets the same inputs: a pool of distinct PeriodicData packets (pre-encoded
+``Packet`` bytes, or the numpy columns they were encoded from), the same record key (the session
+key), the same topics (one per stream, partition 0) and the same producer settings. A run:
+
+1. connects and warms up (a few packets per stream, flushed: connections, metadata, producer id);
+2. records the baseline RSS, starts the event-loop lag ticker, starts the clock;
+3. writes ``packets`` packets, split evenly over the streams (async clients: one task per
+   stream; confluent's plain ``Producer``: one loop, round-robin), as fast as the client takes
+   them; ``enqueue_s`` is when the last write call returned;
+4. flushes and waits for every acknowledgement; ``ack_s`` is when the last one arrived.
+
+Every ``sample_every``-th packet's write-to-ack latency is recorded (write call -> the moment the
+application learns of the ack). The result is one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import functools
+import gc
+import json
+import os
+import resource
+import signal
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import psutil
+
+FORMAT_ID = 0x5EED  # data-format id of the benchmark's PeriodicData packets
+START_NS = 1_700_000_000_000_000_000
+INTERVAL_NS = 1_000_000  # 1 kHz
+SESSION_KEY = "bench-session-0001"
+MIB = 1024 * 1024
+
+_proc = psutil.Process()
+
+
+def rss_mb() -> float:
+    return _proc.memory_info().rss / MIB
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def make_pool(columns: int, samples: int, size: int) -> tuple[list[Any], list[bytes]]:
+    """Distinct packets (smooth signals plus noise) so zstd sees realistic, not repeated, data."""
+    from aiowriter import packets
+    from aiowriter._wire import encode_packet
+
+    rng = np.random.default_rng(20240601)
+    t = np.arange(samples, dtype=np.float64)
+    arrays, values = [], []
+    for i in range(size):
+        base = rng.uniform(-100, 100, size=(columns, 1))
+        freq = rng.uniform(0.001, 0.05, size=(columns, 1))
+        cols = base + 10 * np.sin(freq * (t + i * samples)) + rng.normal(0, 0.5, (columns, samples))
+        cols = np.ascontiguousarray(cols)
+        arrays.append(cols)
+        enc = packets.periodic_data(FORMAT_ID, START_NS + i * samples * INTERVAL_NS, INTERVAL_NS,
+                                    cols)
+        values.append(encode_packet(enc.type, SESSION_KEY, False, enc.content, i + 1))
+    return arrays, values
+
+
+def percentile(values: Any, q: float) -> float | None:
+    if not len(values):
+        return None
+    return float(np.percentile(np.frombuffer(values, dtype=np.float64), q))
+
+
+class LagTicker:
+    """Sleeps 1 ms in a loop and records the oversleep: how late the event loop runs a timer."""
+
+    def __init__(self) -> None:
+        self.lags = array.array("d")
+        self._running = True
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        clock, sleep, lags = time.perf_counter, asyncio.sleep, self.lags
+        while self._running:
+            t = clock()
+            await sleep(0.001)
+            lags.append(clock() - t - 0.001)
+
+    async def stop(self) -> dict[str, Any]:
+        self._running = False
+        if self._task is not None:
+            await self._task
+        return lag_summary(self.lags)
+
+
+def lag_summary(lags: Any) -> dict[str, Any]:
+    ms = array.array("d", (x * 1000 for x in lags))
+    return {
+        "n": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms) if ms else None,
+    }
+
+
+def latency_summary(lat: Any) -> dict[str, Any]:
+    ms = array.array("d", (x * 1000 for x in lat))
+    return {"n": len(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
+            "max_ms": max(ms) if ms else None}
+
+
+def split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def stream_names(n: int) -> list[str]:
+    return [f"s{i:02d}" for i in range(n)]
+
+
+# -- clients -----------------------------------------------------------------------------------
+async def run_aiowriter(spec: dict[str, Any], arrays: list[Any], values: list[bytes],
+                        numpy_mode: bool) -> dict[str, Any]:
+    from aiowriter import PacketWriter, ProducerSettings, QueueLimits, StreamingConfig, packets
+
+    s = spec["settings"]
+    config = StreamingConfig(
+        bootstrap_servers=spec["servers"],
+        producer=ProducerSettings(
+            acks="all", enable_idempotence=True, compression="zstd", linger_ms=s["linger_ms"],
+            max_batch_bytes=s["batch_bytes"], max_request_size=s["max_request_bytes"],
+            client_id=f"bench-{spec['client']}",
+        ),
+        queues=QueueLimits(max_total_bytes=s["queue_bytes"]),
+    )
+    ds, key, streams = spec["data_source"], SESSION_KEY, stream_names(spec["streams"])
+    pool, n_pool = values, len(values)
+    periodic = packets.periodic_data
+    every = spec["sample_every"]
+    lat = array.array("d")
+    lat_tasks: list[asyncio.Task[None]] = []
+    failed_writes = 0
+
+    async def await_ack(delivery: Any, t0: float) -> None:
+        try:
+            await delivery
+        except Exception:
+            return
+        lat.append(time.perf_counter() - t0)
+
+    async def writer(w: Any, stream: str, n: int, first: int) -> None:
+        nonlocal failed_writes
+        clock, write, create_task = time.perf_counter, w.write_data, asyncio.ensure_future
+        for i in range(n):
+            j = first + i
+            if numpy_mode:
+                packet: Any = periodic(FORMAT_ID, START_NS + j * INTERVAL_NS * 100, INTERVAL_NS,
+                                       arrays[j % n_pool])
+            else:
+                packet = pool[j % n_pool]
+            if i % every:
+                if not (await write(ds, stream, key, packet)).success:
+                    failed_writes += 1
+            else:
+                t0 = clock()
+                res = await write(ds, stream, key, packet)
+                if res.success:
+                    lat_tasks.append(create_task(await_ack(res.data, t0)))
+                else:
+                    failed_writes += 1
+
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, streams)
+        for stream in streams:
+            for j in range(spec["warmup"]):
+                await w.write_data(ds, stream, key, pool[j % n_pool])
+        await w.flush(timeout=60)
+        warm = w.statistics().acked_packets
+        return await _measure(
+            spec,
+            lambda: [writer(w, st, n, k * 1_000_003) for k, (st, n) in
+                     enumerate(zip(streams, split(spec["packets"], len(streams)), strict=True))],
+            flush=lambda: _flush_aiowriter(w, lat_tasks),
+            counts=lambda: _aiowriter_counts(w, warm, failed_writes),
+            lat=lat,
+        )
+
+
+async def _flush_aiowriter(w: Any, lat_tasks: list[asyncio.Task[None]]) -> None:
+    res = await w.flush(timeout=300)
+    if not res.success:
+        raise RuntimeError(f"flush failed: {res.message}")
+    await asyncio.gather(*lat_tasks)
+
+
+def _aiowriter_counts(w: Any, warm: int, failed_writes: int) -> tuple[int, int]:
+    st = w.statistics()
+    return st.acked_packets - warm, st.failed_packets + failed_writes
+
+
+async def run_aiokafka(spec: dict[str, Any], values: list[bytes]) -> dict[str, Any]:
+    from aiokafka import AIOKafkaProducer
+
+    s = spec["settings"]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=spec["servers"], client_id="bench-aiokafka", acks="all",
+        enable_idempotence=True, compression_type="zstd", linger_ms=s["linger_ms"],
+        max_batch_size=s["batch_bytes"], max_request_size=s["max_request_bytes"],
+        request_timeout_ms=15_000,
+    )
+    ds, key = spec["data_source"], SESSION_KEY.encode()
+    topics = [f"{ds}.{st}" for st in stream_names(spec["streams"])]
+    pool, n_pool, every = values, len(values), spec["sample_every"]
+    lat = array.array("d")
+    futures: list[asyncio.Future[Any]] = []
+    counts = [0, 0]
+
+    def done(n: int, sampled: list[float], fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            counts[1] += n
+            return
+        counts[0] += n
+        now = time.perf_counter()
+        for t0 in sampled:
+            lat.append(now - t0)
+
+    async def writer(topic: str, n: int, first: int) -> None:
+        # The batch API at its best: one full, closed batch per send_batch, per partition.
+        clock, create, send = time.perf_counter, producer.create_batch, producer.send_batch
+        i = 0
+        while i < n:
+            batch = create()
+            append = batch.append
+            sampled: list[float] = []
+            while i < n:
+                if i % every == 0:
+                    t0 = clock()
+                    if append(timestamp=None, key=key, value=pool[(first + i) % n_pool]) is None:
+                        break
+                    sampled.append(t0)
+                elif append(timestamp=None, key=key, value=pool[(first + i) % n_pool]) is None:
+                    break
+                i += 1
+            batch.close()
+            fut = await send(batch, topic, partition=0)
+            fut.add_done_callback(functools.partial(done, batch.record_count(), sampled))
+            futures.append(fut)
+
+    await producer.start()
+    try:
+        for topic in topics:
+            for j in range(spec["warmup"]):
+                await producer.send(topic, pool[j % n_pool], key=key, partition=0)
+        await producer.flush()
+
+        async def flush() -> None:
+            await producer.flush()
+            await asyncio.gather(*futures, return_exceptions=True)
+
+        return await _measure(
+            spec,
+            lambda: [writer(t, n, k * 1_000_003) for k, (t, n) in
+                     enumerate(zip(topics, split(spec["packets"], len(topics)), strict=True))],
+            flush=flush, counts=lambda: (counts[0], counts[1]), lat=lat,
+        )
+    finally:
+        await producer.stop()
+
+
+def confluent_conf(spec: dict[str, Any], client_id: str) -> dict[str, Any]:
+    s = spec["settings"]
+    return {
+        "bootstrap.servers": spec["servers"],
+        "client.id": client_id,
+        "acks": "all",
+        "enable.idempotence": True,
+        "compression.type": "zstd",
+        "linger.ms": s["linger_ms"],
+        "batch.size": s["batch_bytes"],
+        "message.max.bytes": s["max_request_bytes"],
+        "queue.buffering.max.kbytes": s["queue_bytes"] // 1024,
+    }
+
+
+async def run_confluent_aio(spec: dict[str, Any], values: list[bytes]) -> dict[str, Any]:
+    from confluent_kafka.aio import AIOProducer
+
+    s = spec["settings"]
+    producer = AIOProducer(confluent_conf(spec, "bench-ck-aio"), max_workers=s["ck_aio_workers"],
+                           batch_size=s["ck_aio_batch_size"], buffer_timeout=s["linger_ms"] / 1000)
+    ds, key = spec["data_source"], SESSION_KEY.encode()
+    topics = [f"{ds}.{st}" for st in stream_names(spec["streams"])]
+    pool, n_pool, every = values, len(values), spec["sample_every"]
+    lat = array.array("d")
+    futures: list[asyncio.Future[Any]] = []
+    polling = True
+
+    def sample(t0: float, fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            lat.append(time.perf_counter() - t0)
+
+    async def poller() -> None:
+        # Delivery futures resolve only when somebody polls librdkafka; without this they wait
+        # for the next produce_batch or for flush().
+        while polling:
+            await producer.poll(0.05)
+
+    async def writer(topic: str, n: int, first: int) -> None:
+        clock, produce, add = time.perf_counter, producer.produce, futures.append
+        for i in range(n):
+            if i % every:
+                add(await produce(topic, value=pool[(first + i) % n_pool], key=key, partition=0))
+            else:
+                t0 = clock()
+                fut = await produce(topic, value=pool[(first + i) % n_pool], key=key, partition=0)
+                fut.add_done_callback(functools.partial(sample, t0))
+                add(fut)
+
+    try:
+        for topic in topics:
+            for j in range(spec["warmup"]):
+                await producer.produce(topic, value=pool[j % n_pool], key=key, partition=0)
+        await producer.flush()
+        poll_task = asyncio.ensure_future(poller())
+
+        async def flush() -> None:
+            nonlocal polling
+            await producer.flush()
+            polling = False
+            await poll_task
+            for _ in range(3):  # callbacks set from librdkafka's thread run on the next turns
+                await asyncio.sleep(0)
+
+        def counts() -> tuple[int, int]:
+            ok = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+            return ok, len(futures) - ok
+
+        return await _measure(
+            spec,
+            lambda: [writer(t, n, k * 1_000_003) for k, (t, n) in
+                     enumerate(zip(topics, split(spec["packets"], len(topics)), strict=True))],
+            flush=flush, counts=counts, lat=lat,
+        )
+    finally:
+        await producer.close()
+
+
+def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[str, Any]:
+    """librdkafka's plain Producer: produce + poll(0) every 64 messages, poll on BufferError."""
+    from confluent_kafka import Producer
+
+    counts = [0, 0]
+    lat = array.array("d")
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        counts[1 if err else 0] += 1
+
+    def sampled(t0: float, err: Any, _msg: Any) -> None:
+        if err:
+            counts[1] += 1
+        else:
+            counts[0] += 1
+            lat.append(time.perf_counter() - t0)
+
+    conf = confluent_conf(spec, "bench-ck-producer")
+    conf["on_delivery"] = on_delivery
+    producer = Producer(conf)
+    ds, key = spec["data_source"], SESSION_KEY.encode()
+    topics = [f"{ds}.{st}" for st in stream_names(spec["streams"])]
+    pool, n_pool, every, n_topics = values, len(values), spec["sample_every"], len(topics)
+    for topic in topics:
+        for j in range(spec["warmup"]):
+            producer.produce(topic, pool[j % n_pool], key, partition=0)
+    producer.flush(60)
+    counts[:] = [0, 0]
+    gc.collect()
+    base = rss_mb()
+    clock = time.perf_counter
+    produce, poll = producer.produce, producer.poll
+    t_start = clock()
+    for i in range(spec["packets"]):
+        topic, value = topics[i % n_topics], pool[i % n_pool]
+        while True:
+            try:
+                if i % every:
+                    produce(topic, value, key, partition=0)
+                else:
+                    produce(topic, value, key, partition=0,
+                            on_delivery=functools.partial(sampled, clock()))
+                break
+            except BufferError:
+                poll(0.005)
+        if not i & 63:
+            poll(0)
+    t_enqueued = clock()
+    left = producer.flush(300)
+    t_acked = clock()
+    if left:
+        raise RuntimeError(f"{left} message(s) not delivered after flush")
+    return _result(spec, t_enqueued - t_start, t_acked - t_start, counts[0], counts[1], lat,
+                   None, base)
+
+
+async def _measure(spec: dict[str, Any], writers: Any, flush: Any, counts: Any,
+                   lat: Any) -> dict[str, Any]:
+    gc.collect()
+    base = rss_mb()
+    ticker = LagTicker()
+    ticker.start()
+    await asyncio.sleep(0.01)
+    ticker.lags = array.array("d")  # only the writing phase counts
+    clock = time.perf_counter
+    t_start = clock()
+    await asyncio.gather(*writers())
+    t_enqueued = clock()
+    await flush()
+    t_acked = clock()
+    lag = await ticker.stop()
+    acked, failed = counts()
+    return _result(spec, t_enqueued - t_start, t_acked - t_start, acked, failed, lat, lag, base)
+
+
+def _result(spec: dict[str, Any], enqueue_s: float, ack_s: float, acked: int, failed: int,
+            lat: Any, lag: dict[str, Any] | None, base_rss: float) -> dict[str, Any]:
+    return {
+        "client": spec["client"],
+        "shape": spec["shape"],
+        "streams": spec["streams"],
+        "packets": spec["packets"],
+        "acked": acked,
+        "failed": failed,
+        "enqueue_s": enqueue_s,
+        "ack_s": ack_s,
+        "latency": latency_summary(lat),
+        "loop_lag": lag,
+        "rss_base_mb": base_rss,
+        "rss_end_mb": rss_mb(),
+        "rss_peak_mb": peak_rss_mb(),
+    }
+
+
+# -- stalled broker ----------------------------------------------------------------------------
+async def run_stall(spec: dict[str, Any]) -> dict[str, Any]:
+    """aiowriter writing flat out while the (throwaway) broker is SIGSTOPped: RSS must stay put."""
+    from aiowriter import PacketWriter, ProducerSettings, QueueLimits, StreamingConfig
+
+    s = spec["settings"]
+    pid = spec["broker_pid"]
+    budget = spec["budget_bytes"]
+    columns, samples = spec["shape"]
+    _, values = make_pool(columns, samples, spec["pool"])
+    config = StreamingConfig(
+        bootstrap_servers=spec["servers"],
+        producer=ProducerSettings(
+            linger_ms=s["linger_ms"], max_batch_bytes=s["batch_bytes"],
+            max_request_size=s["max_request_bytes"], client_id="bench-stall",
+            # Longer than the stall: packets wait instead of failing, so the queue stays full.
+            delivery_timeout=spec["stall_s"] + 60, request_timeout_ms=int(spec["stall_s"] + 30) * 1000,
+        ),
+        queues=QueueLimits(max_total_bytes=budget),
+    )
+    ds, streams = spec["data_source"], stream_names(spec["streams"])
+    samples_rss: list[tuple[float, float, int, int]] = []
+    stopping = False
+    written = 0
+    stopped_at: float | None = None
+    try:
+        async with PacketWriter(config) as w:
+            await w.ensure_topics(ds, streams)
+            for stream in streams:
+                await w.write_data(ds, stream, SESSION_KEY, values[0])
+            await w.flush(timeout=60)
+            gc.collect()
+            base = rss_mb()
+            t0 = time.perf_counter()
+
+            async def writer(stream: str, first: int) -> None:
+                nonlocal written
+                j = first
+                while not stopping:
+                    res = await w.write_data(ds, stream, SESSION_KEY, values[j % len(values)])
+                    written += res.success
+                    j += 1
+
+            async def sampler() -> None:
+                while not stopping:
+                    st = w.statistics()
+                    samples_rss.append((time.perf_counter() - t0, rss_mb(), st.queued_bytes,
+                                        st.in_flight_packets))
+                    await asyncio.sleep(0.05)
+
+            ticker = LagTicker()
+            ticker.start()
+            tasks = [asyncio.ensure_future(writer(st, k * 7919)) for k, st in enumerate(streams)]
+            sampler_task = asyncio.ensure_future(sampler())
+            await asyncio.sleep(spec["prestall_s"])
+            before = rss_mb()
+            acked_before = w.statistics().acked_packets
+            os.kill(pid, signal.SIGSTOP)
+            stopped_at = time.perf_counter() - t0
+            await asyncio.sleep(spec["stall_s"])
+            stall_rows = [r for r in samples_rss if r[0] >= stopped_at]
+            peak_stall = max([r[1] for r in stall_rows] + [rss_mb()])
+            queued_max = max([r[2] for r in stall_rows], default=0)
+            acked_during = w.statistics().acked_packets - acked_before
+            os.kill(pid, signal.SIGCONT)
+            stopped_at = None
+            await asyncio.sleep(spec["resume_s"])
+            stopping = True
+            await asyncio.gather(*tasks)
+            await sampler_task
+            lag = await ticker.stop()
+            res = await w.flush(timeout=120)
+            stats = w.statistics()
+    finally:
+        if stopped_at is not None:
+            os.kill(pid, signal.SIGCONT)
+    limit_mb = budget / MIB + 50
+    growth = peak_stall - base
+    return {
+        "budget_mb": budget / MIB,
+        "streams": spec["streams"],
+        "shape": spec["shape"],
+        "prestall_s": spec["prestall_s"],
+        "stall_s": spec["stall_s"],
+        "rss_base_mb": base,
+        "rss_before_stall_mb": before,
+        "rss_peak_during_stall_mb": peak_stall,
+        "rss_growth_mb": growth,
+        "limit_growth_mb": limit_mb,
+        "queued_bytes_max_mb": queued_max / MIB,
+        "acked_during_stall": acked_during,
+        "written": written,
+        "acked_total": stats.acked_packets,
+        "failed_total": stats.failed_packets,
+        "flushed": res.success,
+        "loop_lag": lag,
+        "rss_peak_process_mb": peak_rss_mb(),
+        "timeline": [[round(a, 3), round(b, 1), c, d] for a, b, c, d in samples_rss[::4]],
+        "pass": growth <= limit_mb,
+    }
+
+
+# -- entry point -------------------------------------------------------------------------------
+def worker_main(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    if spec["client"] == "stall":
+        out = asyncio.run(run_stall(spec))
+    else:
+        columns, samples = spec["shape"]
+        arrays, values = make_pool(columns, samples, spec["pool"])
+        client = spec["client"]
+        if client == "ck-producer":
+            out = run_confluent_producer(spec, values)
+        else:
+            coro: Any
+            if client == "aiowriter-bytes":
+                coro = run_aiowriter(spec, arrays, values, numpy_mode=False)
+            elif client == "aiowriter-numpy":
+                coro = run_aiowriter(spec, arrays, values, numpy_mode=True)
+            elif client == "aiokafka":
+                coro = run_aiokafka(spec, values)
+            elif client == "ck-aio":
+                coro = run_confluent_aio(spec, values)
+            else:
+                raise SystemExit(f"unknown client {client!r}")
+            out = asyncio.run(_profiled(spec, coro))
+        out["value_bytes_mean"] = sum(map(len, values)) / len(values)
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+
+
+async def _profiled(spec: dict[str, Any], coro: Any) -> Any:
+    """Run ``coro``; under cProfile when the spec names a profile file (``--profile``)."""
+    path = spec.get("profile")
+    if not path:
+        return await coro
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        return await coro
+    finally:
+        prof.disable()
+        prof.dump_stats(path)

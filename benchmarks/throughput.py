@@ -1,0 +1,498 @@
+"""Producer throughput of aiowriter against its peers, on a real Kafka broker.
+
+    python benchmarks/throughput.py [--bootstrap-servers HOST:PORT] [--quick] [--json]
+                                    [--out benchmarks/results/] [--stall-check | --skip-stall-check]
+
+Publishes PeriodicData packets (10 columns x 100 doubles, and 3 x 3) to 1, 4 and 16 streams
+(TopicBased: one topic per stream, partition 0), with every client:
+
+* ``aiowriter-bytes``: ``PacketWriter.write_data`` given the same pre-encoded Packet bytes as the
+  others (the SDK's own overhead);
+* ``aiowriter-numpy``: ``write_data(packets.periodic_data(..., numpy columns))`` (encoding included);
+* ``aiokafka``: raw aiokafka, best-tuned: its batch API (one full ``create_batch`` per
+  ``send_batch`` per partition);
+* ``ck-aio``: confluent-kafka's asyncio ``AIOProducer``;
+* ``ck-producer``: confluent-kafka's plain ``Producer`` (produce + poll, flush).
+
+All with acks=all, idempotence, zstd, the same linger and batch size. Each case writes a fixed
+number of packets; each (case, client) runs in a fresh subprocess (RSS is attributable; one
+client's garbage cannot slow the next), and repeats are interleaved (client order rotates).
+Reported: acknowledged packets/s, samples/s and MB/s (record values, uncompressed), enqueue rate,
+write-to-ack latency p50/p99 (a sample of packets), event-loop lag p99 (1 ms ticker), peak RSS.
+
+``--stall-check`` starts a throwaway local broker (never the one given), SIGSTOPs it while
+aiowriter writes flat out with a 64 MiB queue budget, and checks that RSS grows by at most the
+budget plus 50 MB. Without ``--bootstrap-servers`` a local broker is started
+(:mod:`aiowriter.testing`). ``--json`` prints the results as the last line of stdout; ``--out DIR``
+writes ``results.json`` and ``throughput.png`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+CLIENTS = ("aiowriter-bytes", "aiowriter-numpy", "aiokafka", "ck-aio", "ck-producer")
+ALIASES = {"aiowriter": ("aiowriter-bytes", "aiowriter-numpy"),
+           "confluent": ("ck-aio", "ck-producer")}
+MIB = 1024 * 1024
+
+# Packets per case: full run / --quick (overridden by --packets).
+PACKETS = {(10, 100): (20_000, 2_000), (3, 3): (100_000, 10_000)}
+
+TARGETS = [
+    # name, numerator client, denominator client, threshold
+    ("aiowriter-bytes >= 0.9x aiokafka (acked samples/s)", "aiowriter-bytes", "aiokafka", 0.9),
+    ("aiowriter-bytes >= 1.0x ck-aio (acked samples/s)", "aiowriter-bytes", "ck-aio", 1.0),
+    ("aiowriter-numpy >= 0.75x aiokafka (acked samples/s)", "aiowriter-numpy", "aiokafka", 0.75),
+]
+LAG_LIMIT_MS = 10.0
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bootstrap-servers", help="broker to use (default: start a local one)")
+    p.add_argument("--quick", action="store_true", help="small counts, one repeat (< 1 minute)")
+    p.add_argument("--json", action="store_true", help="print the results JSON as the last line")
+    p.add_argument("--out", type=Path, help="directory for results.json and throughput.png")
+    p.add_argument("--clients", default=",".join(CLIENTS),
+                   help=f"comma list of {', '.join(CLIENTS)} (aliases: aiowriter, confluent)")
+    p.add_argument("--streams", default="1,4,16", help="comma list of stream counts")
+    p.add_argument("--shapes", default="10x100,3x3", help="comma list of COLUMNSxSAMPLES")
+    p.add_argument("--packets", type=int, help="packets per case (default: by shape)")
+    p.add_argument("--repeats", type=int, help="runs per (case, client); default 3, quick 1")
+    p.add_argument("--linger-ms", type=int, default=5)
+    p.add_argument("--batch-bytes", type=int, default=512 * 1024)
+    p.add_argument("--queue-bytes", type=int, default=256 * MIB,
+                   help="aiowriter max_total_bytes; librdkafka queue.buffering.max.kbytes")
+    p.add_argument("--pool", type=int, default=256, help="distinct packets cycled through")
+    p.add_argument("--stall-check", action="store_true",
+                   help="run only the stalled-broker RSS check")
+    p.add_argument("--skip-stall-check", action="store_true",
+                   help="do not run the stall check (a full run does it by default)")
+    p.add_argument("--stall-seconds", type=float, default=10.0)
+    p.add_argument("--stall-budget-mib", type=int, default=64)
+    p.add_argument("--profile", type=Path,
+                   help="directory: write a cProfile .prof per worker run there")
+    p.add_argument("--keep-topics", action="store_true", help="do not delete the bench topics")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    clients: list[str] = []
+    for name in (c.strip() for c in args.clients.split(",") if c.strip()):
+        for c in ALIASES.get(name, (name,)):
+            if c not in CLIENTS:
+                p.error(f"unknown client {c!r}")
+            if c not in clients:
+                clients.append(c)
+    args.client_list = clients
+    args.stream_list = [int(s) for s in args.streams.split(",") if s.strip()]
+    args.shape_list = [tuple(int(x) for x in s.lower().split("x")) for s in args.shapes.split(",")
+                       if s.strip()]
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    return args
+
+
+# -- environment -------------------------------------------------------------------------------
+def _versions() -> dict[str, str]:
+    import aiokafka
+    import confluent_kafka
+    import numpy
+
+    try:
+        from importlib.metadata import version
+
+        aiowriter_version = version("aiowriter")
+    except Exception:
+        aiowriter_version = "unknown"
+    return {
+        "python": platform.python_version(),
+        "aiowriter": aiowriter_version,
+        "aiokafka": aiokafka.__version__,
+        "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+        "numpy": numpy.__version__,
+        "cramjam": _dist_version("cramjam"),
+    }
+
+
+def _dist_version(name: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return "unknown"
+
+
+def _machine() -> dict[str, Any]:
+    import psutil
+
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_avg_at_start": os.getloadavg(),
+    }
+
+
+async def _create_topics(servers: str, topics: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id="bench-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(t, 1, 1, topic_configs={"retention.bytes": str(256 * MIB),
+                                             "segment.bytes": str(64 * MIB)})
+            for t in topics if t not in existing
+        ]
+        if new:
+            await admin.create_topics(new, timeout_ms=30_000)
+        for _ in range(100):  # wait until every broker's metadata has them
+            if set(topics) <= set(await admin.list_topics()):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+async def _delete_topics(servers: str, topics: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id="bench-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [t for t in topics if t in existing]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=30_000)
+    finally:
+        await admin.close()
+
+
+def _topics(data_source: str, streams: int) -> list[str]:
+    return [data_source, f"{data_source}_essential",
+            *(f"{data_source}.s{i:02d}" for i in range(streams))]
+
+
+# -- running workers ---------------------------------------------------------------------------
+def _run_worker(spec: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT),
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"worker {spec['client']} {spec.get('shape')} x{spec.get('streams')} failed "
+            f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
+    return dict(json.loads(lines[-1]))
+
+
+def _derive(run: dict[str, Any]) -> dict[str, Any]:
+    columns, samples = run["shape"]
+    n = run["acked"]
+    run["acked_packets_per_s"] = n / run["ack_s"]
+    run["acked_samples_per_s"] = n * columns * samples / run["ack_s"]
+    run["acked_mb_per_s"] = n * run["value_bytes_mean"] / run["ack_s"] / 1e6
+    run["enqueue_packets_per_s"] = run["packets"] / run["enqueue_s"]
+    run["rss_growth_mb"] = run["rss_peak_mb"] - run["rss_base_mb"]
+    return run
+
+
+def _median(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def _summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((tuple(r["shape"]), r["streams"], r["client"]), []).append(r)
+    out = []
+    for (shape, streams, client), rs in groups.items():
+        out.append({
+            "shape": list(shape),
+            "streams": streams,
+            "client": client,
+            "runs": len(rs),
+            "packets": rs[0]["packets"],
+            "value_bytes_mean": rs[0]["value_bytes_mean"],
+            "all_acked": all(r["acked"] == r["packets"] and not r["failed"] for r in rs),
+            "acked_packets_per_s": _median([r["acked_packets_per_s"] for r in rs]),
+            "acked_samples_per_s": _median([r["acked_samples_per_s"] for r in rs]),
+            "acked_samples_per_s_all": [round(r["acked_samples_per_s"]) for r in rs],
+            "acked_mb_per_s": _median([r["acked_mb_per_s"] for r in rs]),
+            "enqueue_packets_per_s": _median([r["enqueue_packets_per_s"] for r in rs]),
+            "latency_p50_ms": _median([r["latency"]["p50_ms"] for r in rs]),
+            "latency_p99_ms": _median([r["latency"]["p99_ms"] for r in rs]),
+            "loop_lag_p99_ms": _median([(r["loop_lag"] or {}).get("p99_ms") for r in rs]),
+            "loop_lag_max_ms": max([(r["loop_lag"] or {}).get("max_ms") or 0 for r in rs])
+            if any(r["loop_lag"] for r in rs) else None,
+            "rss_peak_mb": max(r["rss_peak_mb"] for r in rs),
+            "rss_growth_mb": _median([r["rss_growth_mb"] for r in rs]),
+        })
+    return out
+
+
+def _targets(summary: list[dict[str, Any]], stall: dict[str, Any] | None) -> list[dict[str, Any]]:
+    by = {(tuple(s["shape"]), s["streams"], s["client"]): s for s in summary}
+    cases = sorted({(tuple(s["shape"]), s["streams"]) for s in summary},
+                   key=lambda c: (-c[0][0] * c[0][1], c[1]))
+    out: list[dict[str, Any]] = []
+    for name, num, den, threshold in TARGETS:
+        for shape, streams in cases:
+            a, b = by.get((shape, streams, num)), by.get((shape, streams, den))
+            if not a or not b or not b["acked_samples_per_s"]:
+                continue
+            ratio = a["acked_samples_per_s"] / b["acked_samples_per_s"]
+            out.append({"target": name, "shape": list(shape), "streams": streams,
+                        "value": round(ratio, 3), "threshold": threshold,
+                        "status": "PASS" if ratio >= threshold else "MISS"})
+    for shape, streams in cases:
+        for client in ("aiowriter-bytes", "aiowriter-numpy"):
+            s = by.get((shape, streams, client))
+            if s and s["loop_lag_p99_ms"] is not None:
+                out.append({"target": f"{client} event-loop lag p99 < {LAG_LIMIT_MS} ms",
+                            "shape": list(shape), "streams": streams,
+                            "value": round(s["loop_lag_p99_ms"], 3), "threshold": LAG_LIMIT_MS,
+                            "status": "PASS" if s["loop_lag_p99_ms"] < LAG_LIMIT_MS else "MISS"})
+    if stall is not None:
+        out.append({"target": "RSS growth with stalled broker <= budget + 50 MB",
+                    "shape": stall["shape"], "streams": stall["streams"],
+                    "value": round(stall["rss_growth_mb"], 1),
+                    "threshold": stall["limit_growth_mb"],
+                    "status": "PASS" if stall["pass"] else "MISS"})
+    return out
+
+
+# -- the stall check ---------------------------------------------------------------------------
+def _stall_check(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
+    import signal
+
+    from aiowriter.testing import start_local_kafka
+
+    print("stall check: starting a throwaway local broker ...", file=sys.stderr)
+    cluster = start_local_kafka(nodes=1)
+    pid = cluster.pid(cluster.node_ids[0])
+    try:
+        ds = f"stall_{uuid.uuid4().hex[:8]}"
+        streams = 4
+        asyncio.run(_create_topics(cluster.bootstrap_servers, _topics(ds, streams)))
+        spec = {
+            "client": "stall", "servers": cluster.bootstrap_servers, "broker_pid": pid,
+            "data_source": ds, "streams": streams, "shape": [10, 100], "pool": args.pool,
+            "budget_bytes": args.stall_budget_mib * MIB, "prestall_s": 2.0 if args.quick else 3.0,
+            "stall_s": args.stall_seconds, "resume_s": 3.0, "settings": settings,
+        }
+        result = _run_worker(spec, timeout=args.stall_seconds + 300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)  # whatever happened to the worker
+        cluster.stop()
+    print(
+        f"stall check: budget {result['budget_mb']:.0f} MiB, RSS base "
+        f"{result['rss_base_mb']:.0f} MB -> {result['rss_before_stall_mb']:.0f} MB before the "
+        f"stall -> peak {result['rss_peak_during_stall_mb']:.0f} MB during it: growth "
+        f"{result['rss_growth_mb']:.0f} MB (limit {result['limit_growth_mb']:.0f}) "
+        f"{'PASS' if result['pass'] else 'MISS'}; queued max {result['queued_bytes_max_mb']:.0f} "
+        f"MiB; {result['acked_during_stall']} acked during the stall",
+        file=sys.stderr,
+    )
+    return result
+
+
+# -- report ------------------------------------------------------------------------------------
+def _fmt(v: float | None, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:.0f}k"
+    return f"{v:.{digits}f}"
+
+
+def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
+    head = (f"{'shape':>6} {'str':>3} {'client':<16} {'pkt/s':>7} {'samples/s':>9} {'MB/s':>6} "
+            f"{'enq pkt/s':>9} {'lat p50':>7} {'lat p99':>7} {'lag p99':>7} {'RSS pk':>6} ok")
+    print(head, file=sys.stderr)
+    order = {c: i for i, c in enumerate(CLIENTS)}
+    for s in sorted(summary, key=lambda s: (-s["shape"][0] * s["shape"][1], s["streams"],
+                                            order[s["client"]])):
+        print(
+            f"{'x'.join(map(str, s['shape'])):>6} {s['streams']:>3} {s['client']:<16} "
+            f"{_fmt(s['acked_packets_per_s'], 0):>7} {_fmt(s['acked_samples_per_s'], 0):>9} "
+            f"{_fmt(s['acked_mb_per_s']):>6} {_fmt(s['enqueue_packets_per_s'], 0):>9} "
+            f"{_fmt(s['latency_p50_ms']):>7} {_fmt(s['latency_p99_ms']):>7} "
+            f"{_fmt(s['loop_lag_p99_ms'], 2):>7} {_fmt(s['rss_peak_mb'], 0):>6} "
+            f"{'yes' if s['all_acked'] else 'NO'}",
+            file=sys.stderr,
+        )
+    if targets:
+        print("\ntargets:", file=sys.stderr)
+        for t in targets:
+            shape = "x".join(map(str, t["shape"]))
+            print(f"  {t['status']:<4} {t['target']:<55} {shape:>6} x{t['streams']:<3} "
+                  f"{t['value']} (threshold {t['threshold']})", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.worker:
+        from _clients import worker_main
+
+        worker_main(args.worker)
+        return 0
+
+    settings = {
+        "acks": "all", "enable_idempotence": True, "compression": "zstd (level 3 in both)",
+        "linger_ms": args.linger_ms, "batch_bytes": args.batch_bytes,
+        "max_request_bytes": 1024 * 1024, "queue_bytes": args.queue_bytes,
+        "ck_aio_workers": 4, "ck_aio_batch_size": 1000,
+        "partitions_per_topic": 1, "record_key": "the session key (18 bytes)",
+        "aiowriter_queues": f"QueueLimits(max_total_bytes={args.queue_bytes}), other defaults",
+        "ck_producer_poll": "poll(0) every 64 produce(); poll(0.005) on BufferError",
+        "ck_aio_poll": "background task: await producer.poll(0.05) in a loop",
+        "aiokafka_batching": "per stream: fill create_batch() until full, close, send_batch()",
+    }
+    result: dict[str, Any] = {
+        "benchmark": "benchmarks/throughput.py",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "versions": _versions(),
+        "machine": _machine(),
+        "settings": settings,
+    }
+
+    stall: dict[str, Any] | None = None
+    runs: list[dict[str, Any]] = []
+    if not args.stall_check:
+        with contextlib.ExitStack() as stack:
+            servers = args.bootstrap_servers
+            if not servers:
+                from aiowriter.testing import start_local_kafka
+
+                print("starting a local broker ...", file=sys.stderr)
+                cluster = stack.enter_context(start_local_kafka(nodes=1))
+                servers = cluster.bootstrap_servers
+            result["bootstrap_servers"] = servers
+            result["broker_started_by_benchmark"] = not args.bootstrap_servers
+            runs = _throughput(args, servers, settings)
+    want_stall = args.stall_check or not (args.quick or args.skip_stall_check)
+    if want_stall:
+        stall = _stall_check(args, settings)
+
+    summary = _summarize(runs)
+    targets = _targets(summary, stall)
+    result.update(
+        {
+            "mode": "stall-check" if args.stall_check else ("quick" if args.quick else "full"),
+            "method": {
+                "fixed": "packet count per case (see 'packets'); repeats interleaved, client "
+                         "order rotated per repeat; figures are medians over repeats",
+                "rates": "acked = packets / (first write -> last ack); enqueue = packets / "
+                         "(first write -> last write call returned)",
+                "mb_per_s": "record values (serialized Packet), before compression, 1 MB = 1e6 B",
+                "latency": "every sample_every-th packet: write call -> app sees the ack",
+                "loop_lag": "asyncio.sleep(0.001) oversleep during writing (n/a: ck-producer is "
+                            "synchronous)",
+                "rss": "peak = ru_maxrss of the worker process (imports included); growth = "
+                       "peak - RSS after warm-up",
+            },
+            "runs": runs,
+            "summary": summary,
+            "targets": targets,
+            "stall_check": stall,
+        }
+    )
+    _print_table(summary, targets)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        json_path = args.out / "results.json"
+        png_path = args.out / "throughput.png"
+        result["files"] = {"json": str(json_path), "png": str(png_path)}
+        from _plot import plot
+
+        plot(result, png_path)
+        json_path.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {json_path} and {png_path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _throughput(args: argparse.Namespace, servers: str, settings: dict[str, Any]
+                ) -> list[dict[str, Any]]:
+    ds = f"bench_{uuid.uuid4().hex[:8]}"
+    max_streams = max(args.stream_list)
+    topics = _topics(ds, max_streams)
+    asyncio.run(_create_topics(servers, topics))
+    runs: list[dict[str, Any]] = []
+    try:
+        total = args.repeats * len(args.shape_list) * len(args.stream_list) * len(args.client_list)
+        done = 0
+        for rep in range(args.repeats):
+            for shape in args.shape_list:
+                n = args.packets or PACKETS.get(shape, (20_000, 2_000))[1 if args.quick else 0]
+                for streams in args.stream_list:
+                    k = rep % len(args.client_list)
+                    order = args.client_list[k:] + args.client_list[:k]
+                    for client in order:
+                        spec = {
+                            "client": client, "servers": servers, "data_source": ds,
+                            "streams": streams, "shape": list(shape), "packets": n,
+                            "pool": args.pool, "warmup": 5,
+                            "sample_every": max(1, n // 2000), "settings": settings,
+                        }
+                        if args.profile:
+                            args.profile.mkdir(parents=True, exist_ok=True)
+                            spec["profile"] = str(
+                                args.profile / f"{client}-{shape[0]}x{shape[1]}-s{streams}"
+                                f"-r{rep}.prof")
+                        run = _derive(_run_worker(spec))
+                        run["repeat"] = rep
+                        runs.append(run)
+                        done += 1
+                        lag = (run["loop_lag"] or {}).get("p99_ms")
+                        print(
+                            f"[{done}/{total}] {client:<16} {shape[0]}x{shape[1]} x{streams:<2} "
+                            f"{run['acked_samples_per_s'] / 1e6:7.3f} M samples/s "
+                            f"{run['acked_packets_per_s']:9.0f} pkt/s  lat p99 "
+                            f"{run['latency']['p99_ms'] or 0:7.1f} ms  lag p99 "
+                            f"{'-' if lag is None else f'{lag:.2f}'} ms  RSS "
+                            f"{run['rss_peak_mb']:.0f} MB",
+                            file=sys.stderr,
+                        )
+    finally:
+        if not args.keep_topics:
+            try:
+                asyncio.run(_delete_topics(servers, topics))
+            except Exception as exc:
+                print(f"could not delete the bench topics: {exc}", file=sys.stderr)
+    return runs
+
+
+if __name__ == "__main__":
+    sys.exit(main())
