@@ -200,9 +200,11 @@ async def run_demo(options: DemoOptions) -> DemoReport:
         ]
         event_ids = {e: (await formats.get_event_data_format_id(ds, e)).unwrap() for e in EVENTS}
 
-        in_band = await sessions.write_in_band_start(
-            writer, ds, key, CAR_STREAMS, configuration=configuration(GROUPS)
-        )
+        in_band = (
+            await sessions.write_in_band_start(
+                writer, ds, key, CAR_STREAMS, configuration=configuration(GROUPS)
+            )
+        ).unwrap()
 
         step = 0.1  # the shortest packet period of the car
         ticks = round(options.seconds / step)
@@ -240,7 +242,7 @@ async def run_demo(options: DemoOptions) -> DemoReport:
             progress.update(t0 + step, len(sent))
         progress.update(options.seconds, len(sent))
 
-        in_band += await sessions.write_in_band_end(writer, ds, key, CAR_STREAMS)
+        in_band += (await sessions.write_in_band_end(writer, ds, key, CAR_STREAMS)).unwrap()
         await writer.flush(config.producer.delivery_timeout)
         (await sessions.update_session_details(ds, key, {"Laps": str(laps)})).unwrap()
         (await sessions.end_session(ds, key)).unwrap()

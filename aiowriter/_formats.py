@@ -234,7 +234,7 @@ class DataFormatManager:
             self._state = "new"
             raise
 
-    async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (a bounded lifecycle)
+    async def close(self, timeout: float = 10.0) -> None:
         """Stop following and (if owned) the writer; idempotent, bounded by ``timeout``."""
         if self._state == "closed":
             return

@@ -148,6 +148,10 @@ def _double_body(values: Sequence[Any], sb: bytes | None, label: str) -> bytes:
         raise EncodingError(f"{label}: a value cannot be converted to a double ({exc})") from None
     if 0.0 in values or (sb is not None and 0 in sb):
         return _double_body_slow(packed, n, sb)
+    if n <= 8 and sb is None:  # cheaper than the slice assignments for a handful of samples
+        return b"".join(
+            [b"\x0a\x0b\x09" + packed[8 * i : 8 * i + 8] + b"\x10\x01" for i in range(n)]
+        )
     out = bytearray(_TEMPLATE * n)
     for j in range(8):
         out[3 + j :: 13] = packed[j::8]
@@ -242,8 +246,6 @@ def sample_list_body(kind: str, values: Sequence[Any], sb: bytes | None, label: 
 def _numpy_double_lists(np: Any, arr: Any, st: Any, key: bytes) -> bytes:
     """Encode the rows of a 2-D float64 array ``arr`` as repeated SampleColumn/SampleRow."""
     p, n = arr.shape
-    if not arr.dtype.isnative or arr.dtype.byteorder == ">":
-        arr = arr.astype("<f8")
     arr = np.ascontiguousarray(arr)
     zero = arr == 0.0
     has_zero = bool(zero.any())
@@ -373,13 +375,15 @@ def encode_sample_lists(
             import numpy as np
 
             st = _numpy_statuses(np, statuses, (p, n), f"{what}s")
-            return _numpy_double_lists(np, arr.astype(np.float64, copy=False), st, key), p, n
+            return _numpy_double_lists(np, arr.astype("<f8", copy=False), st, key), p, n
         lists = arr.tolist()
         if _is_array(statuses):
             statuses = statuses.tolist()  # type: ignore[attr-defined]
     elif _is_array(statuses) and getattr(statuses, "ndim", 1) == 2:
         statuses = statuses.tolist()  # type: ignore[attr-defined]
-    if isinstance(lists, str | bytes) or not isinstance(lists, Sequence):
+    if type(lists) is not list and (
+        isinstance(lists, str | bytes) or not isinstance(lists, Sequence)
+    ):
         raise EncodingError(f"{what}s must be a sequence of {what}s or a 2-D array")
     count = len(lists)
     if statuses is not None and (not isinstance(statuses, Sequence) or len(statuses) != count):
@@ -396,9 +400,11 @@ def encode_sample_lists(
     for i in range(count):
         values: Any = lists[i]
         label = f"{what} {i}"
-        explicit = _check_kind(kinds[i], label)
+        explicit = None if kinds[i] is None else _check_kind(kinds[i], label)
         st = statuses[i] if statuses is not None else None
-        if _is_array(values):
+        if type(values) is list or type(values) is tuple:
+            kind = _infer(values, label, explicit)
+        elif _is_array(values):
             if values.ndim != 1:
                 raise EncodingError(f"{label} must be 1-D, got shape {values.shape}")
             kind = _array_kind(values, label, explicit)
@@ -410,7 +416,7 @@ def encode_sample_lists(
                     raise _unequal(what, width, n, i)
                 width = n
                 st_arr = _numpy_statuses(np, st, (n,), label)
-                col = values.astype(np.float64, copy=False).reshape(1, n)
+                col = values.astype("<f8", copy=False).reshape(1, n)
                 parts.append(
                     _numpy_double_lists(
                         np, col, None if st_arr is None else st_arr.reshape(1, n), key

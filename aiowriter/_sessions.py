@@ -183,7 +183,7 @@ class SessionManager:
             raise
         self._state = "running"
 
-    async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (a bounded lifecycle)
+    async def close(self, timeout: float = 10.0) -> None:
         """Stop following and (if owned) stop the writer; idempotent, bounded by ``timeout``."""
         if self._state == "closed":
             return
@@ -480,27 +480,19 @@ class SessionManager:
         *,
         configuration: open_data.ConfigurationPacket | EncodedPacket | None = None,
         essential: bool = True,
-    ) -> list[DeliveryReport]:
+    ) -> ApiResult[list[DeliveryReport]]:
         """Write the Support Library samples' in-band start: a ``NewSession`` packet into each
-        stream (the main stream ``""`` is always included) and, if given, the ``Configuration``
-        packet (essential) into the main stream. Returns the acknowledgements.
+        stream (the main stream ``""`` is always included, first) and, if given, the
+        ``Configuration`` packet (essential) into the main stream. ``data`` is the list of
+        acknowledgements, in that order.
 
         ``essential`` marks the lifecycle packets ``is_essential`` (the C# docs do; the Python
-        sample does not). ``writer=None`` uses the manager's writer.
+        sample does not). ``writer=None`` uses the manager's writer. An unknown session fails
+        with ``SessionNotFoundError``, an ended one with ``SessionEndedError``.
         """
-        session = await self._in_band_session(data_source, session_key)
-        new = open_data.NewSessionPacket(
-            data_source=data_source,
-            utc_offset=session.utc_offset,
-            # As in the sample: the in-band copy carries the info without data_source, so a
-            # reader of SessionInfo never mistakes it for the session's own record.
-            session_info=attrs.evolve(session, data_source="").to_info_packet(),
-            creation_time=session.creation_time,
-        )
-        packets: list[tuple[str, EncodedPacket]] = [
-            (s, EncodedPacket("NewSession", bytes(new), essential))
-            for s in _streams(streams, data_source)
-        ]
+        validate_data_source(data_source)
+        _check_key(session_key)
+        names = _streams(streams, data_source)
         if configuration is not None:
             if isinstance(configuration, open_data.ConfigurationPacket):
                 configuration = EncodedPacket("Configuration", bytes(configuration), True)
@@ -508,8 +500,22 @@ class SessionManager:
                 raise InvalidInputError(
                     "configuration must be an open_data.ConfigurationPacket or an EncodedPacket"
                 )
-            packets.append(("", configuration))
-        return await self._write_in_band(writer, data_source, session_key, packets)
+
+        def build(session: SessionInfo) -> list[tuple[str, EncodedPacket]]:
+            new = open_data.NewSessionPacket(
+                data_source=data_source,
+                utc_offset=session.utc_offset,
+                # As in the sample: the in-band copy's info has no data_source; it describes the
+                # session, the SessionInfo topic remains the place that defines it.
+                session_info=attrs.evolve(session, data_source="").to_info_packet(),
+                creation_time=session.creation_time,
+            )
+            out = [(s, EncodedPacket("NewSession", bytes(new), essential)) for s in names]
+            if configuration is not None:
+                out.append(("", configuration))
+            return out
+
+        return await self._write_in_band(writer, data_source, session_key, build)
 
     async def write_in_band_end(
         self,
@@ -519,36 +525,41 @@ class SessionManager:
         streams: Sequence[str] = ("",),
         *,
         essential: bool = True,
-    ) -> list[DeliveryReport]:
+    ) -> ApiResult[list[DeliveryReport]]:
         """Write an in-band ``EndOfSession`` packet into each stream (main stream included);
         call it before :meth:`end_session`, as the samples do."""
-        await self._in_band_session(data_source, session_key)
-        end = open_data.EndOfSessionPacket(data_source=data_source, termination_time=_now())
-        packets = [
-            (s, EncodedPacket("EndOfSession", bytes(end), essential))
-            for s in _streams(streams, data_source)
-        ]
-        return await self._write_in_band(writer, data_source, session_key, packets)
-
-    async def _in_band_session(self, data_source: str, session_key: str) -> SessionInfo:
         validate_data_source(data_source)
         _check_key(session_key)
-        self._check_running()
-        return self._lookup(data_source, session_key)
+        names = _streams(streams, data_source)
+
+        def build(_session: SessionInfo) -> list[tuple[str, EncodedPacket]]:
+            end = open_data.EndOfSessionPacket(data_source=data_source, termination_time=_now())
+            return [(s, EncodedPacket("EndOfSession", bytes(end), essential)) for s in names]
+
+        return await self._write_in_band(writer, data_source, session_key, build)
 
     async def _write_in_band(
         self,
         writer: PacketWriter | None,
         data_source: str,
         session_key: str,
-        packets: list[tuple[str, EncodedPacket]],
-    ) -> list[DeliveryReport]:
+        build: Callable[[SessionInfo], list[tuple[str, EncodedPacket]]],
+    ) -> ApiResult[list[DeliveryReport]]:
+        self._check_running()
         target = writer if writer is not None else self.writer
-        results = [
-            await target.write_data(data_source, stream, session_key, packet)
-            for stream, packet in packets
-        ]
-        return [await _delivered(r) for r in results]
+        try:
+            session = self._lookup(data_source, session_key)
+            if session.completed:
+                raise SessionEndedError(f"session {session_key!r} has ended")
+            results = [
+                await target.write_data(data_source, stream, session_key, packet)
+                for stream, packet in build(session)
+            ]
+            return ApiResult.ok([await _delivered(r) for r in results])
+        except AiowriterError as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            return ApiResult.fail(exc)
 
     # -- introspection ------------------------------------------------------------------------
     def statistics(self) -> SessionManagerStatistics:

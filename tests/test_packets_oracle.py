@@ -23,7 +23,7 @@ from aiowriter import packets
 from aiowriter._object_encoding import encode_message, encoded_packet_from_message
 
 try:
-    from _oracle import pb2  # noqa: F401  (fixture)
+    from _oracle import pb2
 except ImportError:  # pragma: no cover - when tests/ is imported as a package
     from tests._oracle import pb2  # noqa: F401
 
@@ -75,14 +75,18 @@ def pb_format(pb2: Any, data_format: Any) -> Any:
 def pb_list(pb2: Any, kind: str, values: list[Any], statuses: list[int] | None) -> dict[str, Any]:
     cls = {"double": "Double", "int32": "Int32", "bool": "Bool", "string": "String"}[kind]
     sts = statuses if statuses is not None else [1] * len(values)
-    samples = [getattr(pb2, f"{cls}Sample")(value=v, status=s) for v, s in zip(values, sts)]
+    samples = [
+        getattr(pb2, f"{cls}Sample")(value=v, status=s) for v, s in zip(values, sts, strict=False)
+    ]
     return {f"{kind}_samples": getattr(pb2, f"{cls}SampleList")(samples=samples)}
 
 
 def bp_list(kind: str, values: list[Any], statuses: list[int] | None) -> dict[str, Any]:
     cls = {"double": "Double", "int32": "Int32", "bool": "Bool", "string": "String"}[kind]
     sts = statuses if statuses is not None else [1] * len(values)
-    samples = [getattr(od, f"{cls}Sample")(v, od.DataStatus(s)) for v, s in zip(values, sts)]
+    samples = [
+        getattr(od, f"{cls}Sample")(v, od.DataStatus(s)) for v, s in zip(values, sts, strict=False)
+    ]
     return {f"{kind}_samples": getattr(od, f"{cls}SampleList")(samples)}
 
 
@@ -122,14 +126,15 @@ def test_periodic_data(pb2: Any, data_format: Any, start: int, interval: int, dr
     kinds, cols, statuses = drawn
     data_format = fit_format(data_format, len(cols))
     packet = packets.periodic_data(data_format, start, interval, cols, statuses, sample_type=kinds)
-    assert packet.type == "PeriodicData" and packet.is_essential is False
+    assert packet.type == "PeriodicData"
+    assert packet.is_essential is False
     expected = pb2.PeriodicDataPacket(
         data_format=pb_format(pb2, data_format),
         start_time=start,
         interval=interval,
         columns=[
             pb2.SampleColumn(**pb_list(pb2, k, c, statuses[i] if statuses else None))
-            for i, (k, c) in enumerate(zip(kinds, cols))
+            for i, (k, c) in enumerate(zip(kinds, cols, strict=False))
         ],
     )
     assert_oracle(pb2, "PeriodicDataPacket", packet.content, expected)
@@ -140,12 +145,12 @@ def test_periodic_data(pb2: Any, data_format: Any, start: int, interval: int, dr
         interval=interval,
         columns=[
             od.SampleColumn(**bp_list(k, c, statuses[i] if statuses else None))
-            for i, (k, c) in enumerate(zip(kinds, cols))
+            for i, (k, c) in enumerate(zip(kinds, cols, strict=False))
         ],
     )
     assert encode_message(obj) == packet.content
     # numpy: one array per column, and one 2-D array when the columns share a type
-    arrays = [np.array(c, dtype=_DTYPES[k]) for k, c in zip(kinds, cols)]
+    arrays = [np.array(c, dtype=_DTYPES[k]) for k, c in zip(kinds, cols, strict=False)]
     if "string" not in kinds or not any("\x00" in s for c in cols for s in c if isinstance(s, str)):
         as_arrays = packets.periodic_data(
             data_format, start, interval, arrays, statuses, sample_type=kinds
@@ -221,7 +226,7 @@ def test_row_data(pb2: Any, data_format: Any, data: Any) -> None:
         timestamps=timestamps,
         rows=[
             pb2.SampleRow(**pb_list(pb2, k, r, statuses[i] if statuses else None))
-            for i, (k, r) in enumerate(zip(kinds, rows))
+            for i, (k, r) in enumerate(zip(kinds, rows, strict=False))
         ],
     )
     assert_oracle(pb2, "RowDataPacket", packet.content, expected)
@@ -230,7 +235,7 @@ def test_row_data(pb2: Any, data_format: Any, data: Any) -> None:
         timestamps=timestamps,
         rows=[
             od.SampleRow(**bp_list(k, r, statuses[i] if statuses else None))
-            for i, (k, r) in enumerate(zip(kinds, rows))
+            for i, (k, r) in enumerate(zip(kinds, rows, strict=False))
         ],
     )
     assert encode_message(obj) == packet.content
@@ -256,7 +261,7 @@ def test_synchro_data(pb2: Any, data_format: Any, start: int, data: Any) -> None
         intervals=intervals,
         columns=[
             pb2.SampleColumn(**pb_list(pb2, k, c, statuses[i] if statuses else None))
-            for i, (k, c) in enumerate(zip(kinds, cols))
+            for i, (k, c) in enumerate(zip(kinds, cols, strict=False))
         ],
     )
     assert_oracle(pb2, "SynchroDataPacket", packet.content, expected)
@@ -266,7 +271,7 @@ def test_synchro_data(pb2: Any, data_format: Any, start: int, data: Any) -> None
         intervals=intervals,
         columns=[
             od.SampleColumn(**bp_list(k, c, statuses[i] if statuses else None))
-            for i, (k, c) in enumerate(zip(kinds, cols))
+            for i, (k, c) in enumerate(zip(kinds, cols, strict=False))
         ],
     )
     assert encode_message(obj) == packet.content
@@ -481,7 +486,8 @@ def test_new_and_end_of_session(
         session_info=info,
         creation_time=created,
     )
-    assert packet.type == "NewSession" and packet.is_essential is True
+    assert packet.type == "NewSession"
+    assert packet.is_essential is True
     kwargs: dict[str, Any] = {"data_source": source, "topic_partition_offsets": offsets}
     if utc is not None:
         kwargs["utc_offset"] = pb_dur(pb2, utc)
@@ -611,10 +617,8 @@ def test_data_format_definition_and_configuration(
         )
     assert_oracle(pb2, "DataFormatDefinitionPacket", packet.content, expected)
     bundle = packets.data_format_configuration(config_id, [packet, packet])
-    assert_oracle(
-        pb2, "DataFormatConfigurationPacket", bundle.content,
-        pb2.DataFormatConfigurationPacket(data_format_id=config_id, data_formats=[expected, expected]),
-    )  # fmt: skip
+    both = pb2.DataFormatConfigurationPacket(data_format_id=config_id, data_formats=[expected] * 2)
+    assert_oracle(pb2, "DataFormatConfigurationPacket", bundle.content, both)
 
 
 @SETTINGS
@@ -642,7 +646,8 @@ def test_configuration(
         [param, param], [ev], [group], config_id=name, partial_packet=partial,
         packet_number=1 if partial else 0, total_packet_number=2 if partial else 0,
     )  # fmt: skip
-    assert packet.type == "Configuration" and packet.is_essential is True
+    assert packet.type == "Configuration"
+    assert packet.is_essential is True
     pconv = pb2.TextConversionDefinition(
         conversion_identifier="c",
         input_values=[0.0, -0.0, 1.0],
@@ -655,8 +660,8 @@ def test_configuration(
         conversion=pconv, formula=pb2.FormulaDefinition(type=1, formula="x*2"),
     )  # fmt: skip
     pev = pb2.EventDefinition(
-        identifier="Ev1", name=name, definition_id=def_id, priority=2, groups=["g"], data_types=[1, 8],
-        format_strings=["%f", "%d"], conversions=[pconv], units=["s", ""],
+        identifier="Ev1", name=name, definition_id=def_id, priority=2, groups=["g"],
+        data_types=[1, 8], format_strings=["%f", "%d"], conversions=[pconv], units=["s", ""],
     )  # fmt: skip
     pgroup = pb2.GroupDefinition(
         identifier="g", name=name, groups=[pb2.GroupDefinition(identifier="sub")]

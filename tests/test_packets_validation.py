@@ -1,4 +1,5 @@
 """Every validation error of the builders: its type (EncodingError, a ValueError) and message."""
+# ruff: noqa: E501
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aiowriter import EncodingError, InvalidInputError, InvalidPacketError
+from aiowriter import EncodingError, InvalidInputError, InvalidPacketError, packets
 from aiowriter import open_data as od
-from aiowriter import packets
 from aiowriter._object_encoding import encode_message, encoded_packet_from_message
 
 CASES: list[tuple[str, Callable[[], Any], str]] = [
@@ -181,7 +181,9 @@ def test_valid_edge_values_are_accepted() -> None:
     """NaN and infinities are samples like any other; max ids and times fit."""
     packets.periodic_data(2**64 - 1, 2**64 - 1, 2**32 - 1, [[math.nan, math.inf, -math.inf]])
     packets.row_data([], [2**64 - 1], [[]])
-    packets.periodic_data(1, dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.timedelta(milliseconds=1), [])
+    packets.periodic_data(
+        1, dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.timedelta(milliseconds=1), []
+    )
     packets.periodic_data(1, 0, 1, [[1.0]], [od.DataStatus.MISSING])  # one status for the column
     packets.periodic_data(1, 0, 1, [np.array([1, 2], dtype=np.uint16)], sample_type="double")
 

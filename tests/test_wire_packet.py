@@ -16,7 +16,7 @@ from aiowriter._object_encoding import encode_message, packet_type_for
 from aiowriter._wire import PacketEnvelope, encode_packet, parse_packet_envelope
 
 try:
-    from _oracle import pb2  # noqa: F401  (fixture)
+    from _oracle import pb2
 except ImportError:  # pragma: no cover
     from tests._oracle import pb2  # noqa: F401
 
