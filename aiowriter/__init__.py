@@ -20,6 +20,7 @@ from ._delivery import Delivery as Delivery
 from ._delivery import DeliveryReport as DeliveryReport
 from ._delivery import WriteResult as WriteResult
 from ._encoded import EncodedPacket as EncodedPacket
+from ._events import Subscription as Subscription
 from ._exceptions import AiowriterError as AiowriterError
 from ._exceptions import BrokerUnavailableError as BrokerUnavailableError
 from ._exceptions import BufferFullError as BufferFullError
@@ -107,6 +108,7 @@ __all__ = [
     "StreamCreationStrategy",
     "StreamStatistics",
     "StreamingConfig",
+    "Subscription",
     "TopicLayoutError",
     "WriteResult",
     "WriterClosedError",

@@ -200,5 +200,3 @@ def configuration(groups: Sequence[ParameterGroup]) -> EncodedPacket:
         ),
     ]
     return packets.configuration(params, events, config_id="aiowriter-demo-car")
-
-

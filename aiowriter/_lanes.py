@@ -41,6 +41,7 @@ class Lane:
         "acked_bytes",
         "budget",
         "bytes",
+        "closed",
         "data_source",
         "entries",
         "essential_route",
@@ -80,6 +81,9 @@ class Lane:
         # ::test_no_overtaking_when_woken_twice): while it is set, no second writer is woken, else
         # a smaller packet behind it could take the room first and break the FIFO order.
         self.woken: asyncio.Future[None] | None = None
+        # Set by close() (writer stopping, lane retired): waiting writers return at once instead
+        # of waiting for room that may never come; the writer then tells them why.
+        self.closed = False
         self.task: asyncio.Task[None] | None = None
         # None until the lane's topics were checked/created; then a finished future.
         self.ready: asyncio.Future[None] | None = None
@@ -139,7 +143,7 @@ class Lane:
                 raise
             if self.woken is fut:
                 self.woken = None  # this writer has run: the next may be woken
-            if self.has_room(size):
+            if self.closed or self.has_room(size):
                 return
             # Woken but still no room (a bigger packet, or the budget): stay first in line.
             fut = loop.create_future()
@@ -160,8 +164,12 @@ class Lane:
                 self.woken = fut
                 return
 
-    def wake_all(self) -> None:
-        """Wake every waiting writer (the writer is stopping or the lane was retired)."""
+    def close(self) -> None:
+        """Release every waiting writer for good (the writer is stopping or the lane retired).
+
+        They return from :meth:`wait_for_room` without room; the caller checks why.
+        """
+        self.closed = True
         self.woken = None
         while self.putters:
             fut = self.putters.popleft()

@@ -18,13 +18,16 @@ from types import MappingProxyType
 import attrs
 
 from . import open_data
+from ._exceptions import InvalidInputError
 from ._layout import essential_topic, offset_key
+from ._names import validate_session_key
 
 __all__ = [
     "SessionAssociated",
     "SessionEnded",
     "SessionEvent",
     "SessionInfo",
+    "SessionManagerStatistics",
     "SessionStarted",
     "SessionTable",
     "SessionUpdated",
@@ -144,6 +147,48 @@ def _offsets(entries: Mapping[str, int], data_source: str) -> tuple[int, int]:
         elif topic == essential_topic(data_source):
             essentials = int(value)
     return main, essentials
+
+
+@attrs.frozen
+class SessionManagerStatistics:
+    """A snapshot of a :class:`SessionManager`."""
+
+    state: str
+    sessions: int
+    active_sessions: int
+    records_read: int
+    records_dropped: int
+    operations: int
+    failed_operations: int
+    subscribers: int
+    events_published: int
+    events_dropped: int
+    positions: Mapping[int, int]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def check_str(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def check_details(details: object) -> dict[str, str]:
+    if not isinstance(details, Mapping):
+        raise InvalidInputError(
+            f"details must be a mapping of str to str, got {type(details).__name__}"
+        )
+    for k, v in details.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InvalidInputError(f"details must map str to str; got {k!r}: {v!r}")
+    return dict(details)
+
+
+def check_key(session_key: object) -> str:
+    return validate_session_key(session_key, allow_empty=False)
 
 
 class SessionTable:

@@ -16,13 +16,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 
 from . import open_data
 from ._config import StreamingConfig
-from ._delivery import DeliveryReport
+from ._delivery import DeliveryReport, WriteResult
 from ._encoded import EncodedPacket
 from ._events import DEFAULT_MAX_QUEUED, EventHub, Subscription
 from ._exceptions import (
@@ -34,7 +34,7 @@ from ._exceptions import (
 )
 from ._kafka_follow import Record, TopicFollower
 from ._layout import TopicRequirement
-from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
+from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_stream
 from ._offsets import OffsetSnapshotter
 from ._result import ApiResult
 from ._session_state import (
@@ -42,14 +42,28 @@ from ._session_state import (
     SessionEnded,
     SessionEvent,
     SessionInfo,
+    SessionManagerStatistics,
     SessionStarted,
     SessionTable,
     SessionUpdated,
+    check_details,
+    check_key,
+    check_str,
+    now,
 )
 from ._topics import TopicProvisioner
 from ._writer import PacketWriter
 
-__all__ = ["SessionManager", "SessionManagerStatistics"]
+__all__ = [
+    "SessionAssociated",
+    "SessionEnded",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionManager",
+    "SessionManagerStatistics",
+    "SessionStarted",
+    "SessionUpdated",
+]
 
 log = logging.getLogger("aiowriter.sessions")
 
@@ -57,54 +71,9 @@ T = TypeVar("T")
 _UINT32_MAX = 0xFFFFFFFF
 
 
-@attrs.frozen
-class SessionManagerStatistics:
-    """A snapshot of a :class:`SessionManager`."""
-
-    state: str
-    sessions: int
-    active_sessions: int
-    records_read: int
-    records_dropped: int
-    operations: int
-    failed_operations: int
-    subscribers: int
-    events_published: int
-    events_dropped: int
-    positions: Mapping[int, int]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _check_str(value: object, name: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{name} must be a str, got {type(value).__name__}")
-    return value
-
-
-def _check_details(details: object) -> dict[str, str]:
-    if not isinstance(details, Mapping):
-        raise InvalidInputError(
-            f"details must be a mapping of str to str, got {type(details).__name__}"
-        )
-    for k, v in details.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            raise InvalidInputError(f"details must map str to str; got {k!r}: {v!r}")
-    return dict(details)
-
-
-def _check_key(session_key: object) -> str:
-    return validate_session_key(session_key, allow_empty=False)
-
-
-async def _delivered(result: Any) -> DeliveryReport:
+async def _delivered(result: WriteResult) -> DeliveryReport:
     """The broker's acknowledgement of a writer result (raises its typed error on failure)."""
-    if not result.success:
-        raise result.error
-    report: DeliveryReport = await result.data
-    return report
+    return await result.delivery
 
 
 class SessionManager:
@@ -295,7 +264,7 @@ class SessionManager:
         """The session's current state; fails with ``SessionNotFoundError`` if unknown (or a
         session of another data source)."""
         validate_data_source(data_source)
-        _check_key(session_key)
+        check_key(session_key)
         self._check_running()
         try:
             return ApiResult.ok(self._lookup(data_source, session_key))
@@ -350,8 +319,8 @@ class SessionManager:
         data written afterwards lies after the snapshot). An empty ``type`` becomes
         ``"Session"``, as on the server."""
         validate_data_source(data_source)
-        _check_str(identifier, "identifier")
-        _check_str(type, "type")
+        check_str(identifier, "identifier")
+        check_str(type, "type")
         if (
             isinstance(version, bool)
             or not isinstance(version, int)
@@ -360,14 +329,14 @@ class SessionManager:
             raise InvalidInputError(f"version must be an int in 0..2**32-1, got {version!r}")
         if utc_offset is not None and not isinstance(utc_offset, dt.timedelta):
             raise InvalidInputError(f"utc_offset must be a timedelta or None, got {utc_offset!r}")
-        details_ = _check_details(details or {})
+        details_ = check_details(details or {})
         if isinstance(associate_session_keys, str):
             raise InvalidInputError("associate_session_keys must be a list of keys, not a str")
-        associates = [_check_key(k) for k in associate_session_keys]
+        associates = [check_key(k) for k in associate_session_keys]
 
         async def create() -> SessionInfo:
             key = str(uuid.uuid4())
-            now = _now()
+            created = now()
             info = open_data.SessionInfoPacket(
                 data_source=data_source,  # readers ignore the embedded info without it (2.2)
                 identifier=identifier,
@@ -376,14 +345,14 @@ class SessionManager:
                 associate_session_keys=associates,
                 details=details_,
                 utc_offset=utc_offset,
-                creation_time=now,
+                creation_time=created,
             )
             new = open_data.NewSessionPacket(
                 data_source=data_source,
                 topic_partition_offsets=await self._snapshots.snapshot(data_source),
                 utc_offset=utc_offset,
                 session_info=info,
-                creation_time=now,
+                creation_time=created,
             )
             packet = open_data.Packet(type="NewSession", session_key=key, content=bytes(new))
             await self._write_and_read_back(packet)
@@ -412,8 +381,8 @@ class SessionManager:
     ) -> ApiResult[SessionInfo]:
         """Replace the session's identifier (a full ``SessionInfo`` snapshot is written)."""
         validate_data_source(data_source)
-        _check_key(session_key)
-        _check_str(identifier, "identifier")
+        check_key(session_key)
+        check_str(identifier, "identifier")
         return await self._update(
             data_source, session_key, lambda s: attrs.evolve(s, identifier=identifier)
         )
@@ -424,8 +393,8 @@ class SessionManager:
         """Merge ``details`` into the session's details (new values win; keys are never removed,
         since readers merge key by key)."""
         validate_data_source(data_source)
-        _check_key(session_key)
-        new = _check_details(details)
+        check_key(session_key)
+        new = check_details(details)
         return await self._update(
             data_source, session_key, lambda s: attrs.evolve(s, details={**s.details, **new})
         )
@@ -435,8 +404,8 @@ class SessionManager:
     ) -> ApiResult[SessionInfo]:
         """Append ``associate_key`` to the session's associate list (no-op write if present)."""
         validate_data_source(data_source)
-        _check_key(session_key)
-        _check_key(associate_key)
+        check_key(session_key)
+        check_key(associate_key)
 
         def add(s: SessionInfo) -> SessionInfo:
             if associate_key in s.associate_session_keys:
@@ -451,7 +420,7 @@ class SessionManager:
         """End the session: a fresh offsets snapshot and ``termination_time`` in one
         ``EndOfSession`` record. Ending an ended session fails with ``SessionEndedError``."""
         validate_data_source(data_source)
-        _check_key(session_key)
+        check_key(session_key)
 
         async def end() -> SessionInfo:
             session = self._lookup(data_source, session_key)
@@ -460,7 +429,7 @@ class SessionManager:
             packet_content = open_data.EndOfSessionPacket(
                 data_source=data_source,
                 topic_partition_offsets=await self._snapshots.snapshot(data_source),
-                termination_time=_now(),
+                termination_time=now(),
             )
             packet = open_data.Packet(
                 type="EndOfSession", session_key=session_key, content=bytes(packet_content)
@@ -491,7 +460,7 @@ class SessionManager:
         with ``SessionNotFoundError``, an ended one with ``SessionEndedError``.
         """
         validate_data_source(data_source)
-        _check_key(session_key)
+        check_key(session_key)
         names = _streams(streams, data_source)
         if configuration is not None:
             if isinstance(configuration, open_data.ConfigurationPacket):
@@ -529,11 +498,11 @@ class SessionManager:
         """Write an in-band ``EndOfSession`` packet into each stream (main stream included);
         call it before :meth:`end_session`, as the samples do."""
         validate_data_source(data_source)
-        _check_key(session_key)
+        check_key(session_key)
         names = _streams(streams, data_source)
 
         def build(_session: SessionInfo) -> list[tuple[str, EncodedPacket]]:
-            end = open_data.EndOfSessionPacket(data_source=data_source, termination_time=_now())
+            end = open_data.EndOfSessionPacket(data_source=data_source, termination_time=now())
             return [(s, EncodedPacket("EndOfSession", bytes(end), essential)) for s in names]
 
         return await self._write_in_band(writer, data_source, session_key, build)
@@ -592,14 +561,3 @@ def _streams(streams: Sequence[str], data_source: str) -> list[str]:
         raise InvalidInputError("streams must be a list of stream names, not a str")
     ordered = ["", *(validate_stream(s, data_source) for s in streams)]
     return list(dict.fromkeys(ordered))
-
-
-# Event classes are part of this module's public surface (re-exported by the package).
-__all__ += [
-    "SessionAssociated",
-    "SessionEnded",
-    "SessionEvent",
-    "SessionInfo",
-    "SessionStarted",
-    "SessionUpdated",
-]

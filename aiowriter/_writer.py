@@ -481,7 +481,9 @@ class PacketWriter:
                 lane.failed += 1
         self._retired_acked += lane.acked
         self._retired_failed += lane.failed
-        lane.wake_all()  # (was a wake_putters() loop: that now wakes one writer at a time)
+        # Release waiting writers for good; _push tells them the lane is no longer served. (Was a
+        # wake_putters() loop, which now wakes one writer at a time, see Lane.woken.)
+        lane.close()
 
     async def _send_batch(self, lane: Lane) -> None:
         loop = asyncio.get_running_loop()
@@ -631,9 +633,10 @@ class PacketWriter:
         for lane in lanes:
             if lane.wakeup is not None and not lane.wakeup.done():
                 lane.wakeup.set_result(None)
-            # Writers not yet accepted learn the writer is stopping. (Was a wake_putters() loop:
-            # that now wakes one writer at a time, see Lane.woken.)
-            lane.wake_all()
+            # Writers not yet accepted learn the writer is stopping, at once: close() makes them
+            # return without room (a wake_putters() loop only re-queued them while the queue was
+            # full, so they waited out delivery_timeout after stop() had returned).
+            lane.close()
         timed_out = False
         while any(lane.entries or lane.in_flight for lane in lanes):
             if loop.time() >= deadline - grace:

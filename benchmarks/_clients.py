@@ -42,7 +42,7 @@ _proc = psutil.Process()
 
 
 def rss_mb() -> float:
-    return _proc.memory_info().rss / MIB
+    return float(_proc.memory_info().rss) / MIB
 
 
 def peak_rss_mb() -> float:
@@ -64,8 +64,9 @@ def make_pool(columns: int, samples: int, size: int) -> tuple[list[Any], list[by
         cols = base + 10 * np.sin(freq * (t + i * samples)) + rng.normal(0, 0.5, (columns, samples))
         cols = np.ascontiguousarray(cols)
         arrays.append(cols)
-        enc = packets.periodic_data(FORMAT_ID, START_NS + i * samples * INTERVAL_NS, INTERVAL_NS,
-                                    cols)
+        enc = packets.periodic_data(
+            FORMAT_ID, START_NS + i * samples * INTERVAL_NS, INTERVAL_NS, cols
+        )
         values.append(encode_packet(enc.type, SESSION_KEY, False, enc.content, i + 1))
     return arrays, values
 
@@ -113,8 +114,12 @@ def lag_summary(lags: Any) -> dict[str, Any]:
 
 def latency_summary(lat: Any) -> dict[str, Any]:
     ms = array.array("d", (x * 1000 for x in lat))
-    return {"n": len(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "max_ms": max(ms) if ms else None}
+    return {
+        "n": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms) if ms else None,
+    }
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -126,16 +131,21 @@ def stream_names(n: int) -> list[str]:
 
 
 # -- clients -----------------------------------------------------------------------------------
-async def run_aiowriter(spec: dict[str, Any], arrays: list[Any], values: list[bytes],
-                        numpy_mode: bool) -> dict[str, Any]:
+async def run_aiowriter(
+    spec: dict[str, Any], arrays: list[Any], values: list[bytes], numpy_mode: bool
+) -> dict[str, Any]:
     from aiowriter import PacketWriter, ProducerSettings, QueueLimits, StreamingConfig, packets
 
     s = spec["settings"]
     config = StreamingConfig(
         bootstrap_servers=spec["servers"],
         producer=ProducerSettings(
-            acks="all", enable_idempotence=True, compression="zstd", linger_ms=s["linger_ms"],
-            max_batch_bytes=s["batch_bytes"], max_request_size=s["max_request_bytes"],
+            acks="all",
+            enable_idempotence=True,
+            compression="zstd",
+            linger_ms=s["linger_ms"],
+            max_batch_bytes=s["batch_bytes"],
+            max_request_size=s["max_request_bytes"],
             client_id=f"bench-{spec['client']}",
         ),
         queues=QueueLimits(max_total_bytes=s["queue_bytes"]),
@@ -161,8 +171,9 @@ async def run_aiowriter(spec: dict[str, Any], arrays: list[Any], values: list[by
         for i in range(n):
             j = first + i
             if numpy_mode:
-                packet: Any = periodic(FORMAT_ID, START_NS + j * INTERVAL_NS * 100, INTERVAL_NS,
-                                       arrays[j % n_pool])
+                packet: Any = periodic(
+                    FORMAT_ID, START_NS + j * INTERVAL_NS * 100, INTERVAL_NS, arrays[j % n_pool]
+                )
             else:
                 packet = pool[j % n_pool]
             if i % every:
@@ -185,8 +196,12 @@ async def run_aiowriter(spec: dict[str, Any], arrays: list[Any], values: list[by
         warm = w.statistics().acked_packets
         return await _measure(
             spec,
-            lambda: [writer(w, st, n, k * 1_000_003) for k, (st, n) in
-                     enumerate(zip(streams, split(spec["packets"], len(streams)), strict=True))],
+            lambda: [
+                writer(w, st, n, k * 1_000_003)
+                for k, (st, n) in enumerate(
+                    zip(streams, split(spec["packets"], len(streams)), strict=True)
+                )
+            ],
             flush=lambda: _flush_aiowriter(w, lat_tasks),
             counts=lambda: _aiowriter_counts(w, warm, failed_writes),
             lat=lat,
@@ -210,9 +225,14 @@ async def run_aiokafka(spec: dict[str, Any], values: list[bytes]) -> dict[str, A
 
     s = spec["settings"]
     producer = AIOKafkaProducer(
-        bootstrap_servers=spec["servers"], client_id="bench-aiokafka", acks="all",
-        enable_idempotence=True, compression_type="zstd", linger_ms=s["linger_ms"],
-        max_batch_size=s["batch_bytes"], max_request_size=s["max_request_bytes"],
+        bootstrap_servers=spec["servers"],
+        client_id="bench-aiokafka",
+        acks="all",
+        enable_idempotence=True,
+        compression_type="zstd",
+        linger_ms=s["linger_ms"],
+        max_batch_size=s["batch_bytes"],
+        max_request_size=s["max_request_bytes"],
         request_timeout_ms=15_000,
     )
     ds, key = spec["data_source"], SESSION_KEY.encode()
@@ -266,9 +286,15 @@ async def run_aiokafka(spec: dict[str, Any], values: list[bytes]) -> dict[str, A
 
         return await _measure(
             spec,
-            lambda: [writer(t, n, k * 1_000_003) for k, (t, n) in
-                     enumerate(zip(topics, split(spec["packets"], len(topics)), strict=True))],
-            flush=flush, counts=lambda: (counts[0], counts[1]), lat=lat,
+            lambda: [
+                writer(t, n, k * 1_000_003)
+                for k, (t, n) in enumerate(
+                    zip(topics, split(spec["packets"], len(topics)), strict=True)
+                )
+            ],
+            flush=flush,
+            counts=lambda: (counts[0], counts[1]),
+            lat=lat,
         )
     finally:
         await producer.stop()
@@ -293,8 +319,12 @@ async def run_confluent_aio(spec: dict[str, Any], values: list[bytes]) -> dict[s
     from confluent_kafka.aio import AIOProducer
 
     s = spec["settings"]
-    producer = AIOProducer(confluent_conf(spec, "bench-ck-aio"), max_workers=s["ck_aio_workers"],
-                           batch_size=s["ck_aio_batch_size"], buffer_timeout=s["linger_ms"] / 1000)
+    producer = AIOProducer(
+        confluent_conf(spec, "bench-ck-aio"),
+        max_workers=s["ck_aio_workers"],
+        batch_size=s["ck_aio_batch_size"],
+        buffer_timeout=s["linger_ms"] / 1000,
+    )
     ds, key = spec["data_source"], SESSION_KEY.encode()
     topics = [f"{ds}.{st}" for st in stream_names(spec["streams"])]
     pool, n_pool, every = values, len(values), spec["sample_every"]
@@ -344,9 +374,15 @@ async def run_confluent_aio(spec: dict[str, Any], values: list[bytes]) -> dict[s
 
         return await _measure(
             spec,
-            lambda: [writer(t, n, k * 1_000_003) for k, (t, n) in
-                     enumerate(zip(topics, split(spec["packets"], len(topics)), strict=True))],
-            flush=flush, counts=counts, lat=lat,
+            lambda: [
+                writer(t, n, k * 1_000_003)
+                for k, (t, n) in enumerate(
+                    zip(topics, split(spec["packets"], len(topics)), strict=True)
+                )
+            ],
+            flush=flush,
+            counts=counts,
+            lat=lat,
         )
     finally:
         await producer.close()
@@ -392,8 +428,13 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
                 if i % every:
                     produce(topic, value, key, partition=0)
                 else:
-                    produce(topic, value, key, partition=0,
-                            on_delivery=functools.partial(sampled, clock()))
+                    produce(
+                        topic,
+                        value,
+                        key,
+                        partition=0,
+                        on_delivery=functools.partial(sampled, clock()),
+                    )
                 break
             except BufferError:
                 poll(0.005)
@@ -404,12 +445,14 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
     t_acked = clock()
     if left:
         raise RuntimeError(f"{left} message(s) not delivered after flush")
-    return _result(spec, t_enqueued - t_start, t_acked - t_start, counts[0], counts[1], lat,
-                   None, base)
+    return _result(
+        spec, t_enqueued - t_start, t_acked - t_start, counts[0], counts[1], lat, None, base
+    )
 
 
-async def _measure(spec: dict[str, Any], writers: Any, flush: Any, counts: Any,
-                   lat: Any) -> dict[str, Any]:
+async def _measure(
+    spec: dict[str, Any], writers: Any, flush: Any, counts: Any, lat: Any
+) -> dict[str, Any]:
     gc.collect()
     base = rss_mb()
     ticker = LagTicker()
@@ -427,8 +470,16 @@ async def _measure(spec: dict[str, Any], writers: Any, flush: Any, counts: Any,
     return _result(spec, t_enqueued - t_start, t_acked - t_start, acked, failed, lat, lag, base)
 
 
-def _result(spec: dict[str, Any], enqueue_s: float, ack_s: float, acked: int, failed: int,
-            lat: Any, lag: dict[str, Any] | None, base_rss: float) -> dict[str, Any]:
+def _result(
+    spec: dict[str, Any],
+    enqueue_s: float,
+    ack_s: float,
+    acked: int,
+    failed: int,
+    lat: Any,
+    lag: dict[str, Any] | None,
+    base_rss: float,
+) -> dict[str, Any]:
     return {
         "client": spec["client"],
         "shape": spec["shape"],
@@ -450,19 +501,23 @@ def _result(spec: dict[str, Any], enqueue_s: float, ack_s: float, acked: int, fa
 async def run_stall(spec: dict[str, Any]) -> dict[str, Any]:
     """aiowriter writing flat out while the (throwaway) broker is SIGSTOPped: RSS must stay put."""
     from aiowriter import PacketWriter, ProducerSettings, QueueLimits, StreamingConfig
+    from aiowriter.packets import periodic_data
 
     s = spec["settings"]
     pid = spec["broker_pid"]
     budget = spec["budget_bytes"]
     columns, samples = spec["shape"]
-    _, values = make_pool(columns, samples, spec["pool"])
+    arrays, values = make_pool(columns, samples, spec["pool"])
     config = StreamingConfig(
         bootstrap_servers=spec["servers"],
         producer=ProducerSettings(
-            linger_ms=s["linger_ms"], max_batch_bytes=s["batch_bytes"],
-            max_request_size=s["max_request_bytes"], client_id="bench-stall",
+            linger_ms=s["linger_ms"],
+            max_batch_bytes=s["batch_bytes"],
+            max_request_size=s["max_request_bytes"],
+            client_id="bench-stall",
             # Longer than the stall: packets wait instead of failing, so the queue stays full.
-            delivery_timeout=spec["stall_s"] + 60, request_timeout_ms=int(spec["stall_s"] + 30) * 1000,
+            delivery_timeout=spec["stall_s"] + 60,
+            request_timeout_ms=int(spec["stall_s"] + 30) * 1000,
         ),
         queues=QueueLimits(max_total_bytes=budget),
     )
@@ -483,17 +538,26 @@ async def run_stall(spec: dict[str, Any]) -> dict[str, Any]:
 
             async def writer(stream: str, first: int) -> None:
                 nonlocal written
+                # Encoded per write, as an application would: every queued packet is its own
+                # bytes object (pooled bytes would be shared and cost no memory when queued).
                 j = first
                 while not stopping:
-                    res = await w.write_data(ds, stream, SESSION_KEY, values[j % len(values)])
+                    packet = periodic_data(
+                        FORMAT_ID,
+                        START_NS + j * INTERVAL_NS * samples,
+                        INTERVAL_NS,
+                        arrays[j % len(arrays)],
+                    )
+                    res = await w.write_data(ds, stream, SESSION_KEY, packet)
                     written += res.success
                     j += 1
 
             async def sampler() -> None:
                 while not stopping:
                     st = w.statistics()
-                    samples_rss.append((time.perf_counter() - t0, rss_mb(), st.queued_bytes,
-                                        st.in_flight_packets))
+                    samples_rss.append(
+                        (time.perf_counter() - t0, rss_mb(), st.queued_bytes, st.in_flight_packets)
+                    )
                     await asyncio.sleep(0.05)
 
             ticker = LagTicker()

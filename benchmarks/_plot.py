@@ -14,8 +14,16 @@ COLORS = {
 }
 
 
-def _bars(ax: Any, summary: list[dict[str, Any]], shape: list[int], metric: str, title: str,
-          ylabel: str, scale: float = 1.0, log: bool = False) -> None:
+def _bars(
+    ax: Any,
+    summary: list[dict[str, Any]],
+    shape: list[int],
+    metric: str,
+    title: str,
+    ylabel: str,
+    scale: float = 1.0,
+    log: bool = False,
+) -> None:
     rows = [s for s in summary if s["shape"] == shape and s.get(metric) is not None]
     streams = sorted({s["streams"] for s in rows})
     clients = [c for c in COLORS if any(s["client"] == c for s in rows)]
@@ -48,19 +56,52 @@ def plot(result: dict[str, Any], path: Path) -> None:
     big = list(shapes[0]) if shapes else None
     small = list(shapes[1]) if len(shapes) > 1 else None
     if big:
-        _bars(axes[0][0], summary, big, "acked_samples_per_s",
-              f"acked samples/s, PeriodicData {big[0]}x{big[1]}", "M samples/s", 1e6)
-        _bars(axes[0][2], summary, big, "latency_p99_ms",
-              f"write-to-ack latency p99, {big[0]}x{big[1]}", "ms", log=True)
-        _bars(axes[1][0], summary, big, "loop_lag_p99_ms",
-              f"event-loop lag p99 while writing, {big[0]}x{big[1]} (ck-producer: sync)", "ms")
+        _bars(
+            axes[0][0],
+            summary,
+            big,
+            "acked_samples_per_s",
+            f"acked samples/s, PeriodicData {big[0]}x{big[1]}",
+            "M samples/s",
+            1e6,
+        )
+        _bars(
+            axes[0][2],
+            summary,
+            big,
+            "latency_p99_ms",
+            f"write-to-ack latency p99, {big[0]}x{big[1]}",
+            "ms",
+            log=True,
+        )
+        _bars(
+            axes[1][0],
+            summary,
+            big,
+            "loop_lag_p99_ms",
+            f"event-loop lag p99 while writing, {big[0]}x{big[1]} (ck-producer: sync)",
+            "ms",
+        )
         axes[1][0].axhline(10, color="k", ls="--", lw=0.8)
-        _bars(axes[1][1], summary, big, "rss_peak_mb",
-              f"peak RSS of the client process, {big[0]}x{big[1]}", "MB")
+        _bars(
+            axes[1][1],
+            summary,
+            big,
+            "rss_peak_mb",
+            f"peak RSS of the client process, {big[0]}x{big[1]}",
+            "MB",
+        )
         axes[0][0].legend(fontsize=8)
     if small:
-        _bars(axes[0][1], summary, small, "acked_samples_per_s",
-              f"acked samples/s, PeriodicData {small[0]}x{small[1]}", "M samples/s", 1e6)
+        _bars(
+            axes[0][1],
+            summary,
+            small,
+            "acked_samples_per_s",
+            f"acked samples/s, PeriodicData {small[0]}x{small[1]}",
+            "M samples/s",
+            1e6,
+        )
     else:
         axes[0][1].axis("off")
     stall = result.get("stall_check")
@@ -68,15 +109,23 @@ def plot(result: dict[str, Any], path: Path) -> None:
     if stall:
         t = [r[0] for r in stall["timeline"]]
         ax.plot(t, [r[1] for r in stall["timeline"]], label="RSS (MB)", color="#2166ac")
-        ax.plot(t, [r[2] / 2**20 for r in stall["timeline"]], label="queued (MiB)",
-                color="#1b7837")
+        ax.plot(t, [r[2] / 2**20 for r in stall["timeline"]], label="queued (MiB)", color="#1b7837")
         start = stall["prestall_s"]
-        ax.axvspan(start, start + stall["stall_s"], color="#b2182b", alpha=0.12,
-                   label="broker SIGSTOPped")
-        ax.axhline(stall["rss_base_mb"] + stall["limit_growth_mb"], color="k", ls="--", lw=0.8,
-                   label="base + budget + 50 MB")
-        ax.set_title(f"stalled broker: aiowriter, budget {stall['budget_mb']:.0f} MiB, "
-                     f"growth {stall['rss_growth_mb']:.0f} MB", fontsize=10)
+        ax.axvspan(
+            start, start + stall["stall_s"], color="#b2182b", alpha=0.12, label="broker SIGSTOPped"
+        )
+        ax.axhline(
+            stall["rss_base_mb"] + stall["limit_growth_mb"],
+            color="k",
+            ls="--",
+            lw=0.8,
+            label="base + budget + 50 MB",
+        )
+        ax.set_title(
+            f"stalled broker: aiowriter, budget {stall['budget_mb']:.0f} MiB, "
+            f"growth {stall['rss_growth_mb']:.0f} MB",
+            fontsize=10,
+        )
         ax.set_xlabel("s")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)

@@ -8,7 +8,8 @@ Publishes PeriodicData packets (10 columns x 100 doubles, and 3 x 3) to 1, 4 and
 
 * ``aiowriter-bytes``: ``PacketWriter.write_data`` given the same pre-encoded Packet bytes as the
   others (the SDK's own overhead);
-* ``aiowriter-numpy``: ``write_data(packets.periodic_data(..., numpy columns))`` (encoding included);
+* ``aiowriter-numpy``: ``write_data(packets.periodic_data(..., numpy columns))``, encoding
+  included;
 * ``aiokafka``: raw aiokafka, best-tuned: its batch API (one full ``create_batch`` per
   ``send_batch`` per partition);
 * ``ck-aio``: confluent-kafka's asyncio ``AIOProducer``;
@@ -49,12 +50,14 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 CLIENTS = ("aiowriter-bytes", "aiowriter-numpy", "aiokafka", "ck-aio", "ck-producer")
-ALIASES = {"aiowriter": ("aiowriter-bytes", "aiowriter-numpy"),
-           "confluent": ("ck-aio", "ck-producer")}
+ALIASES = {
+    "aiowriter": ("aiowriter-bytes", "aiowriter-numpy"),
+    "confluent": ("ck-aio", "ck-producer"),
+}
 MIB = 1024 * 1024
 
 # Packets per case: full run / --quick (overridden by --packets).
-PACKETS = {(10, 100): (20_000, 2_000), (3, 3): (100_000, 10_000)}
+PACKETS = {(10, 100): (40_000, 2_000), (3, 3): (100_000, 10_000)}
 
 TARGETS = [
     # name, numerator client, denominator client, threshold
@@ -71,25 +74,37 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small counts, one repeat (< 1 minute)")
     p.add_argument("--json", action="store_true", help="print the results JSON as the last line")
     p.add_argument("--out", type=Path, help="directory for results.json and throughput.png")
-    p.add_argument("--clients", default=",".join(CLIENTS),
-                   help=f"comma list of {', '.join(CLIENTS)} (aliases: aiowriter, confluent)")
+    p.add_argument(
+        "--clients",
+        default=",".join(CLIENTS),
+        help=f"comma list of {', '.join(CLIENTS)} (aliases: aiowriter, confluent)",
+    )
     p.add_argument("--streams", default="1,4,16", help="comma list of stream counts")
     p.add_argument("--shapes", default="10x100,3x3", help="comma list of COLUMNSxSAMPLES")
     p.add_argument("--packets", type=int, help="packets per case (default: by shape)")
     p.add_argument("--repeats", type=int, help="runs per (case, client); default 3, quick 1")
     p.add_argument("--linger-ms", type=int, default=5)
     p.add_argument("--batch-bytes", type=int, default=512 * 1024)
-    p.add_argument("--queue-bytes", type=int, default=256 * MIB,
-                   help="aiowriter max_total_bytes; librdkafka queue.buffering.max.kbytes")
+    p.add_argument(
+        "--queue-bytes",
+        type=int,
+        default=256 * MIB,
+        help="aiowriter max_total_bytes; librdkafka queue.buffering.max.kbytes",
+    )
     p.add_argument("--pool", type=int, default=256, help="distinct packets cycled through")
-    p.add_argument("--stall-check", action="store_true",
-                   help="run only the stalled-broker RSS check")
-    p.add_argument("--skip-stall-check", action="store_true",
-                   help="do not run the stall check (a full run does it by default)")
+    p.add_argument(
+        "--stall-check", action="store_true", help="run only the stalled-broker RSS check"
+    )
+    p.add_argument(
+        "--skip-stall-check",
+        action="store_true",
+        help="do not run the stall check (a full run does it by default)",
+    )
     p.add_argument("--stall-seconds", type=float, default=10.0)
     p.add_argument("--stall-budget-mib", type=int, default=64)
-    p.add_argument("--profile", type=Path,
-                   help="directory: write a cProfile .prof per worker run there")
+    p.add_argument(
+        "--profile", type=Path, help="directory: write a cProfile .prof per worker run there"
+    )
     p.add_argument("--keep-topics", action="store_true", help="do not delete the bench topics")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -102,8 +117,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                 clients.append(c)
     args.client_list = clients
     args.stream_list = [int(s) for s in args.streams.split(",") if s.strip()]
-    args.shape_list = [tuple(int(x) for x in s.lower().split("x")) for s in args.shapes.split(",")
-                       if s.strip()]
+    args.shape_list = [
+        tuple(int(x) for x in s.lower().split("x")) for s in args.shapes.split(",") if s.strip()
+    ]
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     return args
@@ -125,7 +141,7 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "aiowriter": aiowriter_version,
         "aiokafka": aiokafka.__version__,
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": _dist_version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "numpy": numpy.__version__,
         "cramjam": _dist_version("cramjam"),
@@ -160,9 +176,14 @@ async def _create_topics(servers: str, topics: list[str]) -> None:
     try:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(t, 1, 1, topic_configs={"retention.bytes": str(256 * MIB),
-                                             "segment.bytes": str(64 * MIB)})
-            for t in topics if t not in existing
+            NewTopic(
+                t,
+                1,
+                1,
+                topic_configs={"retention.bytes": str(256 * MIB), "segment.bytes": str(64 * MIB)},
+            )
+            for t in topics
+            if t not in existing
         ]
         if new:
             await admin.create_topics(new, timeout_ms=30_000)
@@ -189,8 +210,11 @@ async def _delete_topics(servers: str, topics: list[str]) -> None:
 
 
 def _topics(data_source: str, streams: int) -> list[str]:
-    return [data_source, f"{data_source}_essential",
-            *(f"{data_source}.s{i:02d}" for i in range(streams))]
+    return [
+        data_source,
+        f"{data_source}_essential",
+        *(f"{data_source}.s{i:02d}" for i in range(streams)),
+    ]
 
 
 # -- running workers ---------------------------------------------------------------------------
@@ -199,7 +223,11 @@ def _run_worker(spec: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=str(ROOT),
     )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -232,34 +260,39 @@ def _summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((tuple(r["shape"]), r["streams"], r["client"]), []).append(r)
     out = []
     for (shape, streams, client), rs in groups.items():
-        out.append({
-            "shape": list(shape),
-            "streams": streams,
-            "client": client,
-            "runs": len(rs),
-            "packets": rs[0]["packets"],
-            "value_bytes_mean": rs[0]["value_bytes_mean"],
-            "all_acked": all(r["acked"] == r["packets"] and not r["failed"] for r in rs),
-            "acked_packets_per_s": _median([r["acked_packets_per_s"] for r in rs]),
-            "acked_samples_per_s": _median([r["acked_samples_per_s"] for r in rs]),
-            "acked_samples_per_s_all": [round(r["acked_samples_per_s"]) for r in rs],
-            "acked_mb_per_s": _median([r["acked_mb_per_s"] for r in rs]),
-            "enqueue_packets_per_s": _median([r["enqueue_packets_per_s"] for r in rs]),
-            "latency_p50_ms": _median([r["latency"]["p50_ms"] for r in rs]),
-            "latency_p99_ms": _median([r["latency"]["p99_ms"] for r in rs]),
-            "loop_lag_p99_ms": _median([(r["loop_lag"] or {}).get("p99_ms") for r in rs]),
-            "loop_lag_max_ms": max([(r["loop_lag"] or {}).get("max_ms") or 0 for r in rs])
-            if any(r["loop_lag"] for r in rs) else None,
-            "rss_peak_mb": max(r["rss_peak_mb"] for r in rs),
-            "rss_growth_mb": _median([r["rss_growth_mb"] for r in rs]),
-        })
+        out.append(
+            {
+                "shape": list(shape),
+                "streams": streams,
+                "client": client,
+                "runs": len(rs),
+                "packets": rs[0]["packets"],
+                "value_bytes_mean": rs[0]["value_bytes_mean"],
+                "all_acked": all(r["acked"] == r["packets"] and not r["failed"] for r in rs),
+                "acked_packets_per_s": _median([r["acked_packets_per_s"] for r in rs]),
+                "acked_samples_per_s": _median([r["acked_samples_per_s"] for r in rs]),
+                "acked_samples_per_s_all": [round(r["acked_samples_per_s"]) for r in rs],
+                "acked_mb_per_s": _median([r["acked_mb_per_s"] for r in rs]),
+                "enqueue_packets_per_s": _median([r["enqueue_packets_per_s"] for r in rs]),
+                "latency_p50_ms": _median([r["latency"]["p50_ms"] for r in rs]),
+                "latency_p99_ms": _median([r["latency"]["p99_ms"] for r in rs]),
+                "loop_lag_p99_ms": _median([(r["loop_lag"] or {}).get("p99_ms") for r in rs]),
+                "loop_lag_max_ms": max([(r["loop_lag"] or {}).get("max_ms") or 0 for r in rs])
+                if any(r["loop_lag"] for r in rs)
+                else None,
+                "rss_peak_mb": max(r["rss_peak_mb"] for r in rs),
+                "rss_growth_mb": _median([r["rss_growth_mb"] for r in rs]),
+            }
+        )
     return out
 
 
 def _targets(summary: list[dict[str, Any]], stall: dict[str, Any] | None) -> list[dict[str, Any]]:
     by = {(tuple(s["shape"]), s["streams"], s["client"]): s for s in summary}
-    cases = sorted({(tuple(s["shape"]), s["streams"]) for s in summary},
-                   key=lambda c: (-c[0][0] * c[0][1], c[1]))
+    cases = sorted(
+        {(tuple(s["shape"]), s["streams"]) for s in summary},
+        key=lambda c: (-c[0][0] * c[0][1], c[1]),
+    )
     out: list[dict[str, Any]] = []
     for name, num, den, threshold in TARGETS:
         for shape, streams in cases:
@@ -267,23 +300,41 @@ def _targets(summary: list[dict[str, Any]], stall: dict[str, Any] | None) -> lis
             if not a or not b or not b["acked_samples_per_s"]:
                 continue
             ratio = a["acked_samples_per_s"] / b["acked_samples_per_s"]
-            out.append({"target": name, "shape": list(shape), "streams": streams,
-                        "value": round(ratio, 3), "threshold": threshold,
-                        "status": "PASS" if ratio >= threshold else "MISS"})
+            out.append(
+                {
+                    "target": name,
+                    "shape": list(shape),
+                    "streams": streams,
+                    "value": round(ratio, 3),
+                    "threshold": threshold,
+                    "status": "PASS" if ratio >= threshold else "MISS",
+                }
+            )
     for shape, streams in cases:
         for client in ("aiowriter-bytes", "aiowriter-numpy"):
             s = by.get((shape, streams, client))
             if s and s["loop_lag_p99_ms"] is not None:
-                out.append({"target": f"{client} event-loop lag p99 < {LAG_LIMIT_MS} ms",
-                            "shape": list(shape), "streams": streams,
-                            "value": round(s["loop_lag_p99_ms"], 3), "threshold": LAG_LIMIT_MS,
-                            "status": "PASS" if s["loop_lag_p99_ms"] < LAG_LIMIT_MS else "MISS"})
+                out.append(
+                    {
+                        "target": f"{client} event-loop lag p99 < {LAG_LIMIT_MS} ms",
+                        "shape": list(shape),
+                        "streams": streams,
+                        "value": round(s["loop_lag_p99_ms"], 3),
+                        "threshold": LAG_LIMIT_MS,
+                        "status": "PASS" if s["loop_lag_p99_ms"] < LAG_LIMIT_MS else "MISS",
+                    }
+                )
     if stall is not None:
-        out.append({"target": "RSS growth with stalled broker <= budget + 50 MB",
-                    "shape": stall["shape"], "streams": stall["streams"],
-                    "value": round(stall["rss_growth_mb"], 1),
-                    "threshold": stall["limit_growth_mb"],
-                    "status": "PASS" if stall["pass"] else "MISS"})
+        out.append(
+            {
+                "target": "RSS growth with stalled broker <= budget + 50 MB",
+                "shape": stall["shape"],
+                "streams": stall["streams"],
+                "value": round(stall["rss_growth_mb"], 1),
+                "threshold": stall["limit_growth_mb"],
+                "status": "PASS" if stall["pass"] else "MISS",
+            }
+        )
     return out
 
 
@@ -301,10 +352,18 @@ def _stall_check(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str
         streams = 4
         asyncio.run(_create_topics(cluster.bootstrap_servers, _topics(ds, streams)))
         spec = {
-            "client": "stall", "servers": cluster.bootstrap_servers, "broker_pid": pid,
-            "data_source": ds, "streams": streams, "shape": [10, 100], "pool": args.pool,
-            "budget_bytes": args.stall_budget_mib * MIB, "prestall_s": 2.0 if args.quick else 3.0,
-            "stall_s": args.stall_seconds, "resume_s": 3.0, "settings": settings,
+            "client": "stall",
+            "servers": cluster.bootstrap_servers,
+            "broker_pid": pid,
+            "data_source": ds,
+            "streams": streams,
+            "shape": [10, 100],
+            "pool": args.pool,
+            "budget_bytes": args.stall_budget_mib * MIB,
+            "prestall_s": 2.0 if args.quick else 3.0,
+            "stall_s": args.stall_seconds,
+            "resume_s": 3.0,
+            "settings": settings,
         }
         result = _run_worker(spec, timeout=args.stall_seconds + 300)
     finally:
@@ -335,12 +394,15 @@ def _fmt(v: float | None, digits: int = 1) -> str:
 
 
 def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
-    head = (f"{'shape':>6} {'str':>3} {'client':<16} {'pkt/s':>7} {'samples/s':>9} {'MB/s':>6} "
-            f"{'enq pkt/s':>9} {'lat p50':>7} {'lat p99':>7} {'lag p99':>7} {'RSS pk':>6} ok")
+    head = (
+        f"{'shape':>6} {'str':>3} {'client':<16} {'pkt/s':>7} {'samples/s':>9} {'MB/s':>6} "
+        f"{'enq pkt/s':>9} {'lat p50':>7} {'lat p99':>7} {'lag p99':>7} {'RSS pk':>6} ok"
+    )
     print(head, file=sys.stderr)
     order = {c: i for i, c in enumerate(CLIENTS)}
-    for s in sorted(summary, key=lambda s: (-s["shape"][0] * s["shape"][1], s["streams"],
-                                            order[s["client"]])):
+    for s in sorted(
+        summary, key=lambda s: (-s["shape"][0] * s["shape"][1], s["streams"], order[s["client"]])
+    ):
         print(
             f"{'x'.join(map(str, s['shape'])):>6} {s['streams']:>3} {s['client']:<16} "
             f"{_fmt(s['acked_packets_per_s'], 0):>7} {_fmt(s['acked_samples_per_s'], 0):>9} "
@@ -354,8 +416,11 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
         print("\ntargets:", file=sys.stderr)
         for t in targets:
             shape = "x".join(map(str, t["shape"]))
-            print(f"  {t['status']:<4} {t['target']:<55} {shape:>6} x{t['streams']:<3} "
-                  f"{t['value']} (threshold {t['threshold']})", file=sys.stderr)
+            print(
+                f"  {t['status']:<4} {t['target']:<55} {shape:>6} x{t['streams']:<3} "
+                f"{t['value']} (threshold {t['threshold']})",
+                file=sys.stderr,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,11 +432,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     settings = {
-        "acks": "all", "enable_idempotence": True, "compression": "zstd (level 3 in both)",
-        "linger_ms": args.linger_ms, "batch_bytes": args.batch_bytes,
-        "max_request_bytes": 1024 * 1024, "queue_bytes": args.queue_bytes,
-        "ck_aio_workers": 4, "ck_aio_batch_size": 1000,
-        "partitions_per_topic": 1, "record_key": "the session key (18 bytes)",
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression": "zstd (level 3 in both)",
+        "linger_ms": args.linger_ms,
+        "batch_bytes": args.batch_bytes,
+        "max_request_bytes": 1024 * 1024,
+        "queue_bytes": args.queue_bytes,
+        "ck_aio_workers": 4,
+        "ck_aio_batch_size": 1000,
+        "partitions_per_topic": 1,
+        "record_key": "the session key (18 bytes)",
         "aiowriter_queues": f"QueueLimits(max_total_bytes={args.queue_bytes}), other defaults",
         "ck_producer_poll": "poll(0) every 64 produce(); poll(0.005) on BufferError",
         "ck_aio_poll": "background task: await producer.poll(0.05) in a loop",
@@ -411,15 +482,21 @@ def main(argv: list[str] | None = None) -> int:
             "mode": "stall-check" if args.stall_check else ("quick" if args.quick else "full"),
             "method": {
                 "fixed": "packet count per case (see 'packets'); repeats interleaved, client "
-                         "order rotated per repeat; figures are medians over repeats",
+                "order rotated per repeat; figures are medians over repeats",
                 "rates": "acked = packets / (first write -> last ack); enqueue = packets / "
-                         "(first write -> last write call returned)",
+                "(first write -> last write call returned)",
                 "mb_per_s": "record values (serialized Packet), before compression, 1 MB = 1e6 B",
                 "latency": "every sample_every-th packet: write call -> app sees the ack",
                 "loop_lag": "asyncio.sleep(0.001) oversleep during writing (n/a: ck-producer is "
-                            "synchronous)",
+                "synchronous)",
                 "rss": "peak = ru_maxrss of the worker process (imports included); growth = "
-                       "peak - RSS after warm-up",
+                "peak - RSS after warm-up. Pre-encoded clients cycle through a pool of "
+                f"{args.pool} bytes objects, so packets aiowriter queues by reference cost "
+                "no memory (aiokafka and librdkafka copy them into batches); the numpy "
+                "client and the stall check make a new packet per write",
+                "payload": "PeriodicData, data_format id, float64 columns (smooth signal + "
+                "noise, distinct per packet), statuses omitted (all VALID), wrapped "
+                "in Packet with session key and id",
             },
             "runs": runs,
             "summary": summary,
@@ -443,8 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _throughput(args: argparse.Namespace, servers: str, settings: dict[str, Any]
-                ) -> list[dict[str, Any]]:
+def _throughput(
+    args: argparse.Namespace, servers: str, settings: dict[str, Any]
+) -> list[dict[str, Any]]:
     ds = f"bench_{uuid.uuid4().hex[:8]}"
     max_streams = max(args.stream_list)
     topics = _topics(ds, max_streams)
@@ -461,16 +539,23 @@ def _throughput(args: argparse.Namespace, servers: str, settings: dict[str, Any]
                     order = args.client_list[k:] + args.client_list[:k]
                     for client in order:
                         spec = {
-                            "client": client, "servers": servers, "data_source": ds,
-                            "streams": streams, "shape": list(shape), "packets": n,
-                            "pool": args.pool, "warmup": 5,
-                            "sample_every": max(1, n // 2000), "settings": settings,
+                            "client": client,
+                            "servers": servers,
+                            "data_source": ds,
+                            "streams": streams,
+                            "shape": list(shape),
+                            "packets": n,
+                            "pool": args.pool,
+                            "warmup": 5,
+                            "sample_every": max(1, n // 2000),
+                            "settings": settings,
                         }
                         if args.profile:
                             args.profile.mkdir(parents=True, exist_ok=True)
                             spec["profile"] = str(
                                 args.profile / f"{client}-{shape[0]}x{shape[1]}-s{streams}"
-                                f"-r{rep}.prof")
+                                f"-r{rep}.prof"
+                            )
                         run = _derive(_run_worker(spec))
                         run["repeat"] = rep
                         runs.append(run)

@@ -61,7 +61,9 @@ def test_bootstrap_servers_accepted(servers: str) -> None:
     assert StreamingConfig(bootstrap_servers=servers).bootstrap_servers == servers
 
 
-@pytest.mark.parametrize("servers", ["", "   ", "localhost", "host:", ":9092", "a:1,b", "a:x", 9092])
+@pytest.mark.parametrize(
+    "servers", ["", "   ", "localhost", "host:", ":9092", "a:1,b", "a:x", 9092]
+)
 def test_bootstrap_servers_rejected(servers: object) -> None:
     with pytest.raises(ConfigurationError, match="bootstrap_servers"):
         StreamingConfig(bootstrap_servers=servers)  # type: ignore[arg-type]
@@ -81,42 +83,48 @@ def test_partition_mappings_valid() -> None:
 
 def test_partition_mappings_copied() -> None:
     source = {"a": 1}
-    cfg = StreamingConfig(bootstrap_servers=BOOT, stream_creation_strategy=PB,
-                          partition_mappings=source)
+    cfg = StreamingConfig(
+        bootstrap_servers=BOOT, stream_creation_strategy=PB, partition_mappings=source
+    )
     source["b"] = 2
     assert dict(cfg.partition_mappings) == {"a": 1}
 
 
 def test_partition_mapping_to_zero_rejected() -> None:
     with pytest.raises(ConfigurationError, match=r"partition 0 is reserved"):
-        StreamingConfig(bootstrap_servers=BOOT, stream_creation_strategy=PB,
-                        partition_mappings={"a": 0})
+        StreamingConfig(
+            bootstrap_servers=BOOT, stream_creation_strategy=PB, partition_mappings={"a": 0}
+        )
 
 
 @pytest.mark.parametrize("partition", [-1, 1.0, "1", True, None])
 def test_partition_mapping_to_non_positive_int_rejected(partition: object) -> None:
     with pytest.raises(ConfigurationError, match="partition_mappings"):
-        StreamingConfig(bootstrap_servers=BOOT, stream_creation_strategy=PB,
-                        partition_mappings={"a": partition})  # type: ignore[dict-item]
+        StreamingConfig(
+            bootstrap_servers=BOOT, stream_creation_strategy=PB, partition_mappings={"a": partition}
+        )  # type: ignore[dict-item]
 
 
 def test_partition_mapping_duplicate_rejected() -> None:
     with pytest.raises(ConfigurationError, match=r"'a' and 'b' both map to partition 2"):
-        StreamingConfig(bootstrap_servers=BOOT, stream_creation_strategy=PB,
-                        partition_mappings={"a": 2, "b": 2})
+        StreamingConfig(
+            bootstrap_servers=BOOT, stream_creation_strategy=PB, partition_mappings={"a": 2, "b": 2}
+        )
 
 
 def test_partition_mapping_of_main_stream_rejected() -> None:
     with pytest.raises(ConfigurationError, match="main stream"):
-        StreamingConfig(bootstrap_servers=BOOT, stream_creation_strategy=PB,
-                        partition_mappings={"": 1})
+        StreamingConfig(
+            bootstrap_servers=BOOT, stream_creation_strategy=PB, partition_mappings={"": 1}
+        )
 
 
 @pytest.mark.parametrize("stream", ["a.b", "a:b", "a b", "a*", 3])
 def test_partition_mapping_bad_stream_name_rejected(stream: object) -> None:
     with pytest.raises(ConfigurationError, match="partition_mappings"):
-        StreamingConfig(bootstrap_servers=BOOT, stream_creation_strategy=PB,
-                        partition_mappings={stream: 1})  # type: ignore[dict-item]
+        StreamingConfig(
+            bootstrap_servers=BOOT, stream_creation_strategy=PB, partition_mappings={stream: 1}
+        )  # type: ignore[dict-item]
 
 
 def test_partition_mappings_need_partition_based() -> None:

@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 from _oracle import load_pb2
 
+from aiowriter._config import StreamingConfig
+from aiowriter._topics import TopicProvisioner
+
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,16 +64,15 @@ async def read_all(servers: str, topics: list[str]) -> dict[tuple[str, int], lis
     """Every record of every partition of ``topics`` (up to the end offsets at call time)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    provisioner = TopicProvisioner(StreamingConfig(bootstrap_servers=servers))
+    try:
+        counts = await provisioner.existing_topics()
+    finally:
+        await provisioner.close()
+    tps = [TopicPartition(t, p) for t in topics if t in counts for p in range(counts[t])]
     consumer = AIOKafkaConsumer(group_id=None, bootstrap_servers=servers)
     await consumer.start()
     try:
-        all_topics = await consumer.topics()
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            if t in all_topics
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

@@ -36,8 +36,13 @@ TB = StreamCreationStrategy.TOPIC_BASED
 
 
 def _layout(strategy: StreamCreationStrategy, mappings: dict[str, int] | None = None) -> Layout:
-    return Layout(StreamingConfig(bootstrap_servers=BOOT, stream_creation_strategy=strategy,
-                                  partition_mappings=mappings or {}))
+    return Layout(
+        StreamingConfig(
+            bootstrap_servers=BOOT,
+            stream_creation_strategy=strategy,
+            partition_mappings=mappings or {},
+        )
+    )
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -84,7 +89,7 @@ def test_data_source_wrong_type(name: object) -> None:
 def test_invalid_name_is_invalid_input_and_value_error() -> None:
     with pytest.raises(InvalidInputError):
         validate_data_source("a.b")
-    with pytest.raises(ValueError, match="a.b"):
+    with pytest.raises(ValueError, match=r"a\.b"):
         validate_data_source("a.b")
 
 
@@ -173,7 +178,10 @@ def test_topic_based_requirements() -> None:
 def test_topic_based_offset_keys() -> None:
     layout = _layout(TB)
     assert layout.offset_keys("ds", ["ds.b", "ds.a", "ds.a"]) == [
-        ("ds", 0), ("ds_essential", 0), ("ds.a", 0), ("ds.b", 0)
+        ("ds", 0),
+        ("ds_essential", 0),
+        ("ds.a", 0),
+        ("ds.b", 0),
     ]
 
 
@@ -214,7 +222,10 @@ def test_partition_based_requirements(mappings: dict[str, int], main_partitions:
 def test_partition_based_offset_keys() -> None:
     layout = _layout(PB, {"b": 2, "a": 1})
     assert layout.offset_keys("ds", ["ds.ignored"]) == [
-        ("ds", 0), ("ds_essential", 0), ("ds", 1), ("ds", 2)
+        ("ds", 0),
+        ("ds_essential", 0),
+        ("ds", 1),
+        ("ds", 2),
     ]
 
 
@@ -225,8 +236,15 @@ def test_offset_key_and_essential_topic() -> None:
 
 @pytest.mark.parametrize(
     ("topic", "expected"),
-    [("ds.s", True), ("ds.", False), ("ds.s.t", False), ("ds", False), ("dsx.s", False),
-     ("ds_essential", False), ("xds.s", False)],
+    [
+        ("ds.s", True),
+        ("ds.", False),
+        ("ds.s.t", False),
+        ("ds", False),
+        ("dsx.s", False),
+        ("ds_essential", False),
+        ("xds.s", False),
+    ],
 )
 def test_is_stream_topic(topic: str, expected: bool) -> None:
     assert Layout.is_stream_topic("ds", topic) is expected

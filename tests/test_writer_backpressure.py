@@ -33,8 +33,8 @@ def _lane(budget: Budget, *, packets: int = 1000, per_stream: int = 10**9, name:
 def _consistent(budget: Budget, *lanes: Lane) -> None:
     for lane in lanes:
         assert lane.bytes == sum(e.size for e in lane.entries)
-        assert lane.bytes <= max(lane.limits.max_bytes_per_stream, lane.bytes if
-                                 len(lane.entries) <= 1 else 0)
+        if len(lane.entries) > 1:  # a lone packet may exceed the per-stream byte limit
+            assert lane.bytes <= lane.limits.max_bytes_per_stream
         assert len(lane.entries) <= lane.limits.max_packets_per_stream
     assert budget.used == sum(lane.bytes for lane in lanes)
 
@@ -282,4 +282,21 @@ async def test_newcomer_does_not_overtake_a_woken_writer() -> None:
     await _settle()
     assert order == [0, 1]
     await asyncio.gather(first, late)
+    _consistent(budget, lane)
+
+
+async def test_close_releases_every_waiter_at_once() -> None:
+    """Lane.close() (writer stopping, lane retired): waiters return without room, at once."""
+    budget = Budget(10**6)
+    lane = _lane(budget, packets=1)
+    lane.push(_entry(10))
+    waiters = [asyncio.create_task(lane.wait_for_room(10)) for _ in range(5)]
+    await _settle()
+    assert len(lane.putters) == 5
+    lane.close()
+    await _settle()
+    assert all(t.done() and t.exception() is None for t in waiters)
+    assert not lane.putters
+    assert lane.woken is None
+    assert not lane.has_room(10)  # released, not given room: the writer reports why
     _consistent(budget, lane)

@@ -40,7 +40,7 @@ PB = StreamCreationStrategy.PARTITION_BASED
 TB = StreamCreationStrategy.TOPIC_BASED
 
 
-# -- helpers -----------------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 
 
 def _ds(prefix: str = "lay") -> str:
@@ -56,17 +56,23 @@ def pb2() -> ModuleType:
     return load_pb2()
 
 
-def _config(bootstrap: str, strategy: StreamCreationStrategy = TB,
-            mappings: dict[str, int] | None = None) -> StreamingConfig:
-    return StreamingConfig(bootstrap_servers=bootstrap, stream_creation_strategy=strategy,
-                           partition_mappings=mappings or {})
+def _config(
+    bootstrap: str, strategy: StreamCreationStrategy = TB, mappings: dict[str, int] | None = None
+) -> StreamingConfig:
+    return StreamingConfig(
+        bootstrap_servers=bootstrap,
+        stream_creation_strategy=strategy,
+        partition_mappings=mappings or {},
+    )
 
 
-async def read_partition(bootstrap: str, topic: str, partition: int = 0,
-                         start: int = 0, limit: int | None = None) -> list[Any]:
+async def read_partition(
+    bootstrap: str, topic: str, partition: int = 0, start: int = 0, limit: int | None = None
+) -> list[Any]:
     """Records of one partition from ``start`` to its end offset (as of now)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -143,21 +149,30 @@ async def write_all(writer: PacketWriter, items: list[tuple[str, str, str, Any]]
     return reports
 
 
-# -- routing -----------------------------------------------------------------------------------
+# -- routing ---------------------------------------------------------------------------------------
 
 
 async def test_topic_based_layout(kafka_bootstrap_servers: str, pb2: ModuleType) -> None:
     boot = kafka_bootstrap_servers
     ds, key = _ds(), _key()
     plan = [  # (stream, label, essential)
-        ("", "m0", False), ("s1", "a0", False), ("s1", "a1", True), ("", "m1", True),
-        ("s2", "b0", False), ("s1", "a2", False), ("", "m2", False), ("s2", "b1", True),
+        ("", "m0", False),
+        ("s1", "a0", False),
+        ("s1", "a1", True),
+        ("", "m1", True),
+        ("s2", "b0", False),
+        ("s1", "a2", False),
+        ("", "m2", False),
+        ("s2", "b1", True),
     ]
     async with PacketWriter(_config(boot, TB)) as writer:
-        reports = await write_all(writer, [
-            (ds, stream, key, EncodedPacket("Marker", marker(pb2, label), ess))
-            for stream, label, ess in plan
-        ])
+        reports = await write_all(
+            writer,
+            [
+                (ds, stream, key, EncodedPacket("Marker", marker(pb2, label), ess))
+                for stream, label, ess in plan
+            ],
+        )
         stop = await writer.stop()
     assert stop.success
     assert stop.data is not None
@@ -175,7 +190,10 @@ async def test_topic_based_layout(kafka_bootstrap_servers: str, pb2: ModuleType)
             assert report.essential is None
 
     assert await partition_counts(boot, [ds, f"{ds}_essential", f"{ds}.s1", f"{ds}.s2"]) == {
-        ds: 1, f"{ds}_essential": 1, f"{ds}.s1": 1, f"{ds}.s2": 1,
+        ds: 1,
+        f"{ds}_essential": 1,
+        f"{ds}.s1": 1,
+        f"{ds}.s2": 1,
     }
     for stream, topic in (("", ds), ("s1", f"{ds}.s1"), ("s2", f"{ds}.s2")):
         records = await read_partition(boot, topic)
@@ -189,9 +207,11 @@ async def test_topic_based_layout(kafka_bootstrap_servers: str, pb2: ModuleType)
             assert packet.session_key == key
             labels.append(oracle_parse(pb2, "MarkerPacket", packet.content).label)
         assert labels == expected
-        for record, report in zip(records, [r for (s, _, _), r in zip(plan, reports,
-                                                                       strict=True) if s == stream],
-                                  strict=True):
+        for record, report in zip(
+            records,
+            [r for (s, _, _), r in zip(plan, reports, strict=True) if s == stream],
+            strict=True,
+        ):
             assert report.offset == record.offset
 
     # Essential packets are on ds_essential too: same bytes, same key.
@@ -216,14 +236,23 @@ async def test_partition_based_layout(
     ds, key = _ds(), _key()
     mappings = {"s1": 1, "s3": 3} if with_mappings else {}
     plan = [
-        ("", "m0", False), ("s1", "a0", True), ("s3", "c0", False), ("other", "o0", False),
-        ("s1", "a1", False), ("", "m1", True), ("s3", "c1", True), ("other", "o1", False),
+        ("", "m0", False),
+        ("s1", "a0", True),
+        ("s3", "c0", False),
+        ("other", "o0", False),
+        ("s1", "a1", False),
+        ("", "m1", True),
+        ("s3", "c1", True),
+        ("other", "o1", False),
     ]
     async with PacketWriter(_config(boot, PB, mappings)) as writer:
-        reports = await write_all(writer, [
-            (ds, stream, key, EncodedPacket("Marker", marker(pb2, label), ess))
-            for stream, label, ess in plan
-        ])
+        reports = await write_all(
+            writer,
+            [
+                (ds, stream, key, EncodedPacket("Marker", marker(pb2, label), ess))
+                for stream, label, ess in plan
+            ],
+        )
     counts = await partition_counts(boot, [ds, f"{ds}_essential"])
     assert counts == {ds: 4 if with_mappings else 1, f"{ds}_essential": 1}
     for stream in ("s1", "s3", "other"):  # no stream topics in PartitionBased mode
@@ -271,35 +300,43 @@ async def test_essential_partition_on_multi_partition_topic(
     await create_topic(boot, f"{ds}_essential", 3)
     keys = [_key() for _ in range(6)]
     async with PacketWriter(_config(boot, strategy)) as writer:
-        reports = await write_all(writer, [
-            (ds, "", k, EncodedPacket("Configuration", b"", True)) for k in keys
-        ])
+        reports = await write_all(
+            writer, [(ds, "", k, EncodedPacket("Configuration", b"", True)) for k in keys]
+        )
     for k, report in zip(keys, reports, strict=True):
         assert report.essential is not None
         expected = 0 if strategy is TB else zlib.crc32(k.encode()) % 3
         assert report.essential.partition == expected
-        [record] = await read_partition(boot, f"{ds}_essential", expected,
-                                        start=report.essential.offset, limit=1)
+        [record] = await read_partition(
+            boot, f"{ds}_essential", expected, start=report.essential.offset, limit=1
+        )
         check_record(record, f"{ds}_essential", expected, k)
         assert decode(pb2, record.value).type == "Configuration"
 
 
-# -- write_info ----------------------------------------------------------------------------------
+# -- write_info ------------------------------------------------------------------------------------
 
 
 async def test_write_info(kafka_bootstrap_servers: str, pb2: ModuleType) -> None:
     boot = kafka_bootstrap_servers
     key = _key()
-    info = pb2.Packet(type="SessionInfo", session_key=key, is_essential=True,
-                      content=canonical(pb2.SessionInfoPacket(identifier="lap 1")), id=42)
+    info = pb2.Packet(
+        type="SessionInfo",
+        session_key=key,
+        is_essential=True,
+        content=canonical(pb2.SessionInfoPacket(identifier="lap 1")),
+        id=42,
+    )
     async with PacketWriter(_config(boot)) as writer:
         results = [
-            await writer.write_info(open_data.Packet(type="SessionInfo", session_key=key,
-                                                     content=b"", id=7)),
+            await writer.write_info(
+                open_data.Packet(type="SessionInfo", session_key=key, content=b"", id=7)
+            ),
             await writer.write_info(info.SerializeToString(), InfoType.SYSTEM_STATUS),
             await writer.write_info(EncodedPacket("NewSession", b"", True), session_key=key),
-            await writer.write_info(EncodedPacket("EndOfSession", b""),
-                                    InfoType.UNSPECIFIED, session_key=key),
+            await writer.write_info(
+                EncodedPacket("EndOfSession", b""), InfoType.UNSPECIFIED, session_key=key
+            ),
         ]
         reports = [await r.delivery for r in results]
         # Empty keys are rejected at once: the server drops SessionInfo records without one.
@@ -310,8 +347,9 @@ async def test_write_info(kafka_bootstrap_servers: str, pb2: ModuleType) -> None
         with pytest.raises(InvalidInputError, match="session_key"):
             await writer.write_info(EncodedPacket("SessionInfo", b""))  # no key anywhere
         with pytest.raises(SessionKeyMismatchError):
-            await writer.write_info(open_data.Packet(type="SessionInfo", session_key="other"),
-                                    session_key=key)
+            await writer.write_info(
+                open_data.Packet(type="SessionInfo", session_key="other"), session_key=key
+            )
         with pytest.raises(InvalidNameError, match="must be a str"):
             await writer.write_info(EncodedPacket("SessionInfo", b""), session_key=5)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="99"):
@@ -324,8 +362,11 @@ async def test_write_info(kafka_bootstrap_servers: str, pb2: ModuleType) -> None
         assert report.essential is None  # info packets are never copied
     first = reports[0].offset
     assert [r.offset for r in reports] == sorted(r.offset for r in reports)
-    records = [r for r in await read_partition(boot, "SessionInfo", partition, start=first)
-               if r.key == key.encode()]
+    records = [
+        r
+        for r in await read_partition(boot, "SessionInfo", partition, start=first)
+        if r.key == key.encode()
+    ]
     assert len(records) == 4
     packets = []
     for record in records:
@@ -355,7 +396,7 @@ async def test_session_info_topic_has_one_partition_when_created(
     assert report.partition == 0
 
 
-# -- Packet.session_key, packet forms, type strings and ids ------------------------------------------
+# -- Packet.session_key, packet forms, type strings and ids ----------------------------------------
 
 
 async def test_packet_forms_types_and_ids(kafka_bootstrap_servers: str, pb2: ModuleType) -> None:
@@ -365,15 +406,15 @@ async def test_packet_forms_types_and_ids(kafka_bootstrap_servers: str, pb2: Mod
     keyed = pb2.Packet(type="Event", session_key=key, content=ev, id=1234).SerializeToString()
     unkeyed = pb2.Packet(type="Event", content=ev, id=55, is_essential=True).SerializeToString()
     inputs: list[Any] = [
-        EncodedPacket("Marker", marker(pb2, "enc"), False),            # id 1 (sequence)
-        open_data.MarkerPacket(label="obj", timestamp=9),              # id 2 (sequence)
+        EncodedPacket("Marker", marker(pb2, "enc"), False),  # id 1 (sequence)
+        open_data.MarkerPacket(label="obj", timestamp=9),  # id 2 (sequence)
         open_data.RawCanDataPacket(timestamp=3, bus=1, can_id=7),  # id 3, type RawCANData
-        open_data.Packet(type="Event", content=ev, id=0),              # Packet: key filled, id kept
+        open_data.Packet(type="Event", content=ev, id=0),  # Packet: key filled, id kept
         open_data.Packet(type="Event", session_key=key, content=ev, id=77),
-        keyed,                                                         # bytes, unchanged
-        bytearray(unkeyed),                                            # bytes, key filled
+        keyed,  # bytes, unchanged
+        bytearray(unkeyed),  # bytes, key filled
         memoryview(keyed),
-        EncodedPacket("Event", ev, True),                              # id 4 (sequence)
+        EncodedPacket("Event", ev, True),  # id 4 (sequence)
     ]
     async with PacketWriter(_config(boot)) as writer:
         reports = await write_all(writer, [(ds, "forms", key, p) for p in inputs])
@@ -386,7 +427,15 @@ async def test_packet_forms_types_and_ids(kafka_bootstrap_servers: str, pb2: Mod
         packets.append(decode(pb2, record.value))
         assert packets[-1].session_key == key  # filled in where it was empty
     assert [p.type for p in packets] == [
-        "Marker", "Marker", "RawCANData", "Event", "Event", "Event", "Event", "Event", "Event"
+        "Marker",
+        "Marker",
+        "RawCANData",
+        "Event",
+        "Event",
+        "Event",
+        "Event",
+        "Event",
+        "Event",
     ]
     assert [p.id for p in packets] == [1, 2, 3, 0, 77, 1234, 55, 1234, 4]
     assert [p.is_essential for p in packets] == [False] * 6 + [True, False, True]
@@ -422,8 +471,9 @@ async def test_every_packet_type_string(kafka_bootstrap_servers: str, pb2: Modul
         assert hasattr(pb2, f"{t}Packet"), t
 
 
-async def test_ids_shared_across_streams_and_info(kafka_bootstrap_servers: str,
-                                                   pb2: ModuleType) -> None:
+async def test_ids_shared_across_streams_and_info(
+    kafka_bootstrap_servers: str, pb2: ModuleType
+) -> None:
     boot = kafka_bootstrap_servers
     ds, key = _ds(), _key()
     async with PacketWriter(_config(boot)) as writer:
@@ -434,20 +484,21 @@ async def test_ids_shared_across_streams_and_info(kafka_bootstrap_servers: str,
         reports = [await r.delivery for r in (r1, r2, r3, r4)]
     ids = []
     for report in reports:
-        [record] = await read_partition(boot, report.topic, report.partition,
-                                        start=report.offset, limit=1)
+        [record] = await read_partition(
+            boot, report.topic, report.partition, start=report.offset, limit=1
+        )
         ids.append(decode(pb2, record.value).id)
     assert ids == [1, 2, 3, 4]
 
 
-async def test_session_key_mismatch_rejected(kafka_bootstrap_servers: str,
-                                             pb2: ModuleType) -> None:
+async def test_session_key_mismatch_rejected(kafka_bootstrap_servers: str, pb2: ModuleType) -> None:
     ds, key = _ds(), _key()
     other = pb2.Packet(type="Marker", session_key="other").SerializeToString()
     async with PacketWriter(_config(kafka_bootstrap_servers)) as writer:
         with pytest.raises(SessionKeyMismatchError, match="other"):
-            await writer.write_data(ds, "", key, open_data.Packet(type="Marker",
-                                                                  session_key="other"))
+            await writer.write_data(
+                ds, "", key, open_data.Packet(type="Marker", session_key="other")
+            )
         with pytest.raises(SessionKeyMismatchError):
             await writer.write_data(ds, "", key, other)
         with pytest.raises(SessionKeyMismatchError):
@@ -455,12 +506,11 @@ async def test_session_key_mismatch_rejected(kafka_bootstrap_servers: str,
         stats = writer.statistics()
         assert stats.queued_packets == 0
         assert stats.acked_packets == 0
-        ok = await writer.write_data(ds, "", key, open_data.Packet(type="Marker",
-                                                                   session_key=key))
+        ok = await writer.write_data(ds, "", key, open_data.Packet(type="Marker", session_key=key))
         assert (await ok.delivery).offset == 0
 
 
-# -- topic provisioning ------------------------------------------------------------------------------
+# -- topic provisioning ----------------------------------------------------------------------------
 
 
 async def test_existing_stream_topic_with_two_partitions(kafka_bootstrap_servers: str) -> None:
@@ -521,8 +571,9 @@ async def test_existing_bigger_main_topic_is_fine(kafka_bootstrap_servers: str) 
     ds, key = _ds(), _key()
     await create_topic(boot, ds, 6)
     async with PacketWriter(_config(boot, PB, {"s1": 1})) as writer:
-        report = await (await writer.write_data(ds, "s1", key, EncodedPacket("Marker", b""))
-                        ).delivery
+        report = await (
+            await writer.write_data(ds, "s1", key, EncodedPacket("Marker", b""))
+        ).delivery
     assert (report.topic, report.partition) == (ds, 1)
     assert (await partition_counts(boot, [ds]))[ds] == 6
 
@@ -538,5 +589,7 @@ async def test_ensure_topics_creates_layout(kafka_bootstrap_servers: str) -> Non
     async with PacketWriter(_config(boot, TB)) as writer:
         await writer.ensure_topics(ds2, ["", "x"])
     assert await partition_counts(boot, [ds2, f"{ds2}_essential", f"{ds2}.x"]) == {
-        ds2: 1, f"{ds2}_essential": 1, f"{ds2}.x": 1,
+        ds2: 1,
+        f"{ds2}_essential": 1,
+        f"{ds2}.x": 1,
     }

@@ -1,0 +1,86 @@
+"""benchmarks/throughput.py still runs end to end (shape of its JSON only, never its figures)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "throughput.py"
+
+pytestmark = pytest.mark.kafka
+
+
+def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--bootstrap-servers",
+            kafka_bootstrap_servers,
+            "--packets",
+            "200",
+            "--streams",
+            "1",
+            "--shapes",
+            "3x3",
+            "--repeats",
+            "1",
+            "--clients",
+            "aiowriter,aiokafka",
+            "--skip-stall-check",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=str(ROOT),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    for key in ("versions", "machine", "settings", "method", "runs", "summary", "targets"):
+        assert key in result, key
+    assert result["stall_check"] is None
+    assert {"aiowriter", "aiokafka", "confluent_kafka", "librdkafka"} <= set(result["versions"])
+    assert {"acks", "linger_ms", "batch_bytes", "compression"} <= set(result["settings"])
+
+    clients = {s["client"] for s in result["summary"]}
+    assert clients == {"aiowriter-bytes", "aiowriter-numpy", "aiokafka"}
+    for s in result["summary"]:
+        assert s["shape"] == [3, 3]
+        assert s["streams"] == 1
+        assert s["packets"] == 200
+        assert s["all_acked"] is True
+        for field in (
+            "acked_packets_per_s",
+            "acked_samples_per_s",
+            "acked_mb_per_s",
+            "enqueue_packets_per_s",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "loop_lag_p99_ms",
+            "rss_peak_mb",
+        ):
+            assert isinstance(s[field], int | float), (s["client"], field)
+            assert s[field] >= 0, (s["client"], field)
+    for run in result["runs"]:
+        assert run["acked"] == run["packets"] == 200
+        assert run["failed"] == 0
+
+    names = {t["target"] for t in result["targets"]}
+    assert any("aiokafka" in n for n in names)
+    assert all(t["status"] in ("PASS", "MISS") for t in result["targets"])
+
+    assert (tmp_path / "results.json").is_file()
+    assert (tmp_path / "throughput.png").stat().st_size > 0
