@@ -99,6 +99,9 @@ class QueueLimits:
     A stream's queue is full when either of its limits is reached, or when all queues together
     hold ``max_total_bytes``. Then ``write_data`` waits and ``write_data_nowait`` raises
     :class:`~aiowriter.BufferFullError`: memory stays bounded whatever the broker does.
+
+    These bound packets not yet handed to the producer. Beyond them aiokafka holds at most about
+    two batches (``ProducerSettings.max_batch_bytes`` each) per partition being written.
     """
 
     max_packets_per_stream: int = attrs.field(

@@ -37,7 +37,10 @@ _FAILED = 2
 
 class Delivery:
     """The acknowledgement of one written packet. ``await delivery`` returns a
-    :class:`DeliveryReport` or raises :class:`~aiowriter.DeliveryError` (or a subclass).
+    :class:`DeliveryReport` or raises why it failed, an :class:`~aiowriter.AiowriterError`:
+    :class:`~aiowriter.DeliveryTimeoutError` (no ack in time), another
+    :class:`~aiowriter.KafkaError` (the broker refused), :class:`~aiowriter.TopicLayoutError`
+    (its topics could not be prepared) or :class:`~aiowriter.WriterClosedError` (stopped first).
 
     Awaiting is optional: outcomes are also counted in ``PacketWriter.statistics()``.
     """

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import functools
 import itertools
 import logging
 import warnings
@@ -20,6 +19,7 @@ from typing import Any
 
 from ._config import StreamingConfig
 from ._delivery import Delivery, WriteResult
+from ._drain import Drainer
 from ._exceptions import (
     AiowriterError,
     BufferFullError,
@@ -28,7 +28,6 @@ from ._exceptions import (
     InvalidInputError,
     PacketTooLargeError,
     WriterClosedError,
-    convert_kafka_error,
     map_kafka_errors,
 )
 from ._lanes import Budget, Lane
@@ -59,18 +58,6 @@ class InfoType(enum.IntEnum):
     SYSTEM_STATUS = 2
 
 
-class _InFlight:
-    """The batches made from one take of a lane, until all their futures are done."""
-
-    __slots__ = ("entries", "lane", "pending", "timer")
-
-    def __init__(self, lane: Lane, entries: list[Delivery]) -> None:
-        self.lane = lane
-        self.entries = entries
-        self.pending = 0
-        self.timer: asyncio.TimerHandle | None = None
-
-
 class PacketWriter:
     """Writes Open Data packets to Kafka exactly where the Stream API server would.
 
@@ -96,17 +83,15 @@ class PacketWriter:
         self._lanes: dict[tuple[str, str], Lane] = {}
         self._info_lanes: dict[int, Lane] = {}
         self._state = "new"
-        self._closing = False
         self._producer: Any = None
         self._topics: Any = None
+        self._drainer: Drainer | None = None
         self._next_id = itertools.count(1).__next__
-        self._in_flight: set[_InFlight] = set()
         self._stop_task: asyncio.Task[StopReport] | None = None
         self._retired_acked = 0
         self._retired_failed = 0
         p = config.producer
         self._max_value = p.max_request_size - _RECORD_OVERHEAD
-        self._linger = p.linger_ms / 1000
         self._delivery_timeout = p.delivery_timeout
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -140,6 +125,14 @@ class PacketWriter:
             raise
         self._producer = producer
         self._topics = TopicProvisioner(self._config)
+        self._drainer = Drainer(
+            producer,
+            self._topics,
+            delivery_timeout=p.delivery_timeout,
+            linger=p.linger_ms / 1000,
+            max_batch_bytes=p.max_batch_bytes,
+            retire=self._retire,
+        )
         self._state = "running"
 
     async def stop(self, timeout: float = 30.0) -> ApiResult[StopReport]:
@@ -226,7 +219,12 @@ class PacketWriter:
         """
         self._check_running()
         if not isinstance(info_type, InfoType):
-            InfoType(info_type)  # raises ValueError naming the bad value
+            try:
+                InfoType(info_type)
+            except ValueError:
+                raise InvalidInputError(
+                    f"info_type must be an aiowriter.InfoType, got {info_type!r}"
+                ) from None
         key = session_key
         if key is None:
             key = _embedded_session_key(packet)
@@ -329,11 +327,14 @@ class PacketWriter:
         self._check_running()
         lane = self._lanes.get((data_source, stream))
         if lane is None:
-            lane = self._lane(data_source, stream)
+            validate_data_source(data_source)
+            validate_stream(stream, data_source)
         if type(session_key) is not str:
             validate_session_key(session_key)
         value, essential = packet_value(packet, session_key, self._next_id)
-        return lane, self._entry(session_key, value, essential)
+        entry = self._entry(session_key, value, essential)
+        # The lane (and so its topics) comes only after the packet passed every check.
+        return lane or self._lane(data_source, stream), entry
 
     def _entry(self, session_key: str, value: bytes, essential: bool) -> Delivery:
         key = session_key.encode()
@@ -362,7 +363,9 @@ class PacketWriter:
             )
             self._lanes[(data_source, stream)] = lane
             lane.task = asyncio.get_running_loop().create_task(
-                self._run_lane(lane, self._layout.topic_requirements(data_source, stream)),
+                self._running_drainer().run_lane(
+                    lane, self._layout.topic_requirements(data_source, stream)
+                ),
                 name=f"aiowriter-lane-{data_source}/{stream}",
             )
         return lane
@@ -384,7 +387,7 @@ class PacketWriter:
             lane.ready.set_result(None)
             self._info_lanes[partition] = lane
             lane.task = asyncio.get_running_loop().create_task(
-                self._run_lane(lane, []), name=f"aiowriter-info-{partition}"
+                self._running_drainer().run_lane(lane, []), name=f"aiowriter-info-{partition}"
             )
         return lane
 
@@ -421,53 +424,14 @@ class PacketWriter:
         if lane.putters and lane.has_room(0):
             lane.wake_putters()
 
+    def _running_drainer(self) -> Drainer:
+        assert self._drainer is not None, "lanes exist only while the writer runs"
+        return self._drainer
+
     def _all_lanes(self) -> list[Lane]:
         return [*self._lanes.values(), *self._info_lanes.values()]
 
-    # -- internals: draining -----------------------------------------------------------------
-    async def _run_lane(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            if requirements:
-                await self._provision(lane, requirements)
-            while True:
-                if not lane.entries:
-                    if self._closing:
-                        return
-                    lane.wakeup = loop.create_future()
-                    await lane.wakeup
-                    lane.wakeup = None
-                    continue
-                if (
-                    self._linger
-                    and lane.bytes < self._config.producer.max_batch_bytes
-                    and not self._closing
-                ):
-                    await asyncio.sleep(self._linger)
-                await self._send_batch(lane)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # never let a lane die silently with packets in it
-            log.exception("lane %r failed", lane)
-            self._retire(lane, convert_kafka_error(exc, "writing"))
-
-    async def _provision(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
-        if lane.ready is None:
-            lane.ready = asyncio.get_running_loop().create_future()
-        try:
-            counts = await self._topics.ensure(requirements)
-        except Exception as exc:
-            error = convert_kafka_error(exc, f"preparing topics of {lane.data_source!r}")
-            if not lane.ready.done():
-                lane.ready.set_exception(error)
-                lane.ready.exception()  # retrieved here: writers that await it re-raise it
-            raise error from exc
-        ess = lane.essential_route
-        if ess is not None and ess.partition is None and counts.get(ess.topic, 1) <= 1:
-            lane.essential_route = Route(ess.topic, 0)
-        if not lane.ready.done():
-            lane.ready.set_result(None)
-
+    # -- internals: retiring ----------------------------------------------------------------
     def _retire(self, lane: Lane, error: AiowriterError) -> None:
         """Take a failed lane out of service: fail what it holds; the next write makes a new one."""
         if self._lanes.get((lane.data_source, lane.stream)) is lane:
@@ -485,142 +449,6 @@ class PacketWriter:
         # wake_putters() loop, which now wakes one writer at a time, see Lane.woken.)
         lane.close()
 
-    async def _send_batch(self, lane: Lane) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        timeout = self._delivery_timeout
-        entries = lane.entries
-        # Packets that waited out the delivery timeout in the queue (broker down) fail here,
-        # so writers blocked on a full queue get room and learn why.
-        expired = 0
-        for entry in entries:
-            if now - entry.enqueued_at < timeout:
-                break
-            expired += 1
-        if expired:
-            error = DeliveryTimeoutError(
-                f"not acknowledged within delivery_timeout={timeout} s (broker unreachable?)"
-            )
-            for entry in lane.take(expired):
-                if entry._fail(error):
-                    lane.failed += 1
-            log.warning("%d packet(s) of %r expired in the queue", expired, lane)
-            if not entries:
-                return
-        producer = self._producer
-        builder = producer.create_batch()
-        count = 0
-        for entry in entries:
-            if builder.append(timestamp=None, key=entry.key, value=entry.value) is None:
-                break
-            count += 1
-        taken = lane.take(count)
-        builder.close()
-        flight = _InFlight(lane, taken)
-        lane.in_flight += len(taken)
-        self._in_flight.add(flight)
-        sends: list[tuple[Any, Route, list[Delivery], bool]] = [(builder, lane.route, taken, False)]
-        if lane.essential_route is not None:
-            sends.extend(self._essential_batches(lane.essential_route, taken))
-        remaining = max(0.001, taken[0].enqueued_at + timeout - now)
-        flight.timer = loop.call_later(remaining, self._expire, flight)
-        try:
-            async with asyncio.timeout(remaining):
-                for batch, route, items, essential in sends:
-                    fut = await producer.send_batch(batch, route.topic, partition=route.partition)
-                    flight.pending += 1
-                    fut.add_done_callback(
-                        functools.partial(self._batch_done, flight, items, route, essential)
-                    )
-        except Exception as exc:
-            failure = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
-            self._settle_failed(flight, taken, failure)
-            self._finish_flight(flight)
-            log.warning("batch of %d packet(s) for %r failed: %s", len(taken), lane, failure)
-
-    def _essential_batches(
-        self, route: Route, taken: list[Delivery]
-    ) -> list[tuple[Any, Route, list[Delivery], bool]]:
-        essentials = [e for e in taken if e.essential]
-        if not essentials:
-            return []
-        groups: dict[int, list[Delivery]] = {}
-        if route.partition is not None:
-            groups[route.partition] = essentials
-        else:
-            count = self._topics.partition_count(route.topic) or 1
-            for e in essentials:
-                groups.setdefault(consistent_random_partition(e.key, count), []).append(e)
-        out = []
-        for partition, items in groups.items():
-            builder = self._producer.create_batch()
-            for e in items:  # a subset of a batch that fit, so it fits too
-                builder.append(timestamp=None, key=e.key, value=e.value)
-            builder.close()
-            out.append((builder, Route(route.topic, partition), items, True))
-        return out
-
-    def _batch_done(
-        self,
-        flight: _InFlight,
-        items: list[Delivery],
-        route: Route,
-        essential: bool,
-        fut: asyncio.Future[Any],
-    ) -> None:
-        lane = flight.lane
-        if fut.cancelled():
-            self._settle_failed(flight, items, DeliveryError("the producer was closed"))
-        elif (exc := fut.exception()) is not None:
-            error = convert_kafka_error(exc, f"producing to {route.topic}:{route.partition}")
-            n = self._settle_failed(flight, items, error)
-            if n:
-                log.warning(
-                    "%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition, error
-                )
-        else:
-            base = fut.result().offset
-            topic, partition = route.topic, route.partition
-            assert partition is not None
-            for i, entry in enumerate(items):
-                if entry._ack(topic, partition, base + i, essential):
-                    lane.in_flight -= 1
-                    lane.acked += 1
-                    lane.acked_bytes += entry.size
-        flight.pending -= 1
-        self._finish_flight(flight)
-
-    def _settle_failed(
-        self, flight: _InFlight, items: list[Delivery], error: AiowriterError
-    ) -> int:
-        lane = flight.lane
-        n = 0
-        for entry in items:
-            if entry._fail(error):
-                lane.in_flight -= 1
-                lane.failed += 1
-                n += 1
-        return n
-
-    def _finish_flight(self, flight: _InFlight) -> None:
-        if flight.pending <= 0:
-            self._in_flight.discard(flight)
-            if flight.timer is not None:
-                flight.timer.cancel()
-
-    def _expire(self, flight: _InFlight) -> None:
-        n = self._settle_failed(
-            flight,
-            flight.entries,
-            DeliveryTimeoutError(
-                f"no acknowledgement within delivery_timeout={self._delivery_timeout} s from "
-                f"{flight.lane.route.topic} (broker unreachable?); the packet may still arrive"
-            ),
-        )
-        if n:
-            log.warning("%d packet(s) of %r timed out waiting for acks", n, flight.lane)
-        self._in_flight.discard(flight)
-
     # -- internals: stopping -------------------------------------------------------------------
     async def _stop(self, timeout: float) -> StopReport:
         loop = asyncio.get_running_loop()
@@ -628,14 +456,14 @@ class PacketWriter:
         # Keep a little of the deadline for closing the producer itself.
         grace = min(1.0, timeout / 4)
         self._state = "stopping"
-        self._closing = True
+        drainer = self._drainer
+        if drainer is not None:
+            drainer.closing = True
         lanes = self._all_lanes()
         for lane in lanes:
             if lane.wakeup is not None and not lane.wakeup.done():
                 lane.wakeup.set_result(None)
-            # Writers not yet accepted learn the writer is stopping, at once: close() makes them
-            # return without room (a wake_putters() loop only re-queued them while the queue was
-            # full, so they waited out delivery_timeout after stop() had returned).
+            # Writers not yet accepted learn at once that the writer is stopping.
             lane.close()
         timed_out = False
         while any(lane.entries or lane.in_flight for lane in lanes):
@@ -643,25 +471,20 @@ class PacketWriter:
                 timed_out = True
                 break
             await asyncio.sleep(0.005)
-        producer = self._producer
-        if timed_out and producer is not None:
-            # aiokafka's stop() waits for every batch, forever when idempotent and the broker
-            # is gone (aiokafka#1101): fail them first so it can return.
-            from aiokafka.errors import KafkaTimeoutError
-
-            producer._message_accumulator.fail_all(KafkaTimeoutError("writer stopped"))
         for lane in lanes:
             if lane.task is not None and not lane.task.done():
                 lane.task.cancel()
         await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
-        if producer is not None:
+        if self._producer is not None:
+            if timed_out:
+                _abandon_batches(self._producer)
             try:
                 async with asyncio.timeout(max(0.05, deadline - loop.time())):
-                    await producer.stop()
+                    await self._producer.stop()
             except TimeoutError:
                 timed_out = True
-                sender = getattr(producer, "_sender", None)
-                task = getattr(sender, "sender_task", None)
+                # Its sender may still wait for in-flight requests: do not wait with it.
+                task = getattr(getattr(self._producer, "_sender", None), "sender_task", None)
                 if task is not None:
                     task.cancel()
             except Exception as exc:
@@ -677,11 +500,12 @@ class PacketWriter:
             for entry in lane.take(len(lane.entries)):
                 if entry._fail(error):
                     lane.failed += 1
-        for flight in self._in_flight:
-            self._settle_failed(flight, flight.entries, error)
-            if flight.timer is not None:
-                flight.timer.cancel()
-        self._in_flight.clear()
+        if drainer is not None:
+            for flight in drainer.in_flight:
+                drainer.settle_failed(flight, flight.entries, error)
+                if flight.timer is not None:
+                    flight.timer.cancel()
+            drainer.in_flight.clear()
         self._state = "stopped"
         stats = self.statistics()
         return StopReport(stats.acked_packets, stats.failed_packets, timed_out)
@@ -690,6 +514,26 @@ class PacketWriter:
 async def _settle(delivery: Delivery) -> None:
     with contextlib.suppress(AiowriterError):
         await delivery
+
+
+def _abandon_batches(producer: Any) -> None:
+    """Make aiokafka's ``stop()`` return although batches are still unacknowledged.
+
+    Its ``stop()`` waits for every batch, forever when idempotent and the broker is gone
+    (aiokafka#1101), so fail them first. (Cancelling its sender instead is no quicker: the sender
+    waits for its in-flight requests to time out.)
+    """
+    from aiokafka.errors import KafkaTimeoutError
+
+    accumulator = producer._message_accumulator
+    batches = [b for group in accumulator._batches.values() for b in group]
+    batches += list(accumulator._pending_batches)
+    accumulator.fail_all(KafkaTimeoutError("the writer stopped before the broker acknowledged"))
+    # The writer has settled these packets' deliveries itself; nobody else awaits aiokafka's
+    # batch futures, so mark their exceptions retrieved ("never retrieved" would be noise).
+    for batch in batches:
+        if batch.future.done() and not batch.future.cancelled():
+            batch.future.exception()
 
 
 async def _quiet_stop(producer: Any) -> None:

@@ -1,0 +1,237 @@
+"""Drainers: one task per lane turns queued packets into record batches for aiokafka.
+
+Each batch goes through aiokafka's batch API (``create_batch``/``send_batch``), so a packet costs
+an append, not a ``send()`` future. A batch's acknowledgement resolves all its packets' deliveries
+(base offset + index); a timer fails them if no acknowledgement comes within the delivery
+timeout, since aiokafka never expires idempotent batches (aiokafka#1101).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ._delivery import Delivery
+from ._exceptions import (
+    AiowriterError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    convert_kafka_error,
+)
+from ._lanes import Lane
+from ._layout import Route, TopicRequirement, consistent_random_partition
+
+__all__ = ["Drainer", "InFlight"]
+
+log = logging.getLogger("aiowriter.writer")
+
+
+class InFlight:
+    """The batches made from one take of a lane, until all their futures are done."""
+
+    __slots__ = ("entries", "lane", "pending", "timer")
+
+    def __init__(self, lane: Lane, entries: list[Delivery]) -> None:
+        self.lane = lane
+        self.entries = entries
+        self.pending = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Drainer:
+    """Moves packets from lanes to the producer and settles their deliveries."""
+
+    def __init__(
+        self,
+        producer: Any,
+        topics: Any,
+        *,
+        delivery_timeout: float,
+        linger: float,
+        max_batch_bytes: int,
+        retire: Callable[[Lane, AiowriterError], None],
+    ) -> None:
+        self.producer = producer
+        self.topics = topics
+        self.delivery_timeout = delivery_timeout
+        self.linger = linger
+        self.max_batch_bytes = max_batch_bytes
+        self.retire = retire
+        self.closing = False
+        self.in_flight: set[InFlight] = set()
+
+    async def run_lane(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if requirements:
+                await self.provision(lane, requirements)
+            while True:
+                if not lane.entries:
+                    if self.closing:
+                        return
+                    lane.wakeup = loop.create_future()
+                    await lane.wakeup
+                    lane.wakeup = None
+                    continue
+                if self.linger and lane.bytes < self.max_batch_bytes and not self.closing:
+                    await asyncio.sleep(self.linger)
+                await self.send_batch(lane)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never let a lane die silently with packets in it
+            log.exception("lane %r failed", lane)
+            self.retire(lane, convert_kafka_error(exc, "writing"))
+
+    async def provision(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
+        if lane.ready is None:
+            lane.ready = asyncio.get_running_loop().create_future()
+        try:
+            counts = await self.topics.ensure(requirements)
+        except Exception as exc:
+            error = convert_kafka_error(exc, f"preparing topics of {lane.data_source!r}")
+            if not lane.ready.done():
+                lane.ready.set_exception(error)
+                lane.ready.exception()  # retrieved here: writers that await it re-raise it
+            raise error from exc
+        ess = lane.essential_route
+        if ess is not None and ess.partition is None and counts.get(ess.topic, 1) <= 1:
+            lane.essential_route = Route(ess.topic, 0)
+        if not lane.ready.done():
+            lane.ready.set_result(None)
+
+    async def send_batch(self, lane: Lane) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        timeout = self.delivery_timeout
+        entries = lane.entries
+        # Packets that waited out the delivery timeout in the queue (broker down) fail here,
+        # so writers blocked on a full queue get room and learn why.
+        expired = 0
+        for entry in entries:
+            if now - entry.enqueued_at < timeout:
+                break
+            expired += 1
+        if expired:
+            error = DeliveryTimeoutError(
+                f"not acknowledged within delivery_timeout={timeout} s (broker unreachable?)"
+            )
+            for entry in lane.take(expired):
+                if entry._fail(error):
+                    lane.failed += 1
+            log.warning("%d packet(s) of %r expired in the queue", expired, lane)
+            if not entries:
+                return
+        producer = self.producer
+        builder = producer.create_batch()
+        count = 0
+        for entry in entries:
+            if builder.append(timestamp=None, key=entry.key, value=entry.value) is None:
+                break
+            count += 1
+        taken = lane.take(count)
+        builder.close()
+        flight = InFlight(lane, taken)
+        lane.in_flight += len(taken)
+        self.in_flight.add(flight)
+        sends: list[tuple[Any, Route, list[Delivery], bool]] = [(builder, lane.route, taken, False)]
+        if lane.essential_route is not None:
+            sends.extend(self.essential_batches(lane.essential_route, taken))
+        remaining = max(0.001, taken[0].enqueued_at + timeout - now)
+        flight.timer = loop.call_later(remaining, self.expire, flight)
+        try:
+            async with asyncio.timeout(remaining):
+                for batch, route, items, essential in sends:
+                    fut = await producer.send_batch(batch, route.topic, partition=route.partition)
+                    flight.pending += 1
+                    fut.add_done_callback(
+                        functools.partial(self.batch_done, flight, items, route, essential)
+                    )
+        except Exception as exc:
+            failure = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
+            self.settle_failed(flight, taken, failure)
+            self.finish_flight(flight)
+            log.warning("batch of %d packet(s) for %r failed: %s", len(taken), lane, failure)
+
+    def essential_batches(
+        self, route: Route, taken: list[Delivery]
+    ) -> list[tuple[Any, Route, list[Delivery], bool]]:
+        essentials = [e for e in taken if e.essential]
+        if not essentials:
+            return []
+        groups: dict[int, list[Delivery]] = {}
+        if route.partition is not None:
+            groups[route.partition] = essentials
+        else:
+            count = self.topics.partition_count(route.topic) or 1
+            for e in essentials:
+                groups.setdefault(consistent_random_partition(e.key, count), []).append(e)
+        out = []
+        for partition, items in groups.items():
+            builder = self.producer.create_batch()
+            for e in items:  # a subset of a batch that fit, so it fits too
+                builder.append(timestamp=None, key=e.key, value=e.value)
+            builder.close()
+            out.append((builder, Route(route.topic, partition), items, True))
+        return out
+
+    def batch_done(
+        self,
+        flight: InFlight,
+        items: list[Delivery],
+        route: Route,
+        essential: bool,
+        fut: asyncio.Future[Any],
+    ) -> None:
+        lane = flight.lane
+        if fut.cancelled():
+            self.settle_failed(flight, items, DeliveryError("the producer was closed"))
+        elif (exc := fut.exception()) is not None:
+            error = convert_kafka_error(exc, f"producing to {route.topic}:{route.partition}")
+            n = self.settle_failed(flight, items, error)
+            if n:
+                log.warning(
+                    "%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition, error
+                )
+        else:
+            base = fut.result().offset
+            topic, partition = route.topic, route.partition
+            assert partition is not None
+            for i, entry in enumerate(items):
+                if entry._ack(topic, partition, base + i, essential):
+                    lane.in_flight -= 1
+                    lane.acked += 1
+                    lane.acked_bytes += entry.size
+        flight.pending -= 1
+        self.finish_flight(flight)
+
+    def settle_failed(self, flight: InFlight, items: list[Delivery], error: AiowriterError) -> int:
+        lane = flight.lane
+        n = 0
+        for entry in items:
+            if entry._fail(error):
+                lane.in_flight -= 1
+                lane.failed += 1
+                n += 1
+        return n
+
+    def finish_flight(self, flight: InFlight) -> None:
+        if flight.pending <= 0:
+            self.in_flight.discard(flight)
+            if flight.timer is not None:
+                flight.timer.cancel()
+
+    def expire(self, flight: InFlight) -> None:
+        n = self.settle_failed(
+            flight,
+            flight.entries,
+            DeliveryTimeoutError(
+                f"no acknowledgement within delivery_timeout={self.delivery_timeout} s from "
+                f"{flight.lane.route.topic} (broker unreachable?); the packet may still arrive"
+            ),
+        )
+        if n:
+            log.warning("%d packet(s) of %r timed out waiting for acks", n, flight.lane)
+        self.in_flight.discard(flight)
