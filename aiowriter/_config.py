@@ -62,7 +62,7 @@ class ProducerSettings:
     compression: Compression = "zstd"
     linger_ms: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     """How long a partition's batch may wait for more records (ms) before it is sent."""
-    max_batch_bytes: int = attrs.field(default=512 * 1024, validator=_positive("max_batch_bytes"))
+    max_batch_bytes: int = attrs.field(default=128 * 1024, validator=_positive("max_batch_bytes"))
     """Upper bound of one record batch sent to one partition."""
     max_request_size: int = attrs.field(
         default=1024 * 1024, validator=_positive("max_request_size")

@@ -44,6 +44,59 @@ def _check_key(packet_key: str, session_key: str) -> None:
         )
 
 
+_TYPE_FIELDS = frozenset(b"\x0a" + bytes([len(t)]) + t.encode() for t in PACKET_TYPES)
+_KEY_FIELDS: dict[str, bytes] = {}
+
+
+def _canonical_essential(data: bytes, session_key: str) -> bool | None:
+    """``is_essential`` of Packet bytes laid out canonically (fields in order, each once) with a
+    known type and this session key; ``None`` when the bytes need the full parse.
+
+    Most bytes come from an encoder like ours or the official runtime, so this check of a few
+    slices replaces the field-by-field parse on the hot path.
+    """
+    end = len(data)
+    if end < 2 or data[0] != 0x0A or data[1] >= 0x80:
+        return None
+    pos = 2 + data[1]
+    if data[:pos] not in _TYPE_FIELDS:
+        return None
+    key_field = _KEY_FIELDS.get(session_key)
+    if key_field is None:
+        raw = session_key.encode()
+        if len(raw) >= 0x80 or len(_KEY_FIELDS) >= 4096:
+            return None
+        key_field = _KEY_FIELDS[session_key] = b"\x12" + bytes([len(raw)]) + raw if raw else b""
+    if not data.startswith(key_field, pos):
+        return None
+    pos += len(key_field)
+    essential = data[pos : pos + 2] == b"\x18\x01"
+    if essential:
+        pos += 2
+    if pos < end and data[pos] == 0x22:  # content: a length-delimited field
+        length = 0
+        shift = 0
+        pos += 1
+        while pos < end and shift < 35:
+            b = data[pos]
+            pos += 1
+            length |= (b & 0x7F) << shift
+            if b < 0x80:
+                break
+            shift += 7
+        else:
+            return None
+        pos += length
+    if pos == end:
+        return essential
+    # Only the id (field 5, a varint) may follow, and it must end the bytes exactly.
+    if pos > end or data[pos] != 0x28 or end - pos > 11 or data[end - 1] >= 0x80:
+        return None
+    if any(b < 0x80 for b in data[pos + 1 : end - 1]):
+        return None
+    return essential
+
+
 def packet_value(
     packet: object, session_key: str, next_id: Callable[[], int]
 ) -> tuple[bytes, bool]:
@@ -54,6 +107,10 @@ def packet_value(
             encode_packet(packet.type, session_key, packet.is_essential, packet.content, next_id()),
             packet.is_essential,
         )
+    if type(packet) is bytes:
+        essential = _canonical_essential(packet, session_key)
+        if essential is not None:
+            return packet, essential
     if isinstance(packet, bytes | bytearray | memoryview):
         env = parse_packet_envelope(packet)
         _check_type(env.type)

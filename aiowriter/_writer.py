@@ -28,14 +28,15 @@ from ._exceptions import (
     InvalidInputError,
     PacketTooLargeError,
     WriterClosedError,
-    map_kafka_errors,
 )
 from ._lanes import Budget, Lane
 from ._layout import Layout, Route, TopicRequirement, consistent_random_partition
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
 from ._packet_input import packet_value
+from ._producer import abandon_batches, start_producer
 from ._result import ApiResult
 from ._statistics import StopReport, StreamStatistics, WriterStatistics
+from ._topics import TopicProvisioner
 
 __all__ = ["InfoType", "PacketWriter"]
 
@@ -44,6 +45,9 @@ log = logging.getLogger("aiowriter.writer")
 # Bytes a record adds around key and value inside a batch and request (headers, varints, CRC):
 # a generous bound so a packet we accept is never rejected by the broker for size.
 _RECORD_OVERHEAD = 512
+# How long a writer that never has to wait may keep the event loop (seconds), shared by all
+# writer tasks: with N busy writers the loop still turns about every N * _SLICE.
+_SLICE = 0.0002
 
 
 class InfoType(enum.IntEnum):
@@ -93,6 +97,10 @@ class PacketWriter:
         p = config.producer
         self._max_value = p.max_request_size - _RECORD_OVERHEAD
         self._delivery_timeout = p.delivery_timeout
+        self._keys: dict[str, bytes] = {}
+        self._next_yield = 0.0
+        # The loop's clock (monotonic), bound once: it stamps every packet.
+        self._clock: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -100,28 +108,12 @@ class PacketWriter:
         if self._state != "new":
             raise WriterClosedError(f"start() called on a writer that is {self._state}")
         self._state = "starting"
-        from aiokafka import AIOKafkaProducer
-
-        from ._topics import TopicProvisioner
-
+        self._clock = asyncio.get_running_loop().time
         p = self._config.producer
-        producer = AIOKafkaProducer(
-            **self._config.client_kwargs(),
-            acks=p.acks,
-            enable_idempotence=p.enable_idempotence,
-            compression_type=None if p.compression == "none" else p.compression,
-            # Our drainer lingers and closes each batch itself; aiokafka's own linger would only
-            # delay batches that are already complete.
-            linger_ms=0,
-            max_batch_size=p.max_batch_bytes,
-            max_request_size=p.max_request_size,
-        )
         try:
-            with map_kafka_errors(f"starting the producer for {self._config.bootstrap_servers}"):
-                await producer.start()
+            producer = await start_producer(self._config)
         except BaseException:
             self._state = "stopped"
-            await _quiet_stop(producer)
             raise
         self._producer = producer
         self._topics = TopicProvisioner(self._config)
@@ -188,6 +180,42 @@ class PacketWriter:
             except AiowriterError as exc:
                 return WriteResult.fail(exc)  # type: ignore[return-value]
         return await self._enqueue(lane, entry)
+
+    async def write_data_many(
+        self, data_source: str, stream: str, session_key: str, packets: Iterable[object]
+    ) -> ApiResult[list[Delivery]]:
+        """Queue several packets of one stream and session, in order, in one call.
+
+        Cheaper per packet than a ``write_data`` call each (one coroutine, one result). Every
+        packet is checked before any is queued, so bad input queues nothing. If the queue stays
+        full for ``delivery_timeout``, the result fails and ``data`` holds the deliveries of the
+        packets queued before that (they are not withdrawn).
+        """
+        self._check_running()
+        lane = self._lanes.get((data_source, stream))
+        if lane is None:
+            validate_data_source(data_source)
+            validate_stream(stream, data_source)
+        if type(session_key) is not str:
+            validate_session_key(session_key)
+        next_id = self._next_id
+        entries = [
+            self._entry(session_key, *packet_value(packet, session_key, next_id))
+            for packet in packets
+        ]
+        lane = lane or self._lane(data_source, stream)
+        if lane.ready is None or not lane.ready.done():
+            try:
+                await self._ensure_ready(lane)
+            except AiowriterError as exc:
+                return ApiResult.fail(exc)
+        for i, entry in enumerate(entries):
+            error = await self._admit(lane, entry)
+            if error is not None:
+                return ApiResult(
+                    False, f"{error} ({i} of {len(entries)} queued)", entries[:i], error
+                )
+        return ApiResult.ok(entries)
 
     def write_data_nowait(
         self, data_source: str, stream: str, session_key: str, packet: object
@@ -337,7 +365,11 @@ class PacketWriter:
         return lane or self._lane(data_source, stream), entry
 
     def _entry(self, session_key: str, value: bytes, essential: bool) -> Delivery:
-        key = session_key.encode()
+        key = self._keys.get(session_key)
+        if key is None:
+            if len(self._keys) >= 4096:  # sessions come and go; keep the cache small
+                self._keys.clear()
+            key = self._keys[session_key] = session_key.encode()
         if len(value) + len(key) > self._max_value:
             raise PacketTooLargeError(
                 f"packet of {len(value)} bytes exceeds the producer's max request size "
@@ -346,7 +378,7 @@ class PacketWriter:
                 "record overhead): split it into smaller packets or raise max_request_size (and "
                 "the broker's message.max.bytes)"
             )
-        return Delivery(key, value, essential, asyncio.get_running_loop().time())
+        return Delivery(key, value, essential, self._clock())
 
     def _lane(self, data_source: str, stream: str) -> Lane:
         lane = self._lanes.get((data_source, stream))
@@ -397,22 +429,32 @@ class PacketWriter:
         await asyncio.shield(lane.ready)
 
     async def _enqueue(self, lane: Lane, entry: Delivery) -> WriteResult:
+        error = await self._admit(lane, entry)
+        if error is not None:
+            return WriteResult.fail(error)  # type: ignore[return-value]
+        return WriteResult(True, "", entry)
+
+    async def _admit(self, lane: Lane, entry: Delivery) -> AiowriterError | None:
+        """Queue ``entry``, waiting for room at most ``delivery_timeout``; the error if not."""
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
         if lane.must_wait(entry.size):
             try:
                 async with asyncio.timeout(self._delivery_timeout):
                     await lane.wait_for_room(entry.size)
             except TimeoutError:
-                return WriteResult.fail(  # type: ignore[return-value]
-                    DeliveryTimeoutError(
-                        f"stream {lane.stream!r} of {lane.data_source!r} stayed full for "
-                        f"{self._delivery_timeout} s: the broker is not acknowledging (down or "
-                        "too slow); nothing was queued"
-                    )
+                return DeliveryTimeoutError(
+                    f"stream {lane.stream!r} of {lane.data_source!r} stayed full for "
+                    f"{self._delivery_timeout} s: the broker is not acknowledging (down or "
+                    "too slow); the packet was not queued"
                 )
             self._check_running()
         self._push(lane, entry)
-        return WriteResult(True, "", entry)
+        # A writer that always finds room never suspends; hand the loop over about every
+        # _SLICE seconds so other tasks (and the drainers) keep running while it writes flat out.
+        if entry.enqueued_at >= self._next_yield:
+            self._next_yield = entry.enqueued_at + _SLICE
+            await asyncio.sleep(0)
+        return None
 
     def _push(self, lane: Lane, entry: Delivery) -> None:
         if lane.task is None or lane.task.done():
@@ -477,7 +519,7 @@ class PacketWriter:
         await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
         if self._producer is not None:
             if timed_out:
-                _abandon_batches(self._producer)
+                abandon_batches(self._producer)
             try:
                 async with asyncio.timeout(max(0.05, deadline - loop.time())):
                     await self._producer.stop()
@@ -514,34 +556,6 @@ class PacketWriter:
 async def _settle(delivery: Delivery) -> None:
     with contextlib.suppress(AiowriterError):
         await delivery
-
-
-def _abandon_batches(producer: Any) -> None:
-    """Make aiokafka's ``stop()`` return although batches are still unacknowledged.
-
-    Its ``stop()`` waits for every batch, forever when idempotent and the broker is gone
-    (aiokafka#1101), so fail them first. (Cancelling its sender instead is no quicker: the sender
-    waits for its in-flight requests to time out.)
-    """
-    from aiokafka.errors import KafkaTimeoutError
-
-    accumulator = producer._message_accumulator
-    batches = [b for group in accumulator._batches.values() for b in group]
-    batches += list(accumulator._pending_batches)
-    accumulator.fail_all(KafkaTimeoutError("the writer stopped before the broker acknowledged"))
-    # The writer has settled these packets' deliveries itself; nobody else awaits aiokafka's
-    # batch futures, so mark their exceptions retrieved ("never retrieved" would be noise).
-    for batch in batches:
-        if batch.future.done() and not batch.future.cancelled():
-            batch.future.exception()
-
-
-async def _quiet_stop(producer: Any) -> None:
-    try:
-        async with asyncio.timeout(2):
-            await producer.stop()
-    except Exception as exc:
-        log.debug("stopping a producer that failed to start: %s", exc)
 
 
 def _lane_error(lane: Lane) -> str:

@@ -84,7 +84,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--packets", type=int, help="packets per case (default: by shape)")
     p.add_argument("--repeats", type=int, help="runs per (case, client); default 3, quick 1")
     p.add_argument("--linger-ms", type=int, default=5)
-    p.add_argument("--batch-bytes", type=int, default=512 * 1024)
+    p.add_argument("--batch-bytes", type=int, default=128 * 1024)
     p.add_argument(
         "--queue-bytes",
         type=int,

@@ -1,0 +1,68 @@
+"""``write_data_many``: several packets of one stream in one call, checked before any is queued."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from test_writer_layout import read_partition
+
+from aiowriter import (
+    EncodedPacket,
+    InvalidPacketError,
+    PacketWriter,
+    StreamingConfig,
+    WriterClosedError,
+    packets,
+)
+from aiowriter._wire import parse_packet_envelope
+
+pytestmark = pytest.mark.kafka
+
+
+def _ds() -> str:
+    return f"many-{uuid.uuid4().hex[:10]}"
+
+
+async def test_many_packets_land_in_order(kafka_bootstrap_servers: str) -> None:
+    ds, key = _ds(), str(uuid.uuid4())
+    batch = [
+        packets.periodic_data(7, start_time=1_000 + i, interval=10, columns=[[float(i)]])
+        for i in range(500)
+    ]
+    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as w:
+        result = await w.write_data_many(ds, "s", key, batch)
+        assert result.success, result.message
+        deliveries = result.unwrap()
+        assert len(deliveries) == 500
+        reports = [await d for d in deliveries]
+    assert [r.offset for r in reports] == list(range(500))
+    assert {(r.topic, r.partition) for r in reports} == {(f"{ds}.s", 0)}
+    records = await read_partition(kafka_bootstrap_servers, f"{ds}.s")
+    assert [r.key for r in records] == [key.encode()] * 500
+    contents = [parse_packet_envelope(r.value).content for r in records]
+    assert contents == [p.content for p in batch]
+    ids = [parse_packet_envelope(r.value).id for r in records]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 500
+
+
+async def test_one_bad_packet_queues_nothing(kafka_bootstrap_servers: str) -> None:
+    ds = _ds()
+    good = EncodedPacket("Marker", b"\x1a\x01a")
+    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as w:
+        with pytest.raises(InvalidPacketError, match="EventData"):
+            await w.write_data_many(ds, "", "k", [good, good, EncodedPacket("EventData", b"")])
+        stats = w.statistics()
+        assert stats.queued_packets == 0
+        assert stats.acked_packets == 0
+        assert stats.streams == ()  # not even the stream's topics were touched
+        ok = await w.write_data_many(ds, "", "k", [good, good])
+        assert ok.success
+    assert w.statistics().acked_packets == 2
+
+
+async def test_many_before_start_raises() -> None:
+    w = PacketWriter(StreamingConfig(bootstrap_servers="127.0.0.1:1"))
+    with pytest.raises(WriterClosedError):
+        await w.write_data_many("ds", "", "k", [EncodedPacket("Marker", b"")])
