@@ -15,10 +15,11 @@ The demo uses only the public pieces, in the order a real logger would:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -155,6 +156,44 @@ class _Progress:
         self._out.flush()
 
 
+class _Tally:
+    """The outcomes of the demo's data packets, counted as they settle.
+
+    A delivery holds its packet's bytes; keeping every one until the end would make memory grow
+    with ``--seconds`` (a day of the car is gigabytes). So deliveries wait here only until they
+    are settled (in order; a stream's acks arrive in order, so the head is the oldest).
+    """
+
+    def __init__(self, streams: tuple[str, ...]) -> None:
+        self.acked: Counter[str] = Counter({s: 0 for s in streams})
+        self.sent = self.failed = self.bytes = self.essential = 0
+        self._pending: deque[tuple[str, Delivery]] = deque()
+
+    def add(self, stream: str, delivery: Delivery) -> None:
+        self.sent += 1
+        self._pending.append((stream, delivery))
+
+    def count_settled(self) -> None:
+        pending = self._pending
+        while pending and pending[0][1].done():
+            self._count(*pending.popleft())
+
+    async def settle_all(self) -> None:
+        while self._pending:
+            stream, delivery = self._pending.popleft()
+            with contextlib.suppress(Exception):  # counted as failed below
+                await delivery
+            self._count(stream, delivery)
+
+    def _count(self, stream: str, delivery: Delivery) -> None:
+        if delivery.exception() is not None:
+            self.failed += 1
+            return
+        self.acked[stream] += 1
+        self.bytes += delivery.size
+        self.essential += delivery.result().essential is not None
+
+
 def make_config(options: DemoOptions) -> StreamingConfig:
     mappings = dict(options.partition_mappings)
     if options.strategy is StreamCreationStrategy.PARTITION_BASED and not mappings:
@@ -173,7 +212,7 @@ async def run_demo(options: DemoOptions) -> DemoReport:
     config = make_config(options)
     ds = options.data_source
     car = Car(lap_s=min(90.0, max(1.0, options.seconds / 3)))
-    sent: list[tuple[str, Delivery]] = []
+    tally = _Tally(("", *CAR_STREAMS))
     samples = laps = events = 0
     started = time.monotonic()
     progress = _Progress(options.progress, options.seconds)
@@ -197,7 +236,7 @@ async def run_demo(options: DemoOptions) -> DemoReport:
 
         async def send(stream: str, packet: EncodedPacket) -> None:
             result = await writer.write_data(ds, stream, key, packet)
-            sent.append((stream, result.unwrap()))
+            tally.add(stream, result.unwrap())
 
         group_ids = [
             (await formats.get_parameter_data_format_id(ds, g.identifiers)).unwrap() for g in GROUPS
@@ -244,8 +283,9 @@ async def run_demo(options: DemoOptions) -> DemoReport:
                         ds, key, {"Weather": "Dry", "TrackTemp": "34 degC"}
                     )
                 ).unwrap()
-            progress.update(t0 + step, len(sent))
-        progress.update(options.seconds, len(sent))
+            tally.count_settled()
+            progress.update(t0 + step, tally.sent)
+        progress.update(options.seconds, tally.sent)
 
         in_band += (await sessions.write_in_band_end(writer, ds, key, CAR_STREAMS)).unwrap()
         await writer.flush(config.producer.delivery_timeout)
@@ -254,21 +294,11 @@ async def run_demo(options: DemoOptions) -> DemoReport:
         (await sessions.end_session(ds, key)).unwrap()
         elapsed = time.monotonic() - started
 
-        acked: Counter[str] = Counter({s: 0 for s in ("", *CAR_STREAMS)})
-        failed = total_bytes = essential = 0
-        for stream, delivery in sent:
-            try:
-                report = await delivery
-            except Exception:
-                failed += 1
-                continue
-            acked[stream] += 1
-            total_bytes += delivery.size
-            essential += report.essential is not None
+        await tally.settle_all()
         # The in-band packets were awaited by the manager, which returned their reports.
         for report in in_band:
-            acked[_stream_of(config, report.topic, report.partition, ds)] += 1
-            essential += report.essential is not None
+            tally.acked[_stream_of(config, report.topic, report.partition, ds)] += 1
+            tally.essential += report.essential is not None
         data_format_count = {
             "parameter": len(set(group_ids)),
             "event": len(event_ids),
@@ -287,17 +317,17 @@ async def run_demo(options: DemoOptions) -> DemoReport:
         simulated_seconds=options.seconds,
         elapsed_seconds=elapsed,
         write_seconds=write_seconds,
-        packets=dict(acked),
+        packets=dict(tally.acked),
         read_back=read_back,
         routed_to=routed_to,
         samples=samples,
-        bytes=total_bytes,
+        bytes=tally.bytes,
         laps=laps,
         events=events,
-        essential_packets=essential,
+        essential_packets=tally.essential,
         essential_read_back=essential_back,
         data_formats=data_format_count,
-        failed=failed,
+        failed=tally.failed,
     )
 
 

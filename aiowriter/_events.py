@@ -11,11 +11,14 @@ counter goes up, so a consumer can tell it missed something and re-read the stat
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Generic, TypeVar
+
+from ._exceptions import InvalidInputError
 
 __all__ = ["EventHub", "Subscription"]
 
@@ -36,7 +39,7 @@ class Subscription(Generic[E]):
 
     def __init__(self, hub: EventHub[E], max_queued: int, accept: Callable[[E], bool]) -> None:
         if isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 1:
-            raise ValueError(f"max_queued must be a positive int, got {max_queued!r}")
+            raise InvalidInputError(f"max_queued must be a positive int, got {max_queued!r}")
         self._hub = hub
         self._queue: deque[E] = deque()
         self._max = max_queued
@@ -94,29 +97,40 @@ class Subscription(Generic[E]):
 
 
 class EventHub(Generic[E]):
-    """Publishes events to subscriptions and callbacks without ever waiting."""
+    """Publishes events to subscriptions and callbacks without ever waiting.
+
+    Once closed it publishes nothing: subscriptions made afterwards end at once, callbacks added
+    afterwards are never called, and the tasks of coroutine callbacks still running are
+    cancelled.
+    """
 
     def __init__(self) -> None:
         self._subs: list[Subscription[E]] = []
         self._callbacks: list[Callable[[E], object]] = []
         # Strong references: the loop only keeps weak ones to tasks.
         self._tasks: set[asyncio.Task[object]] = set()
+        self._closed = False
         self.published = 0
 
     def subscribe(
         self, max_queued: int = DEFAULT_MAX_QUEUED, accept: Callable[[E], bool] | None = None
     ) -> Subscription[E]:
         sub = Subscription(self, max_queued, accept or (lambda _e: True))
-        self._subs.append(sub)
+        if self._closed:
+            sub.close()  # nothing will ever be published to it: iteration ends at once
+        else:
+            self._subs.append(sub)
         return sub
 
     def add_callback(self, callback: Callable[[E], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns a function that removes it.
 
         Callbacks run inside the manager's follow loop, so they must be quick and must not
-        block; a coroutine function's coroutine is scheduled as a task. Exceptions are logged.
+        block; a coroutine function's coroutine is scheduled as a task (cancelled when the hub
+        closes). Exceptions, also those of such tasks, are logged.
         """
-        self._callbacks.append(callback)
+        if not self._closed:
+            self._callbacks.append(callback)
 
         def remove() -> None:
             if callback in self._callbacks:
@@ -125,6 +139,8 @@ class EventHub(Generic[E]):
         return remove
 
     def publish(self, event: E) -> None:
+        if self._closed:
+            return
         self.published += 1
         for sub in tuple(self._subs):
             sub._offer(event)
@@ -134,9 +150,14 @@ class EventHub(Generic[E]):
                 if asyncio.iscoroutine(result):
                     task = asyncio.get_running_loop().create_task(result)
                     self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    task.add_done_callback(functools.partial(self._task_done, callback))
             except Exception:
                 log.exception("event callback %r failed", callback)
+
+    def _task_done(self, callback: Callable[[E], object], task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("event callback %r failed", callback, exc_info=exc)
 
     @property
     def subscribers(self) -> int:
@@ -148,9 +169,19 @@ class EventHub(Generic[E]):
         return sum(s.dropped for s in self._subs)
 
     def close(self) -> None:
+        """End every subscription, drop the callbacks, cancel running callback tasks."""
+        self._closed = True
         for sub in tuple(self._subs):
             sub.close()
         self._callbacks.clear()
+        for task in self._tasks:
+            task.cancel()
+
+    async def aclose(self, within: float) -> None:
+        """:meth:`close`, then wait at most ``within`` seconds for callback tasks to end."""
+        self.close()
+        if self._tasks:
+            await asyncio.wait(tuple(self._tasks), timeout=within)
 
     def _discard(self, sub: Subscription[E]) -> None:
         if sub in self._subs:

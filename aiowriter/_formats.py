@@ -19,27 +19,19 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import Literal, TypeVar
 
 import attrs
 
 from . import open_data
-from ._config import StreamingConfig
 from ._encoded import EncodedPacket
-from ._events import DEFAULT_MAX_QUEUED, EventHub, Subscription
-from ._exceptions import (
-    AiowriterError,
-    DataFormatNotFoundError,
-    InvalidInputError,
-    WriterClosedError,
-)
+from ._events import DEFAULT_MAX_QUEUED, Subscription
+from ._exceptions import AiowriterError, DataFormatNotFoundError, InvalidInputError
 from ._kafka_follow import Record, TopicFollower
 from ._layout import Layout, essential_topic
+from ._managed import Deadline, ManagedLifecycle
 from ._names import validate_data_source
 from ._result import ApiResult
-from ._topics import TopicProvisioner
-from ._writer import PacketWriter
 
 __all__ = [
     "DataFormat",
@@ -169,7 +161,7 @@ def _check_format_id(format_id: object) -> int:
     return format_id
 
 
-class DataFormatManager:
+class DataFormatManager(ManagedLifecycle[FormatUpdated]):
     """Allocates and resolves data-format ids for parameter lists and events.
 
     Usage::
@@ -186,101 +178,35 @@ class DataFormatManager:
     **Parameters:** as :class:`~aiowriter.SessionManager` (``writer`` is owned when ``None``).
     """
 
-    def __init__(
-        self,
-        config: StreamingConfig,
-        writer: PacketWriter | None = None,
-        *,
-        replay_timeout: float = 30.0,
-        operation_timeout: float = 30.0,
-    ) -> None:
-        if not isinstance(config, StreamingConfig):
-            raise InvalidInputError(
-                f"config must be a StreamingConfig, got {type(config).__name__}"
-            )
-        self._config = config
-        self._layout = Layout(config)
-        self._writer = writer
-        self._owns_writer = writer is None
-        self._replay_timeout = replay_timeout
-        self._operation_timeout = operation_timeout
-        self._provisioner = TopicProvisioner(config)
+    _kind = "DataFormatManager"
+
+    def _setup(self) -> None:
+        self._layout = Layout(self._config)
         self._sources: dict[str, _Source] = {}
         self._starting: dict[str, asyncio.Future[_Source]] = {}
-        self._hub: EventHub[FormatUpdated] = EventHub()
-        self._state = "new"
+        # Followers still replaying: close() stops them too, so none outlives the manager.
+        self._replaying: set[TopicFollower] = set()
         self._allocated = 0
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- lifecycle (see ManagedLifecycle) ---------------------------------------------------------
     async def start(self, data_sources: Sequence[str] = ()) -> None:
-        """Start; ``data_sources`` are replayed now (others on first use)."""
-        if self._state == "running":
-            return
-        if self._state != "new":
-            raise WriterClosedError(
-                "a closed DataFormatManager cannot be restarted; make a new one"
-            )
+        """Start; ``data_sources`` are replayed now (others on first use). On a running
+        manager, only replays ``data_sources``."""
         names = [validate_data_source(d) for d in data_sources]
-        try:
-            if self._writer is None:
-                self._writer = PacketWriter(self._config)
-            if self._owns_writer:
-                await self._writer.start()
-            self._state = "running"
+
+        async def open_() -> None:
+            await self._start_writer()
             for name in names:
                 await self._source(name)
-        except BaseException:
-            await self._shutdown(5.0)
-            self._state = "new"
-            raise
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Stop following and (if owned) the writer; idempotent, bounded by ``timeout``."""
-        if self._state == "closed":
-            return
-        self._state = "closed"
-        await self._shutdown(timeout)
+        await self._start(open_)
+        for name in names:  # at once when open_() replayed them; needed when already running
+            await self._source(name)
 
-    stop = close
-
-    async def _shutdown(self, within: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-
-        def left() -> float:
-            return max(0.1, deadline - loop.time())
-
-        self._hub.close()
-        for source in list(self._sources.values()):
-            await source.follower.stop(left())
+    async def _release(self, deadline: Deadline) -> None:
+        followers = [s.follower for s in self._sources.values()] + list(self._replaying)
         self._sources.clear()
-        try:
-            await asyncio.wait_for(self._provisioner.close(), left())
-        except Exception as exc:
-            log.warning("closing the data-format manager: %r", exc)
-        if self._owns_writer and self._writer is not None:
-            try:
-                await self._writer.stop(timeout=left())
-            except Exception as exc:
-                log.warning("stopping the data-format manager's writer: %r", exc)
-
-    async def __aenter__(self) -> DataFormatManager:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def _check_running(self) -> None:
-        if self._state != "running":
-            raise WriterClosedError(
-                f"DataFormatManager is {self._state}: use 'async with DataFormatManager(...)'"
-            )
+        await asyncio.gather(*(f.stop(deadline.left()) for f in followers))
 
     # -- following --------------------------------------------------------------------------
     async def watch(self, data_source: str) -> None:
@@ -291,19 +217,30 @@ class DataFormatManager:
         await self._source(data_source)
 
     async def _source(self, data_source: str) -> _Source:
-        source = self._sources.get(data_source)
-        if source is not None:
-            return source
-        pending = self._starting.get(data_source)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        while True:
+            source = self._sources.get(data_source)
+            if source is not None:
+                return source
+            pending = self._starting.get(data_source)
+            if pending is None:
+                break
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # Only the caller that was replaying it was cancelled: replay it here instead.
         fut: asyncio.Future[_Source] = asyncio.get_running_loop().create_future()
         self._starting[data_source] = fut
         try:
             source = await self._follow(data_source)
         except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: concurrent waiters get it, nobody else cares
+            if isinstance(exc, asyncio.CancelledError):
+                fut.cancel()  # concurrent waiters take over (above)
+            else:
+                fut.set_exception(exc)
+                fut.exception()  # retrieved: concurrent waiters get it, nobody else cares
             raise
         finally:
             del self._starting[data_source]
@@ -315,7 +252,10 @@ class DataFormatManager:
         topic = essential_topic(data_source)
         # The server's format subscriber creates ds_essential (1 partition) on first sight of a
         # data source; the main topic is created with it so the definition's copy has a home.
-        counts = await self._provisioner.ensure(self._layout.topic_requirements(data_source, ""))
+        async with self._using_clients():
+            requirements = self._layout.topic_requirements(data_source, "")
+            counts = await self._provisioner.ensure(requirements)
+        self._check_open()
         holder: list[_Source] = []
 
         def handler(record: Record, live: bool) -> None:
@@ -324,12 +264,16 @@ class DataFormatManager:
         follower = TopicFollower(self._config, topic, counts[topic], handler)
         source = _Source(follower)
         holder.append(source)
-        await follower.start()
+        self._replaying.add(follower)
         try:
+            await follower.start()
             await follower.wait_caught_up(self._replay_timeout)
+            self._check_open()  # close() stopped it meanwhile: do not hand it out
         except BaseException:
             await follower.stop()
             raise
+        finally:
+            self._replaying.discard(follower)
         return source
 
     def _on_record(self, data_source: str, source: _Source, record: Record, live: bool) -> None:
@@ -374,10 +318,6 @@ class DataFormatManager:
         return self._hub.subscribe(
             max_queued, lambda e: data_source is None or e.data_source == data_source
         )
-
-    def add_callback(self, callback: Callable[[FormatUpdated], object]) -> Callable[[], None]:
-        """Call ``callback(event)`` for each live event; returns a remover."""
-        return self._hub.add_callback(callback)
 
     # -- operations -------------------------------------------------------------------------
     async def _run(self, operation: Callable[[], Awaitable[T]]) -> ApiResult[T]:
@@ -442,6 +382,7 @@ class DataFormatManager:
             known = source.index.by_key.get((kind, key))
             if known is not None:
                 return known.id
+            self._check_running()  # closed while this call waited: publish nothing more
             definition.identifier = _IDS.next()
             packet = EncodedPacket("DataFormatDefinition", bytes(definition), True)
             assert self._writer is not None

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._config import StreamingConfig
 from ._exceptions import AiowriterError, KafkaError, WriterClosedError, map_kafka_errors
 
-__all__ = ["Record", "TopicFollower"]
+__all__ = ["Record", "TopicFollower", "close_quietly"]
 
 log = logging.getLogger("aiowriter.follow")
 
@@ -30,6 +30,15 @@ log = logging.getLogger("aiowriter.follow")
 #: is live (at or after the high-water mark that partition had when following began).
 Record = Any
 Handler = Callable[[Record, bool], None]
+
+
+async def close_quietly(what: str, close: Awaitable[object], within: float) -> None:
+    """Await ``close`` for at most ``within`` seconds; a failure is logged as ``what``, not
+    raised: closing is best effort, the log on Kafka is the state, not the client."""
+    try:
+        await asyncio.wait_for(close, within)
+    except Exception as exc:
+        log.warning("%s: %r", what, exc)
 
 
 class TopicFollower:
@@ -56,6 +65,7 @@ class TopicFollower:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._caught_up = asyncio.Event()
         self._failure: AiowriterError | None = None
+        self._stopped = False
         self.records = 0
         self.handler_errors = 0
 
@@ -69,8 +79,12 @@ class TopicFollower:
         return self._caught_up.is_set()
 
     async def start(self) -> None:
+        """Assign every partition from offset 0 and start following. A failed or cancelled
+        start closes the consumer it opened; a follower stopped meanwhile does not start."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        if self._stopped:
+            raise WriterClosedError(f"the follower of {self.topic!r} was stopped")
         consumer = AIOKafkaConsumer(
             group_id=None,
             enable_auto_commit=False,
@@ -78,17 +92,21 @@ class TopicFollower:
             **self._config.client_kwargs(),
         )
         tps = [TopicPartition(self.topic, p) for p in range(self._partition_count)]
-        with map_kafka_errors(f"starting a consumer of {self.topic!r}"):
-            await consumer.start()
-            try:
+        try:
+            with map_kafka_errors(f"starting a consumer of {self.topic!r}"):
+                await consumer.start()
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
                 ends = await consumer.end_offsets(tps)
                 for tp in tps:
                     self._positions[tp.partition] = await consumer.position(tp)
-            except BaseException:
-                await consumer.stop()
-                raise
+            if self._stopped:
+                raise WriterClosedError(
+                    f"the follower of {self.topic!r} was stopped while starting"
+                )
+        except BaseException:
+            await close_quietly(f"stopping the consumer of {self.topic!r}", consumer.stop(), 5.0)
+            raise
         self._consumer = consumer
         self._start_end = {tp.partition: int(off) for tp, off in ends.items()}
         self._check_caught_up()
@@ -216,19 +234,19 @@ class TopicFollower:
                 await self.wait_past(tp.partition, int(end) - 1, within)
 
     async def stop(self, within: float = 5.0) -> None:
-        """Stop following; idempotent. Waits at most ``within`` seconds for the consumer."""
+        """Stop following; idempotent, final. Waits at most about ``within`` seconds."""
+        self._stopped = True
+        deadline = asyncio.get_running_loop().time() + within
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task}, timeout=within)
         consumer, self._consumer = self._consumer, None
         if self._failure is None:
             self._fail(WriterClosedError(f"the follower of {self.topic!r} was stopped"))
         if consumer is not None:
-            try:
-                await asyncio.wait_for(consumer.stop(), within)
-            except Exception as exc:  # closing is best effort: the log is the state, not us
-                log.warning("stopping the consumer of %r: %r", self.topic, exc)
+            left = max(0.1, deadline - asyncio.get_running_loop().time())
+            await close_quietly(f"stopping the consumer of {self.topic!r}", consumer.stop(), left)
 
     def __repr__(self) -> str:
         state = "caught up" if self.caught_up else "replaying"

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from ._config import StreamingConfig
-from ._exceptions import map_kafka_errors
+from ._exceptions import WriterClosedError, map_kafka_errors
 from ._layout import Layout, offset_key
 from ._topics import TopicProvisioner
 
@@ -28,9 +28,16 @@ class OffsetSnapshotter:
         self._provisioner = provisioner
         self._consumer: Any = None
         self._lock = asyncio.Lock()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WriterClosedError("the offsets snapshotter is closed (its manager was closed)")
 
     async def _client(self) -> Any:
         async with self._lock:
+            # After close() a new consumer would never be closed: refuse instead.
+            self._check_open()
             if self._consumer is None:
                 from aiokafka import AIOKafkaConsumer
 
@@ -46,6 +53,7 @@ class OffsetSnapshotter:
         """The end offsets of every partition in the data source's key set."""
         from aiokafka import TopicPartition
 
+        self._check_open()
         # Listed afresh each time: stream topics created by any writer since the last snapshot
         # must be in the key set, as the server's topic scan would include them.
         existing = await self._provisioner.existing_topics()
@@ -64,6 +72,8 @@ class OffsetSnapshotter:
         return {offset_key(t, p): int(ends.get(TopicPartition(t, p), 0)) for t, p in keys}
 
     async def close(self, within: float = 5.0) -> None:
+        """Close the consumer; idempotent and final (later snapshots raise)."""
+        self._closed = True
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             with map_kafka_errors("closing the offsets consumer"):

@@ -12,28 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from types import TracebackType
-from typing import TypeVar
+from typing import SupportsBytes, TypeVar
 
 import attrs
 
 from . import open_data
-from ._config import StreamingConfig
 from ._delivery import DeliveryReport, WriteResult
 from ._encoded import EncodedPacket
-from ._events import DEFAULT_MAX_QUEUED, EventHub, Subscription
+from ._events import DEFAULT_MAX_QUEUED, Subscription
 from ._exceptions import (
     AiowriterError,
     InvalidInputError,
     SessionEndedError,
     SessionNotFoundError,
-    WriterClosedError,
 )
-from ._kafka_follow import Record, TopicFollower
+from ._kafka_follow import Record, TopicFollower, close_quietly
 from ._layout import TopicRequirement
+from ._managed import Deadline, ManagedLifecycle
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_stream
 from ._offsets import OffsetSnapshotter
 from ._result import ApiResult
@@ -51,7 +48,6 @@ from ._session_state import (
     check_str,
     now,
 )
-from ._topics import TopicProvisioner
 from ._writer import PacketWriter
 
 __all__ = [
@@ -65,8 +61,6 @@ __all__ = [
     "SessionUpdated",
 ]
 
-log = logging.getLogger("aiowriter.sessions")
-
 T = TypeVar("T")
 _UINT32_MAX = 0xFFFFFFFF
 
@@ -76,7 +70,7 @@ async def _delivered(result: WriteResult) -> DeliveryReport:
     return await result.delivery
 
 
-class SessionManager:
+class SessionManager(ManagedLifecycle[SessionEvent]):
     """Creates, updates, ends and lists sessions; follows ``SessionInfo`` for everybody's.
 
     Usage::
@@ -100,98 +94,44 @@ class SessionManager:
     ``InvalidInputError`` at once.
     """
 
-    def __init__(
-        self,
-        config: StreamingConfig,
-        writer: PacketWriter | None = None,
-        *,
-        replay_timeout: float = 30.0,
-        operation_timeout: float = 30.0,
-    ) -> None:
-        if not isinstance(config, StreamingConfig):
-            raise InvalidInputError(
-                f"config must be a StreamingConfig, got {type(config).__name__}"
-            )
-        self._config = config
-        self._writer = writer
-        self._owns_writer = writer is None
-        self._replay_timeout = replay_timeout
-        self._operation_timeout = operation_timeout
-        self._provisioner = TopicProvisioner(config)
-        self._snapshots = OffsetSnapshotter(config, self._provisioner)
+    _kind = "SessionManager"
+
+    def _setup(self) -> None:
+        self._snapshots = OffsetSnapshotter(self._config, self._provisioner)
         self._table = SessionTable()
-        self._hub: EventHub[SessionEvent] = EventHub()
         self._follower: TopicFollower | None = None
         self._lock = asyncio.Lock()
-        self._state = "new"
         self._operations = 0
         self._failed = 0
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- lifecycle (see ManagedLifecycle) ---------------------------------------------------------
     async def start(self) -> None:
         """Replay ``SessionInfo`` (creating it with 1 partition if missing), then follow it."""
-        if self._state == "running":
-            return
-        if self._state != "new":
-            raise WriterClosedError("a closed SessionManager cannot be restarted; make a new one")
-        self._state = "starting"
-        try:
+        await self._start(self._open)
+
+    async def _open(self) -> None:
+        async with self._using_clients():
             counts = await self._provisioner.ensure([TopicRequirement(SESSION_INFO_TOPIC, 1)])
-            self._follower = TopicFollower(
-                self._config, SESSION_INFO_TOPIC, counts[SESSION_INFO_TOPIC], self._on_record
-            )
-            await self._follower.start()
-            await self._follower.wait_caught_up(self._replay_timeout)
-            if self._writer is None:
-                self._writer = PacketWriter(self._config)
-            if self._owns_writer:
-                await self._writer.start()
-        except BaseException:
-            await self._shutdown(5.0)
-            self._state = "new"
-            raise
-        self._state = "running"
+        self._check_open()
+        self._follower = TopicFollower(
+            self._config, SESSION_INFO_TOPIC, counts[SESSION_INFO_TOPIC], self._on_record
+        )
+        await self._follower.start()
+        await self._follower.wait_caught_up(self._replay_timeout)
+        self._check_open()
+        await self._start_writer()
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Stop following and (if owned) stop the writer; idempotent, bounded by ``timeout``."""
-        if self._state == "closed":
-            return
-        self._state = "closed"
-        await self._shutdown(timeout)
-
-    stop = close
-
-    async def _shutdown(self, within: float) -> None:
-        deadline = asyncio.get_running_loop().time() + within
-
-        def left() -> float:
-            return max(0.1, deadline - asyncio.get_running_loop().time())
-
-        self._hub.close()
+    async def _release(self, deadline: Deadline) -> None:
         if self._follower is not None:
-            await self._follower.stop(left())
-        for closer in (self._snapshots.close, self._provisioner.close):
-            try:
-                await asyncio.wait_for(closer(), left())
-            except Exception as exc:
-                log.warning("closing the session manager: %r", exc)
-        if self._owns_writer and self._writer is not None:
-            try:
-                await self._writer.stop(timeout=left())
-            except Exception as exc:
-                log.warning("stopping the session manager's writer: %r", exc)
+            await self._follower.stop(deadline.left())
+        await close_quietly(
+            "closing the session manager's offsets client", self._snapshots.close(), deadline.left()
+        )
 
-    async def __aenter__(self) -> SessionManager:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    def _reset(self) -> None:
+        self._follower = None
+        self._table = SessionTable()
+        self._snapshots = OffsetSnapshotter(self._config, self._provisioner)  # closed: final
 
     @property
     def writer(self) -> PacketWriter:
@@ -199,12 +139,6 @@ class SessionManager:
         self._check_running()
         assert self._writer is not None
         return self._writer
-
-    def _check_running(self) -> None:
-        if self._state != "running":
-            raise WriterClosedError(
-                f"SessionManager is {self._state}: use 'async with SessionManager(...)' or start()"
-            )
 
     # -- following ------------------------------------------------------------------------------
     def _on_record(self, record: Record, live: bool) -> None:
@@ -244,11 +178,6 @@ class SessionManager:
             )
 
         return self._hub.subscribe(max_queued, accept)
-
-    def add_callback(self, callback: Callable[[SessionEvent], object]) -> Callable[[], None]:
-        """Call ``callback(event)`` for each live event (quick, non-blocking; a coroutine
-        function's coroutines run as tasks). Returns a function that removes the callback."""
-        return self._hub.add_callback(callback)
 
     # -- reads ------------------------------------------------------------------------------------
     def _lookup(self, data_source: str, session_key: str) -> SessionInfo:
@@ -291,18 +220,30 @@ class SessionManager:
             # One mutation at a time: an update is a full snapshot computed from the current
             # state, so two interleaved updates would otherwise lose each other's changes.
             async with self._lock:
+                # Closed while this call waited for the lock: do not write any more.
+                self._check_running()
                 data = await operation()
         except AiowriterError as exc:
             self._failed += 1
             return ApiResult.fail(exc)
         return ApiResult.ok(data)
 
-    async def _write_and_read_back(self, packet: open_data.Packet) -> None:
+    async def _write_and_read_back(
+        self, type_: str, data_source: str, session_key: str, content: SupportsBytes
+    ) -> SessionInfo:
+        """Write one ``SessionInfo`` record, wait for its ack and until the follower applied
+        it; return the session as it is then."""
         assert self._writer is not None
         assert self._follower is not None
+        packet = open_data.Packet(type=type_, session_key=session_key, content=bytes(content))
         result = await self._writer.write_info(packet)
         report = await _delivered(result)
         await self._follower.wait_past(report.partition, report.offset, self._operation_timeout)
+        return self._lookup(data_source, session_key)
+
+    async def _snapshot(self, data_source: str) -> dict[str, int]:
+        async with self._using_clients():
+            return await self._snapshots.snapshot(data_source)
 
     async def create_new_session(
         self,
@@ -349,14 +290,12 @@ class SessionManager:
             )
             new = open_data.NewSessionPacket(
                 data_source=data_source,
-                topic_partition_offsets=await self._snapshots.snapshot(data_source),
+                topic_partition_offsets=await self._snapshot(data_source),
                 utc_offset=utc_offset,
                 session_info=info,
                 creation_time=created,
             )
-            packet = open_data.Packet(type="NewSession", session_key=key, content=bytes(new))
-            await self._write_and_read_back(packet)
-            return self._lookup(data_source, key)
+            return await self._write_and_read_back("NewSession", data_source, key, new)
 
         return await self._run(create)
 
@@ -368,11 +307,9 @@ class SessionManager:
             if session.completed:
                 raise SessionEndedError(f"session {session_key!r} has ended; it cannot be updated")
             snapshot = change(session).to_info_packet()
-            packet = open_data.Packet(
-                type="SessionInfo", session_key=session_key, content=bytes(snapshot)
+            return await self._write_and_read_back(
+                "SessionInfo", data_source, session_key, snapshot
             )
-            await self._write_and_read_back(packet)
-            return self._lookup(data_source, session_key)
 
         return await self._run(update)
 
@@ -426,16 +363,12 @@ class SessionManager:
             session = self._lookup(data_source, session_key)
             if session.completed:
                 raise SessionEndedError(f"session {session_key!r} has already ended")
-            packet_content = open_data.EndOfSessionPacket(
+            end = open_data.EndOfSessionPacket(
                 data_source=data_source,
-                topic_partition_offsets=await self._snapshots.snapshot(data_source),
+                topic_partition_offsets=await self._snapshot(data_source),
                 termination_time=now(),
             )
-            packet = open_data.Packet(
-                type="EndOfSession", session_key=session_key, content=bytes(packet_content)
-            )
-            await self._write_and_read_back(packet)
-            return self._lookup(data_source, session_key)
+            return await self._write_and_read_back("EndOfSession", data_source, session_key, end)
 
         return await self._run(end)
 

@@ -12,7 +12,8 @@ key), the same topics (one per stream, partition 0) and the same producer settin
 4. flushes and waits for every acknowledgement; ``ack_s`` is when the last one arrived.
 
 Every ``sample_every``-th packet's write-to-ack latency is recorded (write call -> the moment the
-application learns of the ack). The result is one JSON line on stdout.
+application learns of the ack). The result is one JSON line on stdout. Fixed-rate latency runs
+(spec ``"mode": "rate"``) are in :mod:`_rate`.
 """
 
 from __future__ import annotations
@@ -131,13 +132,12 @@ def stream_names(n: int) -> list[str]:
 
 
 # -- clients -----------------------------------------------------------------------------------
-async def run_aiowriter(
-    spec: dict[str, Any], arrays: list[Any], values: list[bytes], numpy_mode: bool
-) -> dict[str, Any]:
-    from aiowriter import PacketWriter, ProducerSettings, QueueLimits, StreamingConfig, packets
+def aiowriter_config(spec: dict[str, Any]) -> Any:
+    """The same StreamingConfig for every aiowriter client (and both modes)."""
+    from aiowriter import ProducerSettings, QueueLimits, StreamingConfig
 
     s = spec["settings"]
-    config = StreamingConfig(
+    return StreamingConfig(
         bootstrap_servers=spec["servers"],
         producer=ProducerSettings(
             acks="all",
@@ -150,8 +150,21 @@ async def run_aiowriter(
         ),
         queues=QueueLimits(max_total_bytes=s["queue_bytes"]),
     )
+
+
+async def run_aiowriter(
+    spec: dict[str, Any], arrays: list[Any], values: list[bytes], mode: str
+) -> dict[str, Any]:
+    """``mode``: ``bytes`` (write_data of pooled bytes), ``numpy`` (write_data of a Packet built
+    from numpy columns per write) or ``many`` (write_data_many of pooled bytes, in chunks)."""
+    from aiowriter import PacketWriter, packets
+
+    config = aiowriter_config(spec)
     ds, key, streams = spec["data_source"], SESSION_KEY, stream_names(spec["streams"])
     pool, n_pool = values, len(values)
+    pool2 = pool + pool  # chunks of up to n_pool consecutive packets, wrapping around, by slicing
+    chunk = min(spec["settings"]["many_chunk"], n_pool)
+    numpy_mode = mode == "numpy"
     periodic = packets.periodic_data
     every = spec["sample_every"]
     lat = array.array("d")
@@ -165,8 +178,28 @@ async def run_aiowriter(
             return
         lat.append(time.perf_counter() - t0)
 
+    async def writer_many(w: Any, stream: str, n: int, first: int) -> None:
+        nonlocal failed_writes
+        clock, many, create_task = time.perf_counter, w.write_data_many, asyncio.ensure_future
+        i = 0
+        while i < n:
+            c = min(chunk, n - i)
+            j0 = (first + i) % n_pool
+            t0 = clock()
+            res = await many(ds, stream, key, pool2[j0 : j0 + c])
+            queued = res.data or []
+            if not res.success:
+                failed_writes += c - len(queued)
+            # every sample_every-th packet: from the call that wrote it to its ack
+            for x in range(-(-i // every) * every, i + len(queued), every):
+                lat_tasks.append(create_task(await_ack(queued[x - i], t0)))
+            i += c
+
     async def writer(w: Any, stream: str, n: int, first: int) -> None:
         nonlocal failed_writes
+        if mode == "many":
+            await writer_many(w, stream, n, first)
+            return
         clock, write, create_task = time.perf_counter, w.write_data, asyncio.ensure_future
         for i in range(n):
             j = first + i
@@ -617,6 +650,13 @@ def worker_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
     if spec["client"] == "stall":
         out = asyncio.run(run_stall(spec))
+    elif spec.get("mode") == "rate":
+        from _rate import run_rate
+
+        columns, samples = spec["shape"]
+        arrays, values = make_pool(columns, samples, spec["pool"])
+        out = run_rate(spec, arrays, values)
+        out["value_bytes_mean"] = sum(map(len, values)) / len(values)
     else:
         columns, samples = spec["shape"]
         arrays, values = make_pool(columns, samples, spec["pool"])
@@ -625,10 +665,8 @@ def worker_main(spec_json: str) -> None:
             out = run_confluent_producer(spec, values)
         else:
             coro: Any
-            if client == "aiowriter-bytes":
-                coro = run_aiowriter(spec, arrays, values, numpy_mode=False)
-            elif client == "aiowriter-numpy":
-                coro = run_aiowriter(spec, arrays, values, numpy_mode=True)
+            if client in ("aiowriter-bytes", "aiowriter-numpy", "aiowriter-many"):
+                coro = run_aiowriter(spec, arrays, values, client.split("-")[1])
             elif client == "aiokafka":
                 coro = run_aiokafka(spec, values)
             elif client == "ck-aio":

@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--bootstrap-servers HOST:PORT] [--quick] [--json]
                                     [--out benchmarks/results/] [--stall-check | --skip-stall-check]
+                                    [--rate aiokafka,slowest | --rate 20000] [--skip-rate]
 
 Publishes PeriodicData packets (10 columns x 100 doubles, and 3 x 3) to 1, 4 and 16 streams
 (TopicBased: one topic per stream, partition 0), with every client:
@@ -10,6 +11,8 @@ Publishes PeriodicData packets (10 columns x 100 doubles, and 3 x 3) to 1, 4 and
   others (the SDK's own overhead);
 * ``aiowriter-numpy``: ``write_data(packets.periodic_data(..., numpy columns))``, encoding
   included;
+* ``aiowriter-many``: the same pre-encoded bytes through ``write_data_many``, ``--many-chunk``
+  (256) packets per call (the batch API's effect on small packets);
 * ``aiokafka``: raw aiokafka, best-tuned: its batch API (one full ``create_batch`` per
   ``send_batch`` per partition);
 * ``ck-aio``: confluent-kafka's asyncio ``AIOProducer``;
@@ -20,6 +23,16 @@ number of packets; each (case, client) runs in a fresh subprocess (RSS is attrib
 client's garbage cannot slow the next), and repeats are interleaved (client order rotates).
 Reported: acknowledged packets/s, samples/s and MB/s (record values, uncompressed), enqueue rate,
 write-to-ack latency p50/p99 (a sample of packets), event-loop lag p99 (1 ms ticker), peak RSS.
+
+Flat out, write-to-ack latency is queue depth divided by rate (Little's law), not client
+overhead. So the fixed-rate latency mode (``--rate``; see ``_rate.py``) then offers every client
+the same steady load for ``--rate-duration`` seconds, paced in ~1 ms ticks (each tick writes what
+is due), on the ``--rate-shapes`` x ``--rate-streams`` cases, and reports write-to-ack latency
+p50/p99/max at that load and whether the client kept up (achieved vs offered packets/s). Load
+levels, per case: a number is packets/s; ``aiokafka`` (or any client) is ``--rate-fraction``
+(0.5) of that client's flat-out acked packets/s measured above; ``slowest`` is that fraction of
+the slowest client's (so that every client can keep up). Levels within 1.5x of an earlier one
+of the same case are skipped.
 
 ``--stall-check`` starts a throwaway local broker (never the one given), SIGSTOPs it while
 aiowriter writes flat out with a 64 MiB queue budget, and checks that RSS grows by at most the
@@ -49,9 +62,17 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-CLIENTS = ("aiowriter-bytes", "aiowriter-numpy", "aiokafka", "ck-aio", "ck-producer")
+CLIENTS = (
+    "aiowriter-bytes",
+    "aiowriter-numpy",
+    "aiowriter-many",
+    "aiokafka",
+    "ck-aio",
+    "ck-producer",
+)
+AIOWRITER_CLIENTS = ("aiowriter-bytes", "aiowriter-numpy", "aiowriter-many")
 ALIASES = {
-    "aiowriter": ("aiowriter-bytes", "aiowriter-numpy"),
+    "aiowriter": AIOWRITER_CLIENTS,
     "confluent": ("ck-aio", "ck-producer"),
 }
 MIB = 1024 * 1024
@@ -66,12 +87,20 @@ TARGETS = [
     ("aiowriter-numpy >= 0.75x aiokafka (acked samples/s)", "aiowriter-numpy", "aiokafka", 0.75),
 ]
 LAG_LIMIT_MS = 10.0
+# Not targets, printed for information: (numerator, denominator) of acked samples/s.
+COMPARISONS = [("aiowriter-many", "aiokafka"), ("aiowriter-many", "aiowriter-bytes")]
+LEVEL_DEDUPE = 1.5  # skip a load level within this factor of an earlier one of the same case
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bootstrap-servers", help="broker to use (default: start a local one)")
-    p.add_argument("--quick", action="store_true", help="small counts, one repeat (< 1 minute)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small counts, one repeat, 1 and 16 streams, 0.5 s fixed-rate runs on 16 streams, no "
+        "stall check (< 1 minute)",
+    )
     p.add_argument("--json", action="store_true", help="print the results JSON as the last line")
     p.add_argument("--out", type=Path, help="directory for results.json and throughput.png")
     p.add_argument(
@@ -79,7 +108,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(CLIENTS),
         help=f"comma list of {', '.join(CLIENTS)} (aliases: aiowriter, confluent)",
     )
-    p.add_argument("--streams", default="1,4,16", help="comma list of stream counts")
+    p.add_argument("--streams", help="comma list of stream counts; default 1,4,16, quick 1,16")
     p.add_argument("--shapes", default="10x100,3x3", help="comma list of COLUMNSxSAMPLES")
     p.add_argument("--packets", type=int, help="packets per case (default: by shape)")
     p.add_argument("--repeats", type=int, help="runs per (case, client); default 3, quick 1")
@@ -92,6 +121,30 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="aiowriter max_total_bytes; librdkafka queue.buffering.max.kbytes",
     )
     p.add_argument("--pool", type=int, default=256, help="distinct packets cycled through")
+    p.add_argument(
+        "--many-chunk", type=int, default=256, help="aiowriter-many: packets per write_data_many"
+    )
+    p.add_argument("--skip-throughput", action="store_true", help="no flat-out runs")
+    p.add_argument("--skip-rate", action="store_true", help="no fixed-rate latency runs")
+    p.add_argument(
+        "--rate",
+        default="aiokafka,slowest",
+        help="fixed-rate load levels, comma list: packets/s (all cases), a client name "
+        "(--rate-fraction of its flat-out packets/s in the case) or 'slowest'",
+    )
+    p.add_argument("--rate-fraction", type=float, default=0.5)
+    p.add_argument("--rate-duration", type=float, help="seconds per run; default 6, quick 0.5")
+    p.add_argument("--rate-shapes", default="10x100,3x3")
+    p.add_argument("--rate-streams", help="default 1,16; quick 16")
+    p.add_argument("--rate-clients", help="default: --clients")
+    p.add_argument("--rate-repeats", type=int, default=1)
+    p.add_argument("--rate-tick-ms", type=float, default=1.0)
+    p.add_argument(
+        "--rate-samples-per-s",
+        type=int,
+        default=2000,
+        help="at most this many latency samples (groups) per second, every client",
+    )
     p.add_argument(
         "--stall-check", action="store_true", help="run only the stalled-broker RSS check"
     )
@@ -108,18 +161,40 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-topics", action="store_true", help="do not delete the bench topics")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    clients: list[str] = []
-    for name in (c.strip() for c in args.clients.split(",") if c.strip()):
-        for c in ALIASES.get(name, (name,)):
-            if c not in CLIENTS:
-                p.error(f"unknown client {c!r}")
-            if c not in clients:
-                clients.append(c)
-    args.client_list = clients
-    args.stream_list = [int(s) for s in args.streams.split(",") if s.strip()]
-    args.shape_list = [
-        tuple(int(x) for x in s.lower().split("x")) for s in args.shapes.split(",") if s.strip()
-    ]
+
+    def client_list(spec: str) -> list[str]:
+        clients: list[str] = []
+        for name in (c.strip() for c in spec.split(",") if c.strip()):
+            for c in ALIASES.get(name, (name,)):
+                if c not in CLIENTS:
+                    p.error(f"unknown client {c!r}")
+                if c not in clients:
+                    clients.append(c)
+        return clients
+
+    def shapes(spec: str) -> list[tuple[int, ...]]:
+        return [tuple(int(x) for x in s.lower().split("x")) for s in spec.split(",") if s.strip()]
+
+    args.client_list = client_list(args.clients)
+    args.rate_client_list = client_list(args.rate_clients or args.clients)
+    streams = args.streams or ("1,16" if args.quick else "1,4,16")
+    args.stream_list = [int(s) for s in streams.split(",") if s.strip()]
+    args.shape_list = shapes(args.shapes)
+    args.rate_shape_list = shapes(args.rate_shapes)
+    rate_streams = args.rate_streams or ("16" if args.quick else "1,16")
+    args.rate_stream_list = [int(s) for s in rate_streams.split(",") if s.strip()]
+    if args.rate_duration is None:
+        args.rate_duration = 0.5 if args.quick else 6.0
+    args.rate_levels = []
+    for tok in (t.strip() for t in args.rate.split(",") if t.strip()):
+        try:
+            args.rate_levels.append(float(tok.lower().replace("k", "e3")))
+        except ValueError:
+            if tok != "slowest" and tok not in CLIENTS:
+                p.error(f"--rate: {tok!r} is neither packets/s, a client nor 'slowest'")
+            args.rate_levels.append(tok)
+    if args.skip_throughput and any(isinstance(x, str) for x in args.rate_levels):
+        p.error("--skip-throughput needs absolute --rate levels (packets/s)")
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     return args
@@ -131,6 +206,8 @@ def _versions() -> dict[str, str]:
     import confluent_kafka
     import numpy
 
+    import aiowriter
+
     try:
         from importlib.metadata import version
 
@@ -139,13 +216,36 @@ def _versions() -> dict[str, str]:
         aiowriter_version = "unknown"
     return {
         "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
         "aiowriter": aiowriter_version,
+        "aiowriter_source": _source_state(Path(aiowriter.__file__).resolve().parent),
         "aiokafka": aiokafka.__version__,
         "confluent_kafka": _dist_version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "numpy": numpy.__version__,
         "cramjam": _dist_version("cramjam"),
     }
+
+
+def _source_state(pkg: Path) -> str:
+    """Where aiowriter was imported from, and the checkout's commit (+dirty) if it is one."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(pkg), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(pkg), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except Exception:
+        head, dirty = "", ""
+    where = str(pkg)
+    return f"{where} @ {head}{' + uncommitted changes' if dirty else ''}" if head else where
 
 
 def _dist_version(name: str) -> str:
@@ -160,8 +260,15 @@ def _dist_version(name: str) -> str:
 def _machine() -> dict[str, Any]:
     import psutil
 
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
     return {
         "platform": platform.platform(),
+        "cpu_model": cpu_model,
         "cpus": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "load_avg_at_start": os.getloadavg(),
@@ -221,6 +328,7 @@ def _topics(data_source: str, streams: int) -> list[str]:
 def _run_worker(spec: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
         capture_output=True,
@@ -235,7 +343,9 @@ def _run_worker(spec: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
             f"worker {spec['client']} {spec.get('shape')} x{spec.get('streams')} failed "
             f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}"
         )
-    return dict(json.loads(lines[-1]))
+    out = dict(json.loads(lines[-1]))
+    out["worker_wall_s"] = round(time.perf_counter() - t0, 3)  # process start to exit
+    return out
 
 
 def _derive(run: dict[str, Any]) -> dict[str, Any]:
@@ -311,7 +421,7 @@ def _targets(summary: list[dict[str, Any]], stall: dict[str, Any] | None) -> lis
                 }
             )
     for shape, streams in cases:
-        for client in ("aiowriter-bytes", "aiowriter-numpy"):
+        for client in AIOWRITER_CLIENTS:
             s = by.get((shape, streams, client))
             if s and s["loop_lag_p99_ms"] is not None:
                 out.append(
@@ -333,6 +443,182 @@ def _targets(summary: list[dict[str, Any]], stall: dict[str, Any] | None) -> lis
                 "value": round(stall["rss_growth_mb"], 1),
                 "threshold": stall["limit_growth_mb"],
                 "status": "PASS" if stall["pass"] else "MISS",
+            }
+        )
+    return out
+
+
+def _comparisons(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by = {(tuple(s["shape"]), s["streams"], s["client"]): s for s in summary}
+    cases = sorted(
+        {(tuple(s["shape"]), s["streams"]) for s in summary},
+        key=lambda c: (-c[0][0] * c[0][1], c[1]),
+    )
+    out = []
+    for num, den in COMPARISONS:
+        for shape, streams in cases:
+            a, b = by.get((shape, streams, num)), by.get((shape, streams, den))
+            if a and b and b["acked_samples_per_s"]:
+                out.append(
+                    {
+                        "comparison": f"{num} / {den} (acked samples/s)",
+                        "shape": list(shape),
+                        "streams": streams,
+                        "value": round(a["acked_samples_per_s"] / b["acked_samples_per_s"], 3),
+                    }
+                )
+    return out
+
+
+# -- fixed-rate latency ------------------------------------------------------------------------
+def _round2(x: float) -> float:
+    """Two significant digits: a readable load, the same for every client."""
+    if x <= 0:
+        return x
+    digits = len(str(int(x))) - 2
+    return float(round(x, -digits)) if digits > 0 else float(round(x))
+
+
+def _rate_levels(
+    args: argparse.Namespace, summary: list[dict[str, Any]], shape: tuple[int, ...], streams: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The load levels of one case (and the ones skipped, with why)."""
+    flat = {
+        s["client"]: s["acked_packets_per_s"]
+        for s in summary
+        if tuple(s["shape"]) == shape and s["streams"] == streams and s["acked_packets_per_s"]
+    }
+    f = args.rate_fraction
+    levels: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for tok in args.rate_levels:
+        if isinstance(tok, float):
+            level = {"level": f"{_fmt(tok, 0)}/s", "rate": tok, "basis": "given (--rate)"}
+        elif tok == "slowest":
+            candidates = {c: v for c, v in flat.items() if c in args.rate_client_list}
+            if not candidates:
+                skipped.append({"level": tok, "why": "no flat-out result for this case"})
+                continue
+            slow = min(candidates, key=lambda c: candidates[c])
+            level = {
+                "level": f"{f:g}x slowest",
+                "rate": _round2(f * candidates[slow]),
+                "basis": f"{f:g} x {slow} flat-out {candidates[slow]:.0f} pkt/s",
+            }
+        else:
+            if tok not in flat:
+                skipped.append({"level": tok, "why": f"no flat-out result of {tok} for this case"})
+                continue
+            level = {
+                "level": f"{f:g}x {tok}",
+                "rate": _round2(f * flat[tok]),
+                "basis": f"{f:g} x {tok} flat-out {flat[tok]:.0f} pkt/s",
+            }
+        close = [
+            lv
+            for lv in levels
+            if max(lv["rate"], level["rate"]) / min(lv["rate"], level["rate"]) < LEVEL_DEDUPE
+        ]
+        if close:
+            skipped.append(
+                {**level, "why": f"within {LEVEL_DEDUPE}x of level {close[0]['level']!r}"}
+            )
+        else:
+            levels.append(level)
+    return levels, skipped
+
+
+def _fixed_rate(
+    args: argparse.Namespace,
+    servers: str,
+    settings: dict[str, Any],
+    ds: str,
+    summary: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    plan: list[tuple[tuple[int, ...], int, dict[str, Any]]] = []
+    cases: list[dict[str, Any]] = []
+    for shape in args.rate_shape_list:
+        for streams in args.rate_stream_list:
+            levels, skipped = _rate_levels(args, summary, shape, streams)
+            cases.append(
+                {"shape": list(shape), "streams": streams, "levels": levels, "skipped": skipped}
+            )
+            plan.extend((shape, streams, lv) for lv in levels)
+            for sk in skipped:
+                print(
+                    f"fixed rate {shape[0]}x{shape[1]} x{streams}: level {sk['level']!r} "
+                    f"skipped ({sk['why']})",
+                    file=sys.stderr,
+                )
+    runs: list[dict[str, Any]] = []
+    total = len(plan) * len(args.rate_client_list) * args.rate_repeats
+    done = 0
+    for rep in range(args.rate_repeats):
+        for shape, streams, level in plan:
+            k = rep % len(args.rate_client_list)
+            for client in args.rate_client_list[k:] + args.rate_client_list[:k]:
+                spec = {
+                    "mode": "rate",
+                    "client": client,
+                    "servers": servers,
+                    "data_source": ds,
+                    "streams": streams,
+                    "shape": list(shape),
+                    "pool": args.pool,
+                    "warmup": 5,
+                    "rate": level["rate"],
+                    "level": level["level"],
+                    "duration": args.rate_duration,
+                    "tick": args.rate_tick_ms / 1000,
+                    "max_samples_per_s": args.rate_samples_per_s,
+                    "settings": settings,
+                }
+                run = _run_worker(spec, timeout=args.rate_duration * 3 + 300)
+                run["repeat"] = rep
+                run["basis"] = level["basis"]
+                runs.append(run)
+                done += 1
+                lat = run["write_to_ack"]
+                print(
+                    f"[rate {done}/{total}] {client:<16} {shape[0]}x{shape[1]} x{streams:<2} "
+                    f"offered {run['offered_packets_per_s']:9.0f} achieved "
+                    f"{run['achieved_packets_per_s']:9.0f} pkt/s "
+                    f"{'kept up' if run['kept_up'] else 'FELL BEHIND'}  lat p50/p99/max "
+                    f"{_fmt(lat['p50_ms'])}/{_fmt(lat['p99_ms'])}/{_fmt(lat['max_ms'])} ms",
+                    file=sys.stderr,
+                )
+    return runs, cases
+
+
+def _summarize_rate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in runs:
+        key = (tuple(r["shape"]), r["streams"], r["level"], r["client"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (shape, streams, level, client), rs in groups.items():
+        out.append(
+            {
+                "shape": list(shape),
+                "streams": streams,
+                "level": level,
+                "client": client,
+                "runs": len(rs),
+                "basis": rs[0]["basis"],
+                "offered_packets_per_s": rs[0]["offered_packets_per_s"],
+                "offered_samples_per_s": rs[0]["offered_packets_per_s"] * shape[0] * shape[1],
+                "duration_s": rs[0]["duration_s"],
+                "achieved_packets_per_s": _median([r["achieved_packets_per_s"] for r in rs]),
+                "kept_up": all(r["kept_up"] for r in rs),
+                "all_acked": all(r["acked"] == r["written"] and not r["failed"] for r in rs),
+                "latency_samples": sum(r["write_to_ack"]["n"] for r in rs),
+                "latency_p50_ms": _median([r["write_to_ack"]["p50_ms"] for r in rs]),
+                "latency_p99_ms": _median([r["write_to_ack"]["p99_ms"] for r in rs]),
+                "latency_max_ms": max([r["write_to_ack"]["max_ms"] or 0 for r in rs]),
+                "due_to_ack_p99_ms": _median([r["due_to_ack"]["p99_ms"] for r in rs]),
+                "behind_max_ms": max([r["behind_max_ms"] or 0 for r in rs]),
+                "loop_lag_p99_ms": _median([(r["loop_lag"] or {}).get("p99_ms") for r in rs]),
+                "rss_peak_mb": max(r["rss_peak_mb"] for r in rs),
             }
         )
     return out
@@ -393,7 +679,67 @@ def _fmt(v: float | None, digits: int = 1) -> str:
     return f"{v:.{digits}f}"
 
 
+def _print_header(result: dict[str, Any]) -> None:
+    """Every setting, client version and the machine, so a pasted table is self-describing."""
+    out = sys.stderr
+    print("versions:", file=out)
+    for k, v in result["versions"].items():
+        print(f"  {k:<22} {v}", file=out)
+    print("machine:", file=out)
+    for k, v in result["machine"].items():
+        print(f"  {k:<22} {v}", file=out)
+    print("settings:", file=out)
+    for k, v in result["settings"].items():
+        print(f"  {k:<22} {v}", file=out)
+    print(f"  {'bootstrap_servers':<22} {result.get('bootstrap_servers', '-')}", file=out)
+    print(f"  {'mode':<22} {result.get('mode')}  argv: {' '.join(result['argv'])}", file=out)
+    print("", file=out)
+
+
+def _print_rate_table(rate_summary: list[dict[str, Any]]) -> None:
+    if not rate_summary:
+        return
+    print(
+        "\nfixed-rate latency (same offered load for every client; latency = write call -> ack "
+        "seen, per tick group):",
+        file=sys.stderr,
+    )
+    head = (
+        f"{'shape':>6} {'str':>3} {'level':<14} {'offered':>8} {'client':<16} {'achieved':>8} "
+        f"{'kept':>4} {'lat p50':>7} {'lat p99':>7} {'lat max':>7} {'due p99':>7} "
+        f"{'behind':>7} {'lag p99':>7}"
+    )
+    print(head, file=sys.stderr)
+    order = {c: i for i, c in enumerate(CLIENTS)}
+    for s in sorted(
+        rate_summary,
+        key=lambda s: (
+            -s["shape"][0] * s["shape"][1],
+            s["streams"],
+            -s["offered_packets_per_s"],
+            order[s["client"]],
+        ),
+    ):
+        print(
+            f"{'x'.join(map(str, s['shape'])):>6} {s['streams']:>3} {s['level']:<14} "
+            f"{_fmt(s['offered_packets_per_s'], 0):>8} {s['client']:<16} "
+            f"{_fmt(s['achieved_packets_per_s'], 0):>8} {'yes' if s['kept_up'] else 'NO':>4} "
+            f"{_fmt(s['latency_p50_ms']):>7} {_fmt(s['latency_p99_ms']):>7} "
+            f"{_fmt(s['latency_max_ms']):>7} {_fmt(s['due_to_ack_p99_ms']):>7} "
+            f"{_fmt(s['behind_max_ms']):>7} {_fmt(s['loop_lag_p99_ms'], 2):>7}",
+            file=sys.stderr,
+        )
+    print(
+        "  (offered/achieved: packets/s; ms: lat = write call -> ack seen; due = scheduled "
+        "time -> ack seen; behind = max schedule lag; lag = event-loop lag while writing)",
+        file=sys.stderr,
+    )
+
+
 def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
+    if not summary and not targets:
+        return
+    print("flat out (every client writes as fast as it takes packets):", file=sys.stderr)
     head = (
         f"{'shape':>6} {'str':>3} {'client':<16} {'pkt/s':>7} {'samples/s':>9} {'MB/s':>6} "
         f"{'enq pkt/s':>9} {'lat p50':>7} {'lat p99':>7} {'lag p99':>7} {'RSS pk':>6} ok"
@@ -413,7 +759,7 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
             file=sys.stderr,
         )
     if targets:
-        print("\ntargets:", file=sys.stderr)
+        print("\ntargets (ratios of acked samples/s, flat out):", file=sys.stderr)
         for t in targets:
             shape = "x".join(map(str, t["shape"]))
             print(
@@ -447,6 +793,35 @@ def main(argv: list[str] | None = None) -> int:
         "ck_producer_poll": "poll(0) every 64 produce(); poll(0.005) on BufferError",
         "ck_aio_poll": "background task: await producer.poll(0.05) in a loop",
         "aiokafka_batching": "per stream: fill create_batch() until full, close, send_batch()",
+        "many_chunk": args.many_chunk,
+        "pool": args.pool,
+        "flat_out": {
+            "skipped": args.skip_throughput,
+            "shapes": ["x".join(map(str, sh)) for sh in args.shape_list],
+            "streams": args.stream_list,
+            "clients": args.client_list,
+            "repeats": args.repeats,
+            "packets": args.packets
+            or {
+                "x".join(map(str, sh)): PACKETS.get(sh, (20_000, 2_000))[1 if args.quick else 0]
+                for sh in args.shape_list
+            },
+        },
+        "fixed_rate": {
+            "skipped": args.skip_rate,
+            "levels": [lv if isinstance(lv, str) else f"{lv:g}/s" for lv in args.rate_levels],
+            "fraction": args.rate_fraction,
+            "duration_s": args.rate_duration,
+            "tick_ms": args.rate_tick_ms,
+            "shapes": ["x".join(map(str, sh)) for sh in args.rate_shape_list],
+            "streams": args.rate_stream_list,
+            "clients": args.rate_client_list,
+            "repeats": args.rate_repeats,
+            "max_latency_samples_per_s": args.rate_samples_per_s,
+            "aiokafka_batching": "per stream: one open create_batch(), closed and sent when "
+            "full or linger_ms old (checked every tick)",
+            "kept_up": "achieved >= 0.98 x offered and every packet written and acked",
+        },
     }
     result: dict[str, Any] = {
         "benchmark": "benchmarks/throughput.py",
@@ -457,8 +832,16 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings,
     }
 
+    print(
+        f"aiowriter {result['versions']['aiowriter']} ({result['versions']['aiowriter_source']}), "
+        f"aiokafka {result['versions']['aiokafka']}, confluent-kafka "
+        f"{result['versions']['confluent_kafka']} (librdkafka {result['versions']['librdkafka']})",
+        file=sys.stderr,
+    )
     stall: dict[str, Any] | None = None
     runs: list[dict[str, Any]] = []
+    rate_runs: list[dict[str, Any]] = []
+    rate_cases: list[dict[str, Any]] = []
     if not args.stall_check:
         with contextlib.ExitStack() as stack:
             servers = args.bootstrap_servers
@@ -470,13 +853,14 @@ def main(argv: list[str] | None = None) -> int:
                 servers = cluster.bootstrap_servers
             result["bootstrap_servers"] = servers
             result["broker_started_by_benchmark"] = not args.bootstrap_servers
-            runs = _throughput(args, servers, settings)
+            runs, rate_runs, rate_cases = _bench(args, servers, settings)
     want_stall = args.stall_check or not (args.quick or args.skip_stall_check)
     if want_stall:
         stall = _stall_check(args, settings)
 
     summary = _summarize(runs)
     targets = _targets(summary, stall)
+    rate_summary = _summarize_rate(rate_runs)
     result.update(
         {
             "mode": "stall-check" if args.stall_check else ("quick" if args.quick else "full"),
@@ -497,14 +881,35 @@ def main(argv: list[str] | None = None) -> int:
                 "payload": "PeriodicData, data_format id, float64 columns (smooth signal + "
                 "noise, distinct per packet), statuses omitted (all VALID), wrapped "
                 "in Packet with session key and id",
+                "fixed_rate": "every client offered the same load (packets/s, split evenly over "
+                "the streams) for duration_s; one pacing loop per process wakes every tick_ms "
+                "and writes per stream what is due; latency is sampled per group (one tick's "
+                "packets of one stream): write call of its first packet -> ack of its last "
+                "seen by the app (an upper bound per packet); due_to_ack counts from the "
+                "scheduled time instead (includes schedule lag); behind = age of the oldest "
+                "due, unwritten packet; achieved = written / max(time of the last write, last "
+                "due time); loop lag measured while writing; ck-producer is synchronous "
+                "(polls while it waits for the next tick)",
             },
             "runs": runs,
             "summary": summary,
             "targets": targets,
+            "comparisons": _comparisons(summary),
+            "rate_cases": rate_cases,
+            "rate_runs": rate_runs,
+            "rate_summary": rate_summary,
             "stall_check": stall,
         }
     )
+    _print_header(result)
     _print_table(summary, targets)
+    for c in result["comparisons"]:
+        print(
+            f"  info {c['comparison']:<55} {'x'.join(map(str, c['shape'])):>6} "
+            f"x{c['streams']:<3} {c['value']}",
+            file=sys.stderr,
+        )
+    _print_rate_table(rate_summary)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         json_path = args.out / "results.json"
@@ -520,62 +925,75 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _throughput(
+def _bench(
     args: argparse.Namespace, servers: str, settings: dict[str, Any]
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Flat-out runs, then fixed-rate runs (their load levels come from the flat-out ones)."""
     ds = f"bench_{uuid.uuid4().hex[:8]}"
-    max_streams = max(args.stream_list)
+    max_streams = max(args.stream_list + args.rate_stream_list)
     topics = _topics(ds, max_streams)
     asyncio.run(_create_topics(servers, topics))
     runs: list[dict[str, Any]] = []
+    rate_runs: list[dict[str, Any]] = []
+    rate_cases: list[dict[str, Any]] = []
     try:
-        total = args.repeats * len(args.shape_list) * len(args.stream_list) * len(args.client_list)
-        done = 0
-        for rep in range(args.repeats):
-            for shape in args.shape_list:
-                n = args.packets or PACKETS.get(shape, (20_000, 2_000))[1 if args.quick else 0]
-                for streams in args.stream_list:
-                    k = rep % len(args.client_list)
-                    order = args.client_list[k:] + args.client_list[:k]
-                    for client in order:
-                        spec = {
-                            "client": client,
-                            "servers": servers,
-                            "data_source": ds,
-                            "streams": streams,
-                            "shape": list(shape),
-                            "packets": n,
-                            "pool": args.pool,
-                            "warmup": 5,
-                            "sample_every": max(1, n // 2000),
-                            "settings": settings,
-                        }
-                        if args.profile:
-                            args.profile.mkdir(parents=True, exist_ok=True)
-                            spec["profile"] = str(
-                                args.profile / f"{client}-{shape[0]}x{shape[1]}-s{streams}"
-                                f"-r{rep}.prof"
-                            )
-                        run = _derive(_run_worker(spec))
-                        run["repeat"] = rep
-                        runs.append(run)
-                        done += 1
-                        lag = (run["loop_lag"] or {}).get("p99_ms")
-                        print(
-                            f"[{done}/{total}] {client:<16} {shape[0]}x{shape[1]} x{streams:<2} "
-                            f"{run['acked_samples_per_s'] / 1e6:7.3f} M samples/s "
-                            f"{run['acked_packets_per_s']:9.0f} pkt/s  lat p99 "
-                            f"{run['latency']['p99_ms'] or 0:7.1f} ms  lag p99 "
-                            f"{'-' if lag is None else f'{lag:.2f}'} ms  RSS "
-                            f"{run['rss_peak_mb']:.0f} MB",
-                            file=sys.stderr,
-                        )
+        if not args.skip_throughput:
+            runs = _throughput(args, servers, settings, ds)
+        if not args.skip_rate:
+            rate_runs, rate_cases = _fixed_rate(args, servers, settings, ds, _summarize(runs))
     finally:
         if not args.keep_topics:
             try:
                 asyncio.run(_delete_topics(servers, topics))
             except Exception as exc:
                 print(f"could not delete the bench topics: {exc}", file=sys.stderr)
+    return runs, rate_runs, rate_cases
+
+
+def _throughput(
+    args: argparse.Namespace, servers: str, settings: dict[str, Any], ds: str
+) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    total = args.repeats * len(args.shape_list) * len(args.stream_list) * len(args.client_list)
+    done = 0
+    for rep in range(args.repeats):
+        for shape in args.shape_list:
+            n = args.packets or PACKETS.get(shape, (20_000, 2_000))[1 if args.quick else 0]
+            for streams in args.stream_list:
+                k = rep % len(args.client_list)
+                order = args.client_list[k:] + args.client_list[:k]
+                for client in order:
+                    spec = {
+                        "client": client,
+                        "servers": servers,
+                        "data_source": ds,
+                        "streams": streams,
+                        "shape": list(shape),
+                        "packets": n,
+                        "pool": args.pool,
+                        "warmup": 5,
+                        "sample_every": max(1, n // 2000),
+                        "settings": settings,
+                    }
+                    if args.profile:
+                        args.profile.mkdir(parents=True, exist_ok=True)
+                        spec["profile"] = str(
+                            args.profile / f"{client}-{shape[0]}x{shape[1]}-s{streams}-r{rep}.prof"
+                        )
+                    run = _derive(_run_worker(spec))
+                    run["repeat"] = rep
+                    runs.append(run)
+                    done += 1
+                    lag = (run["loop_lag"] or {}).get("p99_ms")
+                    print(
+                        f"[{done}/{total}] {client:<16} {shape[0]}x{shape[1]} x{streams:<2} "
+                        f"{run['acked_samples_per_s'] / 1e6:7.3f} M samples/s "
+                        f"{run['acked_packets_per_s']:9.0f} pkt/s  lat p99 "
+                        f"{run['latency']['p99_ms'] or 0:7.1f} ms  lag p99 "
+                        f"{'-' if lag is None else f'{lag:.2f}'} ms  RSS "
+                        f"{run['rss_peak_mb']:.0f} MB",
+                        file=sys.stderr,
+                    )
     return runs
 
 

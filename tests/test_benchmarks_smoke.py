@@ -36,6 +36,15 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
             "--clients",
             "aiowriter,aiokafka",
             "--skip-stall-check",
+            # fixed-rate mode: half of aiokafka's flat-out rate above, briefly
+            "--rate",
+            "aiokafka",
+            "--rate-duration",
+            "0.5",
+            "--rate-streams",
+            "1",
+            "--rate-shapes",
+            "3x3",
             "--json",
             "--out",
             str(tmp_path),
@@ -49,14 +58,29 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
 
-    for key in ("versions", "machine", "settings", "method", "runs", "summary", "targets"):
+    for key in (
+        "versions",
+        "machine",
+        "settings",
+        "method",
+        "runs",
+        "summary",
+        "targets",
+        "comparisons",
+        "rate_cases",
+        "rate_runs",
+        "rate_summary",
+    ):
         assert key in result, key
     assert result["stall_check"] is None
     assert {"aiowriter", "aiokafka", "confluent_kafka", "librdkafka"} <= set(result["versions"])
-    assert {"acks", "linger_ms", "batch_bytes", "compression"} <= set(result["settings"])
+    assert {"acks", "linger_ms", "batch_bytes", "compression", "many_chunk"} <= set(
+        result["settings"]
+    )
+    assert {"levels", "fraction", "duration_s", "tick_ms"} <= set(result["settings"]["fixed_rate"])
 
     clients = {s["client"] for s in result["summary"]}
-    assert clients == {"aiowriter-bytes", "aiowriter-numpy", "aiokafka"}
+    assert clients == {"aiowriter-bytes", "aiowriter-numpy", "aiowriter-many", "aiokafka"}
     for s in result["summary"]:
         assert s["shape"] == [3, 3]
         assert s["streams"] == 1
@@ -76,6 +100,33 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
             assert s[field] >= 0, (s["client"], field)
     for run in result["runs"]:
         assert run["acked"] == run["packets"] == 200
+        assert run["failed"] == 0
+
+    # fixed rate: one level (0.5 x aiokafka's flat-out pkt/s), the same for every client
+    (case,) = result["rate_cases"]
+    (level,) = case["levels"]
+    assert "aiokafka" in level["basis"]
+    assert level["rate"] > 0
+    assert {r["client"] for r in result["rate_summary"]} == clients
+    for r in result["rate_summary"]:
+        assert r["shape"] == [3, 3]
+        assert r["streams"] == 1
+        assert r["offered_packets_per_s"] == level["rate"]
+        assert isinstance(r["kept_up"], bool)
+        assert r["all_acked"] is True
+        assert r["latency_samples"] > 0
+        for field in (
+            "achieved_packets_per_s",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "latency_max_ms",
+            "due_to_ack_p99_ms",
+            "loop_lag_p99_ms",
+        ):
+            assert isinstance(r[field], int | float), (r["client"], field)
+            assert r[field] >= 0, (r["client"], field)
+    for run in result["rate_runs"]:
+        assert run["acked"] == run["written"] > 0
         assert run["failed"] == 0
 
     names = {t["target"] for t in result["targets"]}

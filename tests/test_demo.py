@@ -6,6 +6,8 @@ runtime (the oracle), independently of aiowriter's own decoding.
 
 from __future__ import annotations
 
+import gc
+import io
 import json
 import subprocess
 import sys
@@ -200,3 +202,33 @@ def test_cli_rejects_bad_arguments() -> None:
             check=False,
         )
         assert proc.returncode == 2, (args, proc.stderr)
+
+
+async def test_demo_does_not_keep_acknowledged_packets(kafka_bootstrap_servers: str) -> None:
+    """Memory must not grow with --seconds (up to a day): a delivery holds its packet's bytes,
+    so the demo may keep only those not yet settled."""
+    from aiowriter._config import StreamCreationStrategy
+    from aiowriter._delivery import Delivery
+    from aiowriter._demo import DemoOptions, run_demo
+
+    retained: list[tuple[int, int]] = []
+
+    class Probe(io.StringIO):
+        def write(self, text: str) -> int:
+            # Called by the progress display at 0, 25, 50, 75 and 100 % of the data loop.
+            live = [o for o in gc.get_objects() if isinstance(o, Delivery)]
+            retained.append((len(live), sum(d.done() for d in live)))
+            return super().write(text)
+
+    options = DemoOptions(
+        bootstrap_servers=kafka_bootstrap_servers,
+        data_source=f"t_demo_{uuid.uuid4().hex[:8]}",
+        strategy=StreamCreationStrategy.TOPIC_BASED,
+        seconds=60,
+        progress=Probe(),
+    )
+    report = await run_demo(options)
+    assert report.ok
+    assert sum(report.packets.values()) > 1000
+    # Settled deliveries are counted and let go as the demo goes (it used to keep every one).
+    assert max(done for _live, done in retained) < 100, retained

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from test_sessions import read_records
+from test_sessions import follower_tasks, read_records, track_connections
 
 from aiowriter import open_data
 from aiowriter._config import StreamCreationStrategy, StreamingConfig
@@ -17,9 +19,12 @@ from aiowriter._exceptions import (
     DataFormatNotFoundError,
     InvalidInputError,
     InvalidNameError,
+    KafkaError,
     WriterClosedError,
 )
 from aiowriter._formats import DataFormatManager, FormatUpdated, dotnet_ticks
+from aiowriter._kafka_follow import TopicFollower
+from aiowriter._sessions import SessionManager
 from aiowriter._writer import PacketWriter
 
 pytestmark = pytest.mark.kafka
@@ -242,3 +247,139 @@ async def test_lifecycle(config: StreamingConfig) -> None:
         await manager.get_event_data_format_id(ds, "E")
     with pytest.raises(WriterClosedError):
         await manager.start()
+
+
+# -- lifecycle races and leaks (regressions) ------------------------------------------------------
+async def _publish_definition(config: StreamingConfig, ds: str) -> None:
+    definition = open_data.DataFormatDefinitionPacket(
+        identifier=dotnet_ticks(), type=open_data.DataFormatType.EVENT, event_identifier="E"
+    )
+    async with PacketWriter(config) as writer:
+        packet = EncodedPacket("DataFormatDefinition", bytes(definition), True)
+        await (await writer.write_data(ds, "", "", packet)).delivery
+
+
+async def test_start_can_be_retried_after_a_failed_replay(
+    config: StreamingConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both managers share the lifecycle (_managed.py); a replay timeout is retriable."""
+    ds = _ds()
+    await _publish_definition(config, ds)
+    real_wait = TopicFollower.wait_caught_up
+
+    async def too_slow(self: TopicFollower, within: float) -> None:
+        raise KafkaError(f"replaying {self.topic!r} took too long", retriable=True)
+
+    formats = DataFormatManager(config)
+    sessions = SessionManager(config)
+    monkeypatch.setattr(TopicFollower, "wait_caught_up", too_slow)
+    for failing_start in (formats.start([ds]), sessions.start()):
+        with pytest.raises(KafkaError) as failed:
+            await failing_start
+        assert failed.value.retriable
+    monkeypatch.setattr(TopicFollower, "wait_caught_up", real_wait)
+    try:
+        # The retry used to fail: the owned writer had been stopped by the failed start.
+        await formats.start([ds])
+        assert (await formats.get_event_data_format_id(ds, "E")).success
+        await sessions.start()
+        assert (await sessions.create_new_session(ds)).success
+    finally:
+        await formats.close()
+        await sessions.close()
+
+
+async def test_start_on_a_running_manager_replays_the_data_sources(
+    fm: DataFormatManager,
+) -> None:
+    ds = _ds()
+    await fm.start([ds])  # used to return at once, ignoring ds
+    assert fm.statistics().data_sources == 1
+
+
+async def test_close_while_a_data_source_is_replaying_leaks_nothing(
+    config: StreamingConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connections = track_connections(monkeypatch)
+    ds = _ds()
+    await _publish_definition(config, ds)
+    topic = f"{ds}_essential"
+    for delay in (0.0, 0.02, 0.1):
+        manager = DataFormatManager(config)
+        await manager.start()
+        watching = asyncio.ensure_future(manager.watch(ds))
+        await asyncio.sleep(delay)
+        started = time.monotonic()
+        await manager.close(timeout=3)
+        assert time.monotonic() - started < 5
+        with contextlib.suppress(WriterClosedError):
+            await asyncio.wait_for(watching, 10)
+        await asyncio.sleep(0.05)
+        # The follower started for the watch used to survive the close, registered or not.
+        assert follower_tasks(topic) == []
+        assert manager.statistics().data_sources == 0
+        # A request of the admin client racing the close used to leave a connection open.
+        assert not [c for c in connections if c.connected()], delay
+
+
+async def test_cancelling_one_caller_does_not_cancel_another(config: StreamingConfig) -> None:
+    ds = _ds()
+    await _publish_definition(config, ds)
+    async with DataFormatManager(config) as manager:
+        first = asyncio.ensure_future(manager.watch(ds))
+        await asyncio.sleep(0)  # first is replaying ds now
+        second = asyncio.ensure_future(manager.get_event_data_format_id(ds, "E"))
+        await asyncio.sleep(0)  # second waits for first's replay
+        first.cancel()
+        # second used to receive first's CancelledError.
+        result = await asyncio.wait_for(second, 15)
+        assert result.success
+        assert not second.cancelled()
+        assert len(follower_tasks(f"{ds}_essential")) == 1
+
+
+async def test_an_allocation_queued_behind_close_publishes_nothing(
+    config: StreamingConfig,
+) -> None:
+    ds = _ds()
+    async with PacketWriter(config) as writer:  # shared: it keeps running after the close
+        manager = DataFormatManager(config, writer)
+        await manager.start([ds])
+        async with manager._sources[ds].lock:  # another allocation is under way
+            queued = asyncio.ensure_future(manager.get_event_data_format_id(ds, "E"))
+            await asyncio.sleep(0.05)
+            await manager.close()
+        result = await asyncio.wait_for(queued, 10)
+        assert isinstance(result.error, WriterClosedError)
+        # It used to publish a definition after the close (then fail reading it back).
+        assert await read_records(config, f"{ds}_essential", 0) == []
+
+
+async def test_follower_start_cancelled_mid_connect_stops_its_consumer(
+    config: StreamingConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiokafka
+
+    real_start = aiokafka.AIOKafkaConsumer.start
+    real_stop = aiokafka.AIOKafkaConsumer.stop
+    connected = asyncio.Event()
+    stopped: list[object] = []
+
+    async def slow_start(self: Any) -> None:
+        await real_start(self)
+        connected.set()
+        await asyncio.sleep(3600)  # a connect that takes long (a slow or far broker)
+
+    async def spy_stop(self: Any) -> None:
+        stopped.append(self)
+        await real_stop(self)
+
+    monkeypatch.setattr(aiokafka.AIOKafkaConsumer, "start", slow_start)
+    monkeypatch.setattr(aiokafka.AIOKafkaConsumer, "stop", spy_stop)
+    follower = TopicFollower(config, "SessionInfo", 1, lambda _r, _l: None)
+    task = asyncio.ensure_future(follower.start())
+    await asyncio.wait_for(connected.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(stopped) == 1  # the half-started consumer used to be left open

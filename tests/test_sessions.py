@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -282,7 +284,8 @@ async def test_lifecycle(config: StreamingConfig) -> None:
     sm = SessionManager(config)
     with pytest.raises(WriterClosedError):
         await sm.get_all_sessions()
-    await sm.start()
+    # Concurrent starts share one (the second used to fail: "a closed ... cannot be restarted").
+    await asyncio.gather(sm.start(), sm.start())
     await sm.start()  # idempotent
     assert "running" in repr(sm)
     await sm.close()
@@ -480,3 +483,117 @@ async def test_statistics_and_repr(sm: SessionManager) -> None:
     assert stats.records_read >= 1
     assert 0 in stats.positions
     assert repr(sm).startswith("<SessionManager running [Sessions: ")
+
+
+# -- lifecycle races and leaks (regressions) ------------------------------------------------------
+def track_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every aiokafka broker connection made from now on (to check none is left open)."""
+    import aiokafka.conn
+
+    made: list[Any] = []
+    real_init = aiokafka.conn.AIOKafkaConnection.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(aiokafka.conn.AIOKafkaConnection, "__init__", init)
+    return made
+
+
+def follower_tasks(topic: str) -> list[asyncio.Task[Any]]:
+    name = f"aiowriter-follow-{topic}"
+    return [t for t in asyncio.all_tasks() if t.get_name() == name and not t.done()]
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.1, 0.3])
+async def test_close_during_start_leaves_it_closed_and_leaks_nothing(
+    config: StreamingConfig, delay: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connections = track_connections(monkeypatch)
+    before = set(follower_tasks("SessionInfo"))
+    sm = SessionManager(config)
+    starting = asyncio.ensure_future(sm.start())
+    await asyncio.sleep(delay)
+    await sm.close(timeout=5)
+    with contextlib.suppress(WriterClosedError):
+        await asyncio.wait_for(starting, 15)
+    assert sm.statistics().state == "closed"
+    await asyncio.sleep(0.05)
+    assert set(follower_tasks("SessionInfo")) <= before
+    assert not [c for c in connections if c.connected()]
+    with pytest.raises(WriterClosedError):
+        await sm.get_all_sessions()
+
+
+async def test_async_callbacks_failures_are_logged_and_close_cancels_them(
+    config: StreamingConfig, writer: PacketWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    sm = SessionManager(config, writer)
+    await sm.start()
+    started = asyncio.Event()
+
+    async def slow(_event: object) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    async def boom(_event: object) -> None:
+        raise RuntimeError("callback boom")
+
+    sm.add_callback(slow)
+    sm.add_callback(boom)
+    with caplog.at_level(logging.ERROR, logger="aiowriter.events"):
+        (await sm.create_new_session(_ds())).unwrap()
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.sleep(0.05)
+    # The failure of a callback task used to reach no log of ours.
+    assert any(r.exc_info and "callback boom" in str(r.exc_info[1]) for r in caplog.records)
+    tasks = set(sm._hub._tasks)
+    assert tasks
+    await sm.close(timeout=2)
+    assert all(t.done() for t in tasks)  # used to stay pending after close
+    with pytest.raises(StopAsyncIteration):  # on a closed manager it used to wait forever
+        await asyncio.wait_for(anext(sm.events()), 2)
+    with pytest.raises(InvalidInputError):  # was a ValueError, outside the exception tree
+        sm.events(max_queued=0)
+
+
+async def test_an_operation_queued_behind_close_writes_nothing(
+    config: StreamingConfig, writer: PacketWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = SessionManager(config, writer)  # a shared writer keeps running after the close
+    await sm.start()
+    written: list[object] = []
+    real_write_info = writer.write_info
+
+    async def spy(packet: Any, *args: Any, **kwargs: Any) -> Any:
+        written.append(packet)
+        return await real_write_info(packet, *args, **kwargs)
+
+    monkeypatch.setattr(writer, "write_info", spy)
+    async with sm._lock:  # another operation is under way
+        queued = asyncio.ensure_future(sm.create_new_session(_ds()))
+        await asyncio.sleep(0.05)
+        await sm.close()
+    result = await asyncio.wait_for(queued, 10)
+    assert isinstance(result.error, WriterClosedError)
+    assert written == []  # it used to write its NewSession after the close
+
+
+async def test_offsets_snapshotter_refuses_to_reconnect_after_close(
+    config: StreamingConfig, writer: PacketWriter
+) -> None:
+    from aiowriter._offsets import OffsetSnapshotter
+
+    ds = _ds()
+    await writer.ensure_topics(ds)
+    provisioner = TopicProvisioner(config)
+    snapshots = OffsetSnapshotter(config, provisioner)
+    assert await snapshots.snapshot(ds) == {f"{ds}:0": 0, f"{ds}_essential:0": 0}
+    await snapshots.close()
+    # An operation still under way when its manager closed used to open a new consumer here,
+    # which nobody would ever close.
+    with pytest.raises(WriterClosedError):
+        await snapshots.snapshot(ds)
+    assert snapshots._consumer is None
+    await provisioner.close()

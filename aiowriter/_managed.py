@@ -1,0 +1,227 @@
+"""The lifecycle both managers share: start once, close once, within a deadline, leak nothing.
+
+:class:`SessionManager` and :class:`DataFormatManager` follow topics through a
+:class:`~aiowriter.PacketWriter` they may own. Their resources differ (one follower and an offsets
+client; one follower per data source), their lifecycle does not:
+
+* ``start()`` is idempotent; concurrent calls share one start. A start that fails releases what
+  it opened and leaves the manager ``new``, so it can be retried (most start failures, a slow
+  replay or an unreachable broker, are retriable). A start that ``close()`` overtook releases
+  what it opened after the close and raises :class:`WriterClosedError`.
+* ``close(timeout)`` is idempotent and bounded by ``timeout``: it ends subscriptions, cancels
+  pending callback tasks, releases the subclass's resources, then stops the writer if owned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import ClassVar, Generic, Self, TypeVar
+
+from ._config import StreamingConfig
+from ._events import EventHub
+from ._exceptions import InvalidInputError, WriterClosedError
+from ._kafka_follow import close_quietly
+from ._topics import TopicProvisioner
+from ._writer import PacketWriter
+
+__all__ = ["Deadline", "ManagedLifecycle"]
+
+log = logging.getLogger("aiowriter.managed")
+
+E = TypeVar("E")
+
+#: Seconds a failed or overtaken start may spend releasing what it opened.
+_RELEASE_AFTER_FAILED_START = 5.0
+#: The least time each closing step gets, so a spent deadline still lets clients say goodbye.
+_MIN_STEP = 0.1
+
+
+class Deadline:
+    """Seconds left until a deadline on the running loop's clock (at least ``_MIN_STEP``)."""
+
+    def __init__(self, within: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._at = self._loop.time() + within
+
+    def left(self) -> float:
+        return max(_MIN_STEP, self._at - self._loop.time())
+
+
+class ManagedLifecycle(Generic[E]):
+    """Start/close of a manager that follows topics, writes through a writer and publishes
+    events of type ``E``. Subclasses add their state in :meth:`_setup`, open it in ``start``
+    (through :meth:`_start`) and release it in :meth:`_release`. The parameters of
+    ``__init__`` are documented on :class:`~aiowriter.SessionManager`.
+    """
+
+    _kind: ClassVar[str] = "manager"
+
+    def __init__(
+        self,
+        config: StreamingConfig,
+        writer: PacketWriter | None = None,
+        *,
+        replay_timeout: float = 30.0,
+        operation_timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(config, StreamingConfig):
+            raise InvalidInputError(
+                f"config must be a StreamingConfig, got {type(config).__name__}"
+            )
+        self._config = config
+        self._writer = writer
+        self._owns_writer = writer is None
+        self._replay_timeout = replay_timeout
+        self._operation_timeout = operation_timeout
+        self._provisioner = TopicProvisioner(config)
+        self._hub: EventHub[E] = EventHub()
+        self._state = "new"
+        self._opening: asyncio.Future[None] | None = None
+        # Calls on the admin and offsets clients under way: close() lets them finish first.
+        self._client_calls = 0
+        self._clients_idle = asyncio.Event()
+        self._clients_idle.set()
+        self._setup()
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        """Create the subclass's own state (called at the end of ``__init__``)."""
+
+    async def _release(self, deadline: Deadline) -> None:
+        """Stop the subclass's followers and clients (idempotent; called by close and by a
+        failed start). The provisioner and an owned writer are closed after it."""
+
+    def _reset(self) -> None:
+        """Forget what a failed start built, so that the next start begins afresh."""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def _start(self, open_: Callable[[], Awaitable[None]]) -> None:
+        if self._state == "running":
+            return
+        if self._state == "starting":
+            assert self._opening is not None
+            await asyncio.shield(self._opening)  # the outcome of the start already under way
+            return
+        if self._state != "new":
+            raise WriterClosedError(
+                f"a closed {self._kind} cannot be restarted; make a new {self._kind}"
+            )
+        self._state = "starting"
+        opening = self._opening = asyncio.get_running_loop().create_future()
+        try:
+            await open_()
+            self._check_open()
+        except BaseException as exc:
+            try:
+                # Overtaken by close(): release what was opened after it, and stay closed.
+                final = self._state == "closed"
+                await self._shutdown(_RELEASE_AFTER_FAILED_START, final=final)
+            finally:
+                if self._state == "starting":
+                    self._state = "new"
+                    if self._owns_writer:
+                        self._writer = None  # it was stopped: a retry needs a new one
+                    self._reset()
+                self._opening = None
+                # Concurrent starters share the outcome; a cancelled start is not their
+                # cancellation.
+                opening.set_exception(
+                    exc
+                    if isinstance(exc, Exception)
+                    else WriterClosedError(f"{self._kind}.start() was cancelled")
+                )
+                opening.exception()  # retrieved: only concurrent starters care
+            raise
+        self._opening = None
+        self._state = "running"
+        opening.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def _using_clients(self) -> AsyncIterator[None]:
+        """Wrap a call on the provisioner or the offsets client. ``close()`` waits (within its
+        deadline) for such calls before it closes the clients: a request racing the close would
+        open a connection nobody closes. None starts once the manager is closing."""
+        self._check_open()
+        self._client_calls += 1
+        self._clients_idle.clear()
+        try:
+            yield
+        finally:
+            self._client_calls -= 1
+            if not self._client_calls:
+                self._clients_idle.set()
+
+    def _check_open(self) -> None:
+        """Raise if ``close()`` came while this start (or a follower's replay) was under way."""
+        if self._state not in ("starting", "running"):
+            raise WriterClosedError(f"{self._kind} was closed while this call was under way")
+
+    async def _start_writer(self) -> None:
+        if self._writer is None:
+            self._writer = PacketWriter(self._config)
+        if self._owns_writer:
+            await self._writer.start()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop following and (if owned) stop the writer; idempotent, bounded by ``timeout``.
+
+        Subscriptions end, pending callback tasks are cancelled and operations still waiting
+        fail with :class:`WriterClosedError`.
+        """
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        await self._shutdown(timeout, final=True)
+
+    stop = close
+
+    async def _shutdown(self, within: float, *, final: bool) -> None:
+        deadline = Deadline(within)
+        if final:
+            await self._hub.aclose(deadline.left())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._clients_idle.wait(), deadline.left())
+        await self._release(deadline)
+        await close_quietly(
+            f"closing the {self._kind}'s admin client", self._provisioner.close(), deadline.left()
+        )
+        if self._owns_writer and self._writer is not None:
+            try:
+                await self._writer.stop(timeout=deadline.left())
+            except Exception as exc:
+                log.warning("stopping the %s's writer: %r", self._kind, exc)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    def _check_running(self) -> None:
+        if self._state == "running":
+            return
+        if self._state == "closed":
+            raise WriterClosedError(f"{self._kind} is closed; make a new {self._kind}")
+        raise WriterClosedError(
+            f"{self._kind} is {self._state}: use 'async with {self._kind}(...)' or await start()"
+        )
+
+    # -- events --------------------------------------------------------------------------------
+    def add_callback(self, callback: Callable[[E], object]) -> Callable[[], None]:
+        """Call ``callback(event)`` for each live event (quick, non-blocking; a coroutine
+        function's coroutines run as tasks, cancelled on close). Returns a function that removes
+        the callback."""
+        return self._hub.add_callback(callback)
