@@ -118,7 +118,6 @@ __all__ = [
 ]
 
 
-
 def _publish() -> None:
     # Public objects report the public module, so reprs, tracebacks and docs never show the
     # private module they happen to live in (as httpcore and trio do).

@@ -117,6 +117,7 @@ class Delivery:
         if self._parts:
             return False
         self._state = _DONE
+        self.value = b""  # settled: do not keep the payload alive for whoever holds the result
         if self._future is not None and not self._future.done():
             self._future.set_result(None)
         return True
@@ -126,6 +127,7 @@ class Delivery:
         if self._state != _PENDING:
             return False
         self._state = _FAILED
+        self.value = b""
         self._error = error if isinstance(error, AiowriterError) else DeliveryError(str(error))
         if self._future is not None and not self._future.done():
             self._future.set_result(None)

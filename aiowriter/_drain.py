@@ -144,7 +144,7 @@ class Drainer:
         try:
             async with asyncio.timeout(remaining):
                 for batch, route, items, essential in sends:
-                    fut = await producer.send_batch(batch, route.topic, partition=route.partition)
+                    fut = await self.submit(batch, route)
                     flight.pending += 1
                     fut.add_done_callback(
                         functools.partial(self.batch_done, flight, items, route, essential)
@@ -154,6 +154,22 @@ class Drainer:
             self.settle_failed(flight, taken, failure)
             self.finish_flight(flight)
             log.warning("batch of %d packet(s) for %r failed: %s", len(taken), lane, failure)
+
+    async def submit(self, batch: Any, route: Route) -> Any:
+        """Hand a closed batch to aiokafka; the future of its acknowledgement.
+
+        aiokafka's ``add_batch`` takes the whole elapsed time off its remaining wait on every
+        wake-up, so it gives up early when several lanes feed one partition (the essentials
+        topic): a ``KafkaTimeoutError`` there means the batch was not queued, so try again. The
+        caller's ``asyncio.timeout`` (the delivery deadline) bounds the retries.
+        """
+        from aiokafka.errors import KafkaTimeoutError
+
+        while True:
+            try:
+                return await self.producer.send_batch(batch, route.topic, partition=route.partition)
+            except KafkaTimeoutError:
+                await asyncio.sleep(0)
 
     def essential_batches(
         self, route: Route, taken: list[Delivery]

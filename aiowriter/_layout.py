@@ -123,13 +123,12 @@ class Layout:
 
     @staticmethod
     def is_stream_topic(data_source: str, topic: str) -> bool:
-        """The server's ``^ds\\.[^.]*$`` test for a TopicBased stream topic."""
-        prefix = data_source + "."
-        return (
-            topic.startswith(prefix)
-            and len(topic) > len(prefix)
-            and "." not in topic[len(prefix) :]
-        )
+        """The server's test for a TopicBased stream topic: ``^ds\\.[^.]*$``, case-insensitive
+        (``StreamsProvider``), so ``ds.`` and ``DS.x`` count too, exactly as the server counts
+        them in a session's offsets."""
+        prefix = data_source.casefold() + "."
+        folded = topic.casefold()
+        return folded.startswith(prefix) and "." not in folded[len(prefix) :]
 
 
 def essential_topic(data_source: str) -> str:

@@ -125,6 +125,8 @@ class ManagedLifecycle(Generic[E]):
                     self._state = "new"
                     if self._owns_writer:
                         self._writer = None  # it was stopped: a retry needs a new one
+                    # Closed too (a closed provisioner opens no new client): a retry needs one.
+                    self._provisioner = TopicProvisioner(self._config)
                     self._reset()
                 self._opening = None
                 # Concurrent starters share the outcome; a cancelled start is not their

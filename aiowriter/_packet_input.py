@@ -90,7 +90,7 @@ def _canonical_essential(data: bytes, session_key: str) -> bool | None:
     if pos == end:
         return essential
     # Only the id (field 5, a varint) may follow, and it must end the bytes exactly.
-    if pos > end or data[pos] != 0x28 or end - pos > 11 or data[end - 1] >= 0x80:
+    if pos > end or data[pos] != 0x28 or not 2 <= end - pos <= 11 or data[end - 1] >= 0x80:
         return None
     if any(b < 0x80 for b in data[pos + 1 : end - 1]):
         return None

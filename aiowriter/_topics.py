@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._config import StreamingConfig
-from ._exceptions import TopicLayoutError, map_kafka_errors
+from ._exceptions import TopicLayoutError, WriterClosedError, map_kafka_errors
 from ._layout import TopicRequirement
 
 __all__ = ["TopicProvisioner"]
@@ -36,6 +36,7 @@ class TopicProvisioner:
         self._config = config
         self._admin: Any = None
         self._admin_lock = asyncio.Lock()
+        self._closed = False
         self._counts: dict[str, int] = {}
         self._pending: dict[str, asyncio.Future[int]] = {}
 
@@ -74,13 +75,18 @@ class TopicProvisioner:
         return {r.topic: self._counts[r.topic] for r in requirements}
 
     async def close(self) -> None:
-        admin, self._admin = self._admin, None
+        """Close the admin client; idempotent. No new client is opened afterwards."""
+        self._closed = True
+        async with self._admin_lock:  # a client being opened right now is closed too
+            admin, self._admin = self._admin, None
         if admin is not None:
             with map_kafka_errors("closing the admin client"):
                 await admin.close()
 
     async def _client(self) -> Any:
         async with self._admin_lock:
+            if self._closed:
+                raise WriterClosedError("the topic provisioner is closed")
             if self._admin is None:
                 from aiokafka.admin import AIOKafkaAdminClient
 

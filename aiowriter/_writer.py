@@ -98,6 +98,7 @@ class PacketWriter:
         self._max_value = p.max_request_size - _RECORD_OVERHEAD
         self._delivery_timeout = p.delivery_timeout
         self._keys: dict[str, bytes] = {}
+        self._started: asyncio.Future[None] | None = None
         self._next_yield = 0.0
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
@@ -108,12 +109,15 @@ class PacketWriter:
         if self._state != "new":
             raise WriterClosedError(f"start() called on a writer that is {self._state}")
         self._state = "starting"
-        self._clock = asyncio.get_running_loop().time
+        loop = asyncio.get_running_loop()
+        self._clock = loop.time
+        self._started = loop.create_future()
         p = self._config.producer
         try:
             producer = await start_producer(self._config)
         except BaseException:
             self._state = "stopped"
+            self._started.set_result(None)
             raise
         self._producer = producer
         self._topics = TopicProvisioner(self._config)
@@ -126,6 +130,7 @@ class PacketWriter:
             retire=self._retire,
         )
         self._state = "running"
+        self._started.set_result(None)
 
     async def stop(self, timeout: float = 30.0) -> ApiResult[StopReport]:
         """Deliver everything queued, then close; give up at ``timeout`` seconds.
@@ -133,7 +138,10 @@ class PacketWriter:
         Idempotent. ``data`` is a :class:`StopReport`; ``success`` is false when packets were
         not delivered (``undelivered`` counts them; their deliveries fail).
         """
-        if self._state in ("new", "starting"):
+        if self._state == "starting" and self._started is not None:
+            # A stop() racing start(): let the start finish, then stop what it started.
+            await asyncio.shield(self._started)
+        if self._state in ("new", "stopped") and self._stop_task is None:
             self._state = "stopped"
             self._stop_task = None
             return ApiResult.ok(StopReport(0, 0, False), "writer was never started")

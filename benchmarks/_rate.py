@@ -217,8 +217,12 @@ def _result(
         "rss_end_mb": rss_mb(),
         "rss_peak_mb": peak_rss_mb(),
     }
+    # Kept up: wrote on schedule, and the acks did not trail (a queue that grows while the writes
+    # keep pace shows as a long tail between the last write and the last ack).
+    out["ack_tail_limit_s"] = max(0.5, 0.1 * sched.duration)
     out["kept_up"] = bool(
         out["achieved_packets_per_s"] >= 0.98 * sched.rate
+        and out["ack_tail_s"] <= out["ack_tail_limit_s"]
         and out["written"] == sched.total
         and acked == sched.total
         and not failed

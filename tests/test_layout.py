@@ -238,7 +238,8 @@ def test_offset_key_and_essential_topic() -> None:
     ("topic", "expected"),
     [
         ("ds.s", True),
-        ("ds.", False),
+        ("ds.", True),  # the server's regex matches an empty stream name too
+        ("DS.s", True),  # and it is case-insensitive (StreamsProvider)
         ("ds.s.t", False),
         ("ds", False),
         ("dsx.s", False),
@@ -249,7 +250,7 @@ def test_offset_key_and_essential_topic() -> None:
 def test_is_stream_topic(topic: str, expected: bool) -> None:
     assert Layout.is_stream_topic("ds", topic) is expected
     # Same answer as the server's regex for a layout-safe data source name.
-    assert bool(re.fullmatch(r"ds\.[^.]*", topic) and topic != "ds.") is expected
+    assert bool(re.fullmatch(r"ds\.[^.]*", topic, flags=re.IGNORECASE)) is expected
 
 
 # -- the partitioner -------------------------------------------------------------------------------

@@ -68,3 +68,10 @@ def test_duplicate_session_key_field_is_caught() -> None:
     assert _canonical_essential(data, "a") is None
     with pytest.raises(SessionKeyMismatchError):
         packet_value(data, "a", lambda: 1)
+
+
+def test_bare_id_tag_at_the_end_is_not_canonical() -> None:
+    data = b"\n\nNewSession\x18\x01("
+    assert _canonical_essential(data, "") is None
+    with pytest.raises(InvalidPacketError):
+        packet_value(data, "", lambda: 1)

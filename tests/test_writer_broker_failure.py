@@ -32,6 +32,7 @@ from aiowriter import (
     StreamingConfig,
     WriterClosedError,
 )
+from aiowriter._wire import parse_packet_envelope
 from aiowriter.testing import LocalKafkaCluster, LocalKafkaError, start_local_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -302,8 +303,7 @@ async def test_killed_broker_then_restarted(own_kafka: LocalKafkaCluster) -> Non
     before = [
         await short.write_data(ds, "x", "k", EncodedPacket("Marker", b"before")) for _ in range(20)
     ]
-    for result in before:
-        await result.delivery
+    reports = [await result.delivery for result in before]
 
     own_kafka.kill_node(NODE)
     try:
@@ -356,4 +356,6 @@ async def test_killed_broker_then_restarted(own_kafka: LocalKafkaCluster) -> Non
     await _works(boot)
     # What was acknowledged before the kill survived it.
     before_records = await _read(boot, f"{ds}.x")
-    assert [r.value for r in before_records[:20]] == [r.delivery.value for r in before]
+    assert [r.offset for r in before_records[:20]] == [rep.offset for rep in reports]
+    envelopes = [parse_packet_envelope(r.value) for r in before_records[:20]]
+    assert {(e.type, e.session_key, e.content) for e in envelopes} == {("Marker", "k", b"before")}
