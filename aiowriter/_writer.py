@@ -199,18 +199,13 @@ class PacketWriter:
         full for ``delivery_timeout``, the result fails and ``data`` holds the deliveries of the
         packets queued before that (they are not withdrawn).
         """
-        self._check_running()
-        lane = self._lanes.get((data_source, stream))
-        if lane is None:
-            validate_data_source(data_source)
-            validate_stream(stream, data_source)
-        if type(session_key) is not str:
-            validate_session_key(session_key)
+        lane = self._checked_lane(data_source, stream, session_key)
         next_id = self._next_id
         entries = [
             self._entry(session_key, *packet_value(packet, session_key, next_id))
             for packet in packets
         ]
+        # The lane (and so its topics) comes only after every packet passed its checks.
         lane = lane or self._lane(data_source, stream)
         if lane.ready is None or not lane.ready.done():
             try:
@@ -357,9 +352,9 @@ class PacketWriter:
                 )
             raise WriterClosedError(f"the writer is {self._state}; create a new one to write")
 
-    def _prepare(
-        self, data_source: str, stream: str, session_key: str, packet: object
-    ) -> tuple[Lane, Delivery]:
+    def _checked_lane(self, data_source: str, stream: str, session_key: str) -> Lane | None:
+        """The existing lane of ``(data_source, stream)``, or ``None`` once the names and key
+        are known to be valid; raises if the writer is not running or an argument is wrong."""
         self._check_running()
         lane = self._lanes.get((data_source, stream))
         if lane is None:
@@ -367,6 +362,12 @@ class PacketWriter:
             validate_stream(stream, data_source)
         if type(session_key) is not str:
             validate_session_key(session_key)
+        return lane
+
+    def _prepare(
+        self, data_source: str, stream: str, session_key: str, packet: object
+    ) -> tuple[Lane, Delivery]:
+        lane = self._checked_lane(data_source, stream, session_key)
         value, essential = packet_value(packet, session_key, self._next_id)
         entry = self._entry(session_key, value, essential)
         # The lane (and so its topics) comes only after the packet passed every check.
