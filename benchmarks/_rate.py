@@ -8,7 +8,8 @@ the client. Here every client is offered the same steady load instead:
   packets that are due by then (stream k's i-th packet is due at ``i * duration / n_k``), so
   the load is steady, not bursty; if the client is slower than the load, the loop falls behind
   and it shows as schedule lag and as an achieved rate below the offered one (the loop gives up
-  ``max(0.5 s, duration / 2)`` after the schedule ends);
+  ``max(0.5 s, duration / 2)`` after the schedule ends); a tick writes at most 4 ticks' worth
+  per stream, so a late client catches up at up to 4x the rate, never in one huge burst;
 * latency is sampled per *group* (the packets one tick writes to one stream): from the call that
   wrote the group's first packet to the moment the application learns the group's last packet
   was acknowledged, an upper bound for each packet of the group. At most ``max_samples_per_s``
@@ -49,6 +50,7 @@ from _clients import (
     stream_names,
 )
 
+CATCH_UP = 4
 Send = Callable[[int, int, int, float | None], Awaitable[None]]
 
 
@@ -65,6 +67,12 @@ class Schedule:
         self.give_up = self.duration + max(0.5, self.duration / 2)
         groups_per_s = min(self.rate, self.streams / self.tick)
         self.sample_stride = max(1, math.ceil(groups_per_s / spec.get("max_samples_per_s", 2000)))
+        # A tick writes at most CATCH_UP ticks' worth per stream: a client that fell behind
+        # catches up at up to CATCH_UP x the rate, but never gets the whole backlog in one call
+        # (which would run past give_up and stretch a group's latency over the backlog).
+        self.max_group = [
+            max(1, math.ceil(CATCH_UP * t * self.tick / self.duration)) for t in self.totals
+        ]
         self.sent = [0] * self.streams
         self.groups = [0] * self.streams
         self.behind = array.array("d")  # per tick: age of the oldest due, unsent packet
@@ -83,7 +91,7 @@ class Schedule:
             sent = self.sent[k]
             if sent >= total:
                 continue
-            due = min(total, int(t * total / self.duration) + 1)
+            due = min(total, int(t * total / self.duration) + 1, sent + self.max_group[k])
             if due > sent:
                 worst = max(worst, now - self.due_time(k, sent))
                 g = self.groups[k]
