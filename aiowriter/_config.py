@@ -105,7 +105,7 @@ class QueueLimits:
     """
 
     max_packets_per_stream: int = attrs.field(
-        default=10_000, validator=_positive("max_packets_per_stream")
+        default=10000, validator=_positive("max_packets_per_stream")
     )
     max_bytes_per_stream: int = attrs.field(
         default=32 * 1024 * 1024, validator=_positive("max_bytes_per_stream")

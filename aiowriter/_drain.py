@@ -78,6 +78,10 @@ class Drainer:
                     continue
                 if self.linger and lane.bytes < self.max_batch_bytes and not self.closing:
                     await asyncio.sleep(self.linger)
+                else:
+                    # With writers keeping the lane full, handing a batch to aiokafka need not
+                    # suspend at all: give the loop back between batches (event-loop lag).
+                    await asyncio.sleep(0)
                 await self.send_batch(lane)
         except asyncio.CancelledError:
             raise

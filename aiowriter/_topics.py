@@ -37,6 +37,7 @@ class TopicProvisioner:
         self._admin: Any = None
         self._admin_lock = asyncio.Lock()
         self._closed = False
+        self._default_rf: int | None = None
         self._counts: dict[str, int] = {}
         self._pending: dict[str, asyncio.Future[int]] = {}
 
@@ -109,12 +110,32 @@ class TopicProvisioner:
             if t["error_code"] == 0 and not t.get("is_internal", False)
         }
 
+    async def describe(self, topics: list[str]) -> dict[str, int]:
+        """Partition counts of the named topics that exist (absent ones are left out).
+
+        Asks for these topics only, so the cost does not grow with the cluster (listing every
+        topic's metadata takes tens of ms on a cluster with a few thousand partitions; aiokafka#943
+        is the same trap). ``allow_auto_topic_creation=False``: a broker with
+        ``auto.create.topics.enable`` must not create them with its default partition count,
+        which aiokafka's public ``describe_topics(names)`` would allow.
+        """
+        from aiokafka.protocol.metadata import MetadataRequest
+
+        admin = await self._client()
+        with map_kafka_errors("reading topic metadata"):
+            response = await admin._send_request(MetadataRequest(topics, False))
+        return {
+            t["topic"]: len(t["partitions"])
+            for t in response.to_object()["topics"]
+            if t["error_code"] == 0
+        }
+
     async def _provision(self, reqs: list[TopicRequirement]) -> dict[str, int]:
-        existing = await self.existing_topics()
+        existing = await self.describe([r.topic for r in reqs])
         missing = [r for r in reqs if r.topic not in existing]
         if missing and self._config.provision_topics:
             await self._create(missing)
-            existing = await self._wait_visible([r.topic for r in missing])
+            existing.update(await self._wait_visible([r.topic for r in missing]))
         counts: dict[str, int] = {}
         for req in reqs:
             count = existing.get(req.topic)
@@ -142,6 +163,11 @@ class TopicProvisioner:
     async def _replication_factor(self, admin: Any) -> int:
         if self._config.replication_factor is not None:
             return self._config.replication_factor
+        if self._default_rf is None:
+            self._default_rf = await self._broker_default_rf(admin)
+        return self._default_rf
+
+    async def _broker_default_rf(self, admin: Any) -> int:
         # CreateTopics v3 (what aiokafka speaks) cannot say "broker default" (-1); read it.
         from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -186,7 +212,7 @@ class TopicProvisioner:
     async def _wait_visible(self, topics: list[str]) -> dict[str, int]:
         # CreateTopics returns before every broker's metadata cache has the topic.
         for _ in range(50):
-            existing = await self.existing_topics()
+            existing = await self.describe(topics)
             if all(t in existing for t in topics):
                 return existing
             await asyncio.sleep(0.1)

@@ -45,9 +45,9 @@ log = logging.getLogger("aiowriter.writer")
 # Bytes a record adds around key and value inside a batch and request (headers, varints, CRC):
 # a generous bound so a packet we accept is never rejected by the broker for size.
 _RECORD_OVERHEAD = 512
-# How long a writer that never has to wait may keep the event loop (seconds), shared by all
-# writer tasks: with N busy writers the loop still turns about every N * _SLICE.
-_SLICE = 0.0002
+# How long writers that never have to wait may keep the event loop per loop iteration
+# (seconds), shared by all writer tasks (see _admit).
+_SLICE = 0.0005
 
 
 class InfoType(enum.IntEnum):
@@ -100,6 +100,7 @@ class PacketWriter:
         self._keys: dict[str, bytes] = {}
         self._started: asyncio.Future[None] | None = None
         self._next_yield = 0.0
+        self._slice_reset_pending = False
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
 
@@ -460,10 +461,19 @@ class PacketWriter:
         self._push(lane, entry)
         # A writer that always finds room never suspends; hand the loop over about every
         # _SLICE seconds so other tasks (and the drainers) keep running while it writes flat out.
-        if entry.enqueued_at >= self._next_yield:
-            self._next_yield = entry.enqueued_at + _SLICE
+        if self._clock() >= self._next_yield:
+            if not self._slice_reset_pending:
+                # The next slice starts when the loop comes back round, not now: writers that
+                # run later in this loop iteration find the slice used up and yield after one
+                # packet, so a loop iteration holds one slice however many writers are busy.
+                self._slice_reset_pending = True
+                asyncio.get_running_loop().call_soon(self._next_slice)
             await asyncio.sleep(0)
         return None
+
+    def _next_slice(self) -> None:
+        self._slice_reset_pending = False
+        self._next_yield = self._clock() + _SLICE
 
     def _push(self, lane: Lane, entry: Delivery) -> None:
         if lane.task is None or lane.task.done():
