@@ -77,7 +77,16 @@ class Drainer:
                     lane.wakeup = None
                     continue
                 if self.linger and lane.bytes < self.max_batch_bytes and not self.closing:
-                    await asyncio.sleep(self.linger)
+                    # Linger for more packets, but no longer than it takes to fill a batch.
+                    wakeup = lane.wakeup = loop.create_future()
+                    lane.wake_at_bytes = self.max_batch_bytes
+                    timer = loop.call_later(self.linger, _wake, wakeup)
+                    try:
+                        await wakeup
+                    finally:
+                        timer.cancel()
+                        lane.wakeup = None
+                        lane.wake_at_bytes = 0
                 else:
                     # With writers keeping the lane full, handing a batch to aiokafka need not
                     # suspend at all: give the loop back between batches (event-loop lag).
@@ -255,3 +264,8 @@ class Drainer:
         if n:
             log.warning("%d packet(s) of %r timed out waiting for acks", n, flight.lane)
         self.in_flight.discard(flight)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -54,6 +54,7 @@ class Lane:
         "route",
         "stream",
         "task",
+        "wake_at_bytes",
         "wakeup",
         "woken",
     )
@@ -77,6 +78,9 @@ class Lane:
         self.bytes = 0
         self.putters: deque[asyncio.Future[None]] = deque()
         self.wakeup: asyncio.Future[None] | None = None
+        # push() wakes the drainer once this many bytes are queued: 0 while it is idle, a full
+        # batch while it lingers (so a batch that fills early goes at once).
+        self.wake_at_bytes = 0
         # The writer woken by wake_putters() that has not run yet (test_writer_backpressure
         # ::test_no_overtaking_when_woken_twice): while it is set, no second writer is woken, else
         # a smaller packet behind it could take the room first and break the FIFO order.
@@ -117,7 +121,7 @@ class Lane:
         self.budget.used += entry.size
         self.last = entry
         wakeup = self.wakeup
-        if wakeup is not None and not wakeup.done():
+        if wakeup is not None and self.bytes >= self.wake_at_bytes and not wakeup.done():
             wakeup.set_result(None)
 
     async def wait_for_room(self, size: int) -> None:
