@@ -14,6 +14,7 @@ client; one follower per data source), their lifecycle does not:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -51,7 +52,7 @@ class Deadline:
         return max(_MIN_STEP, self._at - self._loop.time())
 
 
-class ManagedLifecycle(Generic[E]):
+class ManagedLifecycle(abc.ABC, Generic[E]):
     """Start/close of a manager that follows topics, writes through a writer and publishes
     events of type ``E``. Subclasses add their state in :meth:`_setup`, open it in ``start``
     (through :meth:`_start`) and release it in :meth:`_release`. The parameters of
@@ -209,8 +210,9 @@ class ManagedLifecycle(Generic[E]):
     ) -> None:
         await self.close()
 
+    @abc.abstractmethod
     async def start(self) -> None:
-        raise NotImplementedError
+        """Replay what the manager follows and start following it live."""
 
     def _check_running(self) -> None:
         if self._state == "running":
