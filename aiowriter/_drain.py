@@ -103,6 +103,11 @@ class Drainer:
             lane.ready = asyncio.get_running_loop().create_future()
         try:
             counts = await self.topics.ensure(requirements)
+            # Load the producer's metadata for these topics now: learnt on the first batch, it
+            # costs that batch (and every packet behind it) a metadata round trip and aiokafka's
+            # retry backoff.
+            for req in requirements:
+                await self.producer.partitions_for(req.topic)
         except Exception as exc:
             error = convert_kafka_error(exc, f"preparing topics of {lane.data_source!r}")
             if not lane.ready.done():

@@ -8,7 +8,7 @@ not outcomes to handle.
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 from ._exceptions import AiowriterError
 
@@ -36,11 +36,11 @@ class ApiResult(Generic[T]):
         self.error = error
 
     @classmethod
-    def ok(cls, data: T, message: str = "") -> ApiResult[T]:
+    def ok(cls, data: T, message: str = "") -> Self:
         return cls(True, message, data)
 
     @classmethod
-    def fail(cls, error: AiowriterError) -> ApiResult[T]:
+    def fail(cls, error: AiowriterError) -> Self:
         return cls(False, str(error), None, error)
 
     def unwrap(self) -> T:

@@ -110,14 +110,15 @@ class TopicProvisioner:
             if t["error_code"] == 0 and not t.get("is_internal", False)
         }
 
-    async def describe(self, topics: list[str]) -> dict[str, int]:
+    async def describe(self, topics: list[str], *, led: bool = False) -> dict[str, int]:
         """Partition counts of the named topics that exist (absent ones are left out).
 
         Asks for these topics only, so the cost does not grow with the cluster (listing every
         topic's metadata takes tens of ms on a cluster with a few thousand partitions; aiokafka#943
         is the same trap). ``allow_auto_topic_creation=False``: a broker with
         ``auto.create.topics.enable`` must not create them with its default partition count,
-        which aiokafka's public ``describe_topics(names)`` would allow.
+        which aiokafka's public ``describe_topics(names)`` would allow. With ``led``, a topic
+        counts only once every partition has a leader.
         """
         from aiokafka.protocol.metadata import MetadataRequest
 
@@ -128,6 +129,7 @@ class TopicProvisioner:
             t["topic"]: len(t["partitions"])
             for t in response.to_object()["topics"]
             if t["error_code"] == 0
+            and (not led or all(p["leader"] >= 0 and p["error_code"] == 0 for p in t["partitions"]))
         }
 
     async def _provision(self, reqs: list[TopicRequirement]) -> dict[str, int]:
@@ -210,9 +212,11 @@ class TopicProvisioner:
         log.info("created topics %s (replication factor %d)", [r.topic for r in reqs], rf)
 
     async def _wait_visible(self, topics: list[str]) -> dict[str, int]:
-        # CreateTopics returns before every broker's metadata cache has the topic.
+        # CreateTopics returns before every broker's metadata cache has the topic, and before
+        # its partitions have leaders: producing then earns NOT_LEADER and aiokafka's 100 ms
+        # retry backoff, a latency spike on the first packets of every new stream.
         for _ in range(50):
-            existing = await self.describe(topics)
+            existing = await self.describe(topics, led=True)
             if all(t in existing for t in topics):
                 return existing
             await asyncio.sleep(0.1)

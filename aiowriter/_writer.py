@@ -187,7 +187,7 @@ class PacketWriter:
             try:
                 await self._ensure_ready(lane)
             except AiowriterError as exc:
-                return WriteResult.fail(exc)  # type: ignore[return-value]
+                return WriteResult.fail(exc)
         return await self._enqueue(lane, entry)
 
     async def write_data_many(
@@ -441,7 +441,7 @@ class PacketWriter:
     async def _enqueue(self, lane: Lane, entry: Delivery) -> WriteResult:
         error = await self._admit(lane, entry)
         if error is not None:
-            return WriteResult.fail(error)  # type: ignore[return-value]
+            return WriteResult.fail(error)
         return WriteResult(True, "", entry)
 
     async def _admit(self, lane: Lane, entry: Delivery) -> AiowriterError | None:
