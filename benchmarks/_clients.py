@@ -253,11 +253,12 @@ def _aiowriter_counts(w: Any, warm: int, failed_writes: int) -> tuple[int, int]:
     return st.acked_packets - warm, st.failed_packets + failed_writes
 
 
-async def run_aiokafka(spec: dict[str, Any], values: list[bytes]) -> dict[str, Any]:
+def aiokafka_producer(spec: dict[str, Any]) -> Any:
+    """Raw aiokafka with the settings every client shares (flat-out and fixed-rate runs)."""
     from aiokafka import AIOKafkaProducer
 
     s = spec["settings"]
-    producer = AIOKafkaProducer(
+    return AIOKafkaProducer(
         bootstrap_servers=spec["servers"],
         client_id="bench-aiokafka",
         acks="all",
@@ -268,6 +269,10 @@ async def run_aiokafka(spec: dict[str, Any], values: list[bytes]) -> dict[str, A
         max_request_size=s["max_request_bytes"],
         request_timeout_ms=15_000,
     )
+
+
+async def run_aiokafka(spec: dict[str, Any], values: list[bytes]) -> dict[str, Any]:
+    producer = aiokafka_producer(spec)
     ds, key = spec["data_source"], SESSION_KEY.encode()
     topics = [f"{ds}.{st}" for st in stream_names(spec["streams"])]
     pool, n_pool, every = values, len(values), spec["sample_every"]

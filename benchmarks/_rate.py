@@ -41,6 +41,7 @@ from _clients import (
     SESSION_KEY,
     START_NS,
     LagTicker,
+    aiokafka_producer,
     aiowriter_config,
     confluent_conf,
     latency_summary,
@@ -321,21 +322,9 @@ async def rate_aiowriter(
 
 
 async def rate_aiokafka(spec: dict[str, Any], values: list[bytes]) -> dict[str, Any]:
-    from aiokafka import AIOKafkaProducer
-
     s = spec["settings"]
     sched, rec = Schedule(spec), Recorder()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=spec["servers"],
-        client_id="bench-aiokafka",
-        acks="all",
-        enable_idempotence=True,
-        compression_type="zstd",
-        linger_ms=s["linger_ms"],
-        max_batch_size=s["batch_bytes"],
-        max_request_size=s["max_request_bytes"],
-        request_timeout_ms=15_000,
-    )
+    producer = aiokafka_producer(spec)
     ds, key = spec["data_source"], SESSION_KEY.encode()
     topics = [f"{ds}.{st}" for st in stream_names(spec["streams"])]
     n = len(topics)
