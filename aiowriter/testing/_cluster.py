@@ -1,4 +1,18 @@
-"""Start, inspect and stop a local Kafka KRaft cluster (1 or 3 nodes) from Maven Central jars."""
+"""Start, inspect and stop a local Kafka KRaft cluster (1 or 3 nodes) from Maven Central jars.
+
+Lifecycle guarantees (also in the package docs and the README):
+
+- A cluster started without ``detach`` lives no longer than the process that started it:
+  :meth:`LocalKafkaCluster.stop`, a ``with`` block, interpreter exit (``atexit``), Ctrl-C and, in
+  the command lines and the pytest plugin, SIGTERM and SIGHUP all stop its nodes; if the process
+  dies without cleaning up (SIGKILL, a crash), its watchdog process (``_watchdog``) stops them
+  within seconds and removes a temporary state dir.
+- A detached start (the ``start`` command) hands the nodes over once they are all ready: they run
+  until ``stop``. If the start fails or is interrupted (any signal, SIGKILL included) before that,
+  nothing of it is left running, and the state file names no dead process.
+- A state dir belongs to one cluster at a time: a lock file, held by the starting process and
+  inherited by the nodes, makes a second start on it fail at once, naming the holder.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ._args import check_start_arguments
 from ._errors import BrokerStartError, ClusterStateError, StartTimeoutError, ToolNotFoundError
-from ._jars import DEFAULT_KAFKA_VERSION, check_kafka_version, ensure_kafka_jars
+from ._jars import DEFAULT_KAFKA_VERSION, Progress, ensure_kafka_jars
+from ._lock import StateDirLock, this_command
 from ._node import (
     NodeSpec,
     check_port_free,
@@ -33,6 +49,7 @@ from ._node import (
     write_log4j_config,
     write_node_config,
 )
+from ._watchdog import Watchdog
 
 __all__ = ["LocalKafkaCluster", "NodeStatus", "start_local_kafka", "start_local_kafka_async"]
 
@@ -92,6 +109,9 @@ class LocalKafkaCluster:
         self._owns_state_dir = owns_state_dir
         self._detached = detached
         self._stopped = False
+        # Set by start_local_kafka for the cluster it starts; None for one read from a state dir.
+        self._lock: StateDirLock | None = None
+        self._watchdog: Watchdog | None = None
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -136,13 +156,20 @@ class LocalKafkaCluster:
 
     # -- fault injection ---------------------------------------------------------------------
 
-    def kill_node(self, node_id: int) -> None:
-        """SIGKILL one node (no clean shutdown) and wait until it is gone; its data is kept."""
+    def kill_node(self, node_id: int) -> bool:
+        """SIGKILL one node (no clean shutdown) and wait until it is gone; its data is kept.
+
+        Returns False when the node was not running (nothing was killed).
+        """
         spec = self._spec(node_id)
+        if not self.is_alive(node_id):
+            self._processes.pop(node_id, None)
+            return False
         terminate(
             [(self._pids[node_id], spec, self._processes.get(node_id))], grace=0.0, kill_only=True
         )
         self._processes.pop(node_id, None)
+        return True
 
     def restart_node(self, node_id: int, *, timeout: float = 120.0) -> None:
         """Start one node again on its ports and data (stopping it first if it runs).
@@ -155,12 +182,29 @@ class LocalKafkaCluster:
         java = _require_java()
         log_offset = _size(spec.log_file)
         process = launch_node(
-            java, self._lib_dir, self._heap, self._log4j_config, spec, detach=self._detached
+            java,
+            self._lib_dir,
+            self._heap,
+            self._log4j_config,
+            spec,
+            detach=self._detached,
+            lock_fd=self._lock_fd(),
         )
         self._pids[node_id] = process.pid
         self._processes[node_id] = process
         self._save_state()
         self._wait_ready({node_id: log_offset}, timeout)
+
+    def _lock_fd(self) -> int | None:
+        """The state dir lock for a node launched now, so the directory stays locked while it
+        runs; taken afresh when this process holds none (a restart through the command line)."""
+        if self._lock is None:
+            try:
+                self._lock = StateDirLock.acquire(self.state_dir)
+            except BrokerStartError:
+                return None  # held by the cluster's other nodes: they keep it locked
+            self._lock.note_holder(f"the Kafka nodes of this directory ({this_command()})")
+        return self._lock.fileno()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -174,11 +218,22 @@ class LocalKafkaCluster:
         targets = [
             (self._pids[nid], spec, self._processes.get(nid)) for nid, spec in self._specs.items()
         ]
-        terminate(targets, grace)
-        self._processes.clear()
-        self._stopped = True
-        _owned.discard(self)
-        self._remove_files(keep_logs=False)
+        try:
+            terminate(targets, grace)
+        finally:
+            self._processes.clear()
+            self._stopped = True
+            _owned.discard(self)
+            self._remove_files(keep_logs=False)
+            self._release()
+
+    def _release(self) -> None:
+        """Let go of the lock and the watchdog, after the nodes are gone (or handed over)."""
+        if self._lock is not None:
+            self._lock.release()
+        if self._watchdog is not None:
+            self._watchdog.close()
+            self._watchdog = None
 
     def __enter__(self) -> LocalKafkaCluster:
         return self
@@ -279,7 +334,13 @@ class LocalKafkaCluster:
     def _launch_all(self, java: str) -> None:
         for nid, spec in self._specs.items():
             process = launch_node(
-                java, self._lib_dir, self._heap, self._log4j_config, spec, detach=self._detached
+                java,
+                self._lib_dir,
+                self._heap,
+                self._log4j_config,
+                spec,
+                detach=self._detached,
+                lock_fd=self._lock_fd(),
             )
             self._pids[nid] = process.pid
             self._processes[nid] = process
@@ -379,6 +440,7 @@ def start_local_kafka(
     start_timeout: float = 180.0,
     cache_dir: str | Path | None = None,
     detach: bool = False,
+    progress: Progress | None = None,
 ) -> LocalKafkaCluster:
     """Start a local Kafka KRaft cluster and return once every node is a registered broker.
 
@@ -394,19 +456,21 @@ def start_local_kafka(
     :param ports: client ports, one per node; free ports are picked when omitted.
     :param start_timeout: seconds to wait for all nodes to register.
     :param cache_dir: overrides the jar cache root (default ``~/.cache/aiowriter``).
-    :param detach: leave the nodes running when this process exits (the CLI does this).
+    :param detach: leave the nodes running when this process exits (the CLI does this); until
+        the start has succeeded they are stopped if this process dies, as without ``detach``.
+    :param progress: called with a line of news at a time (the jar download of a first run, the
+        state dir, the launch); the command lines print them on stderr.
+    :raises aiowriter.InvalidInputError: a bad argument (also a :class:`ValueError`).
     :raises BrokerStartError: or a subclass, with what went wrong and what to do; nothing
-        started is left running.
+        started is left running. :class:`StateDirLockedError` when another process holds
+        ``state_dir``.
     """
-    check_kafka_version(kafka_version)
-    if nodes not in _HEAP:
-        raise ValueError(f"nodes must be 1 or 3, not {nodes}")
-    if ports is not None and (len(ports) != nodes or len(set(ports)) != nodes):
-        raise ValueError(f"give {nodes} distinct port(s), one per node, not {list(ports)}")
+    check_start_arguments(nodes, kafka_version, ports, start_timeout, state_dir)
     for port in ports or ():
         check_port_free(port)  # before the slow parts: a clash is the cheapest error to report
     java = _require_java()
-    lib = ensure_kafka_jars(kafka_version, Path(cache_dir) if cache_dir is not None else None)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    lib = ensure_kafka_jars(kafka_version, cache, progress)
 
     owns_state_dir = state_dir is None
     if state_dir is None:
@@ -414,7 +478,22 @@ def start_local_kafka(
     else:
         root = Path(state_dir).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        _refuse_running_cluster(root)
+    try:
+        lock = StateDirLock.acquire(root)
+    except BaseException:
+        if owns_state_dir:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    try:
+        # Started before any JVM, so that not even SIGKILL of this process leaves one behind.
+        watchdog = Watchdog(root, remove_state_dir=owns_state_dir)
+    except BaseException:
+        lock.release()
+        if owns_state_dir:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    if progress is not None:
+        progress(f"starting {nodes} Kafka {kafka_version} node(s); state dir: {root}")
 
     free = pick_free_ports(2 * nodes, exclude=ports or ())
     client_ports = list(ports) if ports is not None else free[:nodes]
@@ -432,7 +511,11 @@ def start_local_kafka(
         owns_state_dir=owns_state_dir,
         detached=detach,
     )
+    cluster._lock = lock
+    cluster._watchdog = watchdog
     try:
+        if state_dir is not None:
+            _refuse_running_cluster(root)
         voters = ",".join(f"{s.node_id}@127.0.0.1:{s.controller_port}" for s in specs)
         for spec in specs:
             write_node_config(spec, voters, nodes)
@@ -450,7 +533,17 @@ def start_local_kafka(
         cluster._stopped = True
         _owned.discard(cluster)
         cluster._remove_files(keep_logs=not owns_state_dir)
+        # The state file would name dead pids: `status` and `stop` then say "nothing recorded".
+        (root / STATE_FILE).unlink(missing_ok=True)
+        cluster._release()
         raise
+    if detach:
+        # Handed over: the nodes hold the lock from now on, and outlive this process.
+        pids = ", ".join(str(pid) for pid in cluster._pids.values())
+        lock.note_holder(f"the running Kafka node(s) {pids} (started by `{this_command()}`)")
+        lock.release()
+        watchdog.release()
+        cluster._lock = cluster._watchdog = None
     return cluster
 
 
@@ -463,7 +556,11 @@ async def start_local_kafka_async(
     start_timeout: float = 180.0,
     cache_dir: str | Path | None = None,
 ) -> LocalKafkaCluster:
-    """:func:`start_local_kafka` in a worker thread, so the event loop keeps running."""
+    """:func:`start_local_kafka` in a worker thread, so the event loop keeps running.
+
+    Cancelling the awaiting task does not interrupt the start (a thread cannot be); the cluster
+    is stopped at interpreter exit, or by its watchdog if the process dies.
+    """
     return await asyncio.to_thread(
         start_local_kafka,
         nodes,
