@@ -258,3 +258,61 @@ def test_demo_sigterm_ends_the_session_stops_its_broker_and_says_so(tmp_path: Pa
     assert "INTERRUPTED" in out
     assert took < 100  # bounded: the end has a deadline (generous slack for a loaded machine)
     _assert_nothing_left(tmp)
+
+
+# -- pytest-xdist: one broker per run ----------------------------------------------------------
+
+
+_XDIST_TESTS = """
+import os, time
+from pathlib import Path
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+def test_uses_the_broker(kafka_bootstrap_servers, n):
+    worker = os.environ["PYTEST_XDIST_WORKER"]
+    Path({results!r}, f"{{worker}}-{{n}}").write_text(kafka_bootstrap_servers)
+    time.sleep(3)  # so that both workers use the broker at once
+"""
+
+
+def test_xdist_workers_share_one_broker(tmp_path: Path) -> None:
+    pytest.importorskip("xdist")
+    tmp = tmp_path / "tmp"
+    results = tmp_path / "results"
+    results.mkdir()
+    test_file = tmp_path / "inner" / "test_inner_xdist.py"
+    test_file.parent.mkdir()
+    test_file.write_text(textwrap.dedent(_XDIST_TESTS.format(results=str(results))))
+    env = _env(tmp)
+    env["AIOWRITER_KAFKA"] = "local"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-n",
+            "2",
+            "-p",
+            "xdist",
+            str(test_file),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = {path.name: path.read_text() for path in results.iterdir()}
+    assert len(seen) == 4
+    assert {name.split("-")[0] for name in seen} == {"gw0", "gw1"}
+    assert len(set(seen.values())) == 1, seen  # one broker for both workers
+    _wait_for("every process of the run is gone", lambda: not _processes_mentioning(str(tmp)))
+    # No state dir of a broker is left: only the run's small meeting place (and pytest's own).
+    runs = "aiowriter-kafka-run-"
+    assert [p.name for p in tmp.glob("aiowriter-kafka-*") if not p.name.startswith(runs)] == []

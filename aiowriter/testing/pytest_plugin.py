@@ -17,14 +17,16 @@ Lifecycle: the local broker is stopped at the end of the session, and also when 
 interrupted by Ctrl-C, SIGTERM or SIGHUP (turned into the same unwinding as Ctrl-C, unless the
 project installed its own handlers) or killed (its watchdog process stops it).
 
-With pytest-xdist, each worker process is its own pytest session, so each starts its own local
-broker (about 0.8 GB of heap each): sharing one would make every worker's run depend on the worker
-that started it (a crash or ``--maxfail`` in that worker would take the broker from all the
-others). To share one, start it once before the run and pass it in::
+With pytest-xdist, the workers of one run share one local broker for ``kafka_bootstrap_servers``
+(``aiowriter.testing._shared``: file locks in the temp dir, the first worker starts it and stops
+it once no other worker uses it). If that worker crashes, the broker goes with it and the other
+workers' Kafka tests fail; for a broker independent of every worker, start one before the run::
 
     python -m aiowriter.testing.kafka start --state-dir d > d.out
     KAFKA_BOOTSTRAP_SERVERS=$(tail -1 d.out) pytest -n 4
     python -m aiowriter.testing.kafka stop --state-dir d
+
+``kafka_cluster3`` is never shared: fault tests kill its nodes.
 
 ``kafka_cluster3`` (session scope) is a local 3-node KRaft cluster
 (:class:`aiowriter.testing.LocalKafkaCluster`) for fault tests; a test that kills a node should
@@ -48,6 +50,7 @@ import pytest
 
 from ._cluster import LocalKafkaCluster, start_local_kafka
 from ._errors import LocalKafkaError
+from ._shared import shared_local_broker
 from ._signals import raise_on_termination
 
 __all__ = ["kafka_bootstrap_servers", "kafka_cluster3"]
@@ -153,6 +156,17 @@ def kafka_bootstrap_servers() -> Iterator[str]:
                 return
         elif chosen == "testcontainers":
             _unavailable("AIOWRITER_KAFKA=testcontainers but no Docker daemon answers")
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID", "").strip()
+    if run_id and run_id.isalnum():
+        raise_on_termination(only_if_default=True)
+        with contextlib.ExitStack() as stack:
+            try:
+                shared = shared_local_broker(run_id, lambda: start_local_kafka(nodes=1))
+                servers = stack.enter_context(shared)
+            except (LocalKafkaError, TimeoutError) as exc:
+                _unavailable(f"the run's shared local Kafka broker is not available: {exc}")
+            yield servers
+        return
     with _local_broker(1) as cluster:
         yield cluster.bootstrap_servers
 
