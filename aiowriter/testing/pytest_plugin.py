@@ -128,6 +128,10 @@ def _local_broker(nodes: int) -> Iterator[LocalKafkaCluster]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap_servers() -> Iterator[str]:
     """Bootstrap servers of a real Kafka broker for the whole session (see module docs)."""
+    yield from _bootstrap_servers()
+
+
+def _bootstrap_servers() -> Iterator[str]:
     chosen = _chosen_source()
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if chosen in (None, "env") and configured:
