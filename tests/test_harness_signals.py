@@ -203,11 +203,12 @@ def test_pytest_run_ended_by_a_signal_leaves_no_broker(tmp_path: Path, sig: sign
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, as a CI job's
     )
     try:
         _wait_for("the inner test got a broker", marker.exists)
         assert _processes_mentioning(str(tmp))  # the broker (and its watchdog) run
-        proc.send_signal(sig)
+        os.killpg(proc.pid, sig)  # the whole group, as a runner cancelling the job does
         out, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
@@ -230,6 +231,7 @@ def test_demo_sigterm_ends_the_session_stops_its_broker_and_says_so(tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's or CI job's
     )
     try:
         assert proc.stderr is not None
@@ -241,7 +243,8 @@ def test_demo_sigterm_ends_the_session_stops_its_broker_and_says_so(tmp_path: Pa
             assert line, seen  # the demo ended before writing data
             seen.append(line)
         assert any(f"(state dir {tmp}" in line for line in seen), seen
-        proc.send_signal(signal.SIGTERM)
+        # To the whole group: the broker must not get it too, or the session could not be ended.
+        os.killpg(proc.pid, signal.SIGTERM)
         started = time.monotonic()
         out, err = proc.communicate(timeout=120)
         took = time.monotonic() - started

@@ -187,7 +187,6 @@ class LocalKafkaCluster:
             self._heap,
             self._log4j_config,
             spec,
-            detach=self._detached,
             lock_fd=self._lock_fd(),
         )
         self._pids[node_id] = process.pid
@@ -218,14 +217,14 @@ class LocalKafkaCluster:
         targets = [
             (self._pids[nid], spec, self._processes.get(nid)) for nid, spec in self._specs.items()
         ]
-        try:
-            terminate(targets, grace)
-        finally:
-            self._processes.clear()
-            self._stopped = True
-            _owned.discard(self)
-            self._remove_files(keep_logs=False)
-            self._release()
+        # If this is interrupted (a second Ctrl-C), nothing below runs: the state file still names
+        # the nodes, so the atexit hook, or the watchdog once this process is gone, stops them.
+        terminate(targets, grace)
+        self._processes.clear()
+        self._stopped = True
+        _owned.discard(self)
+        self._remove_files(keep_logs=False)
+        self._release()
 
     def _release(self) -> None:
         """Let go of the lock and the watchdog, after the nodes are gone (or handed over)."""
@@ -339,7 +338,6 @@ class LocalKafkaCluster:
                 self._heap,
                 self._log4j_config,
                 spec,
-                detach=self._detached,
                 lock_fd=self._lock_fd(),
             )
             self._pids[nid] = process.pid

@@ -259,7 +259,6 @@ def launch_node(
     log4j_config: Path,
     spec: NodeSpec,
     *,
-    detach: bool,
     lock_fd: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``spec``'s broker JVM in the background and return its process.
@@ -278,8 +277,10 @@ def launch_node(
             stdout=console,
             stderr=subprocess.STDOUT,
             cwd=spec.directory,
-            # Detached nodes outlive the CLI and ignore the terminal's Ctrl-C.
-            start_new_session=detach,
+            # Out of the terminal's process group: Ctrl-C there is for the owner, which stops the
+            # nodes in order (`aiowriter demo` still ends its session on the broker first).
+            # Detached nodes outlive the owner; attached ones are stopped by it or its watchdog.
+            start_new_session=True,
             pass_fds=() if lock_fd is None else (lock_fd,),
         )
 
