@@ -275,7 +275,7 @@ import pytest
 def test_uses_the_broker(kafka_bootstrap_servers, n):
     worker = os.environ["PYTEST_XDIST_WORKER"]
     Path({results!r}, f"{{worker}}-{{n}}").write_text(kafka_bootstrap_servers)
-    time.sleep(3)  # so that both workers use the broker at once
+    time.sleep(1)  # the second worker joins while the first starts the broker, then both use it
 """
 
 
