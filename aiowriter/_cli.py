@@ -248,4 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         sys.stderr.close()
         return 1
+    except Exception as exc:
+        # A bug, not a user's mistake: keep the traceback for the report, but a --json reader
+        # still gets its one line saying the run failed.
+        if getattr(args, "json", False):
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            print(json.dumps({"ok": False, "error": error}, sort_keys=True), flush=True)
+        raise
     return 2
