@@ -174,10 +174,16 @@ def _start(args: argparse.Namespace) -> int:
         detach=True,
         progress=_note,
     )
-    print(f"state dir: {cluster.state_dir}")
-    for node in cluster.status():
-        print(f"node {node.node_id}: pid {node.pid}, port {node.port}, log {node.log_file}")
-    print(cluster.bootstrap_servers, flush=True)
+    try:
+        print(f"state dir: {cluster.state_dir}")
+        for node in cluster.status():
+            print(f"node {node.node_id}: pid {node.pid}, port {node.port}, log {node.log_file}")
+        print(cluster.bootstrap_servers, flush=True)
+    except BaseException:
+        # Interrupted (or stdout gone) before the caller learnt where the cluster is: a start
+        # that did not complete leaves nothing running.
+        cluster.stop(grace=5.0)
+        raise
     return 0
 
 
