@@ -53,7 +53,7 @@ def _patch_message_metadata() -> None:
     # and the flaw is in the runtime's base class, not in the generated classes.
     current = betterproto2.Message.__dict__.get("_betterproto")
     if type(current) is classproperty:  # a future betterproto2 may change it: then leave it
-        betterproto2.Message._betterproto = _MessageMetadata(current.__func__)  # type: ignore[assignment]
+        betterproto2.Message._betterproto = _MessageMetadata(current.__func__)  # type: ignore[method-assign]
 
 
 _patch_message_metadata()
