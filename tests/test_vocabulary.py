@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from _read_back import read_partition, topic_exists
 
 from aiowriter import (
     InfoType,
@@ -16,8 +17,6 @@ from aiowriter import (
     StreamingConfig,
     open_data,
 )
-
-from _read_back import read_partition, topic_exists
 
 
 def _ds() -> str:
@@ -34,7 +33,8 @@ def test_info_type_has_both_vocabularies() -> None:
     doc = InfoType.__doc__ or ""
     for name in ("SESSION_INFO", "DATA_FORMAT_INFO", "OTHER", "SYSTEM_STATUS", "UNSPECIFIED"):
         assert f"``{name}``" in doc, f"{name} is not documented"
-    assert "SessionInfo" in doc and "_essential" in doc
+    assert "SessionInfo" in doc
+    assert "_essential" in doc
 
 
 @pytest.mark.kafka
