@@ -50,9 +50,7 @@ async def test_every_info_type_lands_on_session_info(kafka_bootstrap_servers: st
             partitions.add(report.partition)
         with pytest.raises(InvalidInputError, match="InfoType"):
             await writer.write_info(packet, 99)  # type: ignore[arg-type]
-    by_key = {
-        r.key: r for p in partitions for r in await read_partition(servers, "SessionInfo", p)
-    }
+    by_key = {r.key: r for p in partitions for r in await read_partition(servers, "SessionInfo", p)}
     for key in keys.values():
         assert key.encode() in by_key, "an info packet did not land on SessionInfo"
         assert open_data.Packet.parse(by_key[key.encode()].value).session_key == key
