@@ -31,6 +31,7 @@ from aiowriter import (
 
 pytestmark = pytest.mark.kafka
 
+# --8<-- [start:publisher]
 MS = 1_000_000  # one millisecond in Open Data time units (ns)
 
 
@@ -176,6 +177,9 @@ class DataPublisher:
             is_essential=True,
         )
         await self.writer_service.write_data(self.data_source, "Main", session_key, packet)
+
+
+# --8<-- [end:publisher]
 
 
 def _envelopes(pb2: Any, records: list[Any]) -> list[tuple[bytes | None, Any]]:

@@ -2,6 +2,8 @@
 
 * The benchmark plot is published from ``benchmarks/results`` (its one home) at the path the
   README uses, so the README's benchmark section, included in the site, renders its image.
+* The benchmark page shows the README's "Benchmarks" section (up to the next heading), so the
+  figures have one home: ``<!-- README: Benchmarks -->`` in a page is replaced by it.
 * The API reference stays complete: any name of ``aiowriter.__all__`` that no reference page
   renders (a new export) is rendered at the end of the reference overview.
 """
@@ -24,7 +26,20 @@ def on_files(files: Files, *, config: Any) -> Files:
     return files
 
 
+_README_SECTION = re.compile(r"^<!-- README: (.+?) -->$", re.MULTILINE)
+
+
+def _readme_section(root: Path, title: str) -> str:
+    text = (root / "README.md").read_text()
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    if match is None:
+        raise ValueError(f"README.md has no '## {title}' section for the docs")
+    return match.group(1).strip()
+
+
 def on_page_markdown(markdown: str, *, page: Any, config: Any, files: Files) -> str:
+    root = Path(config["config_file_path"]).parent
+    markdown = _README_SECTION.sub(lambda m: _readme_section(root, m.group(1)), markdown)
     if page.file.src_uri != "reference/index.md":
         return markdown
     import aiowriter
