@@ -153,8 +153,8 @@ def _column_length(columns: Iterable[open_data.SampleColumn]) -> int:
     return 0
 
 
-async def _places(
-    config: StreamingConfig, session: SessionInfo, provisioner: TopicProvisioner
+def _places(
+    session: SessionInfo, existing: dict[str, int]
 ) -> dict[tuple[str, int], tuple[int, int | None]]:
     """(topic, partition) -> (start, end or None = the current end)."""
     places: dict[tuple[str, int], tuple[int, int | None]] = {}
@@ -167,7 +167,6 @@ async def _places(
             places[place] = (places.get(place, (0, None))[0], int(end))
         return {p: (s, s if e is None else e) for p, (s, e) in places.items()}
     ds = session.data_source
-    existing = await provisioner.existing_topics()
     for topic, count in existing.items():
         if topic in (ds, essential_topic(ds)) or Layout.is_stream_topic(ds, topic):
             for partition in range(count):
@@ -190,17 +189,20 @@ async def scan_session(
     scanned = 0
     truncated = False
     try:
-        places = await _places(config, session, provisioner)
+        existing = await provisioner.existing_topics()
+        places = _places(session, existing)
         with map_kafka_errors(f"connecting to {config.bootstrap_servers}"):
             await consumer.start()
         tps = [TopicPartition(t, p) for t, p in sorted(places)]
+        # A topic in a snapshot may not exist (no data was ever written): nothing to read there.
+        present = [tp for tp in tps if tp.partition < existing.get(tp.topic, 0)]
         current: dict[Any, int] = {}
-        if tps:
+        if present:
             with map_kafka_errors("reading end offsets"):
-                current = await consumer.end_offsets(tps)
+                current = await consumer.end_offsets(present)
         for tp in tps:
             start, end = places[(tp.topic, tp.partition)]
-            end = current.get(tp, 0) if end is None else min(end, current.get(tp, end))
+            end = current.get(tp, 0) if end is None else min(end, current.get(tp, 0))
             types: Counter[str] = Counter()
             records = 0
             if end > start:

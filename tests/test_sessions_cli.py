@@ -171,16 +171,24 @@ def test_show_text(published: Published) -> None:
 
 def test_end_then_end_again_fails(published: Published) -> None:
     p = published
-    key = asyncio.run(_open_session(p.servers, p.data_source))
+    # A session left open by its writer, on a data source that never got data (no topics).
+    ds = f"t_cli_{uuid.uuid4().hex[:10]}"
+    key = asyncio.run(_open_session(p.servers, ds))
     done = cli("end", key, servers=p.servers)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"ended session {key} of {p.data_source}"
+    assert done.stdout.strip() == f"ended session {key} of {ds}"
     again = cli("end", key, "--json", servers=p.servers)
     assert again.returncode == 1
     assert "already ended" in again.stderr
-    shown = json.loads(cli("show", key, "--json", servers=p.servers).stdout)
+    show = cli("show", key, "--json", servers=p.servers)
+    assert show.returncode == 0, show.stderr
+    assert "not found" not in show.stderr  # topics in the snapshots that do not exist: skipped
+    shown = json.loads(show.stdout)
     assert shown["state"] == "ended"
     assert shown["termination_time"] is not None
+    assert {s["topic"] for s in shown["streams"]} == {ds, f"{ds}_essential"}
+    assert all(s["records"] == 0 for s in shown["streams"])
+    assert shown["time_range_ns"] == [None, None]
 
 
 async def _open_session(servers: str, ds: str) -> str:
