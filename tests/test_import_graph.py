@@ -1,4 +1,4 @@
-"""Imports flow one way: no cycles among the benchmark scripts.
+"""Imports flow one way: no cycles among the package's modules nor among the benchmark scripts.
 
 A cycle hides in lazy (function-level) imports too, so every ``import`` statement counts, wherever
 it stands.
@@ -62,3 +62,26 @@ def test_cycle_finder_finds_a_cycle() -> None:
     # The check above must be able to fail.
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_package_modules_import_one_way() -> None:
+    """No cycle among aiowriter's own modules (the root ``__init__``, which re-exports
+    everything, and the generated ``_proto`` are left out)."""
+    pkg_root = ROOT / "aiowriter"
+    modules: dict[str, tuple[Path, str]] = {}
+    for path in pkg_root.rglob("*.py"):
+        if "_proto" in path.parts:
+            continue
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if path.name == "__init__.py":
+            name = package = ".".join(parts[:-1])
+        else:
+            name = ".".join(parts)
+            package = ".".join(parts[:-1])
+        modules[name] = (path, package)
+    graph = {
+        name: {m for m in _imports(path, package) if m in modules and m not in (name, "aiowriter")}
+        for name, (path, package) in modules.items()
+        if name != "aiowriter"
+    }
+    assert _cycle(graph) is None, f"import cycle in aiowriter: {_cycle(graph)}"
