@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -65,14 +65,20 @@ class SessionContents:
     truncated: bool
 
 
-def stream_label(data_source: str, topic: str, partition: int) -> str:
+def stream_label(
+    data_source: str, topic: str, partition: int, partition_mappings: Mapping[str, int] = {}
+) -> str:
     """The stream a place belongs to: ``""`` for the main stream (``ds:0``), the stream name of
-    a ``ds.<stream>`` topic, ``(essential)`` for ``ds_essential`` and ``partition P`` for a
-    PartitionBased stream partition (its name lives in the writer's partition mappings)."""
+    a ``ds.<stream>`` topic, ``(essential)`` for ``ds_essential``, and for a PartitionBased
+    stream partition its name from ``partition_mappings`` (not stored on Kafka), else
+    ``partition P``."""
     if topic == essential_topic(data_source):
         return "(essential)"
     if topic == data_source:
-        return "" if partition == 0 else f"partition {partition}"
+        if partition == 0:
+            return ""
+        names = sorted(s for s, p in partition_mappings.items() if p == partition)
+        return ", ".join(names) if names else f"partition {partition}"
     if Layout.is_stream_topic(data_source, topic):
         return topic[len(data_source) + 1 :]
     return topic
@@ -233,7 +239,9 @@ async def scan_session(
                     await asyncio.sleep(0)
             streams.append(
                 StreamContents(
-                    stream=stream_label(session.data_source, tp.topic, tp.partition),
+                    stream=stream_label(
+                        session.data_source, tp.topic, tp.partition, config.partition_mappings
+                    ),
                     topic=tp.topic,
                     partition=tp.partition,
                     start_offset=start,

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from ._config import StreamingConfig
+from ._config import StreamCreationStrategy, StreamingConfig
 from ._exceptions import SessionEndedError
 from ._formats import DataFormatManager
 from ._session_scan import SessionContents, scan_session
@@ -40,6 +40,15 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def _mapping(text: str) -> tuple[str, int]:
+    stream, sep, partition = text.partition("=")
+    if not sep or not stream.strip() or not partition.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected STREAM=PARTITION, got {text!r}")
+    if int(partition) < 1:
+        raise argparse.ArgumentTypeError("partition 0 is the main stream's; streams use 1..N")
+    return stream.strip(), int(partition)
 
 
 def register(commands: Any) -> None:
@@ -74,6 +83,14 @@ def register(commands: Any) -> None:
     )
     show.add_argument("key", help="the session key")
     show.add_argument(
+        "--partition-mapping",
+        type=_mapping,
+        action="append",
+        default=[],
+        metavar="STREAM=PARTITION",
+        help="name of a PartitionBased stream partition, as the writer maps it (repeatable)",
+    )
+    show.add_argument(
         "--max-records",
         type=_positive_int,
         default=200_000,
@@ -92,7 +109,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    config = StreamingConfig(bootstrap_servers=args.bootstrap_servers)
+    mappings = dict(getattr(args, "partition_mapping", ()))
+    # Mappings only name the partitions `show` reports (they are not stored on Kafka).
+    config = StreamingConfig(
+        bootstrap_servers=args.bootstrap_servers,
+        stream_creation_strategy=StreamCreationStrategy.PARTITION_BASED
+        if mappings
+        else StreamCreationStrategy.TOPIC_BASED,
+        partition_mappings=mappings,
+    )
     try:
         return asyncio.run(_run(args, config, out))
     except TimeoutError:

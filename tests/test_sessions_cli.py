@@ -17,6 +17,7 @@ from aiowriter import (
     DataFormatManager,
     PacketWriter,
     SessionManager,
+    StreamCreationStrategy,
     StreamingConfig,
     open_data,
     packets,
@@ -212,3 +213,39 @@ def test_unreachable_cluster_fails_within_the_deadline() -> None:
     done = cli("list", "--timeout", "3", servers="127.0.0.1:1", timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip()
+
+
+async def _partition_based(servers: str) -> tuple[str, str]:
+    ds = f"t_cli_{uuid.uuid4().hex[:10]}"
+    config = StreamingConfig(
+        bootstrap_servers=servers,
+        stream_creation_strategy=StreamCreationStrategy.PARTITION_BASED,
+        partition_mappings={"Telemetry": 1},
+    )
+    async with PacketWriter(config) as writer, SessionManager(config, writer) as sm:
+        key = (await sm.create_new_session(ds)).unwrap().session_key
+        marker = packets.marker(T0, "Out lap")
+        await (await writer.write_data(ds, "Telemetry", key, marker)).delivery
+    return ds, key
+
+
+def test_show_names_partition_based_streams_from_the_mappings(
+    published: Published, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds, key = asyncio.run(_partition_based(published.servers))
+    base = ["sessions", "show", key, "--bootstrap-servers", published.servers, "--json"]
+    assert main(base) == 0
+    plain = {
+        (s["topic"], s["partition"]): s for s in json.loads(capsys.readouterr().out)["streams"]
+    }
+    assert plain[(ds, 1)]["stream"] == "partition 1"
+    assert plain[(ds, 1)]["packet_types"] == {"Marker": 1}
+    assert main([*base, "--partition-mapping", "Telemetry=1"]) == 0
+    named = {
+        (s["topic"], s["partition"]): s for s in json.loads(capsys.readouterr().out)["streams"]
+    }
+    assert named[(ds, 1)]["stream"] == "Telemetry"
+    assert named[(ds, 0)]["stream"] == ""
+    with pytest.raises(SystemExit) as usage:
+        main([*base, "--partition-mapping", "Telemetry=0"])
+    assert usage.value.code == 2
