@@ -1,4 +1,5 @@
-"""The ``aiowriter`` command line (``aiowriter demo``, also ``python -m aiowriter demo``).
+"""The ``aiowriter`` command line (``aiowriter demo``, ``aiowriter sessions ...``; also
+``python -m aiowriter ...``).
 
 Exit codes (also in ``--help``): 0 success, 1 failure (one line on stderr; with ``--json`` also
 ``{"ok": false, "error": ...}`` on stdout), 2 usage error, 130 interrupted by Ctrl-C (143 by
@@ -15,6 +16,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from . import _sessions_cli
 from ._config import StreamCreationStrategy
 from ._demo_car import CAR_STREAMS
 from ._exceptions import AiowriterError, InvalidNameError
@@ -156,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         'on failure {"ok": false, "error": ...})',
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    _sessions_cli.register(commands)
     return parser
 
 
@@ -236,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "sessions":
+            return _sessions_cli.run(args)
     except _UsageError as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2
