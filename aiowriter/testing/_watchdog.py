@@ -7,24 +7,22 @@ whatever way the owner ends; the watchdog then reads EOF and, unless the owner w
 first (a detached start that succeeded: the nodes are meant to outlive it), stops the nodes
 recorded in the state dir and removes what the owner would have removed. It needs no polling and
 cannot be fooled by a recycled pid. The watchdog is in its own session, so the terminal's Ctrl-C
-or hang-up (meant for the owner) does not reach it.
+or hang-up (meant for the owner) does not reach it. This module is the owner's side; the
+watchdog's own code is ``_watchdog_main`` (it needs the cluster module, which needs this one).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["Watchdog", "main"]
+__all__ = ["RELEASE", "Watchdog"]
 
-_RELEASE = b"release\n"
+RELEASE = b"release\n"
+"""What the owner writes before closing the pipe when the nodes are to outlive it."""
 
 
 class Watchdog:
@@ -37,7 +35,7 @@ class Watchdog:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(package_root), env.get("PYTHONPATH", "")) if p
         )
-        command = [sys.executable, "-m", "aiowriter.testing._watchdog", str(state_dir)]
+        command = [sys.executable, "-m", "aiowriter.testing._watchdog_main", str(state_dir)]
         if remove_state_dir:
             command.append("--remove-state-dir")
         self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
@@ -55,7 +53,7 @@ class Watchdog:
 
     def release(self) -> None:
         """The nodes are to outlive this process: the watchdog exits without touching them."""
-        self._close(_RELEASE)
+        self._close(RELEASE)
 
     def close(self) -> None:
         """The owner stopped the cluster itself: the watchdog finds nothing left and exits."""
@@ -74,29 +72,3 @@ class Watchdog:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    for sig in (signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    parser = argparse.ArgumentParser(prog="python -m aiowriter.testing._watchdog")
-    parser.add_argument("state_dir")
-    parser.add_argument("--remove-state-dir", action="store_true")
-    args = parser.parse_args(argv)
-    message = sys.stdin.buffer.read()  # blocks until the owner closes its end, or dies
-    if message == _RELEASE:
-        return 0
-    from ._cluster import STATE_FILE, LocalKafkaCluster
-    from ._errors import LocalKafkaError
-
-    state_dir = Path(args.state_dir)
-    if (state_dir / STATE_FILE).exists():
-        with contextlib.suppress(LocalKafkaError):
-            LocalKafkaCluster.from_state_dir(state_dir).stop(grace=5.0)
-    if args.remove_state_dir:
-        shutil.rmtree(state_dir, ignore_errors=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
