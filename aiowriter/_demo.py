@@ -401,9 +401,15 @@ async def run_demo_interruptibly(options: DemoOptions) -> tuple[DemoReport | Non
         return report, (received[0] if received else None)
     finally:
         stopping.cancel()
-        for sig, handler in previous.items():
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, handler)  # the caller's handlers, for what follows the loop
+        # remove_signal_handler resets to the default (death, for SIGTERM) until the caller's
+        # handler is back: blocked meanwhile, a signal waits for that handler instead.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            for sig, handler in previous.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)  # the caller's handlers, for what follows the loop
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _stream_of(config: StreamingConfig, topic: str, partition: int, ds: str) -> str:

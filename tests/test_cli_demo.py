@@ -135,3 +135,40 @@ async def test_ctrl_c_ends_the_session_and_reports_what_was_written(
     async with SessionManager(config) as sessions:
         info = (await sessions.get_session_info(data_source, report["session_key"])).unwrap()
     assert info.completed
+
+
+def _demo_signalled_twice(bootstrap_servers: str, data_source: str) -> tuple[int, str, str]:
+    command = [sys.executable, "-m", "aiowriter", "demo", "--seconds", "3600", "--json"]
+    command += ["--bootstrap-servers", bootstrap_servers, "--data-source", data_source]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 120
+        while not (proc.stderr.readline() or "demo: 0%").startswith("demo: 0%"):
+            assert time.monotonic() < deadline
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # "really stop": no orderly end
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
+@pytest.mark.kafka
+async def test_a_second_signal_stops_at_once_and_json_says_interrupted(
+    kafka_bootstrap_servers: str,
+) -> None:
+    returncode, out, err = await asyncio.to_thread(
+        _demo_signalled_twice, kafka_bootstrap_servers, f"t_cli_demo_{uuid.uuid4().hex[:8]}"
+    )
+    assert returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    result = json.loads(out.strip().splitlines()[-1])
+    # Either the second signal came in time to cut the end short, or the end was already done.
+    assert result["interrupted"] is True
+    if "session_key" not in result:
+        assert result == {"ok": False, "error": "interrupted by SIGTERM", "interrupted": True}
