@@ -71,6 +71,8 @@ def _one_error_line(stderr: str) -> str:
         (["--kafka-version", "3.9.1"], "use Kafka 4.0 or newer"),
         (["--port", "9093"], "port 9093 is reserved: ports 9092-9094 are Kafka's defaults"),
         (["--state-dir", "FILE"], "exists and is not a directory"),
+        (["--session-timeout", "0"], "the session timeout must be 0.5 to 300 seconds"),
+        (["--session-timeout", "nan"], "the session timeout must be 0.5 to 300 seconds"),
     ],
 )
 def test_bad_start_arguments_are_usage_errors(

@@ -21,6 +21,7 @@ def check_start_arguments(
     ports: Sequence[int] | None,
     start_timeout: float,
     state_dir: str | Path | None,
+    session_timeout: float | None = None,
 ) -> None:
     """Raise :class:`aiowriter.InvalidInputError` for any bad argument of a start."""
     check_kafka_version(kafka_version)
@@ -33,6 +34,12 @@ def check_start_arguments(
     if not (math.isfinite(start_timeout) and start_timeout > 0):
         raise InvalidInputError(
             f"the start timeout must be a positive number of seconds, not {start_timeout}"
+        )
+    if session_timeout is not None and not (
+        math.isfinite(session_timeout) and 0.5 <= session_timeout <= 300
+    ):
+        raise InvalidInputError(
+            f"the session timeout must be 0.5 to 300 seconds, not {session_timeout}"
         )
     if state_dir is not None and Path(state_dir).exists() and not Path(state_dir).is_dir():
         raise InvalidInputError(f"the state dir {state_dir} exists and is not a directory")

@@ -439,6 +439,7 @@ def start_local_kafka(
     cache_dir: str | Path | None = None,
     detach: bool = False,
     progress: Progress | None = None,
+    session_timeout: float | None = None,
 ) -> LocalKafkaCluster:
     """Start a local Kafka KRaft cluster and return once every node is a registered broker.
 
@@ -456,6 +457,10 @@ def start_local_kafka(
     :param cache_dir: overrides the jar cache root (default ``~/.cache/aiowriter``).
     :param detach: leave the nodes running when this process exits (the CLI does this); until
         the start has succeeded they are stopped if this process dies, as without ``detach``.
+    :param session_timeout: seconds until the controller fences a silent broker (default: 9 for
+        one node, Kafka's default, 4 for three). Shorter makes the restart of a SIGKILLed node
+        quicker (it waits for the killed incarnation's session to expire) but fences a node that
+        stalls longer than that (SIGSTOP, GC pause) when it resumes.
     :param progress: called with a line of news at a time (the jar download of a first run, the
         state dir, the launch); the command lines print them on stderr.
     :raises aiowriter.InvalidInputError: a bad argument (also a :class:`ValueError`).
@@ -463,7 +468,7 @@ def start_local_kafka(
         started is left running. :class:`StateDirLockedError` when another process holds
         ``state_dir``.
     """
-    check_start_arguments(nodes, kafka_version, ports, start_timeout, state_dir)
+    check_start_arguments(nodes, kafka_version, ports, start_timeout, state_dir, session_timeout)
     for port in ports or ():
         check_port_free(port)  # before the slow parts: a clash is the cheapest error to report
     java = _require_java()
@@ -516,7 +521,7 @@ def start_local_kafka(
             _refuse_running_cluster(root)
         voters = ",".join(f"{s.node_id}@127.0.0.1:{s.controller_port}" for s in specs)
         for spec in specs:
-            write_node_config(spec, voters, nodes)
+            write_node_config(spec, voters, nodes, session_timeout=session_timeout)
         log4j_config = write_log4j_config(root)
         format_storage(java, lib, log4j_config, specs, cluster.cluster_id)
         cluster._launch_all(java)
@@ -553,6 +558,7 @@ async def start_local_kafka_async(
     ports: Sequence[int] | None = None,
     start_timeout: float = 180.0,
     cache_dir: str | Path | None = None,
+    session_timeout: float | None = None,
 ) -> LocalKafkaCluster:
     """:func:`start_local_kafka` in a worker thread, so the event loop keeps running.
 
@@ -567,6 +573,7 @@ async def start_local_kafka_async(
         ports=ports,
         start_timeout=start_timeout,
         cache_dir=cache_dir,
+        session_timeout=session_timeout,
     )
 
 

@@ -21,6 +21,7 @@ from ._jars import tail
 __all__ = [
     "NodeSpec",
     "check_port_free",
+    "default_session_timeout",
     "exited_error",
     "format_storage",
     "launch_node",
@@ -146,12 +147,29 @@ def check_port_free(port: int) -> None:
             raise PortInUseError(port, f"bind failed: {exc}") from exc
 
 
-def node_properties(spec: NodeSpec, voters: str, node_count: int) -> dict[str, object]:
+def default_session_timeout(node_count: int) -> float:
+    """Seconds until the controller fences a broker it has not heard from.
+
+    A trade-off, measured: a node restarted after SIGKILL cannot register again until the
+    controller has expired its killed incarnation's session ("DuplicateBrokerRegistration-
+    Exception" every 2 s), so a 1-node restart took 12+ s with Kafka's 9 s default against 3-4 s
+    with 4 s. But a node stalled for longer than the timeout (SIGSTOP in a test, a long GC pause,
+    a starved CI machine) is fenced when it resumes, and a 1-node cluster then serves no metadata
+    for a moment. One node keeps Kafka's 9 s (nothing else could take over anyway); three nodes
+    use 4 s, so fault tests see a killed node fenced and leadership move quickly.
+    """
+    return 9.0 if node_count == 1 else 4.0
+
+
+def node_properties(
+    spec: NodeSpec, voters: str, node_count: int, *, session_timeout: float | None = None
+) -> dict[str, object]:
     """The ``server.properties`` settings of one node: roles, listeners, storage, replication.
 
     The one place where a node's configuration (its listeners included) is decided, so that an
     extension (e.g. secured listeners) can amend the returned mapping before it is written.
     """
+    timeout_ms = round(1000 * (session_timeout or default_session_timeout(node_count)))
     replication = min(node_count, 3)
     min_isr = 1 if node_count == 1 else 2
     settings: dict[str, object] = {
@@ -177,21 +195,20 @@ def node_properties(spec: NodeSpec, voters: str, node_count: int) -> dict[str, o
         "group.initial.rebalance.delay.ms": 0,
         # The 128 MiB default is allocated on the heap at start and sinks small heaps.
         "log.cleaner.dedupe.buffer.size": 16777216,
-        # A node restarted after SIGKILL cannot register again until the controller has expired
-        # its previous incarnation's session ("DuplicateBrokerRegistrationException" every 2 s):
-        # with the 9 s default a 1-node restart took 12+ s, 3+ s more than a fresh start. 4 s also
-        # fences a killed node of a 3-node cluster quickly, so fault tests see leadership move.
-        "broker.session.timeout.ms": 4000,
-        "broker.heartbeat.interval.ms": 1000,
+        # See default_session_timeout; heartbeats 4 per session, at least every 2 s (the default).
+        "broker.session.timeout.ms": timeout_ms,
+        "broker.heartbeat.interval.ms": min(2000, max(100, timeout_ms // 4)),
     }
     return settings
 
 
-def write_node_config(spec: NodeSpec, voters: str, node_count: int) -> None:
+def write_node_config(
+    spec: NodeSpec, voters: str, node_count: int, *, session_timeout: float | None = None
+) -> None:
     """Write ``server.properties`` for ``spec`` (creating its directories)."""
     for directory in (spec.data_dir, spec.logs_dir, spec.tmp_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    settings = node_properties(spec, voters, node_count)
+    settings = node_properties(spec, voters, node_count, session_timeout=session_timeout)
     text = "".join(f"{key}={value}\n" for key, value in settings.items())
     spec.properties_file.write_text("# Written by aiowriter.testing\n" + text)
 
