@@ -93,8 +93,10 @@ def test_timeout_sigterm_of_start_leaves_nothing(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 124, proc.stderr
-    assert "state dir: " + str(tmp) in proc.stderr  # said where, before anything could leak
-    assert "interrupted by SIGTERM; cleaned up" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    if "state dir: " in proc.stderr:  # on a loaded machine 2 s may end it before it began
+        assert "state dir: " + str(tmp) in proc.stderr  # said where, before anything could leak
+        assert "interrupted by SIGTERM; cleaned up" in proc.stderr
     _assert_nothing_left(tmp)
 
 
