@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
         help="end the output with one line of JSON (session_key, packets, ...)",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    demo.add_argument(
+        "--security-config",
+        metavar="FILE",
+        default=None,
+        help="JSON connection settings of a secured cluster (client.json: bootstrap_servers, "
+        "security_protocol, ssl_*, sasl_*); default: $KAFKA_SECURITY_PROTOCOL and the other "
+        "$KAFKA_* settings when set",
+    )
     return parser
 
 
@@ -112,6 +120,14 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     cluster = None
     servers = args.bootstrap_servers
+    security = None
+    if args.security_config or os.environ.get("KAFKA_SECURITY_PROTOCOL"):
+        from ._config_sources import config_from_env, config_from_file
+
+        connection = (
+            config_from_file(args.security_config) if args.security_config else config_from_env()
+        )
+        servers, security = connection.bootstrap_servers, connection.security
     if not servers:
         from .testing import start_local_kafka
 
@@ -126,6 +142,7 @@ def _demo(args: argparse.Namespace) -> int:
             partition_mappings=dict(args.partition_mapping),
             seconds=args.seconds,
             progress=None if args.no_progress else sys.stderr,
+            security=security,
         )
         report = asyncio.run(run_demo(options))
     finally:

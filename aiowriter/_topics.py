@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._config import StreamingConfig
+from ._connect_diagnosis import explain_connect_failures
 from ._exceptions import TopicLayoutError, WriterClosedError, map_kafka_errors
 from ._layout import TopicRequirement
 
@@ -92,7 +93,9 @@ class TopicProvisioner:
                 from aiokafka.admin import AIOKafkaAdminClient
 
                 admin = AIOKafkaAdminClient(**self._config.client_kwargs())
-                with map_kafka_errors(f"connecting to {self._config.bootstrap_servers}"):
+                async with explain_connect_failures(
+                    self._config, f"connecting to {self._config.bootstrap_servers}"
+                ):
                     await admin.start()
                 self._admin = admin
             return self._admin
