@@ -280,8 +280,8 @@ class BrokerSecurity:
         plain = self.client_settings("sasl_plaintext", "PLAIN")
         tls = self.client_settings("ssl")
         return {
-            "wrong_password_scram": {**sasl, "sasl_password": "not-" + self.password},
-            "wrong_password_plain": {**plain, "sasl_password": "not-" + self.password},
+            "wrong_password_scram": {**sasl, "sasl_password": secrets.token_urlsafe(18)},
+            "wrong_password_plain": {**plain, "sasl_password": secrets.token_urlsafe(18)},
             "unknown_user": {**sasl, "sasl_username": "nobody-" + secrets.token_hex(4)},
             "untrusted_ca": {**tls, "ssl_cafile": str(d / "untrusted-ca.pem")},
             "hostname_mismatch": {**tls, "bootstrap_servers": self.bootstrap_servers("BADHOST")},
