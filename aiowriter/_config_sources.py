@@ -189,11 +189,12 @@ def _ssl_context(values: Mapping[str, Any]) -> ssl.SSLContext:
             raise ConfigurationError(f"{key}: no such file: {values[key]}")
     if "ssl_keyfile" in values and "ssl_certfile" not in values:
         raise ConfigurationError("ssl_keyfile needs ssl_certfile (the certificate of that key)")
-    # The same context aiokafka.helpers.create_ssl_context builds: TLS client, CERT_REQUIRED.
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    # As aiokafka.helpers.create_ssl_context: CERT_REQUIRED, and a given ssl_cafile is the only
+    # trust anchor (the system's CAs are used only when none is given).
     try:
-        if "ssl_cafile" in values:
-            context.load_verify_locations(cafile=values["ssl_cafile"])
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=values.get("ssl_cafile")
+        )
     except (ssl.SSLError, OSError) as exc:
         raise ConfigurationError(
             f"ssl_cafile {values['ssl_cafile']}: not a PEM CA file ({exc})"
