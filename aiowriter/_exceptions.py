@@ -215,8 +215,14 @@ def convert_kafka_error(exc: BaseException, context: str) -> AiowriterError:
         ak.SaslAuthenticationFailed | ak.UnsupportedSaslMechanismError | ak.IllegalSaslStateError,
     ):
         return AuthenticationError(f"{detail} (check sasl_mechanism, sasl_username, password)")
-    if isinstance(exc, ak.TopicAuthorizationFailedError | ak.ClusterAuthorizationFailedError):
-        return AuthorizationError(detail)
+    if isinstance(exc, ak.ClusterAuthorizationFailedError):
+        return AuthorizationError(
+            f"{detail} (an ACL denies the client's principal a cluster permission: the "
+            "idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on a topic; "
+            "ask the operator to grant it)"
+        )
+    if isinstance(exc, ak.TopicAuthorizationFailedError):
+        return AuthorizationError(f"{detail} (an ACL denies the client's principal this topic)")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TlsError(detail, reason=tls_verify_reason(exc))
     if isinstance(exc, ak.KafkaConnectionError | ak.NoBrokersAvailable | ConnectionError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._config import StreamingConfig
 from ._connect_diagnosis import explain_connect_failures
-from ._exceptions import TopicLayoutError, WriterClosedError, map_kafka_errors
+from ._exceptions import AuthorizationError, TopicLayoutError, WriterClosedError, map_kafka_errors
 from ._layout import TopicRequirement
 
 __all__ = ["TopicProvisioner"]
@@ -23,6 +23,8 @@ __all__ = ["TopicProvisioner"]
 log = logging.getLogger("aiowriter.topics")
 
 _TOPIC_ALREADY_EXISTS = 36
+# TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED: an ACL denies the creation.
+_NOT_AUTHORIZED = frozenset({29, 31})
 _UNKNOWN_TOPIC = 3
 
 
@@ -209,6 +211,13 @@ class TopicProvisioner:
             response = await admin.create_topics(new, timeout_ms=30_000)
         for item in response.to_object().get("topic_errors", []):
             code = item["error_code"]
+            if code in _NOT_AUTHORIZED:
+                raise AuthorizationError(
+                    f"not allowed to create topic {item['topic']!r}: the client's principal needs "
+                    "the CREATE permission on that topic (or on the cluster); ask the operator "
+                    "to grant it, or to create the topic with the partitions the layout needs",
+                    retriable=False,
+                )
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 message = item.get("error_message") or f"error code {code}"
                 raise TopicLayoutError(f"could not create topic {item['topic']!r}: {message}")

@@ -17,11 +17,14 @@ import pytest
 
 from aiowriter import (
     AuthenticationError,
+    AuthorizationError,
     BrokerUnavailableError,
     ConnectionSecurityError,
     DataFormatManager,
+    EncodedPacket,
     KafkaError,
     PacketWriter,
+    ProducerSettings,
     SessionManager,
     StreamingConfig,
     TlsError,
@@ -49,7 +52,7 @@ EXPECTED: dict[str, tuple[type[ConnectionSecurityError], str | None]] = {
 def negative(kafka_secured_cluster: LocalKafkaCluster) -> dict[str, dict[str, str]]:
     assert kafka_secured_cluster.security is not None
     cases = kafka_secured_cluster.security.negative_settings()
-    assert set(cases) == set(EXPECTED)
+    assert set(cases) == {*EXPECTED, "no_permissions"}
     return cases
 
 
@@ -179,3 +182,22 @@ def test_demo_cli_bad_security_config(tmp_path: Path) -> None:
     assert "'sasl_user'" in proc.stderr
 
 
+
+
+async def test_acl_denials_name_the_permission(negative: dict[str, dict[str, str]]) -> None:
+    """A principal without ACLs: each start or write says which permission is missing."""
+    settings = negative["no_permissions"]
+    async with asyncio.timeout(DEADLINE):
+        with pytest.raises(AuthorizationError, match="IDEMPOTENT_WRITE"):
+            await PacketWriter(StreamingConfig.from_mapping(settings)).start()
+        with pytest.raises(AuthorizationError, match="CREATE permission") as info:
+            await SessionManager(StreamingConfig.from_mapping(settings)).start()
+        assert "'SessionInfo'" in str(info.value)
+        # Without idempotence the producer starts; the topic creation is what is refused.
+        plain = ProducerSettings(enable_idempotence=False, acks=1)
+        ds = f"acl-{os.urandom(4).hex()}"
+        async with PacketWriter(StreamingConfig.from_mapping(settings, producer=plain)) as writer:
+            result = await writer.write_data(ds, "", "key", EncodedPacket("Marker", b"x"))
+    assert not result.success
+    assert isinstance(result.error, AuthorizationError)
+    assert f"create topic {ds!r}" in str(result.error)

@@ -13,10 +13,14 @@ listener           protocol        what it checks
 ``BADHOST``        SSL             a certificate for another host name (negative tests)
 =================  ==============  =================================================
 
-The controller listener stays PLAINTEXT on 127.0.0.1. SCRAM users are created when the storage is
-formatted (``StorageTool format --add-scram``, the KRaft way); PLAIN users live in the listener's
-JAAS configuration. Certificates come from ``trustme`` (on ``cryptography``); the broker reads a
-PKCS#12 keystore and a PEM truststore, the client the PEM files named in ``client.json``.
+The controller listener stays PLAINTEXT on 127.0.0.1. ACLs are enforced (KRaft's
+``StandardAuthorizer``): the test user, the client certificate's CN and the anonymous principal
+of the plaintext and one-way TLS listeners are super users; a second SASL user,
+``<user>-limited``, has no permission at all (for authorisation failure tests). SCRAM users are
+created when the storage is formatted (``StorageTool format --add-scram``, the KRaft way); PLAIN
+users live in the listener's JAAS configuration. Certificates come from ``trustme`` (on
+``cryptography``); the broker reads a PKCS#12 keystore and a PEM truststore, the client the PEM
+files named in ``client.json``.
 """
 
 from __future__ import annotations
@@ -95,6 +99,11 @@ class BrokerSecurity:
             f"<BrokerSecurity {self.kind} ({self.sasl_mechanism}) user={self.username!r} "
             f"directory={str(self.directory)!r}>"
         )
+
+    @property
+    def limited_username(self) -> str:
+        """A SASL user (same password) without any ACL: every topic operation is denied."""
+        return f"{self.username}-limited"
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -223,10 +232,16 @@ class BrokerSecurity:
             "listener.name.badhost.ssl.key.password": self.store_password,
             # A failed login is answered at once: the default 100 ms delay buys nothing here.
             "connection.failed.authentication.delay.ms": 0,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            # ANONYMOUS: the plaintext listeners (controller and inter-broker included) and TLS
+            # without a client certificate; the certificate's CN is the mTLS principal.
+            "super.users": f"User:ANONYMOUS;User:{self.username}",
+            "ssl.principal.mapping.rules": "RULE:^CN=([^,]+),.*$/$1/,DEFAULT",
         }
         plain = (
             "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'user_{self.username}="{self.password}";'
+            f'user_{self.username}="{self.password}" '
+            f'user_{self.limited_username}="{self.password}";'
         )
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         for listener in ("sasl_plaintext", "sasl_ssl"):
@@ -241,7 +256,8 @@ class BrokerSecurity:
         """``StorageTool format`` arguments that create the SCRAM users (KRaft has no ZK)."""
         args: list[str] = []
         for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
-            args += ["--add-scram", f"{mechanism}=[name={self.username},password={self.password}]"]
+            for user in (self.username, self.limited_username):
+                args += ["--add-scram", f"{mechanism}=[name={user},password={self.password}]"]
         return args
 
     # -- client side --------------------------------------------------------------------------
@@ -283,6 +299,7 @@ class BrokerSecurity:
             "wrong_password_scram": {**sasl, "sasl_password": secrets.token_urlsafe(18)},
             "wrong_password_plain": {**plain, "sasl_password": secrets.token_urlsafe(18)},
             "unknown_user": {**sasl, "sasl_username": "nobody-" + secrets.token_hex(4)},
+            "no_permissions": {**sasl, "sasl_username": self.limited_username},
             "untrusted_ca": {**tls, "ssl_cafile": str(d / "untrusted-ca.pem")},
             "hostname_mismatch": {**tls, "bootstrap_servers": self.bootstrap_servers("BADHOST")},
             "mtls_without_certificate": {
