@@ -101,8 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         default=None,
         help="JSON connection settings of a secured cluster (client.json: bootstrap_servers, "
-        "security_protocol, ssl_*, sasl_*); default: $KAFKA_SECURITY_PROTOCOL and the other "
-        "$KAFKA_* settings when set",
+        "security_protocol, ssl_*, sasl_*; its servers replace --bootstrap-servers); default: "
+        "the $KAFKA_* settings ($KAFKA_SECURITY_PROTOCOL, $KAFKA_SASL_USERNAME, ...) when set",
     )
     return parser
 
@@ -121,8 +121,11 @@ def _demo(args: argparse.Namespace) -> int:
     cluster = None
     servers = args.bootstrap_servers
     security = None
-    if args.security_config or os.environ.get("KAFKA_SECURITY_PROTOCOL"):
-        from ._config_sources import config_from_env, config_from_file
+    from ._config_sources import SETTING_NAMES, config_from_env, config_from_file
+
+    # Any connection setting in the environment beyond the servers means a secured cluster.
+    from_env = any(os.environ.get(f"KAFKA_{name.upper()}") for name in SETTING_NAMES[1:])
+    if args.security_config or from_env:
 
         connection = (
             config_from_file(args.security_config) if args.security_config else config_from_env()

@@ -139,7 +139,8 @@ def _verify_error(
         )
     else:
         hint = "the broker's certificate is not signed by a CA you trust; set ssl_cafile to its CA"
-    return TlsError(f"TLS to {where} failed: {exc.verify_message}: {hint}", reason=reason)
+    detail = str(exc.verify_message).rstrip(".")
+    return TlsError(f"TLS to {where} failed: {detail}: {hint}", reason=reason)
 
 
 def _tls_error(where: str, exc: ssl.SSLError) -> TlsError:

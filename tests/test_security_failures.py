@@ -45,6 +45,8 @@ EXPECTED: dict[str, tuple[type[ConnectionSecurityError], str | None]] = {
     "hostname_mismatch": (TlsError, "hostname_mismatch"),
     "mtls_without_certificate": (TlsError, "client_certificate_rejected"),
     "plaintext_on_tls_port": (TlsError, "tls_port"),
+    "sasl_plaintext_on_sasl_ssl_port": (TlsError, "tls_port"),
+    "tls_on_plaintext_port": (TlsError, "not_tls"),
 }
 
 

@@ -306,6 +306,14 @@ class BrokerSecurity:
                 **tls,
                 "bootstrap_servers": self.bootstrap_servers("MTLS"),
             },
+            "tls_on_plaintext_port": {
+                **tls,
+                "bootstrap_servers": self.bootstrap_servers("PLAINTEXT"),
+            },
+            "sasl_plaintext_on_sasl_ssl_port": {
+                **sasl,
+                "bootstrap_servers": self.bootstrap_servers("SASL_SSL"),
+            },
             "plaintext_on_tls_port": {
                 "bootstrap_servers": self.bootstrap_servers("SSL"),
                 "security_protocol": "PLAINTEXT",
