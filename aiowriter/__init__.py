@@ -16,6 +16,9 @@ from ._config import QueueLimits as QueueLimits
 from ._config import SecuritySettings as SecuritySettings
 from ._config import StreamCreationStrategy as StreamCreationStrategy
 from ._config import StreamingConfig as StreamingConfig
+from ._config_sources import config_from_env as config_from_env
+from ._config_sources import config_from_file as config_from_file
+from ._config_sources import config_from_mapping as config_from_mapping
 from ._delivery import Delivery as Delivery
 from ._delivery import DeliveryReport as DeliveryReport
 from ._delivery import WriteResult as WriteResult
@@ -121,6 +124,9 @@ __all__ = [
     "WriteResult",
     "WriterClosedError",
     "WriterStatistics",
+    "config_from_env",
+    "config_from_file",
+    "config_from_mapping",
     "open_data",
     "packets",
 ]

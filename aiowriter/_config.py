@@ -253,22 +253,6 @@ class StreamingConfig:
                 f"{self.replication_factor!r}"
             )
 
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any], **options: Any) -> StreamingConfig:
-        """From connection settings such as ``client.json`` (see "Connecting to a secured
-        cluster" in the README); ``options`` are further StreamingConfig arguments."""
-        from ._config_sources import config_from_mapping
-
-        return config_from_mapping(settings, **options)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> StreamingConfig:
-        """From ``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``,
-        ``KAFKA_SSL_*`` ... (``os.environ`` by default)."""
-        from ._config_sources import config_from_env
-
-        return config_from_env(environ, **options)
-
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments shared by every aiokafka client this config makes."""
         return {

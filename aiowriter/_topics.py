@@ -209,15 +209,17 @@ class TopicProvisioner:
         new = [NewTopic(r.topic, r.partitions, rf) for r in reqs]
         with map_kafka_errors("creating topics " + ", ".join(r.topic for r in reqs)):
             response = await admin.create_topics(new, timeout_ms=30_000)
-        for item in response.to_object().get("topic_errors", []):
+        errors = response.to_object().get("topic_errors", [])
+        denied = sorted(item["topic"] for item in errors if item["error_code"] in _NOT_AUTHORIZED)
+        if denied:
+            raise AuthorizationError(
+                f"not allowed to create topic(s) {', '.join(map(repr, denied))}: the client's "
+                "principal needs the CREATE permission on them (or on the cluster); ask the "
+                "operator to grant it, or to create them with the partitions the layout needs",
+                retriable=False,
+            )
+        for item in errors:
             code = item["error_code"]
-            if code in _NOT_AUTHORIZED:
-                raise AuthorizationError(
-                    f"not allowed to create topic {item['topic']!r}: the client's principal needs "
-                    "the CREATE permission on that topic (or on the cluster); ask the operator "
-                    "to grant it, or to create the topic with the partitions the layout needs",
-                    retriable=False,
-                )
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 message = item.get("error_message") or f"error code {code}"
                 raise TopicLayoutError(f"could not create topic {item['topic']!r}: {message}")

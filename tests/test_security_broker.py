@@ -27,7 +27,7 @@ from aiowriter import (
     PacketWriter,
     SessionManager,
     StreamCreationStrategy,
-    StreamingConfig,
+    config_from_mapping,
     open_data,
 )
 from aiowriter.testing import LocalKafkaCluster
@@ -117,7 +117,7 @@ async def test_writer_layout(kafka_secured: Settings, kind: str, mechanism: str 
     settings = kafka_secured(kind, mechanism)
     ds, key = _ds(), f"session-{uuid.uuid4()}"
     plan = [("", b"m0", False), ("s1", b"a0", True), ("s1", b"a1", False), ("", b"m1", True)]
-    config = StreamingConfig.from_mapping(settings)
+    config = config_from_mapping(settings)
     async with PacketWriter(config) as writer:
         results = [
             await writer.write_data(ds, stream, key, EncodedPacket("Marker", body, essential))
@@ -146,7 +146,7 @@ async def test_partition_based_layout(
 ) -> None:
     settings = kafka_secured(kind, mechanism)
     ds, key = _ds(), f"session-{uuid.uuid4()}"
-    config = StreamingConfig.from_mapping(
+    config = config_from_mapping(
         settings,
         stream_creation_strategy=StreamCreationStrategy.PARTITION_BASED,
         partition_mappings={"s1": 1},
@@ -165,7 +165,7 @@ async def test_session_create_and_end(
 ) -> None:
     settings = kafka_secured(kind, mechanism)
     ds = _ds("sess")
-    config = StreamingConfig.from_mapping(settings)
+    config = config_from_mapping(settings)
     async with SessionManager(config) as manager:
         session = (await manager.create_new_session(ds, identifier="FP1")).unwrap()
         ended = (await manager.end_session(ds, session.session_key)).unwrap()
@@ -189,7 +189,7 @@ async def test_session_create_and_end(
 async def test_data_formats(kafka_secured: Settings, kind: str, mechanism: str | None) -> None:
     settings = kafka_secured(kind, mechanism)
     ds = _ds("fmt")
-    config = StreamingConfig.from_mapping(settings)
+    config = config_from_mapping(settings)
     async with DataFormatManager(config) as formats:
         fid = (await formats.get_parameter_data_format_id(ds, ["vCar:Chassis"])).unwrap()
     async with DataFormatManager(config) as again:  # resolved from the topic, not memory

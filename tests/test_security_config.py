@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from aiowriter import ConfigurationError, StreamingConfig
+from aiowriter import ConfigurationError, config_from_env, config_from_mapping
 from aiowriter._config_sources import SETTING_NAMES, config_from_file
 from aiowriter.testing import kafka as kafka_cli
 
@@ -33,7 +33,7 @@ def pem(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_plaintext_minimal() -> None:
-    config = StreamingConfig.from_mapping({"bootstrap_servers": "k1:9092,k2:9092"})
+    config = config_from_mapping({"bootstrap_servers": "k1:9092,k2:9092"})
     assert config.bootstrap_servers == "k1:9092,k2:9092"
     assert config.security.security_protocol == "PLAINTEXT"
     assert config.security.ssl_context is None
@@ -41,7 +41,7 @@ def test_plaintext_minimal() -> None:
 
 
 def test_sasl_ssl_mapping(pem: dict[str, str]) -> None:
-    config = StreamingConfig.from_mapping(
+    config = config_from_mapping(
         {
             "bootstrap_servers": "k:9093",
             "security_protocol": "sasl_ssl",  # case-insensitive
@@ -73,7 +73,7 @@ def test_sasl_ssl_mapping(pem: dict[str, str]) -> None:
 def test_mtls_and_options_pass_through(pem: dict[str, str]) -> None:
     from aiowriter import StreamCreationStrategy
 
-    config = StreamingConfig.from_mapping(
+    config = config_from_mapping(
         {"bootstrap_servers": "k:9094", "security_protocol": "SSL", **pem},
         stream_creation_strategy=StreamCreationStrategy.PARTITION_BASED,
         partition_mappings={"Chassis": 1},
@@ -86,7 +86,7 @@ def test_mtls_and_options_pass_through(pem: dict[str, str]) -> None:
 
 
 def test_librdkafka_names_accepted(pem: dict[str, str]) -> None:
-    config = StreamingConfig.from_mapping(
+    config = config_from_mapping(
         {
             "bootstrap.servers": "k:9093",
             "security.protocol": "SASL_SSL",
@@ -112,7 +112,7 @@ def test_environment(pem: dict[str, str]) -> None:
         "KAFKA_REQUIRED": "1",  # not a connection setting: ignored
         "HOME": "/root",
     }
-    config = StreamingConfig.from_env(env)
+    config = config_from_env(env)
     assert config.bootstrap_servers == "k:9093"
     assert config.security.sasl_mechanism == "SCRAM-SHA-256"
     assert config.security.sasl_plain_username == "carol"
@@ -125,10 +125,10 @@ def test_environment_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> 
     for name in SETTING_NAMES:
         monkeypatch.delenv(f"KAFKA_{name.upper()}", raising=False)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "env-host:9092")
-    assert StreamingConfig.from_env().bootstrap_servers == "env-host:9092"
+    assert config_from_env().bootstrap_servers == "env-host:9092"
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS")
     with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP_SERVERS"):
-        StreamingConfig.from_env()
+        config_from_env()
 
 
 def test_client_json_file(tmp_path: Path, pem: dict[str, str]) -> None:
@@ -173,7 +173,7 @@ def test_client_json_file(tmp_path: Path, pem: dict[str, str]) -> None:
 )
 def test_bad_settings_say_what_to_fix(settings: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
-        StreamingConfig.from_mapping(settings)
+        config_from_mapping(settings)
 
 
 def test_errors_never_show_a_password(tmp_path: Path, pem: dict[str, str]) -> None:
@@ -199,7 +199,7 @@ def test_errors_never_show_a_password(tmp_path: Path, pem: dict[str, str]) -> No
     ]
     for settings in cases:
         with pytest.raises(ConfigurationError) as info:
-            StreamingConfig.from_mapping(settings)
+            config_from_mapping(settings)
         assert SECRET not in str(info.value)
         assert "12345678" not in str(info.value)
 

@@ -26,8 +26,8 @@ from aiowriter import (
     PacketWriter,
     ProducerSettings,
     SessionManager,
-    StreamingConfig,
     TlsError,
+    config_from_mapping,
 )
 from aiowriter.testing import LocalKafkaCluster
 
@@ -82,7 +82,7 @@ async def test_writer_start_fails_fast_and_typed(
 ) -> None:
     settings = negative[case]
     error_type, reason = EXPECTED[case]
-    config = StreamingConfig.from_mapping(settings)
+    config = config_from_mapping(settings)
     caplog.set_level(logging.DEBUG)
     before = failed_logins(kafka_secured_cluster)
     started = time.monotonic()
@@ -110,7 +110,7 @@ async def test_writer_start_fails_fast_and_typed(
 
 @pytest.mark.parametrize("case", ["wrong_password_scram", "untrusted_ca", "plaintext_on_tls_port"])
 async def test_managers_fail_typed_too(case: str, negative: dict[str, dict[str, str]]) -> None:
-    config = StreamingConfig.from_mapping(negative[case])
+    config = config_from_mapping(negative[case])
     error_type, _ = EXPECTED[case]
     async with asyncio.timeout(DEADLINE):
         with pytest.raises(error_type):
@@ -125,7 +125,7 @@ async def test_good_login_logs_no_secret(
     """SASL PLAIN sends the password in a request aiokafka logs at DEBUG; it must be redacted."""
     settings = kafka_secured_cluster.client_settings("sasl_plaintext", "PLAIN")
     caplog.set_level(logging.DEBUG)
-    config = StreamingConfig.from_mapping(settings)
+    config = config_from_mapping(settings)
     async with PacketWriter(config):
         pass
     assert "SaslAuthenticateRequest" in caplog.text  # the record is there, redacted
@@ -138,7 +138,7 @@ async def test_broker_down_is_still_unavailable(tmp_path: Path) -> None:
     from aiowriter.testing._node import pick_free_ports
 
     (port,) = pick_free_ports(1)
-    config = StreamingConfig.from_mapping(
+    config = config_from_mapping(
         {"bootstrap_servers": f"127.0.0.1:{port}", "security_protocol": "PLAINTEXT"}
     )
     async with asyncio.timeout(DEADLINE):
@@ -191,15 +191,15 @@ async def test_acl_denials_name_the_permission(negative: dict[str, dict[str, str
     settings = negative["no_permissions"]
     async with asyncio.timeout(DEADLINE):
         with pytest.raises(AuthorizationError, match="IDEMPOTENT_WRITE"):
-            await PacketWriter(StreamingConfig.from_mapping(settings)).start()
+            await PacketWriter(config_from_mapping(settings)).start()
         with pytest.raises(AuthorizationError, match="CREATE permission") as info:
-            await SessionManager(StreamingConfig.from_mapping(settings)).start()
-        assert "'SessionInfo'" in str(info.value)
+            await SessionManager(config_from_mapping(settings)).start()
+        assert "topic(s) 'SessionInfo'" in str(info.value)
         # Without idempotence the producer starts; the topic creation is what is refused.
         plain = ProducerSettings(enable_idempotence=False, acks=1)
         ds = f"acl-{os.urandom(4).hex()}"
-        async with PacketWriter(StreamingConfig.from_mapping(settings, producer=plain)) as writer:
+        async with PacketWriter(config_from_mapping(settings, producer=plain)) as writer:
             result = await writer.write_data(ds, "", "key", EncodedPacket("Marker", b"x"))
     assert not result.success
     assert isinstance(result.error, AuthorizationError)
-    assert f"create topic {ds!r}" in str(result.error)
+    assert f"create topic(s) {ds!r}, '{ds}_essential'" in str(result.error)

@@ -15,7 +15,7 @@ restart it before it ends, since the cluster is shared by the session.
 (TLS, mutual TLS, SASL_PLAINTEXT and SASL_SSL with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; one
 JVM for all of them, started on first use), and ``kafka_secured`` is a factory on it:
 ``kafka_secured("sasl_ssl", "SCRAM-SHA-256")`` returns the ``client.json`` settings of that kind
-(``aiowriter.StreamingConfig.from_mapping`` takes them). Both always start a local broker, even
+(``aiowriter.config_from_mapping`` takes them). Both always start a local broker, even
 when ``KAFKA_BOOTSTRAP_SERVERS`` is set, since a foreign broker's listeners are unknown.
 
 When no broker can be had the tests that need one are skipped with the reason, unless
