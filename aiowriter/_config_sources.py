@@ -92,7 +92,12 @@ def config_from_mapping(settings: Mapping[str, Any], **options: Any) -> Streamin
             raise ConfigurationError(f"connection setting {key} must be a string, got {shown}")
     if "bootstrap_servers" not in values:
         raise ConfigurationError("connection settings need bootstrap_servers ('host:port,...')")
-    if "producer" not in options and "client_id" in values:
+    if "client_id" in values:
+        if "producer" in options:
+            raise ConfigurationError(
+                "client_id is set in the settings and producer= is given too: set "
+                "ProducerSettings(client_id=...) instead"
+            )
         options["producer"] = ProducerSettings(client_id=values["client_id"])
     return StreamingConfig(
         bootstrap_servers=values["bootstrap_servers"],
