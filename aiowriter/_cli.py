@@ -1,4 +1,5 @@
-"""The ``aiowriter`` command line (``aiowriter demo``, also ``python -m aiowriter demo``)."""
+"""The ``aiowriter`` command line (``aiowriter demo``, ``aiowriter sessions ...``; also
+``python -m aiowriter ...``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from . import _sessions_cli
 from ._config import StreamCreationStrategy
 from ._exceptions import AiowriterError, InvalidNameError
 from ._names import validate_data_source, validate_stream
@@ -104,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         "security_protocol, ssl_*, sasl_*; its servers replace --bootstrap-servers); default: "
         "the $KAFKA_* settings ($KAFKA_SECURITY_PROTOCOL, $KAFKA_SASL_USERNAME, ...) when set",
     )
+    _sessions_cli.register(commands)
     return parser
 
 
@@ -126,7 +129,6 @@ def _demo(args: argparse.Namespace) -> int:
     # Any connection setting in the environment beyond the servers means a secured cluster.
     from_env = any(os.environ.get(f"KAFKA_{name.upper()}") for name in SETTING_NAMES[1:])
     if args.security_config or from_env:
-
         connection = (
             config_from_file(args.security_config) if args.security_config else config_from_env()
         )
@@ -163,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "sessions":
+            return _sessions_cli.run(args)
     except AiowriterError as exc:
         print(f"aiowriter {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
