@@ -124,14 +124,10 @@ def _demo(args: argparse.Namespace) -> int:
     cluster = None
     servers = args.bootstrap_servers
     security = None
-    from ._config_sources import SETTING_NAMES, config_from_env, config_from_file
+    from ._config_sources import cli_connection
 
-    # Any connection setting in the environment beyond the servers means a secured cluster.
-    from_env = any(os.environ.get(f"KAFKA_{name.upper()}") for name in SETTING_NAMES[1:])
-    if args.security_config or from_env:
-        connection = (
-            config_from_file(args.security_config) if args.security_config else config_from_env()
-        )
+    connection = cli_connection(args.security_config)
+    if connection is not None:
         servers, security = connection.bootstrap_servers, connection.security
     if not servers:
         from .testing import start_local_kafka

@@ -34,7 +34,13 @@ from typing import Any
 from ._config import ProducerSettings, SecuritySettings, StreamingConfig
 from ._exceptions import ConfigurationError
 
-__all__ = ["SETTING_NAMES", "config_from_env", "config_from_file", "config_from_mapping"]
+__all__ = [
+    "SETTING_NAMES",
+    "cli_connection",
+    "config_from_env",
+    "config_from_file",
+    "config_from_mapping",
+]
 
 SETTING_NAMES = (
     "bootstrap_servers",
@@ -134,6 +140,19 @@ def config_from_file(path: str | os.PathLike[str], **options: Any) -> StreamingC
     except ValueError as exc:
         raise ConfigurationError(f"{file} is not valid JSON: {exc}") from None
     return config_from_mapping(settings, **options)
+
+
+def cli_connection(
+    security_config: str | None, environ: Mapping[str, str] | None = None
+) -> StreamingConfig | None:
+    """The connection an ``aiowriter`` command was given: ``--security-config FILE``, else the
+    ``KAFKA_*`` settings when any beyond the servers is set; ``None`` for neither (plaintext)."""
+    if security_config:
+        return config_from_file(security_config)
+    env = os.environ if environ is None else environ
+    if any(env.get(f"KAFKA_{name.upper()}", "").strip() for name in SETTING_NAMES[1:]):
+        return config_from_env(env)
+    return None
 
 
 def security_from_settings(values: Mapping[str, Any]) -> SecuritySettings:

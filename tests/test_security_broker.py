@@ -8,6 +8,7 @@ listener's ``client.json`` settings, over the same listener.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -204,6 +205,9 @@ async def test_data_formats(kafka_secured: Settings, kind: str, mechanism: str |
 DEMO = [sys.executable, "-m", "aiowriter", "demo", "--json", "--seconds", "1", "--no-progress"]
 
 
+SESSIONS_SHOW = [sys.executable, "-m", "aiowriter", "sessions", "show"]
+
+
 def run_demo(args: list[str], env: Mapping[str, str] | None = None) -> dict[str, Any]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     proc = subprocess.run(
@@ -254,3 +258,38 @@ def test_demo_cli(
     assert report["failed"] == 0
     assert report["read_back"] == report["packets"]
     assert sum(report["packets"].values()) > 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "mechanism"), [KINDS[2], KINDS[7]], ids=[KIND_IDS[2], KIND_IDS[7]]
+)
+async def test_sessions_cli(
+    kafka_secured: Settings, tmp_path: Path, kind: str, mechanism: str | None
+) -> None:
+    """``aiowriter sessions`` on a secured cluster: --security-config, and the environment."""
+    settings = kafka_secured(kind, mechanism)
+    ds = _ds("cli")
+    async with SessionManager(config_from_mapping(settings)) as manager:
+        session = (await manager.create_new_session(ds, identifier="Q1")).unwrap()
+    path = tmp_path / "client.json"
+    path.write_text(json.dumps(settings))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    env_settings = {f"KAFKA_{k.upper()}": v for k, v in settings.items()}
+    for extra, env in (
+        (["--security-config", str(path)], clean),
+        ([], {**clean, **env_settings}),
+    ):
+        proc = await asyncio.to_thread(
+            subprocess.run,
+            [*SESSIONS_SHOW, session.session_key, "--json", *extra],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        shown = json.loads(proc.stdout)
+        assert shown["identifier"] == "Q1"
+        assert shown["state"] == "active"
