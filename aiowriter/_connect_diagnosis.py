@@ -74,22 +74,26 @@ async def explain_connect_failures(config: StreamingConfig, context: str) -> Asy
 
 
 async def diagnose_connect_failure(config: StreamingConfig) -> ConnectionSecurityError | None:
-    """The security error behind a failed connection to ``config``'s first bootstrap server.
+    """The security error behind a failed connection to ``config``'s bootstrap servers.
 
-    ``None`` when the probe finds none (the broker is down, or the probe connects fine).
-    Takes at most a few seconds.
+    ``None`` when the probes find none (the brokers are down, or a probe connects fine).
+    Takes at most a few seconds in all.
     """
-    server = config.bootstrap_servers.split(",")[0].strip()
-    host, _, port_text = server.rpartition(":")
-    port = int(port_text)
     try:
         async with asyncio.timeout(_PROBE_SECONDS):
-            return await _probe(config, host, port)
+            # Server by server, as aiokafka's bootstrap: the first may be down, the next answer.
+            for server in config.bootstrap_servers.split(","):
+                host, _, port = server.strip().rpartition(":")
+                try:
+                    found = await _probe(config, host, int(port))
+                except Exception as exc:  # the probe must never hide the original failure
+                    log.debug("probing %s failed: %s: %s", server, type(exc).__name__, exc)
+                    continue
+                if found is not None:
+                    return found
     except TimeoutError:
-        return None
-    except Exception as exc:  # the probe must never hide the original failure
-        log.debug("probing %s:%s failed: %s: %s", host, port, type(exc).__name__, exc)
-        return None
+        pass
+    return None
 
 
 async def _probe(config: StreamingConfig, host: str, port: int) -> ConnectionSecurityError | None:

@@ -133,6 +133,18 @@ async def test_good_login_logs_no_secret(
     assert settings["sasl_password"] not in repr(config)
 
 
+async def test_diagnosis_tries_every_bootstrap_server(negative: dict[str, dict[str, str]]) -> None:
+    from aiowriter.testing._node import pick_free_ports
+
+    (dead,) = pick_free_ports(1)
+    settings = negative["wrong_password_scram"]
+    servers = f"127.0.0.1:{dead},{settings['bootstrap_servers']}"
+    config = config_from_mapping({**settings, "bootstrap_servers": servers})
+    async with asyncio.timeout(DEADLINE):
+        with pytest.raises(AuthenticationError):
+            await PacketWriter(config).start()
+
+
 async def test_broker_down_is_still_unavailable(tmp_path: Path) -> None:
     """The diagnosis does not turn a stopped broker into a security error."""
     from aiowriter.testing._node import pick_free_ports
