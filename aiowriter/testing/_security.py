@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._errors import BrokerStartError
+
 __all__ = [
     "SASL_MECHANISMS",
     "SECURITY_KINDS",
@@ -168,7 +170,13 @@ class BrokerSecurity:
         )
 
     def _write_key_material(self) -> None:
-        import trustme
+        try:
+            import trustme
+        except ImportError:
+            raise BrokerStartError(
+                "a secured local broker needs `trustme` for its throwaway certificates: "
+                "pip install 'aiowriter[testing]'"
+            ) from None
         from cryptography import x509
         from cryptography.hazmat.primitives.serialization import (
             BestAvailableEncryption,
