@@ -32,7 +32,7 @@ log = logging.getLogger("aiowriter.security")
 
 
 class _RedactSaslExchange(logging.Filter):
-    """aiokafka logs every request at DEBUG, SASL PLAIN's ``user\0user\0password`` included:
+    """aiokafka logs every request at DEBUG, SASL PLAIN's clear-text user and password included:
     replace the SASL exchange in those records, so debug logs never carry a secret."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -52,7 +52,7 @@ def _is_sasl(arg: object) -> bool:
 if not any(isinstance(f, _RedactSaslExchange) for f in logging.getLogger("aiokafka.conn").filters):
     logging.getLogger("aiokafka.conn").addFilter(_RedactSaslExchange())
 
-# The probe is one connection to one server: a few seconds are plenty on a live network, and a
+# The probes are one connection per server: a few seconds are plenty on a live network, and a
 # start that already failed should not be held up long by a silent one.
 _PROBE_SECONDS = 5.0
 
