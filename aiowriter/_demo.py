@@ -33,7 +33,7 @@ from typing import Any, TextIO
 import attrs
 
 from . import packets
-from ._config import StreamCreationStrategy, StreamingConfig
+from ._config import SecuritySettings, StreamCreationStrategy, StreamingConfig
 from ._delivery import Delivery
 from ._demo_car import CAR_STREAMS, EVENTS, GROUPS, NS, Car, configuration
 from ._encoded import EncodedPacket
@@ -60,6 +60,8 @@ class DemoOptions:
     partition_mappings: Mapping[str, int] = attrs.field(factory=dict)
     seconds: float = 10.0
     progress: TextIO | None = None
+    security: SecuritySettings | None = None
+    """TLS / SASL settings of a secured cluster (``aiowriter demo --security-config``)."""
     stop: asyncio.Event | None = attrs.field(default=None, eq=False)
     """Set to stop the data early; the session is still ended, read back and reported."""
 
@@ -230,6 +232,7 @@ def make_config(options: DemoOptions) -> StreamingConfig:
         bootstrap_servers=options.bootstrap_servers,
         stream_creation_strategy=options.strategy,
         partition_mappings=mappings,
+        security=options.security or SecuritySettings(),
     )
 
 

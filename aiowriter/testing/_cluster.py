@@ -1,24 +1,15 @@
 """Start, inspect and stop a local Kafka KRaft cluster (1 or 3 nodes) from Maven Central jars.
 
-Lifecycle guarantees (also in the package docs and the README):
-
-- A cluster started without ``detach`` lives no longer than the process that started it:
-  :meth:`LocalKafkaCluster.stop`, a ``with`` block, interpreter exit (``atexit``), Ctrl-C and, in
-  the command lines and the pytest plugin, SIGTERM and SIGHUP all stop its nodes; if the process
-  dies without cleaning up (SIGKILL, a crash), its watchdog process (``_watchdog``) stops them
-  within seconds and removes a temporary state dir.
-- A detached start (the ``start`` command) hands the nodes over once they are all ready: they run
-  until ``stop``. If the start fails or is interrupted (any signal, SIGKILL included) before that,
-  nothing of it is left running, and the state file names no dead process.
-- A state dir belongs to one cluster at a time: a lock file, held by the starting process and
-  inherited by the nodes, makes a second start on it fail at once, naming the holder.
+Lifecycle guarantees: see the package docstring (``aiowriter.testing``) and the README. The
+pieces: ``_lock`` (one cluster per state dir), ``_watchdog`` (nothing outlives a killed owner),
+``_signals`` (SIGTERM/SIGHUP unwind like Ctrl-C), and the ``except BaseException`` of
+:func:`start_local_kafka` (a failed or interrupted start leaves nothing behind).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import json
 import shutil
 import subprocess
@@ -32,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from ._args import check_start_arguments
-from ._errors import BrokerStartError, ClusterStateError, StartTimeoutError, ToolNotFoundError
+from ._errors import BrokerStartError, ClusterStateError, StartTimeoutError
 from ._jars import DEFAULT_KAFKA_VERSION, Progress, ensure_kafka_jars
 from ._lock import StateDirLock, this_command
 from ._node import (
@@ -49,6 +40,14 @@ from ._node import (
     write_log4j_config,
     write_node_config,
 )
+from ._probe import (
+    read_from,
+    registered_broker_ids,
+    require_java,
+    size_of,
+    write_plaintext_client_json,
+)
+from ._security import CLIENT_FILE, SECURITY_DIR, BrokerSecurity, check_security, extra_ports_needed
 from ._watchdog import Watchdog
 
 __all__ = ["LocalKafkaCluster", "NodeStatus", "start_local_kafka", "start_local_kafka_async"]
@@ -109,6 +108,8 @@ class LocalKafkaCluster:
         self._owns_state_dir = owns_state_dir
         self._detached = detached
         self._stopped = False
+        self.security: BrokerSecurity | None = BrokerSecurity.load(state_dir)
+        """Secured listeners and their credentials, when started with ``security=``."""
         # Set by start_local_kafka for the cluster it starts; None for one read from a state dir.
         self._lock: StateDirLock | None = None
         self._watchdog: Watchdog | None = None
@@ -147,6 +148,19 @@ class LocalKafkaCluster:
             for nid, spec in self._specs.items()
         ]
 
+    def client_settings(
+        self, kind: str | None = None, sasl_mechanism: str | None = None
+    ) -> dict[str, str]:
+        """Client settings (the keys of ``client.json``) for a listener kind of this cluster."""
+        if self.security is None:
+            if kind not in (None, "plaintext"):
+                raise ClusterStateError(
+                    f"this cluster has no secured listeners (asked for {kind!r}); start it "
+                    "with security='ssl' (or any other secured kind)"
+                )
+            return {"bootstrap_servers": self.bootstrap_servers, "security_protocol": "PLAINTEXT"}
+        return self.security.client_settings(kind, sasl_mechanism)
+
     def __repr__(self) -> str:
         alive = sum(s.alive for s in self.status()) if not self._stopped else 0
         return (
@@ -179,8 +193,8 @@ class LocalKafkaCluster:
         spec = self._spec(node_id)
         if self.is_alive(node_id):
             terminate([(self._pids[node_id], spec, self._processes.get(node_id))], grace=10.0)
-        java = _require_java()
-        log_offset = _size(spec.log_file)
+        java = require_java()
+        log_offset = size_of(spec.log_file)
         process = launch_node(
             java,
             self._lib_dir,
@@ -327,8 +341,9 @@ class LocalKafkaCluster:
             else:
                 shutil.rmtree(spec.directory, ignore_errors=True)
         if not keep_logs:
-            for name in (STATE_FILE, "log4j2.properties"):
+            for name in (STATE_FILE, "log4j2.properties", CLIENT_FILE):
                 (self.state_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(self.state_dir / SECURITY_DIR, ignore_errors=True)
 
     def _launch_all(self, java: str) -> None:
         for nid, spec in self._specs.items():
@@ -360,13 +375,14 @@ class LocalKafkaCluster:
                     raise exited_error(self._specs[nid], process.returncode)
             # The log line is a cheap gate before opening client connections to the nodes.
             started = (
-                _STARTED_MARK in _read(self._specs[n].log_file, o) for n, o in log_offsets.items()
+                _STARTED_MARK in read_from(self._specs[n].log_file, o)
+                for n, o in log_offsets.items()
             )
             if all(started):
                 # Asked through the (re)started nodes themselves: right after a kill the others
                 # still list the dead node until its broker session times out.
                 bootstrap = ",".join(f"127.0.0.1:{self._specs[n].port}" for n in sorted(wanted))
-                registered = _registered_broker_ids(bootstrap)
+                registered = registered_broker_ids(bootstrap)
                 if wanted <= registered:
                     return
             if time.monotonic() >= deadline:
@@ -377,56 +393,6 @@ class LocalKafkaCluster:
                     f"overloaded, pass a longer start timeout. Last log lines:\n{logs}"
                 )
             time.sleep(0.5)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _read(path: Path, offset: int = 0) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _registered_broker_ids(bootstrap_servers: str) -> set[int]:
-    """Broker ids in the cluster metadata (only registered, unfenced brokers are listed)."""
-    if not bootstrap_servers:
-        return set()
-
-    async def probe() -> set[int]:
-        from aiokafka.client import AIOKafkaClient
-
-        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
-        try:
-            await asyncio.wait_for(client.bootstrap(), 10.0)
-            return {broker.nodeId for broker in client.cluster.brokers()}
-        except Exception:
-            return set()  # not ready yet: connection refused, timeout, no metadata
-        finally:
-            await client.close()
-
-    # A fresh loop in a worker thread: the caller may itself be inside a running event loop.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, probe()).result()
-
-
-def _require_java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise ToolNotFoundError(
-            "java",
-            "a Java 17+ runtime is needed to run the Kafka broker (install it, e.g. "
-            "`apt-get install openjdk-17-jre-headless`), or set KAFKA_BOOTSTRAP_SERVERS "
-            "to use a broker you already run",
-        )
-    return java
 
 
 def start_local_kafka(
@@ -440,6 +406,8 @@ def start_local_kafka(
     detach: bool = False,
     progress: Progress | None = None,
     session_timeout: float | None = None,
+    security: str | None = None,
+    sasl_mechanism: str | None = None,
 ) -> LocalKafkaCluster:
     """Start a local Kafka KRaft cluster and return once every node is a registered broker.
 
@@ -461,6 +429,13 @@ def start_local_kafka(
         one node, Kafka's default, 4 for three). Shorter makes the restart of a SIGKILLed node
         quicker (it waits for the killed incarnation's session to expire) but fences a node that
         stalls longer than that (SIGSTOP, GC pause) when it resumes.
+    :param security: ``None`` (plaintext only, no ``client.json``) or one of ``plaintext``,
+        ``ssl``, ``mtls``, ``sasl_plaintext``, ``sasl_ssl``: any secured kind opens *all* the
+        secured listeners (see :mod:`aiowriter.testing._security`) with a throwaway CA and
+        SCRAM/PLAIN user; ``client.json`` in the state dir describes the chosen kind, and
+        :meth:`LocalKafkaCluster.client_settings` every kind.
+    :param sasl_mechanism: the mechanism ``client.json`` names for the SASL kinds (default
+        ``SCRAM-SHA-512``); the broker enables PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
     :param progress: called with a line of news at a time (the jar download of a first run, the
         state dir, the launch); the command lines print them on stderr.
     :raises aiowriter.InvalidInputError: a bad argument (also a :class:`ValueError`).
@@ -469,9 +444,11 @@ def start_local_kafka(
         ``state_dir``.
     """
     check_start_arguments(nodes, kafka_version, ports, start_timeout, state_dir, session_timeout)
+    check_security(security, sasl_mechanism)
+    secured = security not in (None, "plaintext")
     for port in ports or ():
         check_port_free(port)  # before the slow parts: a clash is the cheapest error to report
-    java = _require_java()
+    java = require_java()
     cache = Path(cache_dir) if cache_dir is not None else None
     lib = ensure_kafka_jars(kafka_version, cache, progress)
 
@@ -498,7 +475,9 @@ def start_local_kafka(
     if progress is not None:
         progress(f"starting {nodes} Kafka {kafka_version} node(s); state dir: {root}")
 
-    free = pick_free_ports(2 * nodes, exclude=ports or ())
+    free = pick_free_ports(
+        2 * nodes + (extra_ports_needed(nodes) if secured else 0), exclude=ports or ()
+    )
     client_ports = list(ports) if ports is not None else free[:nodes]
     specs = [
         NodeSpec(i + 1, client_ports[i], free[nodes + i], root / f"node-{i + 1}")
@@ -519,15 +498,33 @@ def start_local_kafka(
     try:
         if state_dir is not None:
             _refuse_running_cluster(root)
+        if secured:
+            cluster.security = BrokerSecurity.create(
+                root,
+                kind=str(security),
+                sasl_mechanism=sasl_mechanism or "SCRAM-SHA-512",
+                plaintext_ports={s.node_id: s.port for s in specs},
+                free_ports=free[2 * nodes :],
+            )
+        else:
+            cluster.security = None  # not a leftover of an earlier cluster in this state dir
+        sec = cluster.security
         voters = ",".join(f"{s.node_id}@127.0.0.1:{s.controller_port}" for s in specs)
         for spec in specs:
-            write_node_config(spec, voters, nodes, session_timeout=session_timeout)
+            extra = sec.node_settings(spec.node_id, spec.controller_port) if sec else None
+            write_node_config(spec, voters, nodes, extra, session_timeout=session_timeout)
         log4j_config = write_log4j_config(root)
-        format_storage(java, lib, log4j_config, specs, cluster.cluster_id)
+        format_storage(
+            java, lib, log4j_config, specs, cluster.cluster_id, sec.format_args() if sec else ()
+        )
         cluster._launch_all(java)
         if not detach:
             _owned.add(cluster)
         cluster._wait_ready({nid: 0 for nid in cluster.node_ids}, start_timeout)
+        if sec is not None:
+            sec.write_client_json(root)
+        elif security == "plaintext":
+            write_plaintext_client_json(root, cluster.bootstrap_servers)
     except BaseException:
         # No orphan JVMs: kill what started; keep the logs only where the user chose the dir.
         targets = [(cluster._pids[s.node_id], s, cluster._processes.get(s.node_id)) for s in specs]
@@ -559,6 +556,8 @@ async def start_local_kafka_async(
     start_timeout: float = 180.0,
     cache_dir: str | Path | None = None,
     session_timeout: float | None = None,
+    security: str | None = None,
+    sasl_mechanism: str | None = None,
 ) -> LocalKafkaCluster:
     """:func:`start_local_kafka` in a worker thread, so the event loop keeps running.
 
@@ -574,6 +573,8 @@ async def start_local_kafka_async(
         start_timeout=start_timeout,
         cache_dir=cache_dir,
         session_timeout=session_timeout,
+        security=security,
+        sasl_mechanism=sasl_mechanism,
     )
 
 

@@ -4,6 +4,8 @@ Commands::
 
     start   [--nodes 1|3] [--kafka-version V] [--state-dir DIR] [--port P ...] [--timeout S]
             [--session-timeout S]
+            [--security plaintext|ssl|mtls|sasl_plaintext|sasl_ssl]
+            [--sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512]
     status  --state-dir DIR
     stop    --state-dir DIR
     kill    --state-dir DIR --node-id N     (SIGKILL one node, for fault tests)
@@ -14,6 +16,12 @@ Commands::
 
     export KAFKA_BOOTSTRAP_SERVERS=$(python -m aiowriter.testing.kafka start --state-dir d \\
         | tail -1)
+
+With ``--security`` the broker also opens TLS, mutual-TLS and SASL listeners (one JVM serves
+every kind), and ``start`` writes ``client.json`` into the state dir with what a client of the
+chosen kind needs (bootstrap servers, CA file, client certificate, SASL user and password);
+``aiowriter demo --security-config DIR/client.json`` uses it. The last line is then that
+listener's bootstrap servers.
 
 Lifecycle: once ``start`` has printed the bootstrap servers the nodes are on their own and run
 until ``stop``. If ``start`` ends before that, by an error, Ctrl-C, SIGTERM (e.g. ``timeout``,
@@ -39,6 +47,7 @@ from ._cluster import STATE_FILE, LocalKafkaCluster, start_local_kafka
 from ._errors import LocalKafkaError
 from ._jars import DEFAULT_KAFKA_VERSION, check_kafka_version
 from ._node import RESERVED_PORTS_REASON
+from ._security import CLIENT_FILE, SASL_MECHANISMS, SECURITY_KINDS
 from ._signals import exit_code, raise_on_termination
 
 __all__ = ["main"]
@@ -167,6 +176,18 @@ def _parser() -> argparse.ArgumentParser:
         default=180.0,
         help="seconds to wait for every node to register (default: 180)",
     )
+    start.add_argument(
+        "--security",
+        choices=SECURITY_KINDS,
+        default=None,
+        help="also open secured listeners and write client.json for this kind",
+    )
+    start.add_argument(
+        "--sasl-mechanism",
+        choices=SASL_MECHANISMS,
+        default=None,
+        help="SASL mechanism client.json names (sasl_* kinds; default SCRAM-SHA-512)",
+    )
 
     for name, text in (
         ("status", "show the nodes (exit 1 when none is alive)"),
@@ -195,12 +216,16 @@ def _start(args: argparse.Namespace) -> int:
         detach=True,
         progress=_note,
         session_timeout=args.session_timeout,
+        security=args.security,
+        sasl_mechanism=args.sasl_mechanism,
     )
     try:
         print(f"state dir: {cluster.state_dir}")
         for node in cluster.status():
             print(f"node {node.node_id}: pid {node.pid}, port {node.port}, log {node.log_file}")
-        print(cluster.bootstrap_servers, flush=True)
+        if args.security is not None:
+            print(f"client settings ({args.security}): {cluster.state_dir / CLIENT_FILE}")
+        print(cluster.client_settings(args.security)["bootstrap_servers"], flush=True)
     except BaseException:
         # Interrupted (or stdout gone) before the caller learnt where the cluster is: a start
         # that did not complete leaves nothing running.
