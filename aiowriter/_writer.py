@@ -29,11 +29,14 @@ from ._exceptions import (
     PacketTooLargeError,
     WriterClosedError,
 )
+from ._kafka_follow import close_quietly
 from ._lanes import Budget, Lane
 from ._layout import Layout, Route, TopicRequirement, consistent_random_partition
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
+from ._observability.health import HealthTracker, ReportsHealth
+from ._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
 from ._packet_input import packet_value
-from ._producer import abandon_batches, start_producer
+from ._producer import close_producer, start_producer
 from ._result import ApiResult
 from ._statistics import StopReport, StreamStatistics, WriterStatistics
 from ._topics import TopicProvisioner
@@ -62,7 +65,7 @@ class InfoType(enum.IntEnum):
     SYSTEM_STATUS = 2
 
 
-class PacketWriter:
+class PacketWriter(ReportsHealth):
     """Writes Open Data packets to Kafka exactly where the Stream API server would.
 
     Usage::
@@ -103,10 +106,12 @@ class PacketWriter:
         self._slice_reset_pending = False
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
+        self._health = HealthTracker()
 
     # -- lifecycle -------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Connect the producer. Raises :class:`BrokerUnavailableError` if no broker answers."""
+    async def start(self, *, wait_for_broker: float | None = None) -> None:
+        """Connect the producer. Raises :class:`BrokerUnavailableError` if no broker answers
+        (within ``wait_for_broker`` seconds, retrying with progress in the log, if given)."""
         if self._state != "new":
             raise WriterClosedError(f"start() called on a writer that is {self._state}")
         self._state = "starting"
@@ -114,9 +119,11 @@ class PacketWriter:
         self._clock = loop.time
         self._started = loop.create_future()
         p = self._config.producer
+        throttle_kafka_logs()  # aiokafka's outage logs, at most a line per cause per 5 s
         try:
-            producer = await start_producer(self._config)
+            producer = await start_producer(self._config, wait_for_broker=wait_for_broker)
         except BaseException:
+            unthrottle_kafka_logs()
             self._state = "stopped"
             self._started.set_result(None)
             raise
@@ -129,8 +136,10 @@ class PacketWriter:
             linger=p.linger_ms / 1000,
             max_batch_bytes=p.max_batch_bytes,
             retire=self._retire,
+            health=self._health,
         )
         self._state = "running"
+        self._health.start(producer, self.health)
         self._started.set_result(None)
 
     async def stop(self, timeout: float = 30.0) -> ApiResult[StopReport]:
@@ -304,8 +313,9 @@ class PacketWriter:
 
     @property
     def state(self) -> str:
-        """``new``, ``starting``, ``running``, ``stopping`` or ``stopped``."""
-        return self._state
+        """``new``, ``starting``, ``running``, ``degraded`` (running, but :meth:`health` is
+        not ok: writes are still accepted), ``stopping`` or ``stopped``."""
+        return "degraded" if self._state == "running" and not self.health().ok else self._state
 
     def statistics(self) -> WriterStatistics:
         streams = tuple(
@@ -325,7 +335,7 @@ class PacketWriter:
             for lane in self._all_lanes()
         )
         return WriterStatistics(
-            state=self._state,
+            state=self.state,
             queued_packets=sum(s.queued_packets for s in streams),
             queued_bytes=self._budget.used,
             max_total_bytes=self._budget.limit,
@@ -517,6 +527,7 @@ class PacketWriter:
         # Keep a little of the deadline for closing the producer itself.
         grace = min(1.0, timeout / 4)
         self._state = "stopping"
+        await self._health.stop()
         drainer = self._drainer
         if drainer is not None:
             drainer.closing = True
@@ -537,25 +548,11 @@ class PacketWriter:
                 lane.task.cancel()
         await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
         if self._producer is not None:
-            if timed_out:
-                abandon_batches(self._producer)
-            try:
-                async with asyncio.timeout(max(0.05, deadline - loop.time())):
-                    await self._producer.stop()
-            except TimeoutError:
-                timed_out = True
-                # Its sender may still wait for in-flight requests: do not wait with it.
-                task = getattr(getattr(self._producer, "_sender", None), "sender_task", None)
-                if task is not None:
-                    task.cancel()
-            except Exception as exc:
-                log.warning("closing the producer failed: %s", exc)
+            left = deadline - loop.time()
+            timed_out = not await close_producer(self._producer, left, timed_out) or timed_out
         if self._topics is not None:
-            try:
-                async with asyncio.timeout(max(0.05, deadline - loop.time())):
-                    await self._topics.close()
-            except Exception as exc:
-                log.debug("closing the admin client failed: %s", exc)
+            left = max(0.05, deadline - loop.time())
+            await close_quietly("closing the writer's admin client", self._topics.close(), left)
         error = WriterClosedError("the writer stopped before the packet was acknowledged")
         for lane in lanes:
             for entry in lane.take(len(lane.entries)):
@@ -568,6 +565,7 @@ class PacketWriter:
                     flight.timer.cancel()
             drainer.in_flight.clear()
         self._state = "stopped"
+        unthrottle_kafka_logs()
         stats = self.statistics()
         return StopReport(stats.acked_packets, stats.failed_packets, timed_out)
 
