@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from aiowriter import (
+    BrokerUnavailableError,
     InvalidInputError,
     ProducerSettings,
     SessionEndedError,
@@ -59,6 +60,10 @@ async def body_of(
 
 async def write_samples(telemetry: Telemetry, key: str, body: dict[str, Any], ack: bool) -> Any:
     """Queue one PeriodicData packet; the delivery report when ``ack``. Raises typed errors."""
+    health = telemetry.health()
+    if health.broker_reachable is False:
+        # Fail fast (503 + Retry-After) rather than queue packets that would time out.
+        raise BrokerUnavailableError(f"since {health.since}: {health.reason}")
     ds = body["data_source"]
     session = (await telemetry.sessions.get_session_info(ds, key)).unwrap()
     if session.completed:

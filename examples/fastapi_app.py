@@ -31,7 +31,14 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
-from aiowriter import ProducerSettings, SessionEndedError, StreamingConfig, Telemetry, packets
+from aiowriter import (
+    BrokerUnavailableError,
+    ProducerSettings,
+    SessionEndedError,
+    StreamingConfig,
+    Telemetry,
+    packets,
+)
 from aiowriter.integrations.fastapi import TelemetryDep, add_error_handlers, lifespan
 from aiowriter.integrations.http import health_response
 from aiowriter.integrations.prometheus import PrometheusCollector
@@ -57,6 +64,10 @@ class EndSession(BaseModel):
 
 async def write_samples(telemetry: Telemetry, key: str, body: Samples, ack: bool) -> Any:
     """Queue one PeriodicData packet; the delivery report when ``ack``. Raises typed errors."""
+    health = telemetry.health()
+    if health.broker_reachable is False:
+        # Fail fast (503 + Retry-After) rather than queue packets that would time out.
+        raise BrokerUnavailableError(f"since {health.since}: {health.reason}")
     session = (await telemetry.sessions.get_session_info(body.data_source, key)).unwrap()
     if session.completed:
         raise SessionEndedError(f"session {key!r} has ended; start a new session")
