@@ -143,7 +143,7 @@ class Drainer:
                 if entry._fail(error):
                     lane.failed += 1
             self.health.failed(error)
-            log.warning(
+            self._warn(
                 "%d packet(s) of %s expired in the queue: %s", expired, _name(lane), error
             )
             if not entries:
@@ -178,7 +178,7 @@ class Drainer:
             self.settle_failed(flight, taken, failure)
             self.finish_flight(flight)
             self.health.failed(failure)
-            log.warning("%d packet(s) of %s failed: %s", len(taken), _name(lane), failure)
+            self._warn("%d packet(s) of %s failed: %s", len(taken), _name(lane), failure)
 
     async def submit(self, batch: Any, route: Route) -> Any:
         """Hand a closed batch to aiokafka; the future of its acknowledgement.
@@ -234,7 +234,7 @@ class Drainer:
             n = self.settle_failed(flight, items, error)
             self.health.failed(error)
             if n:
-                log.warning(
+                self._warn(
                     "%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition, error
                 )
         else:
@@ -263,6 +263,12 @@ class Drainer:
                 n += 1
         return n
 
+    def _warn(self, msg: str, *args: object) -> None:
+        """Packet failures at WARNING, except while the broker is known to be unreachable: the
+        health log already said so once (``aiowriter.health``), so they go to DEBUG then."""
+        level = logging.DEBUG if self.health.reachable is False else logging.WARNING
+        log.log(level, msg, *args)
+
     def finish_flight(self, flight: InFlight) -> None:
         if flight.pending <= 0:
             self.in_flight.discard(flight)
@@ -277,7 +283,7 @@ class Drainer:
         n = self.settle_failed(flight, flight.entries, error)
         self.health.failed(error)
         if n:
-            log.warning("%d packet(s) of %s timed out waiting for acks", n, _name(flight.lane))
+            self._warn("%d packet(s) of %s timed out waiting for acks", n, _name(flight.lane))
         self.in_flight.discard(flight)
 
 

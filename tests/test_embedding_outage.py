@@ -122,10 +122,11 @@ async def test_outage_log_budget_health_and_recovery(
     print(f"outage of {outage:.0f} s detected after {detected:.1f} s: "
           f"{len(outage_records)} lines, by cause {dict(causes)}")  # fmt: skip
     # The budget: about one line per second per cause at most (the throttle allows one per
-    # 5 s), where the bare writer logged ~40 a second and a busy service 15,000.
+    # 10 s), where the bare writer logged ~40 a second and a busy service 15,000; and in all
+    # no more than about a line a second.
     for cause, n in causes.items():
-        assert n <= outage / 5 + 3, (cause, n)
-    assert len(outage_records) <= outage, [r.getMessage() for r in outage_records]
+        assert n <= outage / 10 + 2, (cause, n)
+    assert len(outage_records) <= outage + 5, [r.getMessage() for r in outage_records]
     messages = [r.getMessage() for r in outage_records]
     assert any("degraded since" in m for m in messages), messages  # what and since when
     assert not any("<Lane" in m for m in messages), messages  # no internal reprs

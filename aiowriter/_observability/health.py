@@ -188,7 +188,9 @@ class HealthTracker:
         except TimeoutError:
             self._unreachable(f"broker {node} did not answer within {self.probe_timeout:g} s")
         except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            text = str(exc)
+            name = type(exc).__name__
+            detail = text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
             self._unreachable(f"no connection to broker {node} ({detail})")
         else:
             self._reached()

@@ -2,10 +2,10 @@
 
 aiokafka logs every failed connection and metadata attempt at ERROR: thousands of lines a second
 with many clients during an outage (107 MB in 75 s in one service). :class:`RepeatFilter` lets
-the first line of each cause through and then at most one line per ``interval`` per cause, with
-how many were held back and since when. A cause is the logger plus the message template (the
-format string before its arguments), so "Unable connect to node with id 1" and "... id 2"
-count as one cause.
+the first line of each cause through and then at most one line per ``interval`` (10 s) per
+cause, with how many were held back and since when. A cause is the logger plus the message
+template (the format string before its arguments), so "Unable connect to node with id 1" and
+"... id 2" count as one cause.
 
 The filter sits on aiokafka's loggers while at least one writer runs (:func:`throttle_kafka_logs`
 counts them) and on aiowriter's own loggers always. DEBUG and INFO records pass untouched: only
@@ -42,9 +42,9 @@ KAFKA_LOGGERS = (
 #: aiowriter's loggers that warn about failed packets (throttled always).
 SDK_LOGGERS = ("aiowriter.writer", "aiowriter.follow", "aiowriter.managed", "aiowriter.health")
 
-#: Seconds between two lines of the same cause (one line per 5 s is well under the budget of
-#: one line per second per cause).
-DEFAULT_INTERVAL = 5.0
+#: Seconds between two lines of the same cause (one line per 10 s is well under the budget of
+#: one line per second per cause; the health log says what is wrong and since when).
+DEFAULT_INTERVAL = 10.0
 _DIGITS = re.compile(r"\d+")
 
 
