@@ -97,6 +97,9 @@ class Drainer:
                 await self.send_batch(lane)
         except asyncio.CancelledError:
             raise
+        except AiowriterError as exc:  # e.g. its topics could not be prepared (broker down)
+            self._warn("stream %s failed: %s", _name(lane), exc)
+            self.retire(lane, exc)
         except Exception as exc:  # never let a lane die silently with packets in it
             log.exception("stream %s failed", _name(lane))
             self.retire(lane, convert_kafka_error(exc, "writing"))

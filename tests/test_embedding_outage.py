@@ -161,8 +161,9 @@ async def test_close_with_broker_down(
     for manager in (sessions, formats):
         began = time.monotonic()
         if interrupt_first_close:
+            # The caller of the first close is cancelled while the close is under way.
             first = asyncio.get_running_loop().create_task(manager.close(timeout=4))
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.01)
             first.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await first
