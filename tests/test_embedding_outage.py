@@ -163,7 +163,8 @@ async def test_close_with_broker_down(
         if interrupt_first_close:
             # The caller of the first close is cancelled while the close is under way.
             first = asyncio.get_running_loop().create_task(manager.close(timeout=4))
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # the close has begun: it awaits its closing steps
+            assert not first.done()
             first.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await first
