@@ -48,7 +48,7 @@ class Telemetry:
 
     * ``start(wait_for_broker=60)``: wait up to 60 s for a broker (progress in the log on
       ``aiowriter.writer``), then start the writer and both managers. A failed start closes what
-      it started.
+      it started (make a new Telemetry to try again).
     * ``close(timeout)``: one deadline (``shutdown_timeout`` by default) for all three: the
       managers close first, then the writer delivers what it can and stops. Idempotent, never
       raises a cancellation it did not receive, and a close that was interrupted is finished

@@ -55,6 +55,7 @@ class ExampleServer:
     """``python examples/<name>.py --bootstrap-servers B --port P`` as a real process."""
 
     def __init__(self, name: str, bootstrap: str, log: Path, *extra: str) -> None:
+        self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log

@@ -56,6 +56,9 @@ async def _stop_within(server: ExampleServer, sig: int, within: float) -> float:
         raise AssertionError(f"server did not exit: {server.output()}") from exc
     elapsed = time.monotonic() - began
     assert code == 0, server.output()
+    print(
+        f"{server.name}: {signal.Signals(sig).name} to exit {elapsed:.1f} s (deadline {within} s)"
+    )
     assert elapsed <= within + 5, f"shutdown took {elapsed:.1f} s (deadline {within} s)"
     return elapsed
 
@@ -228,12 +231,16 @@ async def test_outage(app: str, own_kafka: LocalKafkaCluster, tmp_path: Path) ->
             # Quiet logs: about a line per second per cause at most (was thousands a second).
             print(f"{app}: outage detected after {detected:.1f} s; {len(outage_lines)} log "
                   f"lines in {outage:.0f} s of outage")  # fmt: skip
+            print("\n".join(line[:160] for line in outage_lines))
             assert len(outage_lines) <= outage + 20, "\n".join(outage_lines[-50:])
 
             # -- shutdown under load with the broker down: exit 0 within the deadline
             await asyncio.to_thread(own_kafka.kill_node, NODE)
             await asyncio.sleep(3)
             await _stop_within(server, signal.SIGTERM, SHUTDOWN)
+        log = server.output()
+        assert "shutdown failed" not in log.lower(), log  # uvicorn's line for a failing lifespan
+        assert "Traceback" not in log, log
         await load.stop()
         # No request hung beyond the deadlines (delivery timeout, plus the queue wait).
         slowest = max(d for _, _, d in load.results)

@@ -12,7 +12,9 @@ Metrics (labels ``data_source``, ``stream``; ``SessionInfo`` records under ``""`
   ``aiowriter_oldest_unacked_seconds``; with a Telemetry also ``aiowriter_sessions_known``,
   ``aiowriter_sessions_active`` and ``aiowriter_data_formats_known``.
 
-A counter of a stream whose queue was retired after a topic failure restarts from 0 with the
+Collect on the event loop's thread (serve ``/metrics`` from the app, as the examples do): the
+figures are read from the writer's queues without locks. A counter of a stream whose queue was
+retired after a topic failure restarts from 0 with the
 new queue (Prometheus treats that as a counter reset).
 """
 
