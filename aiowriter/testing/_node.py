@@ -152,11 +152,13 @@ def default_session_timeout(node_count: int) -> float:
 
     A trade-off, measured: a node restarted after SIGKILL cannot register again until the
     controller has expired its killed incarnation's session ("DuplicateBrokerRegistration-
-    Exception" every 2 s), so a 1-node restart took 12+ s with Kafka's 9 s default against 3-4 s
-    with 4 s. But a node stalled for longer than the timeout (SIGSTOP in a test, a long GC pause,
-    a starved CI machine) is fenced when it resumes, and a 1-node cluster then serves no metadata
-    for a moment. One node keeps Kafka's 9 s (nothing else could take over anyway); three nodes
-    use 4 s, so fault tests see a killed node fenced and leadership move quickly.
+    Exception" every 2 s): with Kafka's 9 s default a 1-node restart took several seconds longer
+    than a fresh start (14.9 s; 25 s on a machine at load 9), with 3 s about as long (10.6-14.8 s
+    against 11-16 s for fresh starts at that load). But a node stalled for longer than the
+    timeout (SIGSTOP in a test, a long GC pause, a starved CI machine) is fenced when it resumes,
+    and a 1-node cluster then serves no metadata for a moment. One node keeps Kafka's 9 s
+    (nothing else could take over anyway); three nodes use 4 s, so fault tests see a killed node
+    fenced and leadership move quickly.
     """
     return 9.0 if node_count == 1 else 4.0
 
