@@ -24,8 +24,10 @@ The tree::
     ├── SessionError
     │   ├── SessionNotFoundError
     │   └── SessionEndedError
-    └── DataFormatError
-        └── DataFormatNotFoundError
+    ├── DataFormatError
+    │   └── DataFormatNotFoundError
+    └── aiowriter.testing.LocalKafkaError   the local Kafka harness (its own tree in
+                                            aiowriter/testing/_errors.py)
 
 aiokafka's own exceptions never escape: :func:`map_kafka_errors` converts them at the boundary
 and chains the original (``raise ... from exc``).

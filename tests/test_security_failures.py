@@ -196,8 +196,6 @@ def test_demo_cli_bad_security_config(tmp_path: Path) -> None:
     assert "'sasl_user'" in proc.stderr
 
 
-
-
 async def test_acl_denials_name_the_permission(negative: dict[str, dict[str, str]]) -> None:
     """A principal without ACLs: each start or write says which permission is missing."""
     settings = negative["no_permissions"]
