@@ -35,6 +35,7 @@ from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_k
 from ._packet_input import packet_value
 from ._producer import abandon_batches, start_producer
 from ._result import ApiResult
+from ._settle import SettleMixin
 from ._statistics import StopReport, StreamStatistics, WriterStatistics
 from ._topics import TopicProvisioner
 
@@ -62,7 +63,7 @@ class InfoType(enum.IntEnum):
     SYSTEM_STATUS = 2
 
 
-class PacketWriter:
+class PacketWriter(SettleMixin):
     """Writes Open Data packets to Kafka exactly where the Stream API server would.
 
     Usage::

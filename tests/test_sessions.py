@@ -409,7 +409,8 @@ async def test_events_are_forward_only_and_complete(
     assert all(e.session.session_key == s.session_key for e in events)  # nothing about "before"
     assert isinstance(events[3], SessionAssociated)
     assert events[3].associate_key == before.session_key
-    assert len(seen) == 5
+    # SessionInfo is shared: other tests' (and processes') sessions come through the callback.
+    assert len([e for e in seen if e.session.data_source == ds]) == 5
 
 
 async def test_slow_subscriber_drops_oldest_and_never_blocks(sm: SessionManager) -> None:
