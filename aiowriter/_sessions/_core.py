@@ -332,6 +332,7 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         assert self._follower is not None
         packet = open_data.Packet(type=type_, session_key=session_key, content=bytes(content))
         result = await self._writer.write_info(packet)
+        await self._writer._settle_info(session_key, self._left(at))
         report: DeliveryReport = await result.delivery
         await self._follower.wait_past(report.partition, report.offset, self._left(at))
         return report.offset
