@@ -36,7 +36,8 @@ async def session_records(bootstrap: str, data_source: str, session_key: str) ->
     try:
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            consumer.seek(tp, 0)
         out: list[Any] = []
         remaining = {tp for tp in tps if ends[tp] > 0}
         deadline = asyncio.get_running_loop().time() + 60
