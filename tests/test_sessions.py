@@ -198,7 +198,11 @@ async def test_offsets_key_set_partition_based(kafka_bootstrap_servers: str) -> 
 
 
 # -- updates and end -------------------------------------------------------------------------------
-async def test_updates_write_full_snapshots(sm: SessionManager, config: StreamingConfig) -> None:
+async def test_update_records_carry_only_what_they_change(
+    sm: SessionManager, config: StreamingConfig
+) -> None:
+    # Constant fields and the full associate list, but only the identifier/detail keys the call
+    # sets: readers keep the rest (spec 2.4), so a record never reverts a concurrent change.
     ds = _ds()
     s = (await sm.create_new_session(ds, identifier="a", details={"k1": "v1"})).unwrap()
     key = s.session_key
@@ -212,9 +216,14 @@ async def test_updates_write_full_snapshots(sm: SessionManager, config: Streamin
 
     record = await session_record(config, key, "SessionInfo")
     info = open_data.SessionInfoPacket.parse(open_data.Packet.parse(record.value).content)
-    assert (info.data_source, info.identifier, info.type, info.version) == (ds, "b", "Session", 1)
+    assert (info.data_source, info.identifier, info.type, info.version) == (ds, "", "Session", 1)
     assert info.associate_session_keys == ["assoc-1", "assoc-2"]
-    assert info.details == {"k1": "new", "k2": "v2"}
+    assert info.details == {}
+    async with SessionManager(config) as fresh:  # a replay rebuilds the whole state
+        again = (await fresh.get_session_info(ds, key)).unwrap()
+    assert again.identifier == "b"
+    assert dict(again.details) == {"k1": "new", "k2": "v2"}
+    assert again.associate_session_keys == ("assoc-1", "assoc-2")
 
     ended = (await sm.end_session(ds, key)).unwrap()
     assert ended.completed

@@ -1,27 +1,36 @@
-"""Optimistic concurrency for session updates: detect another writer's record, re-apply ours.
+"""Session updates that never revert another process's change, and are re-applied if needed.
 
-Session updates on ``SessionInfo`` are full snapshots (layout spec 2.4). A process that builds a
-snapshot from stale state reverts what another process changed meanwhile. So an update is a
-*change* (which fields the caller means to set) applied to the state caught up to the end of the
-topic; after writing, the manager reads its own record back and looks at the records of the same
-session that landed between its base and its record (the *window*, recorded by :class:`Watch`).
-If one of them changed the session, our snapshot may have reverted it: :class:`Repair` learns
-the values that record set on fields we did not mean to change and the next attempt writes our
-change again on the newer state, with those values restored (unless a later record changed the
-field again). Associate keys only ever grow, so they merge as a union.
+The server writes every update as a full ``SessionInfo`` snapshot (layout spec 2.4); a process
+that builds one from stale state reverts what another process changed meanwhile (the identifier,
+a detail value, an associate). Readers (spec 2.4/2.5, ``SessionInfoService``) keep a field a
+record leaves empty (``identifier``, ``type``, a zero ``version``), merge ``details`` key by key
+and replace the associate list only when the record's list is non-empty. So an update record
+here carries:
+
+* the constant fields as they are (``type``, ``version``, ``utc_offset``, ``creation_time``);
+* the identifier only when the call changes it, and only the detail keys the call sets: a record
+  never carries a stale value of a field it does not change, so it cannot revert one;
+* the full associate list (a list replaces the old one, there is no other way to add a key).
+
+The associate list is the one field a stale record can still revert. So each update starts from
+state caught up to the end of ``SessionInfo``, reads its own record back, and looks at the
+session's records that landed between its base and its record (the *window*, recorded by
+:class:`Watch`). If one changed the session, the change is written again on the newer state,
+with the associate keys our record dropped added back (:class:`Repair`; keys only ever join a
+list, so the union is always right). Identifier and details of the retry are the call's own, so
+when two calls race on one field, the one whose record lands last wins, as on the server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import attrs
 
+from .. import open_data
 from .._session_state import SessionEvent, SessionInfo
 
-__all__ = ["Change", "Repair", "Seen", "Watch"]
-
-_SCALARS = ("identifier", "type", "version", "utc_offset")
+__all__ = ["Change", "Repair", "Seen", "Watch", "update_record"]
 
 
 @attrs.frozen
@@ -60,53 +69,38 @@ class Watch:
 
 @attrs.frozen
 class Change:
-    """What an update means to do: ``apply`` to a state, touching ``fields`` (scalar field
-    names) and ``detail_keys``; ``associates`` are added."""
+    """What an update means to do: ``apply`` to a state, setting ``fields`` (``identifier``)
+    and ``detail_keys``; associate keys it adds show in the state it returns."""
 
     apply: Callable[[SessionInfo], SessionInfo]
     fields: frozenset[str] = frozenset()
     detail_keys: frozenset[str] = frozenset()
 
 
+def update_record(change: Change, desired: SessionInfo) -> open_data.SessionInfoPacket:
+    """The ``SessionInfoPacket`` of an update (see the module docstring for what it carries)."""
+    packet = desired.to_info_packet()
+    if "identifier" not in change.fields:
+        packet.identifier = ""  # readers keep the identifier
+    packet.details = {k: desired.details[k] for k in change.detail_keys if k in desired.details}
+    return packet
+
+
 class Repair:
-    """Values other writers set that one of our snapshots reverted; restored on the next try."""
+    """Associate keys that another writer added and one of our records dropped."""
 
     def __init__(self) -> None:
-        self.scalars: dict[str, object] = {}
-        self.details: dict[str, str] = {}
         self.associates: list[str] = []
 
-    def learn(self, change: Change, written: SessionInfo, before_ours: SessionInfo) -> None:
-        """``before_ours``: the state just before our record was applied (others' changes in);
-        ``written``: the snapshot we wrote. Whatever differs outside our change was reverted."""
-        for name in _SCALARS:
-            theirs = getattr(before_ours, name)
-            if name not in change.fields and theirs != getattr(written, name):
-                self.scalars[name] = theirs
-        for k, v in before_ours.details.items():
-            if k not in change.detail_keys and written.details.get(k) != v:
-                self.details[k] = v
+    def learn(self, written: SessionInfo, before_ours: SessionInfo) -> None:
+        """``before_ours``: the state just before our record was applied (others' keys in);
+        ``written``: the state our record carried."""
         for k in before_ours.associate_session_keys:
             if k not in written.associate_session_keys and k not in self.associates:
                 self.associates.append(k)
 
-    def apply(self, base: SessionInfo, last_written: SessionInfo | None) -> SessionInfo:
-        """Restore learnt values on ``base`` where ``base`` still holds what we wrote (a later
-        record that set the field again wins)."""
-        if last_written is None:
+    def apply(self, base: SessionInfo) -> SessionInfo:
+        if not self.associates:
             return base
-        scalars = {
-            k: v for k, v in self.scalars.items() if getattr(base, k) == getattr(last_written, k)
-        }
-        details: Mapping[str, str] = {
-            k: v
-            for k, v in self.details.items()
-            if base.details.get(k) == last_written.details.get(k)
-        }
-        associates = tuple(dict.fromkeys((*base.associate_session_keys, *self.associates)))
-        return attrs.evolve(
-            base,
-            **scalars,  # type: ignore[arg-type]
-            details={**base.details, **details},
-            associate_session_keys=associates,
-        )
+        keys = tuple(dict.fromkeys((*base.associate_session_keys, *self.associates)))
+        return attrs.evolve(base, associate_session_keys=keys)

@@ -37,7 +37,7 @@ from .._session_state import (
     now,
 )
 from .._writer import PacketWriter
-from ._commit import Change, Repair
+from ._commit import Change, Repair, update_record
 from ._core import SessionCore
 from ._in_band import in_band_end, in_band_start, stream_names
 from ._results import SessionResult
@@ -125,8 +125,10 @@ class SessionManager(SessionCore):
 
         ``session_key``: a UUID chosen by the caller (default: a new UUID4), so that a create
         interrupted by a timeout or cancellation can be retried safely. A retry with the same
-        key, data source, type and identifier returns the existing session (``attempts`` 0);
-        a key that names a session with other data fails with :class:`SessionKeyConflictError`.
+        key, data source and type returns the existing session as it is now (``attempts`` 0,
+        the message says so; identifier and details are not compared, since updates may have
+        changed them); a key that names a session of another data source or type fails with
+        :class:`SessionKeyConflictError`.
         Cancellation: once the ``NewSession`` record was handed to the writer it is delivered
         even if the caller is cancelled, so an interrupted create may leave an open session;
         retry with the same key to learn it (then use or end it).
@@ -150,13 +152,13 @@ class SessionManager(SessionCore):
         type_ = type or "Session"
 
         def same(existing: SessionInfo) -> SessionInfo:
-            if (existing.data_source, existing.type, existing.identifier) != (
-                data_source, type_, identifier,
-            ):  # fmt: skip
+            # The identity is what cannot change after a create: data source and type. The
+            # identifier and details may have been updated since, by anyone.
+            if (existing.data_source, existing.type) != (data_source, type_):
                 raise SessionKeyConflictError(
-                    f"session {key!r} exists with data source {existing.data_source!r}, type "
-                    f"{existing.type!r}, identifier {existing.identifier!r}; this create asked for "
-                    f"{data_source!r}, {type_!r}, {identifier!r}: use a new session_key"
+                    f"session {key!r} exists with data source {existing.data_source!r} and type "
+                    f"{existing.type!r}; this create asked for {data_source!r}, {type_!r}: it is "
+                    "another session, use a new session_key"
                 )
             return existing
 
@@ -202,7 +204,6 @@ class SessionManager(SessionCore):
     ) -> SessionResult:
         async def update(result: SessionResult, at: float) -> SessionInfo:
             repair = Repair()
-            written: SessionInfo | None = None
             for attempt in range(1, self._max_attempts + 1):
                 base, watch = await self._base(session_key, at)
                 if base is None or base.data_source != data_source:
@@ -212,8 +213,9 @@ class SessionManager(SessionCore):
                     raise SessionEndedError(
                         f"session {session_key!r} has ended; it cannot be updated"
                     )
-                desired = change.apply(repair.apply(base, written))
-                offset = await self._write("SessionInfo", session_key, desired.to_info_packet(), at)
+                desired = change.apply(repair.apply(base))
+                record = update_record(change, desired)
+                offset = await self._write("SessionInfo", session_key, record, at)
                 result.attempts, result.offset = attempt, offset
                 others = [s for s in watch.before(offset) if s.changed]
                 if any(isinstance(e, SessionEnded) for s in others for e in s.events):
@@ -225,8 +227,7 @@ class SessionManager(SessionCore):
                     return self._lookup(data_source, session_key)
                 ours = watch.at(offset)
                 if ours is not None and ours.before is not None:
-                    repair.learn(change, desired, ours.before)
-                written = desired
+                    repair.learn(desired, ours.before)
                 log.info(
                     "session %s changed by another process meanwhile (offsets %s); re-applying",
                     session_key, [s.offset for s in others],
@@ -241,7 +242,8 @@ class SessionManager(SessionCore):
     async def update_identifier(
         self, data_source: str, session_key: str, identifier: str, *, timeout: float | None = None
     ) -> SessionResult:
-        """Replace the session's identifier (a full ``SessionInfo`` snapshot is written)."""
+        """Replace the session's identifier (one ``SessionInfo`` record; see
+        :meth:`update_session_details` for what the record carries)."""
         validate_data_source(data_source)
         check_key(session_key)
         check_str(identifier, "identifier")
@@ -257,7 +259,14 @@ class SessionManager(SessionCore):
         timeout: float | None = None,
     ) -> SessionResult:
         """Merge ``details`` into the session's details (new values win; keys are never removed,
-        since readers merge key by key)."""
+        since readers merge key by key).
+
+        An update writes one ``SessionInfo`` record with the session's constant fields, its full
+        associate list and only what the call changes (the identifier, these detail keys):
+        readers keep what a record leaves empty (spec 2.4), so the record cannot revert what
+        another process changed meanwhile. If another record of the session landed between our
+        base state and our record, the change is written again on the newer state
+        (``result.attempts``)."""
         validate_data_source(data_source)
         check_key(session_key)
         new = check_details(details)
