@@ -223,9 +223,13 @@ class SessionManager(SessionCore):
                         f"session {session_key!r} was ended by another process before this "
                         f"update landed (at offset {offset}, after the end)"
                     )
-                if not others:
-                    return self._lookup(data_source, session_key)
                 ours = watch.at(offset)
+                if not others:
+                    # The state our record made: a later record (another process's, which
+                    # will repair what it dropped) does not belong to this call's answer.
+                    if ours is not None and ours.after is not None:
+                        return ours.after
+                    return self._lookup(data_source, session_key)
                 if ours is not None and ours.before is not None:
                     repair.learn(desired, ours.before)
                 log.info(
