@@ -182,6 +182,8 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         events = self._table.apply(record.value, record.timestamp, record.offset)
         if watch is not None and self._table.last_key == watch.key:
             after = self._table.get(watch.key)
+            if after is None and events:  # ended and forgotten at once by the horizon
+                after = events[-1].session
             watch.seen.append(Seen(record.offset, before, after, tuple(events)))
         if live:  # forward-only: the replay of what existed before start publishes nothing
             for event in events:

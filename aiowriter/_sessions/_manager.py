@@ -350,6 +350,9 @@ class SessionManager(SessionCore):
                     f"ended, but {result.unsettled} packet(s) accepted for {data_source!r} were "
                     "not settled within the deadline and may lie after the end snapshot"
                 )
+            ours = watch.at(result.offset)
+            if ours is not None and ours.after is not None:
+                return ours.after  # (the horizon may already have forgotten it)
             return self._lookup(data_source, session_key)
 
         return await self._run(f"ending session {session_key!r}", end, timeout)
