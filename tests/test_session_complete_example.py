@@ -210,7 +210,8 @@ async def test_complete_example_keeps_every_record_inside_its_session(
         assert ended.success, ended.message
         assert ended.unsettled == 0
         session = ended.unwrap()
-        assert session.completed and session.identifier == "TestRun_001"
+        assert session.completed
+        assert session.identifier == "TestRun_001"
         assert (await publisher.writer_service.flush(30)).success
     finally:
         await publisher.stop()

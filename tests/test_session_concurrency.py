@@ -4,6 +4,7 @@ racing on one session, deterministic enough to fail without the catch-up/read-ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -25,13 +26,17 @@ def _ds() -> str:
 
 
 @pytest.fixture
-async def pair(kafka_bootstrap_servers: str) -> AsyncIterator[tuple[SessionManager, SessionManager]]:
+async def pair(
+    kafka_bootstrap_servers: str,
+) -> AsyncIterator[tuple[SessionManager, SessionManager]]:
     config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
     async with SessionManager(config) as a, SessionManager(config) as b:
         yield a, b
 
 
-async def test_racing_associates_keep_every_key(pair: tuple[SessionManager, SessionManager]) -> None:
+async def test_racing_associates_keep_every_key(
+    pair: tuple[SessionManager, SessionManager],
+) -> None:
     a, b = pair
     ds = _ds()
     key = (await a.create_new_session(ds)).unwrap().session_key
@@ -42,7 +47,8 @@ async def test_racing_associates_keep_every_key(pair: tuple[SessionManager, Sess
         r1, r2 = await asyncio.gather(
             a.add_associate_session(ds, key, k1), b.add_associate_session(ds, key, k2)
         )
-        assert r1.success and r2.success, (r1.message, r2.message)
+        assert r1.success, r1.message
+        assert r2.success, r2.message
         assert k1 in r1.unwrap().associate_session_keys
         assert k2 in r2.unwrap().associate_session_keys
         retried += r1.attempts + r2.attempts - 2
@@ -65,7 +71,8 @@ async def test_identifier_racing_details_loses_neither(
             a.update_identifier(ds, key, f"id-{i}"),
             b.update_session_details(ds, key, {f"d{i}": "x"}),
         )
-        assert r1.success and r2.success
+        assert r1.success
+        assert r2.success
     await b._follower.sync(10)  # type: ignore[union-attr]
     final = (await b.get_session_info(ds, key)).unwrap()
     assert final.identifier == "id-7"
@@ -88,7 +95,9 @@ async def test_two_ends_one_wins_and_later_updates_fail(
         await sm._follower.sync(10)  # type: ignore[union-attr]
         s = (await sm.get_session_info(ds, key)).unwrap()
         assert s.completed
-        assert dict(s.end_topic_partition_offsets) == dict(winner.unwrap().end_topic_partition_offsets)
+        assert dict(s.end_topic_partition_offsets) == dict(
+            winner.unwrap().end_topic_partition_offsets
+        )
         late = await sm.update_identifier(ds, key, "late")
         assert isinstance(late.error, SessionEndedError)
         assert late.attempts == 0  # caught up first: nothing written after the end
@@ -105,10 +114,13 @@ async def test_create_with_a_caller_key_is_idempotent(
         a.create_new_session(ds, identifier="x", session_key=key),
         b.create_new_session(ds, identifier="x", session_key=str(key).upper()),
     )
-    assert r1.success and r2.success, (r1.message, r2.message)
+    assert r1.success, r1.message
+    assert r2.success, r2.message
     assert r1.unwrap().session_key == r2.unwrap().session_key == str(key)
     retry = await a.create_new_session(ds, identifier="x", session_key=key)
-    assert retry.success and retry.attempts == 0 and "already existed" in retry.message
+    assert retry.success
+    assert retry.attempts == 0
+    assert "already existed" in retry.message
     assert retry.unwrap().creation_time == r1.unwrap().creation_time
     other = await a.create_new_session(_ds(), identifier="x", session_key=key)
     assert isinstance(other.error, SessionKeyConflictError)
@@ -126,10 +138,8 @@ async def test_interrupted_create_is_found_by_its_retry(
         task = asyncio.ensure_future(a.create_new_session(ds, session_key=key))
         await asyncio.sleep(0.002)
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         if task.done() and not task.cancelled() and task.result().success:
             break
     retry = await a.create_new_session(ds, session_key=key)

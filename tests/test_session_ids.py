@@ -28,7 +28,9 @@ async def test_ids_the_sdk_assigns_and_ids_a_caller_assigns(kafka_bootstrap_serv
 
     config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
     (info_record,) = [
-        r for r in await read_records(config, "SessionInfo", 0, info.offset) if r.offset == info.offset
+        r
+        for r in await read_records(config, "SessionInfo", 0, info.offset)
+        if r.offset == info.offset
     ]
     assert open_data.Packet.parse(info_record.value).id >= 1
     data = {r.offset: open_data.Packet.parse(r.value).id for r in await read_records(config, ds, 0)}

@@ -31,16 +31,22 @@ async def test_ended_sessions_beyond_the_horizon_are_forgotten_and_read_back(
         s = (await sm.create_new_session(ds, identifier="old", details={"a": "1"})).unwrap()
         running = (await sm.create_new_session(ds, identifier="running")).unwrap()
         ended = await sm.end_session(ds, s.session_key)
-        assert ended.success and ended.unwrap().completed
+        assert ended.success
+        assert ended.unwrap().completed
         keys = [x.session_key for x in (await sm.get_all_sessions(ds)).unwrap()]
         assert keys == [running.session_key]  # the ended one is not held any more
         back = (await sm.get_session_info(ds, s.session_key)).unwrap()  # read back on demand
-        assert back.completed and back.identifier == "old" and dict(back.details) == {"a": "1"}
-        assert dict(back.end_topic_partition_offsets) == dict(ended.unwrap().end_topic_partition_offsets)
+        assert back.completed
+        assert back.identifier == "old"
+        assert dict(back.details) == {"a": "1"}
+        assert dict(back.end_topic_partition_offsets) == dict(
+            ended.unwrap().end_topic_partition_offsets
+        )
         late = await sm.update_identifier(ds, s.session_key, "new")
         assert isinstance(late.error, SessionEndedError)
         again = await sm.create_new_session(ds, identifier="old", session_key=s.session_key)
-        assert again.success and again.attempts == 0
+        assert again.success
+        assert again.attempts == 0
     async with SessionManager(config) as full:  # without a horizon, all are kept
         assert full.statistics().forgotten_sessions == 0
         assert (await full.get_session_info(ds, s.session_key)).unwrap().completed

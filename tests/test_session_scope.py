@@ -38,12 +38,17 @@ async def test_normal_exit_settles_writes_in_band_end_and_ends(
         assert isinstance(s, SessionScope)
         for i in range(50):
             await s.write_data("tel", packets.marker(i, "m"))  # never awaited for delivery
-    assert s.result is not None and s.result.success and s.result.unsettled == 0
+    assert s.result is not None
+    assert s.result.success
+    assert s.result.unsettled == 0
     info = (await sm.get_session_info(ds, s.session_key)).unwrap()
-    assert info.completed and info.identifier == "run"
+    assert info.completed
+    assert info.identifier == "run"
     assert END_REASON not in info.details
     types = await _types(kafka_bootstrap_servers, ds, s.session_key, f"{ds}.tel")
-    assert types[0] == "NewSession" and types[-1] == "EndOfSession" and len(types) == 52
+    assert types[0] == "NewSession"
+    assert types[-1] == "EndOfSession"
+    assert len(types) == 52
     records = await session_records(kafka_bootstrap_servers, ds, s.session_key)
     assert outside(records, info) == []
 
@@ -52,10 +57,17 @@ async def test_exception_ends_the_session_abnormally_and_propagates(
     sm: SessionManager, kafka_bootstrap_servers: str
 ) -> None:
     ds = _ds()
-    with pytest.raises(ValueError, match="boom"):
+    scopes: list[SessionScope] = []
+
+    async def body() -> None:
         async with sm.session(ds, streams=["tel"]) as s:
+            scopes.append(s)
             await s.write_data("tel", packets.marker(1))
             raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await body()
+    s = scopes[0]
     info = (await sm.get_session_info(ds, s.session_key)).unwrap()
     assert info.completed
     assert info.details[END_REASON] == "abnormal: ValueError: boom"
@@ -87,11 +99,14 @@ async def test_cancellation_ends_the_session_abnormally(sm: SessionManager) -> N
 async def test_a_timeout_inside_the_scope_ends_it(sm: SessionManager) -> None:
     ds = _ds()
     scopes: list[SessionScope] = []
+
+    async def body() -> None:
+        async with asyncio.timeout(2), sm.session(ds) as s:
+            scopes.append(s)
+            await asyncio.sleep(60)
+
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(2):
-            async with sm.session(ds) as s:
-                scopes.append(s)
-                await asyncio.sleep(60)
+        await body()
     info = (await sm.get_session_info(ds, scopes[0].session_key)).unwrap()
     assert info.completed
     assert info.details[END_REASON] == "abnormal: cancelled"

@@ -80,12 +80,12 @@ async def test_settle_reports_what_is_still_pending(kafka_bootstrap_servers: str
             (await w.write_data(ds, "a", key, packets.marker(i))).unwrap()
         early = await w.settle(ds, key, timeout=0)
         assert not early.success
-        assert early.data is not None and early.data >= 1
+        assert early.data is not None
+        assert early.data >= 1
         assert "pending" in early.message
         # Settling does not wait for linger_ms (2 s here): like Kafka's flush, it sends now.
-        t0 = __import__("time").monotonic()
         done = await w.settle(ds, key, timeout=30)
-        assert done.success and done.data == 0
-        assert __import__("time").monotonic() - t0 < 30
+        assert done.success
+        assert done.data == 0
         # Another data source is not waited for, nor counted.
         assert (await w.settle("t_settle_unrelated", timeout=0)).success
