@@ -21,6 +21,8 @@ from . import open_data
 from ._exceptions import InvalidInputError
 from ._layout import essential_topic, offset_key
 from ._names import validate_session_key
+from ._session_wire import EndView, InfoView, NewView, decode_end, decode_info, decode_new
+from ._wire import parse_packet_envelope
 
 __all__ = [
     "SessionAssociated",
@@ -285,25 +287,15 @@ class SessionTable:
             dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC) if timestamp_ms else None
         )
         try:
-            packet = open_data.Packet.parse(value)
+            packet = parse_packet_envelope(value)
             self.last_key = packet.session_key
             if packet.type == "NewSession":
-                return self._new(
-                    packet.session_key,
-                    open_data.NewSessionPacket.parse(packet.content),
-                    record_time,
-                )
+                return self._new(packet.session_key, decode_new(packet.content), record_time)
             if packet.type == "SessionInfo":
-                return self._update(
-                    packet.session_key, open_data.SessionInfoPacket.parse(packet.content)
-                )
+                return self._update(packet.session_key, decode_info(packet.content))
             if packet.type == "EndOfSession":
-                return self._end(
-                    packet.session_key,
-                    open_data.EndOfSessionPacket.parse(packet.content),
-                    record_time,
-                )
-        except Exception as exc:  # betterproto2 raises various errors on malformed bytes
+                return self._end(packet.session_key, decode_end(packet.content), record_time)
+        except Exception as exc:  # malformed bytes: InvalidPacketError, UnicodeDecodeError, ...
             log.warning("undecodable SessionInfo record dropped: %r", exc)
             self.dropped += 1
             return []
@@ -311,9 +303,7 @@ class SessionTable:
         self.dropped += 1
         return []
 
-    def _new(
-        self, key: str, new: open_data.NewSessionPacket, record_time: dt.datetime | None
-    ) -> list[SessionEvent]:
+    def _new(self, key: str, new: NewView, record_time: dt.datetime | None) -> list[SessionEvent]:
         if not key or key in self._sessions or key in self._forgotten:
             self.dropped += 1
             return []
@@ -343,7 +333,7 @@ class SessionTable:
         self._sessions[key] = session
         return [SessionStarted(session)]
 
-    def _update(self, key: str, info: open_data.SessionInfoPacket) -> list[SessionEvent]:
+    def _update(self, key: str, info: InfoView) -> list[SessionEvent]:
         old = self._sessions.get(key)
         if old is None:
             log.info("SessionInfo for unknown session %r dropped", key)
@@ -380,9 +370,7 @@ class SessionTable:
         )
         return events
 
-    def _end(
-        self, key: str, end: open_data.EndOfSessionPacket, record_time: dt.datetime | None
-    ) -> list[SessionEvent]:
+    def _end(self, key: str, end: EndView, record_time: dt.datetime | None) -> list[SessionEvent]:
         old = self._sessions.get(key)
         if old is None:
             log.info("EndOfSession for unknown session %r dropped", key)
