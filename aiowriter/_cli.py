@@ -1,4 +1,5 @@
-"""The ``aiowriter`` command line (``aiowriter demo``, also ``python -m aiowriter demo``)."""
+"""The ``aiowriter`` command line (``aiowriter demo``, ``aiowriter sessions ...``; also
+``python -m aiowriter ...``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from . import _sessions_cli
 from ._config import StreamCreationStrategy
 from ._exceptions import AiowriterError, InvalidNameError
 from ._names import validate_data_source, validate_stream
@@ -96,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
         help="end the output with one line of JSON (session_key, packets, ...)",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    demo.add_argument(
+        "--security-config",
+        metavar="FILE",
+        default=None,
+        help="JSON connection settings of a secured cluster (client.json: bootstrap_servers, "
+        "security_protocol, ssl_*, sasl_*; its servers replace --bootstrap-servers); default: "
+        "the $KAFKA_* settings ($KAFKA_SECURITY_PROTOCOL, $KAFKA_SASL_USERNAME, ...) when set",
+    )
+    _sessions_cli.register(commands)
     return parser
 
 
@@ -112,6 +123,12 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     cluster = None
     servers = args.bootstrap_servers
+    security = None
+    from ._config_sources import cli_connection
+
+    connection = cli_connection(args.security_config)
+    if connection is not None:
+        servers, security = connection.bootstrap_servers, connection.security
     if not servers:
         from .testing import start_local_kafka
 
@@ -126,6 +143,7 @@ def _demo(args: argparse.Namespace) -> int:
             partition_mappings=dict(args.partition_mapping),
             seconds=args.seconds,
             progress=None if args.no_progress else sys.stderr,
+            security=security,
         )
         report = asyncio.run(run_demo(options))
     finally:
@@ -143,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "sessions":
+            return _sessions_cli.run(args)
     except AiowriterError as exc:
         print(f"aiowriter {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

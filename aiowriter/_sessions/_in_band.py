@@ -9,10 +9,12 @@ import attrs
 from .. import open_data
 from .._encoded import EncodedPacket
 from .._exceptions import InvalidInputError
+from .._layout import Layout, Route
 from .._names import validate_stream
 from .._session_state import SessionInfo, now
+from .._writer import PacketWriter
 
-__all__ = ["in_band_end", "in_band_start", "stream_names"]
+__all__ = ["in_band_end", "in_band_start", "one_per_route", "stream_names"]
 
 
 def stream_names(streams: Sequence[str], data_source: str) -> list[str]:
@@ -48,3 +50,24 @@ def in_band_end(
 ) -> list[tuple[str, EncodedPacket]]:
     end = open_data.EndOfSessionPacket(data_source=session.data_source, termination_time=now())
     return [(s, EncodedPacket("EndOfSession", bytes(end), essential)) for s in names]
+
+
+def one_per_route(
+    writer: PacketWriter, data_source: str, packets: list[tuple[str, EncodedPacket]]
+) -> list[tuple[str, EncodedPacket]]:
+    """Drop a lifecycle packet bound for a place that already gets the same type.
+
+    ``"Main"`` (the Writer Module doc's stream) is an ordinary stream, as on the server: topic
+    ``ds.Main`` (TopicBased), or its mapped partition of ``ds`` (PartitionBased). Unmapped on
+    PartitionBased it falls back to the main stream's ``ds:0``, which must not get the packet
+    twice.
+    """
+    layout = Layout(writer.config)
+    seen: set[tuple[Route, str]] = set()
+    out = []
+    for stream, packet in packets:
+        place = (layout.data_route(data_source, stream), packet.type)
+        if place not in seen:
+            seen.add(place)
+            out.append((stream, packet))
+    return out

@@ -39,7 +39,7 @@ from .._session_state import (
 from .._writer import PacketWriter
 from ._commit import Change, Repair, update_record
 from ._core import SessionCore
-from ._in_band import in_band_end, in_band_start, stream_names
+from ._in_band import in_band_end, in_band_start, one_per_route, stream_names
 from ._results import SessionResult
 from ._scope import SessionScope
 
@@ -373,6 +373,10 @@ class SessionManager(SessionCore):
         ``Configuration`` packet (essential) into the main stream. ``data`` is the list of
         acknowledgements, in that order.
 
+        Each place gets one packet: ``"Main"`` (the Writer Module doc's stream name) is an
+        ordinary stream, not the main stream ``""`` (topic ``ds``, partition 0); on
+        PartitionBased without a mapping it shares ``ds:0`` and is written once.
+
         ``essential`` marks the lifecycle packets ``is_essential`` (the C# docs do; the Python
         sample does not). ``writer=None`` uses the manager's writer. An unknown session fails
         with ``SessionNotFoundError``, an ended one with ``SessionEndedError``.
@@ -429,7 +433,7 @@ class SessionManager(SessionCore):
                 raise SessionEndedError(f"session {session_key!r} has ended")
             results = [
                 await target.write_data(data_source, stream, session_key, packet)
-                for stream, packet in build(session)
+                for stream, packet in one_per_route(target, data_source, build(session))
             ]
             async with asyncio.timeout(self._operation_timeout):
                 return ApiResult.ok([await r.delivery for r in results])
