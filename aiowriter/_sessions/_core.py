@@ -59,9 +59,9 @@ __all__ = ["SessionCore", "replay_budget"]
 
 log = logging.getLogger("aiowriter.sessions")
 
-_UINT32_MAX = 0xFFFFFFFF
-#: Seconds of replay allowed per record when no replay_timeout is given: about 4x the measured
-#: cost (0.12 ms per record), so a loaded machine does not fail a healthy replay.
+#: Seconds of replay allowed per record when no replay_timeout is given: about 4x the cost
+#: measured on a busy 2-core machine (0.11-0.13 ms per record, benchmarks/session_replay.py),
+#: so a loaded machine does not fail a healthy replay.
 _REPLAY_SECONDS_PER_RECORD = 0.0005
 _REPLAY_BASE_SECONDS = 30.0
 #: How often (seconds) a manager with a horizon sweeps out sessions that ended long ago.
