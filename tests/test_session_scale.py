@@ -65,3 +65,31 @@ async def test_topic_view_is_listed_once_and_own_streams_are_always_seen(
             end = (await sm.end_session(ds, s.session_key)).unwrap()
             assert end.end_offset(f"{ds}.new{i}") == 1
         assert sm._snapshots._view.listings == 1  # not once per create and end
+
+
+@pytest.mark.slow
+def test_replay_benchmark_runs_end_to_end(kafka_bootstrap_servers: str) -> None:
+    """benchmarks/session_replay.py still runs (the shape of its JSON, never its figures)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "session_replay.py"
+    done = subprocess.run(
+        [
+            *[sys.executable, str(script), "--records", "200", "--json"],
+            *["--bootstrap-servers", kafka_bootstrap_servers],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["generated"]["records"] == 200
+    plain, bounded = result["replays"]
+    assert plain["records_read"] >= 200
+    assert bounded["sessions_forgotten"] >= 100  # the 100 generated sessions ended in 2020
+    assert bounded["sessions_in_memory"] < plain["sessions_in_memory"]
