@@ -11,6 +11,7 @@ plain objects with the generated classes' attribute names and value types (missi
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 import attrs
 
@@ -112,7 +113,8 @@ def _map(f: Fields, n: int, ints: bool) -> dict[str, object]:
         if not isinstance(entry, bytes):
             raise InvalidPacketError(f"map field {n} entry is not a message")
         e = _fields(entry)
-        out[_str(e, 1)] = _signed(_int(e, 2)) if ints else _str(e, 2)
+        # Keys repeat across sessions ("ds:0", detail names): one copy each in memory.
+        out[sys.intern(_str(e, 1))] = _signed(_int(e, 2)) if ints else _str(e, 2)
     return out
 
 
@@ -153,9 +155,9 @@ def decode_info(content: bytes) -> InfoView:
             raise InvalidPacketError("associate_session_keys entry is not a string")
         keys.append(v.decode("utf-8"))
     return InfoView(
-        data_source=_str(f, 1),
+        data_source=sys.intern(_str(f, 1)),
         identifier=_str(f, 2),
-        type=_str(f, 3),
+        type=sys.intern(_str(f, 3)),
         version=_int(f, 4) & 0xFFFFFFFF,
         associate_session_keys=keys,
         details=_map(f, 6, False),  # type: ignore[arg-type]
@@ -169,7 +171,7 @@ def decode_new(content: bytes) -> NewView:
     f = _fields(content)
     info = _msg(f, 4)
     return NewView(
-        data_source=_str(f, 1),
+        data_source=sys.intern(_str(f, 1)),
         topic_partition_offsets=_map(f, 2, True),  # type: ignore[arg-type]
         utc_offset=_duration(f, 3),
         session_info=decode_info(info) if info is not None else None,
@@ -180,7 +182,7 @@ def decode_new(content: bytes) -> NewView:
 def decode_end(content: bytes) -> EndView:
     f = _fields(content)
     return EndView(
-        data_source=_str(f, 1),
+        data_source=sys.intern(_str(f, 1)),
         topic_partition_offsets=_map(f, 2, True),  # type: ignore[arg-type]
         termination_time=_time(f, 3),
     )
