@@ -22,6 +22,7 @@ from ._exceptions import InvalidInputError
 from ._layout import essential_topic, offset_key
 from ._names import validate_session_key
 from ._session_wire import EndView, InfoView, NewView, decode_end, decode_info, decode_new
+from ._statistics import JsonReady
 from ._wire import parse_packet_envelope
 
 __all__ = [
@@ -152,7 +153,7 @@ def _offsets(entries: Mapping[str, int], data_source: str) -> tuple[int, int]:
 
 
 @attrs.frozen
-class SessionManagerStatistics:
+class SessionManagerStatistics(JsonReady):
     """A snapshot of a :class:`SessionManager`."""
 
     state: str
