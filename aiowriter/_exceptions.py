@@ -23,7 +23,9 @@ The tree::
     │       └── DeliveryTimeoutError  not acknowledged within the delivery timeout
     ├── SessionError
     │   ├── SessionNotFoundError
-    │   └── SessionEndedError
+    │   ├── SessionEndedError
+    │   ├── SessionKeyConflictError  a create's session_key belongs to another session
+    │   └── SessionConflictError  other processes kept changing the session (retries used up)
     ├── DataFormatError
     │   └── DataFormatNotFoundError
     └── aiowriter.testing.LocalKafkaError   the local Kafka harness (its own tree in
@@ -58,8 +60,10 @@ __all__ = [
     "InvalidPacketError",
     "KafkaError",
     "PacketTooLargeError",
+    "SessionConflictError",
     "SessionEndedError",
     "SessionError",
+    "SessionKeyConflictError",
     "SessionKeyMismatchError",
     "SessionNotFoundError",
     "TlsError",
@@ -194,6 +198,16 @@ class SessionNotFoundError(SessionError):
 
 class SessionEndedError(SessionError):
     """The session has ended; it cannot be updated any more."""
+
+
+class SessionKeyConflictError(SessionError):
+    """``create_new_session(session_key=...)`` names a session that exists with other data
+    (another data source, type or identifier): the key is not this session's to retry."""
+
+
+class SessionConflictError(SessionError):
+    """Other processes changed the session between every one of our attempts to write a change
+    on fresh state; the last snapshot we wrote may have reverted theirs. Retriable."""
 
 
 class DataFormatError(AiowriterError):
