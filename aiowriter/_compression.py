@@ -36,9 +36,11 @@ __all__ = [
 ]
 
 #: Batches whose queued packets add up to at least this many bytes are compressed in a worker
-#: thread; smaller ones keep aiokafka's inline path. Measured on the 2-core CI machine: a thread
-#: round trip costs ~100 µs of wall time (~30 µs of it on the loop), zstd costs 60 µs for 16 KB,
-#: 96 µs for 32 KB and 350 µs for 128 KB, so below ~32 KB the hand-off is not worth it.
+#: thread; smaller ones keep aiokafka's inline path. Measured on the 2-core dev machine (loaded),
+#: event-loop thread CPU per batch of the benchmark's 10x100 packets: inline zstd 138 µs at 16 KB,
+#: 266 µs at 32 KB, 837 µs at 128 KB; offloaded ~110-130 µs at any size (anyio's hand-off and
+#: wake-up; a bare ``run_in_executor`` costs ~60-80 µs). 3x3 packets compress faster (inline
+#: 78 µs at 16 KB, 141 µs at 32 KB). So ~16 KB is break-even and 32 KB halves the loop's cost.
 OFFLOAD_MIN_BYTES = 32 * 1024
 
 #: aiokafka's attribute value for zstd (record batch attributes, bits 0-2).
