@@ -274,11 +274,15 @@ class Drainer:
             base = fut.result().offset
             topic, partition = route.topic, route.partition
             assert partition is not None
+            # Counted per batch, not per packet: no one observes the lane in between.
+            n = size = 0
             for i, entry in enumerate(items):
                 if entry._ack(topic, partition, base + i, essential):
-                    lane.in_flight -= 1
-                    lane.acked += 1
-                    lane.acked_bytes += entry.size
+                    n += 1
+                    size += entry.size
+            lane.in_flight -= n
+            lane.acked += n
+            lane.acked_bytes += size
             if not essential and items:
                 # One call per batch: latency of its oldest packet, counted for all of them.
                 latency = asyncio.get_running_loop().time() - items[0].enqueued_at
