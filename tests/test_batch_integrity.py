@@ -178,3 +178,29 @@ def _unpacked(value: bytes) -> bytes:
     packet.ParseFromString(value)
     content: bytes = packet.content
     return content
+
+
+def test_offloaded_batches_on_uvloop(broker: tuple[str, Path]) -> None:
+    """anyio's worker threads serve uvloop as they serve asyncio's own loop."""
+    import asyncio
+
+    uvloop = pytest.importorskip("uvloop")
+    servers, _ = broker
+    ds = f"integrity-uv-{uuid.uuid4().hex[:8]}"
+
+    async def write_and_read() -> tuple[int, list[tuple[int, int]]]:
+        async with PacketWriter(StreamingConfig(bootstrap_servers=servers)) as writer:
+            await writer.ensure_topics(ds, ["s0"])
+            for seq in range(BURST):
+                packet = EncodedPacket("PeriodicData", _content(0, seq), False)
+                (await writer.write_data(ds, "s0", "k", packet)).unwrap()
+            assert (await writer.flush(timeout=60)).success
+            offloaded = writer._drainer.offloaded
+        topic = f"{ds}.s0"  # TopicBased: one topic per stream
+        records = await read_partition(servers, topic, 0)
+        return offloaded, [struct.unpack(">HI", _unpacked(r.value)[:6]) for r in records]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        offloaded, got = runner.run(write_and_read())
+    assert offloaded > 0
+    assert got == [(0, seq) for seq in range(BURST)]
