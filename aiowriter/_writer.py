@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
+from ._checks import check_deadline, check_loop
 from ._config import StreamingConfig
 from ._delivery import Delivery, WriteResult
 from ._drain import Drainer
@@ -103,6 +104,9 @@ class PacketWriter:
         self._slice_reset_pending = False
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
+        # The loop start() ran in: every later call must come from it (asyncio is not
+        # thread-safe), see check_loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,6 +115,7 @@ class PacketWriter:
             raise WriterClosedError(f"start() called on a writer that is {self._state}")
         self._state = "starting"
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._clock = loop.time
         self._started = loop.create_future()
         p = self._config.producer
@@ -137,8 +142,12 @@ class PacketWriter:
         """Deliver everything queued, then close; give up at ``timeout`` seconds.
 
         Idempotent. ``data`` is a :class:`StopReport`; ``success`` is false when packets were
-        not delivered (``undelivered`` counts them; their deliveries fail).
+        not delivered (``undelivered`` counts them; their deliveries fail). ``timeout`` must be
+        a finite number of seconds >= 0, else :class:`InvalidInputError` and nothing changes
+        (the writer can still be stopped).
         """
+        timeout = check_deadline(timeout, "stop(timeout)")
+        check_loop(self._loop, "stop()")
         if self._state == "starting" and self._started is not None:
             # A stop() racing start(): let the start finish, then stop what it started.
             await asyncio.shield(self._started)
@@ -202,8 +211,9 @@ class PacketWriter:
         """
         lane = self._checked_lane(data_source, stream, session_key)
         next_id = self._next_id
+        check = self._config.check_content
         entries = [
-            self._entry(session_key, *packet_value(packet, session_key, next_id))
+            self._entry(session_key, *packet_value(packet, session_key, next_id, check=check))
             for packet in packets
         ]
         # The lane (and so its topics) comes only after every packet passed its checks.
@@ -250,6 +260,7 @@ class PacketWriter:
         rejected: the server drops records without one.
         """
         self._check_running()
+        check_loop(self._loop, "write_info()")
         if not isinstance(info_type, InfoType):
             try:
                 InfoType(info_type)
@@ -261,7 +272,7 @@ class PacketWriter:
         if key is None:
             key = _embedded_session_key(packet)
         validate_session_key(key, allow_empty=False)
-        value, _ = packet_value(packet, key, self._next_id)
+        value, _ = packet_value(packet, key, self._next_id, check=self._config.check_content)
         # The info path ignores is_essential (the server never copies info packets).
         entry = self._entry(key, value, False)
         lane = await self._info_lane(entry.key)
@@ -271,8 +282,10 @@ class PacketWriter:
         """Wait until every packet accepted so far is acknowledged or failed.
 
         ``data`` is the number of those packets still pending when ``timeout`` passed (0 on
-        success).
+        success). ``timeout``: finite seconds >= 0.
         """
+        timeout = check_deadline(timeout, "flush(timeout)")
+        check_loop(self._loop, "flush()")
         lasts = [lane.last for lane in self._all_lanes() if lane.last is not None]
         pending = [d for d in lasts if not d.done()]
         if pending:
@@ -357,6 +370,7 @@ class PacketWriter:
         """The existing lane of ``(data_source, stream)``, or ``None`` once the names and key
         are known to be valid; raises if the writer is not running or an argument is wrong."""
         self._check_running()
+        check_loop(self._loop, "write_data()")
         lane = self._lanes.get((data_source, stream))
         if lane is None:
             validate_data_source(data_source)
@@ -369,7 +383,9 @@ class PacketWriter:
         self, data_source: str, stream: str, session_key: str, packet: object
     ) -> tuple[Lane, Delivery]:
         lane = self._checked_lane(data_source, stream, session_key)
-        value, essential = packet_value(packet, session_key, self._next_id)
+        value, essential = packet_value(
+            packet, session_key, self._next_id, check=self._config.check_content
+        )
         entry = self._entry(session_key, value, essential)
         # The lane (and so its topics) comes only after the packet passed every check.
         return lane or self._lane(data_source, stream), entry
