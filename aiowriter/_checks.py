@@ -23,9 +23,9 @@ __all__ = [
     "as_bytes",
     "check_deadline",
     "check_int",
+    "check_loop",
     "check_number",
     "check_text",
-    "check_loop",
     "is_bytes_like",
 ]
 

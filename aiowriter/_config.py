@@ -194,13 +194,16 @@ class SecuritySettings:
             )
         if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):
             raise ConfigurationError(
-                f"ssl_context must be an ssl.SSLContext or None, got {type(self.ssl_context).__name__}"
+                "ssl_context must be an ssl.SSLContext or None, "
+                f"got {type(self.ssl_context).__name__}"
             )
         for name in ("sasl_plain_username", "sasl_plain_password"):
             value = getattr(self, name)
             if value is not None:
                 check_text(value, name, ConfigurationError)
-        check_text(self.sasl_kerberos_service_name, "sasl_kerberos_service_name", ConfigurationError)
+        check_text(
+            self.sasl_kerberos_service_name, "sasl_kerberos_service_name", ConfigurationError
+        )
         if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
             raise ConfigurationError(
                 f"security_protocol={self.security_protocol} needs sasl_mechanism"

@@ -80,7 +80,11 @@ class _Run:
     __slots__ = ("fixed", "pattern", "size", "small")
 
     def __init__(
-        self, size: int, fixed: list[tuple[int, bytes]], small: list[int], pattern: re.Pattern[bytes]
+        self,
+        size: int,
+        fixed: list[tuple[int, bytes]],
+        small: list[int],
+        pattern: re.Pattern[bytes],
     ) -> None:
         self.size = size
         self.fixed = fixed
@@ -356,19 +360,22 @@ def _check(data: bytes, pos: int, end: int, schema: _Schema, depth: int) -> None
                     raise _Malformed(
                         f"field {key >> 3} ({schema.numbers[key >> 3]}) is not valid UTF-8"
                     ) from None
-            elif kind == _PACKED64 or kind == _PACKED32:
+            elif kind in (_PACKED64, _PACKED32):
                 width = 8 if kind == _PACKED64 else 4
                 if n % width:
                     raise _Malformed(
                         f"packed field {key >> 3} ({schema.numbers[key >> 3]}) is {n} bytes, "
                         f"not a multiple of {width}"
                     )
-            elif kind == _PACKED_VARINT and n:
-                if data[stop - 1] >= 0x80 or _OVERLONG.search(data, pos, stop):
-                    raise _Malformed(
-                        f"packed field {key >> 3} ({schema.numbers[key >> 3]}) holds a "
-                        "truncated or overlong varint"
-                    )
+            elif (
+                kind == _PACKED_VARINT
+                and n
+                and (data[stop - 1] >= 0x80 or _OVERLONG.search(data, pos, stop))
+            ):
+                raise _Malformed(
+                    f"packed field {key >> 3} ({schema.numbers[key >> 3]}) holds a "
+                    "truncated or overlong varint"
+                )
             pos = stop
             continue
         if pos > end:
@@ -388,4 +395,7 @@ def _unknown_key(schema: _Schema, key: int, at: int) -> str:
     name = schema.numbers.get(number)
     if name is None:
         return f"field {number} at byte {at} is not a field of {schema.name}"
-    return f"field {number} ({name}) at byte {at} has wire type {_WIRE_NAMES[wire]}, which its type does not use"
+    return (
+        f"field {number} ({name}) at byte {at} has wire type {_WIRE_NAMES[wire]}, which its "
+        "type does not use"
+    )

@@ -10,7 +10,14 @@ from ._checks import as_bytes
 from ._content_check import check_content
 from ._exceptions import InvalidPacketError
 
-__all__ = ["ESSENTIAL_BY_DEFAULT", "PACKET_TYPES", "EncodedPacket", "check_packet_type", "trusted"]
+__all__ = [
+    "ESSENTIAL_BY_DEFAULT",
+    "PACKET_TYPES",
+    "EncodedPacket",
+    "check_packet_type",
+    "checked",
+    "trusted",
+]
 
 #: Every ``Packet.type`` string of the Open Data schema: the message name without ``Packet``
 #: (``nameof(XPacket).Replace("Packet", "")`` in the Support Library). The Stream API server acts
@@ -75,11 +82,12 @@ def _content(value: object) -> bytes:
     return as_bytes(value, "EncodedPacket.content", InvalidPacketError)
 
 
-def _check_type(_inst: object, _attr: object, value: object) -> None:
-    check_packet_type(value)
+def _check_type(_inst: object, _attr: object, value: Any) -> None:
+    if not isinstance(value, str):
+        raise InvalidPacketError(f"EncodedPacket.type must be a str, got {type(value).__name__}")
 
 
-def _check_essential(_inst: object, _attr: object, value: object) -> None:
+def _check_essential(_inst: object, _attr: object, value: Any) -> None:
     if not isinstance(value, bool):
         raise InvalidPacketError(
             f"EncodedPacket.is_essential must be a bool, got {type(value).__name__}"
@@ -97,10 +105,11 @@ class EncodedPacket:
     Produced by the builders in :mod:`aiowriter.packets`; :class:`aiowriter.PacketWriter`
     wraps it in a ``Packet`` (adding ``session_key`` and ``id``) when it is written.
 
-    Built by hand, it is checked at once: ``type`` must be a ``Packet.type`` of the schema and
-    ``content`` a well-formed message of that type (field numbers, wire types, lengths, text,
-    nesting), else :class:`~aiowriter.InvalidPacketError`. Any bytes-like content is copied to
-    ``bytes`` by its byte length.
+    Built by hand, its field types are checked at once (any bytes-like content is copied to
+    ``bytes`` by its byte length); when it is written, ``type`` must be a ``Packet.type`` of
+    the schema and ``content`` a well-formed message of that type (field numbers, wire types,
+    lengths, text, nesting), else :class:`~aiowriter.InvalidPacketError` and nothing is queued.
+    Builder results are well-formed by construction and skip that check.
     """
 
     type: str = attrs.field(validator=_check_type)
@@ -109,9 +118,15 @@ class EncodedPacket:
     """The serialized inner message (``Packet.content``)."""
     is_essential: bool = attrs.field(default=False, validator=_check_essential)
     """Whether the writer also copies the packet to the data source's essentials topic."""
+    _checked: bool = attrs.field(default=False, init=False, repr=False, eq=False, hash=False)
 
-    def __attrs_post_init__(self) -> None:
-        check_content(self.type, self.content)
+
+def checked(packet: EncodedPacket) -> EncodedPacket:
+    """Return ``packet`` after checking its type and content (once per object)."""
+    if not packet._checked:
+        check_content(check_packet_type(packet.type), packet.content)
+        object.__setattr__(packet, "_checked", True)
+    return packet
 
 
 def trusted(type_: str, content: bytes, is_essential: bool) -> EncodedPacket:
@@ -121,4 +136,5 @@ def trusted(type_: str, content: bytes, is_essential: bool) -> EncodedPacket:
     object.__setattr__(packet, "type", type_)
     object.__setattr__(packet, "content", content)
     object.__setattr__(packet, "is_essential", is_essential)
+    object.__setattr__(packet, "_checked", True)
     return packet

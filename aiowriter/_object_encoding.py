@@ -20,8 +20,8 @@ from typing import Any, Final
 
 import betterproto2
 
-from ._encoded import ESSENTIAL_BY_DEFAULT, PACKET_TYPES, EncodedPacket, trusted
 from ._content_check import MAX_DEPTH
+from ._encoded import ESSENTIAL_BY_DEFAULT, PACKET_TYPES, EncodedPacket, trusted
 from ._exceptions import EncodingError, InvalidPacketError
 from ._sample_encoding import sample_list_body
 from ._values import duration_message, timestamp_message
@@ -168,9 +168,15 @@ def _put_sample_list(out: bytearray, msg: Any, kind: str) -> None:
         statuses = list(map(_get_status, samples))
     except (AttributeError, TypeError):
         sample_cls = type(msg).__name__[: -len("List")]
-        bad = next(
-            (i, s) for i, s in enumerate(samples) if not hasattr(s, "value") or not hasattr(s, "status")
-        ) if isinstance(samples, list) else (0, samples)
+        bad = (
+            next(
+                (i, s)
+                for i, s in enumerate(samples)
+                if not hasattr(s, "value") or not hasattr(s, "status")
+            )
+            if isinstance(samples, list)
+            else (0, samples)
+        )
         raise EncodingError(
             f"{label}[{bad[0]}] must be a {sample_cls}, got {type(bad[1]).__name__}"
         ) from None

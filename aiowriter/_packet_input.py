@@ -14,7 +14,7 @@ import betterproto2
 
 from ._checks import as_bytes
 from ._content_check import check_content
-from ._encoded import PACKET_TYPES, EncodedPacket, check_packet_type
+from ._encoded import PACKET_TYPES, EncodedPacket, check_packet_type, checked
 from ._exceptions import InvalidPacketError, SessionKeyMismatchError
 from ._proto.ma.streaming.open_data.v1 import Packet
 from ._wire import encode_packet, parse_packet_envelope
@@ -99,12 +99,16 @@ def packet_value(
 ) -> tuple[bytes, bool]:
     """Return ``(serialized Packet, is_essential)`` for ``packet`` keyed by ``session_key``.
 
-    Bytes handed in ready-made (whole ``Packet`` bytes, ``open_data.Packet.content``) are
-    checked to be a well-formed message of their ``Packet.type`` unless ``check`` is false
-    (``StreamingConfig.check_content``); an :class:`EncodedPacket` was checked when it was made.
+    Bytes handed in ready-made (whole ``Packet`` bytes, ``open_data.Packet.content``, a
+    hand-made :class:`EncodedPacket`) are checked to be a well-formed message of their
+    ``Packet.type`` unless ``check`` is false (``StreamingConfig.check_content``); builder
+    results are well-formed by construction.
     """
     if isinstance(packet, EncodedPacket):
-        check_packet_type(packet.type)
+        if check:
+            checked(packet)
+        else:
+            check_packet_type(packet.type)
         return (
             encode_packet(packet.type, session_key, packet.is_essential, packet.content, next_id()),
             packet.is_essential,

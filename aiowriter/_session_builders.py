@@ -15,7 +15,7 @@ from typing import Any
 import betterproto2
 
 from ._builders import essential, parameter_list
-from ._encoded import EncodedPacket, trusted
+from ._encoded import EncodedPacket, checked, trusted
 from ._exceptions import EncodingError
 from ._object_encoding import encode_message
 from ._values import Duration, Time, put_duration, put_string_int64_map, put_timestamp
@@ -48,7 +48,7 @@ def _embedded(value: object, kind: str, field: str) -> bytes:
     if isinstance(value, EncodedPacket):
         if value.type != kind:
             raise EncodingError(f"{field} must be a {kind} packet, got a {value.type} packet")
-        return value.content
+        return checked(value).content
     if isinstance(value, betterproto2.Message) and type(value).__name__ == f"{kind}Packet":
         return encode_message(value)
     raise EncodingError(
