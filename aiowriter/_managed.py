@@ -77,8 +77,8 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         self._config = config
         self._writer = writer
         self._owns_writer = writer is None
-        self._replay_timeout = replay_timeout
-        self._operation_timeout = operation_timeout
+        self._replay_timeout = check_deadline(replay_timeout, "replay_timeout")
+        self._operation_timeout = check_deadline(operation_timeout, "operation_timeout")
         self._provisioner = TopicProvisioner(config)
         self._hub: EventHub[E] = EventHub()
         self._state = "new"

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import betterproto2
 
+from ._checks import as_bytes
 from ._content_check import MAX_DEPTH
 from ._encoded import ESSENTIAL_BY_DEFAULT, PACKET_TYPES, EncodedPacket, trusted
 from ._exceptions import EncodingError, InvalidPacketError
@@ -229,7 +230,7 @@ def _scalar_bytes(fm: Any, label: str) -> Callable[[Any], bytes]:
     if t == betterproto2.TYPE_STRING:
         return lambda v: _len_prefixed(utf8(v, label))
     if t == betterproto2.TYPE_BYTES:
-        return lambda v: _len_prefixed(bytes(v))
+        return lambda v: _len_prefixed(as_bytes(v, label, EncodingError))
     if t == betterproto2.TYPE_BOOL:
         return lambda v: b"\x01" if v else b"\x00"
     if t == betterproto2.TYPE_DOUBLE:

@@ -402,6 +402,11 @@ class SessionManager(ManagedLifecycle[SessionEvent]):
                 raise InvalidInputError(
                     "configuration must be an open_data.ConfigurationPacket or an EncodedPacket"
                 )
+            if configuration.type != "Configuration":
+                raise InvalidInputError(
+                    "configuration must be a Configuration packet, "
+                    f"got a {configuration.type!r} one"
+                )
 
         def build(session: SessionInfo) -> list[tuple[str, EncodedPacket]]:
             new = open_data.NewSessionPacket(

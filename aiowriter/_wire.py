@@ -138,8 +138,11 @@ def put_string(out: bytearray, key: bytes, value: object, field: str) -> None:
 def put_bytes(
     out: bytearray, key: bytes, value: bytes | bytearray | memoryview, field: str
 ) -> None:
-    """Append a ``bytes`` field unless it is empty."""
-    if not isinstance(value, bytes | bytearray | memoryview):
+    """Append a ``bytes`` field unless it is empty (a memoryview counts by its bytes, whatever
+    its item size)."""
+    if isinstance(value, memoryview):
+        value = value.tobytes()
+    elif not isinstance(value, bytes | bytearray):
         raise EncodingError(f"{field} must be bytes, got {type(value).__name__}")
     if len(value):
         out += key
