@@ -371,7 +371,9 @@ class PacketWriter:
         are known to be valid; raises if the writer is not running or an argument is wrong."""
         self._check_running()
         check_loop(self._loop, "write_data()")
-        lane = self._lanes.get((data_source, stream))
+        # Names are checked before they are used as keys (a list would raise TypeError).
+        valid_types = type(data_source) is str and type(stream) is str
+        lane = self._lanes.get((data_source, stream)) if valid_types else None
         if lane is None:
             validate_data_source(data_source)
             validate_stream(stream, data_source)
