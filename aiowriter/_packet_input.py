@@ -17,7 +17,7 @@ from ._content_check import check_content
 from ._encoded import PACKET_TYPES, EncodedPacket, check_packet_type, checked
 from ._exceptions import InvalidPacketError, SessionKeyMismatchError
 from ._proto.ma.streaming.open_data.v1 import Packet
-from ._wire import encode_packet, parse_packet_envelope
+from ._wire import UINT64_MAX, check_int, encode_packet, parse_packet_envelope
 
 __all__ = ["PacketLike", "packet_value"]
 
@@ -141,10 +141,11 @@ def packet_value(
             raise InvalidPacketError(
                 f"Packet.is_essential must be a bool, got {type(packet.is_essential).__name__}"
             )
+        id_ = check_int(packet.id, "Packet.id", 0, UINT64_MAX, "uint64")
         if check:
             check_content(type_, content)
         return (
-            encode_packet(type_, session_key, packet.is_essential, content, packet.id),
+            encode_packet(type_, session_key, packet.is_essential, content, id_),
             packet.is_essential,
         )
     if isinstance(packet, betterproto2.Message):

@@ -463,7 +463,22 @@ class PacketWriter:
         return WriteResult(True, "", entry)
 
     async def _admit(self, lane: Lane, entry: Delivery) -> AiowriterError | None:
-        """Queue ``entry``, waiting for room at most ``delivery_timeout``; the error if not."""
+        """Queue ``entry``, waiting for room at most ``delivery_timeout``; the error if not.
+
+        Cancellation-safe: every suspension comes before the packet is queued and nothing awaits
+        after it, so a cancelled call has queued nothing and a returned one has queued it.
+        """
+        # A writer that always finds room never suspends; hand the loop over about every
+        # _SLICE seconds so other tasks (and the drainers) keep running while it writes flat out.
+        if self._clock() >= self._next_yield:
+            if not self._slice_reset_pending:
+                # The next slice starts when the loop comes back round, not now: writers that
+                # run later in this loop iteration find the slice used up and yield after one
+                # packet, so a loop iteration holds one slice however many writers are busy.
+                self._slice_reset_pending = True
+                asyncio.get_running_loop().call_soon(self._next_slice)
+            await asyncio.sleep(0)
+            self._check_running()
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
         if lane.must_wait(entry.size):
             try:
@@ -477,16 +492,6 @@ class PacketWriter:
                 )
             self._check_running()
         self._push(lane, entry)
-        # A writer that always finds room never suspends; hand the loop over about every
-        # _SLICE seconds so other tasks (and the drainers) keep running while it writes flat out.
-        if self._clock() >= self._next_yield:
-            if not self._slice_reset_pending:
-                # The next slice starts when the loop comes back round, not now: writers that
-                # run later in this loop iteration find the slice used up and yield after one
-                # packet, so a loop iteration holds one slice however many writers are busy.
-                self._slice_reset_pending = True
-                asyncio.get_running_loop().call_soon(self._next_slice)
-            await asyncio.sleep(0)
         return None
 
     def _next_slice(self) -> None:

@@ -351,7 +351,7 @@ def test_queue_limits_are_rejected_or_positive_ints(kwargs: dict[str, Any]) -> N
 
 
 @given(
-    st.dictionaries(st.text(max_size=6) | weird, weird, max_size=3) | weird,
+    st.dictionaries(st.text(max_size=6) | st.integers() | st.none(), weird, max_size=3) | weird,
     weird,
     weird,
 )
@@ -377,7 +377,10 @@ def test_streaming_config_is_rejected_or_valid(mappings: Any, replication: Any, 
 def _valid_deadline(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return value >= 0 and math.isfinite(float(value)) if value < 2**1000 else False
+    try:
+        return math.isfinite(float(value)) and value >= 0
+    except OverflowError:
+        return False
 
 
 @pytest.fixture(scope="module")
