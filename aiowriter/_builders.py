@@ -502,6 +502,4 @@ def coverage_cursor_info(
     out = bytearray()
     put_string(out, b"\x0a", data_source, "data_source")
     put_fixed64(out, b"\x11", fixed64_time(coverage_cursor_time, "coverage_cursor_time"))
-    return trusted(
-        "CoverageCursorInfo", bytes(out), essential("CoverageCursorInfo", is_essential)
-    )
+    return trusted("CoverageCursorInfo", bytes(out), essential("CoverageCursorInfo", is_essential))

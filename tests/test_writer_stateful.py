@@ -67,8 +67,9 @@ class WriterMachine(RuleBasedStateMachine):
 
         async def send(node_id: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
             if type(request).__name__.startswith("ProduceRequest"):
-                while self.stalled:  # polled: the flag is flipped by synchronous rules
-                    await asyncio.sleep(0.01)  # noqa: ASYNC110
+                # Polled: the flag is flipped by synchronous rules, outside the loop.
+                while self.stalled:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
             return await original(node_id, request, *args, **kwargs)
 
         client.send = send
