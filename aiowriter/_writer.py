@@ -306,6 +306,9 @@ class PacketWriter:
     async def ensure_topics(self, data_source: str, streams: Iterable[str] = ("",)) -> None:
         """Create/check the topics of ``data_source`` and ``streams`` now, not on first write."""
         self._check_running()
+        check_loop(self._loop, "ensure_topics()")
+        if isinstance(streams, str):  # "abc" would be three streams
+            raise InvalidInputError(f"streams must be a list of stream names, not {streams!r}")
         for stream in streams:
             lane = self._lane(data_source, stream)
             await self._ensure_ready(lane)
