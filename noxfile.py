@@ -19,7 +19,7 @@ PROTO = "ma/streaming/open_data/v1/open_data.proto"
 def tests(session: nox.Session) -> None:
     """The test suite, against a real Kafka broker (started locally unless
     KAFKA_BOOTSTRAP_SERVERS is set; KAFKA_REQUIRED=1 makes a missing broker fail)."""
-    session.install("-e", ".[test,bench]", "betterproto2-compiler==0.10.*")
+    session.install("-e", ".[test,bench,docs]", "betterproto2-compiler==0.10.*")
     session.run("pytest", *session.posargs, env={"PYTHONUNBUFFERED": "1"})
 
 
@@ -34,6 +34,14 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package (configured in pyproject.toml)."""
     session.install("-e", ".[test]", "mypy>=1.11", "numpy>=1.26")
     session.run("mypy", "--strict", "aiowriter")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (MkDocs + mkdocstrings), warnings as errors; offline."""
+    session.install("-e", ".[docs]")
+    args = session.posargs or ["build", "--strict", "--site-dir", "site"]
+    session.run("mkdocs", *args, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session

@@ -1,4 +1,5 @@
-"""The ``aiowriter`` command line (``aiowriter demo``, also ``python -m aiowriter demo``)."""
+"""The ``aiowriter`` command line (``aiowriter demo``, ``aiowriter sessions ...``; also
+``python -m aiowriter ...``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from . import _sessions_cli
 from ._config import StreamCreationStrategy
 from ._exceptions import AiowriterError, InvalidNameError
 from ._names import validate_data_source, validate_stream
@@ -96,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         help="end the output with one line of JSON (session_key, packets, ...)",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    _sessions_cli.register(commands)
     return parser
 
 
@@ -143,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "sessions":
+            return _sessions_cli.run(args)
     except AiowriterError as exc:
         print(f"aiowriter {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -29,7 +29,7 @@ from ._exceptions import (
     SessionNotFoundError,
 )
 from ._kafka_follow import Record, TopicFollower, close_quietly
-from ._layout import TopicRequirement
+from ._layout import Layout, Route, TopicRequirement
 from ._managed import Deadline, ManagedLifecycle
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_stream
 from ._offsets import OffsetSnapshotter
@@ -388,6 +388,10 @@ class SessionManager(ManagedLifecycle[SessionEvent]):
         ``Configuration`` packet (essential) into the main stream. ``data`` is the list of
         acknowledgements, in that order.
 
+        Each place gets one packet: ``"Main"`` (the Writer Module doc's stream name) is an
+        ordinary stream, not the main stream ``""`` (topic ``ds``, partition 0); on
+        PartitionBased without a mapping it shares ``ds:0`` and is written once.
+
         ``essential`` marks the lifecycle packets ``is_essential`` (the C# docs do; the Python
         sample does not). ``writer=None`` uses the manager's writer. An unknown session fails
         with ``SessionNotFoundError``, an ended one with ``SessionEndedError``.
@@ -460,7 +464,7 @@ class SessionManager(ManagedLifecycle[SessionEvent]):
                 raise SessionEndedError(f"session {session_key!r} has ended")
             results = [
                 await target.write_data(data_source, stream, session_key, packet)
-                for stream, packet in build(session)
+                for stream, packet in _one_per_route(target, data_source, build(session))
             ]
             return ApiResult.ok([await _delivered(r) for r in results])
         except AiowriterError as exc:
@@ -492,6 +496,27 @@ class SessionManager(ManagedLifecycle[SessionEvent]):
             f"<SessionManager {s.state} [Sessions: {s.sessions} known, {s.active_sessions} active "
             f"| Records: {s.records_read} read | Subscribers: {s.subscribers}]>"
         )
+
+
+def _one_per_route(
+    writer: PacketWriter, data_source: str, packets: list[tuple[str, EncodedPacket]]
+) -> list[tuple[str, EncodedPacket]]:
+    """Drop a lifecycle packet bound for a place that already gets the same type.
+
+    ``"Main"`` (the Writer Module doc's stream) is an ordinary stream, as on the server: topic
+    ``ds.Main`` (TopicBased), or its mapped partition of ``ds`` (PartitionBased). Unmapped on
+    PartitionBased it falls back to the main stream's ``ds:0``, which must not get the packet
+    twice.
+    """
+    layout = Layout(writer.config)
+    seen: set[tuple[Route, str]] = set()
+    out = []
+    for stream, packet in packets:
+        place = (layout.data_route(data_source, stream), packet.type)
+        if place not in seen:
+            seen.add(place)
+            out.append((stream, packet))
+    return out
 
 
 def _streams(streams: Sequence[str], data_source: str) -> list[str]:

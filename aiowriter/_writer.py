@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import itertools
 import logging
 import warnings
@@ -30,6 +29,7 @@ from ._exceptions import (
     PacketTooLargeError,
     WriterClosedError,
 )
+from ._info_type import InfoType
 from ._lanes import Budget, Lane
 from ._layout import Layout, Route, TopicRequirement, consistent_random_partition
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
@@ -49,18 +49,6 @@ _RECORD_OVERHEAD = 512
 # How long writers that never have to wait may keep the event loop per loop iteration
 # (seconds), shared by all writer tasks (see _admit).
 _SLICE = 0.0005
-
-
-class InfoType(enum.IntEnum):
-    """``InfoType`` of ``WriteInfo`` (values as in the Stream API proto).
-
-    The Stream API server ignores it and writes every info packet to ``SessionInfo``; so does
-    this writer, so that readers find the packets where the server would have put them.
-    """
-
-    UNSPECIFIED = 0
-    SESSION_INFO = 1
-    SYSTEM_STATUS = 2
 
 
 class PacketWriter:
@@ -253,11 +241,16 @@ class PacketWriter:
         *,
         session_key: str | None = None,
     ) -> WriteResult:
-        """Write a session/info packet to ``SessionInfo``, keyed by its ``session_key``.
+        """Write an info packet to the global ``SessionInfo`` topic, keyed by its session key
+        (the Writer Module's ``WriteInfo(packet, infoType)``).
 
         ``packet`` is an ``open_data.Packet`` or serialized Packet bytes carrying the session
         key, or any other accepted packet form with ``session_key=`` given. An empty key is
         rejected: the server drops records without one.
+
+        Every :class:`InfoType` goes to ``SessionInfo``, as on the Stream API server (which
+        ignores the type). Data-format definitions written here are never indexed by readers:
+        use :class:`~aiowriter.DataFormatManager` for those.
         """
         self._check_running()
         check_loop(self._loop, "write_info()")

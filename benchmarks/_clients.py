@@ -13,7 +13,7 @@ key), the same topics (one per stream, partition 0) and the same producer settin
 
 Every ``sample_every``-th packet's write-to-ack latency is recorded (write call -> the moment the
 application learns of the ack). The result is one JSON line on stdout. Fixed-rate latency runs
-(spec ``"mode": "rate"``) are in :mod:`_rate`.
+(spec ``"mode": "rate"``) are in :mod:`_rate`; :mod:`_worker` dispatches a spec to either.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ import array
 import asyncio
 import functools
 import gc
-import json
 import os
 import resource
 import signal
-import sys
 import time
 from typing import Any
 
@@ -648,53 +646,3 @@ async def run_stall(spec: dict[str, Any]) -> dict[str, Any]:
         "timeline": [[round(a, 3), round(b, 1), c, d] for a, b, c, d in samples_rss[::4]],
         "pass": growth <= limit_mb,
     }
-
-
-# -- entry point -------------------------------------------------------------------------------
-def worker_main(spec_json: str) -> None:
-    spec = json.loads(spec_json)
-    if spec["client"] == "stall":
-        out = asyncio.run(run_stall(spec))
-    elif spec.get("mode") == "rate":
-        from _rate import run_rate
-
-        columns, samples = spec["shape"]
-        arrays, values = make_pool(columns, samples, spec["pool"])
-        out = run_rate(spec, arrays, values)
-        out["value_bytes_mean"] = sum(map(len, values)) / len(values)
-    else:
-        columns, samples = spec["shape"]
-        arrays, values = make_pool(columns, samples, spec["pool"])
-        client = spec["client"]
-        if client == "ck-producer":
-            out = run_confluent_producer(spec, values)
-        else:
-            coro: Any
-            if client in ("aiowriter-bytes", "aiowriter-numpy", "aiowriter-many"):
-                coro = run_aiowriter(spec, arrays, values, client.split("-")[1])
-            elif client == "aiokafka":
-                coro = run_aiokafka(spec, values)
-            elif client == "ck-aio":
-                coro = run_confluent_aio(spec, values)
-            else:
-                raise SystemExit(f"unknown client {client!r}")
-            out = asyncio.run(_profiled(spec, coro))
-        out["value_bytes_mean"] = sum(map(len, values)) / len(values)
-    sys.stdout.write(json.dumps(out) + "\n")
-    sys.stdout.flush()
-
-
-async def _profiled(spec: dict[str, Any], coro: Any) -> Any:
-    """Run ``coro``; under cProfile when the spec names a profile file (``--profile``)."""
-    path = spec.get("profile")
-    if not path:
-        return await coro
-    import cProfile
-
-    prof = cProfile.Profile()
-    prof.enable()
-    try:
-        return await coro
-    finally:
-        prof.disable()
-        prof.dump_stats(path)

@@ -775,7 +775,7 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.worker:
-        from _clients import worker_main
+        from _worker import worker_main
 
         worker_main(args.worker)
         return 0
