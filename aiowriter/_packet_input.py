@@ -15,11 +15,11 @@ import betterproto2
 from ._checks import as_bytes
 from ._content_check import check_content
 from ._encoded import PACKET_TYPES, EncodedPacket, check_packet_type, checked
-from ._exceptions import InvalidPacketError, SessionKeyMismatchError
+from ._exceptions import InvalidInputError, InvalidPacketError, SessionKeyMismatchError
 from ._proto.ma.streaming.open_data.v1 import Packet
 from ._wire import UINT64_MAX, check_int, encode_packet, parse_packet_envelope
 
-__all__ = ["PacketLike", "packet_value"]
+__all__ = ["PacketLike", "embedded_session_key", "packet_value"]
 
 PacketLike = EncodedPacket | Packet | betterproto2.Message | bytes | bytearray | memoryview
 
@@ -155,4 +155,20 @@ def packet_value(
     raise InvalidPacketError(
         "packet must be an aiowriter.packets builder result (EncodedPacket), an open_data "
         f"message or serialized Packet bytes, got {type(packet).__name__}"
+    )
+
+
+def embedded_session_key(packet: object) -> str:
+    """The ``session_key`` a ``Packet`` (object or bytes) carries, for ``write_info``."""
+    if isinstance(packet, Packet):
+        if not isinstance(packet.session_key, str):
+            raise InvalidPacketError(
+                f"Packet.session_key must be a str, got {type(packet.session_key).__name__}"
+            )
+        return packet.session_key
+    if isinstance(packet, bytes | bytearray | memoryview):
+        return parse_packet_envelope(as_bytes(packet, "packet", InvalidPacketError)).session_key
+    raise InvalidInputError(
+        "write_info needs the session key: pass an open_data.Packet (or Packet bytes) with "
+        "session_key set, or session_key=..."
     )

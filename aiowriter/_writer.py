@@ -33,7 +33,7 @@ from ._info_type import InfoType
 from ._lanes import Budget, Lane
 from ._layout import Layout, Route, TopicRequirement, consistent_random_partition
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
-from ._packet_input import packet_value
+from ._packet_input import embedded_session_key, packet_value
 from ._producer import abandon_batches, start_producer
 from ._result import ApiResult
 from ._statistics import StopReport, StreamStatistics, WriterStatistics
@@ -92,8 +92,7 @@ class PacketWriter:
         self._slice_reset_pending = False
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
-        # The loop start() ran in: every later call must come from it (asyncio is not
-        # thread-safe), see check_loop.
+        # The loop start() ran in: later calls must come from it (asyncio is not thread-safe).
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -130,9 +129,8 @@ class PacketWriter:
         """Deliver everything queued, then close; give up at ``timeout`` seconds.
 
         Idempotent. ``data`` is a :class:`StopReport`; ``success`` is false when packets were
-        not delivered (``undelivered`` counts them; their deliveries fail). ``timeout`` must be
-        a finite number of seconds >= 0, else :class:`InvalidInputError` and nothing changes
-        (the writer can still be stopped).
+        not delivered (``undelivered`` counts them; their deliveries fail). ``timeout``: finite
+        seconds >= 0, else :class:`InvalidInputError` and nothing changes.
         """
         timeout = check_deadline(timeout, "stop(timeout)")
         check_loop(self._loop, "stop()")
@@ -263,7 +261,7 @@ class PacketWriter:
                 ) from None
         key = session_key
         if key is None:
-            key = _embedded_session_key(packet)
+            key = embedded_session_key(packet)
         validate_session_key(key, allow_empty=False)
         value, _ = packet_value(packet, key, self._next_id, check=self._config.check_content)
         # The info path ignores is_essential (the server never copies info packets).
@@ -460,9 +458,7 @@ class PacketWriter:
 
     async def _admit(self, lane: Lane, entry: Delivery) -> AiowriterError | None:
         """Queue ``entry``, waiting for room at most ``delivery_timeout``; the error if not.
-
-        Cancellation-safe: every suspension comes before the packet is queued and nothing awaits
-        after it, so a cancelled call has queued nothing and a returned one has queued it.
+        Cancellation-safe: it only suspends before queueing, so a cancelled call queued nothing.
         """
         # A writer that always finds room never suspends; hand the loop over about every
         # _SLICE seconds so other tasks (and the drainers) keep running while it writes flat out.
@@ -601,17 +597,3 @@ def _lane_error(lane: Lane) -> str:
     if ready is not None and ready.done() and not ready.cancelled() and ready.exception():
         return str(ready.exception())
     return "drainer stopped"
-
-
-def _embedded_session_key(packet: object) -> str:
-    from ._proto.ma.streaming.open_data.v1 import Packet
-    from ._wire import parse_packet_envelope
-
-    if isinstance(packet, Packet):
-        return packet.session_key
-    if isinstance(packet, bytes | bytearray | memoryview):
-        return parse_packet_envelope(packet).session_key
-    raise InvalidInputError(
-        "write_info needs the session key: pass an open_data.Packet (or Packet bytes) with "
-        "session_key set, or session_key=..."
-    )
