@@ -32,6 +32,7 @@ from ._kafka_follow import Record, TopicFollower, close_quietly
 from ._layout import Layout, Route, TopicRequirement
 from ._managed import Deadline, ManagedLifecycle
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_stream
+from ._object_encoding import encoded_packet_from_message
 from ._offsets import OffsetSnapshotter
 from ._result import ApiResult
 from ._session_state import (
@@ -401,7 +402,8 @@ class SessionManager(ManagedLifecycle[SessionEvent]):
         names = _streams(streams, data_source)
         if configuration is not None:
             if isinstance(configuration, open_data.ConfigurationPacket):
-                configuration = EncodedPacket("Configuration", bytes(configuration), True)
+                # aiowriter's encoder: nested messages are checked for their declared class.
+                configuration = encoded_packet_from_message(configuration, is_essential=True)
             elif not isinstance(configuration, EncodedPacket):
                 raise InvalidInputError(
                     "configuration must be an open_data.ConfigurationPacket or an EncodedPacket"
