@@ -152,4 +152,9 @@ async def test_in_band_start_refuses_a_configuration_of_another_type() -> None:
     manager = aiowriter.SessionManager(StreamingConfig(bootstrap_servers="127.0.0.1:1"))
     with pytest.raises(InvalidInputError, match="Configuration packet"):
         await manager.write_in_band_start(None, "ds", "k", configuration=packets.marker(1, "x"))
+    wrong_nested = od.ConfigurationPacket(
+        parameter_definitions=[od.MarkerPacket(label="x")]  # type: ignore[list-item]
+    )
+    with pytest.raises(InvalidInputError, match="must be a ParameterDefinition"):
+        await manager.write_in_band_start(None, "ds", "k", configuration=wrong_nested)
     await manager.close(1)

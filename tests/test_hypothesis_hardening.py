@@ -18,7 +18,9 @@ import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+import aiowriter
 from aiowriter import (
     AiowriterError,
     ConfigurationError,
@@ -300,6 +302,52 @@ def test_objects_are_typed_or_exact(label: Any, utc_offset: Any, nested: Any) ->
         assert parsed.session_info.identifier == label
     if utc_offset is not None:
         assert parsed.utc_offset.ToTimedelta() == utc_offset
+
+
+sample_dtypes = st.sampled_from(["<f8", "<f4", "<i8", "<i4", "<u8", "<u2", "?", "<M8[ns]", "O"])
+
+
+@given(
+    hnp.arrays(sample_dtypes, hnp.array_shapes(min_dims=2, max_dims=2, max_side=4)),
+    st.one_of(st.none(), st.integers(-1, 4), hnp.arrays("<i8", st.just((1,)))),
+)
+def test_numpy_sample_encoding_is_typed_or_exact(arr: Any, statuses: Any) -> None:
+    try:
+        built = packets.periodic_data(7, 1, 1, arr, statuses)
+    except AiowriterError:
+        return
+    parsed = PB2.PeriodicDataPacket.FromString(built.content)
+    assert len(parsed.columns) == arr.shape[0]
+    for column, given_values in zip(parsed.columns, arr.tolist(), strict=True):
+        samples = getattr(column, column.WhichOneof("list")).samples
+        got = [s.value for s in samples]
+        assert all(
+            (isinstance(a, float) and math.isnan(a) and math.isnan(b)) or a == b
+            for a, b in zip(got, given_values, strict=True)
+        ), (got, given_values)
+
+
+@given(weird, weird, weird)
+async def test_manager_entry_points_are_typed(timeout: Any, callback: Any, names: Any) -> None:
+    config = StreamingConfig(bootstrap_servers="127.0.0.1:1")
+    for cls in (aiowriter.SessionManager, aiowriter.DataFormatManager):
+        try:
+            manager = cls(config, replay_timeout=timeout, operation_timeout=timeout)
+        except InvalidInputError:
+            assert not _valid_deadline(timeout)
+            manager = cls(config)
+        try:
+            manager.add_callback(callback)
+        except InvalidInputError:
+            assert not callable(callback)
+        if isinstance(manager, aiowriter.DataFormatManager) and isinstance(names, str | bytes):
+            with pytest.raises(InvalidInputError):
+                await manager.start(names)
+        try:
+            await asyncio.wait_for(manager.close(timeout), 10)
+        except InvalidInputError:
+            assert not _valid_deadline(timeout)
+            await manager.close(1)
 
 
 # --- configuration ---------------------------------------------------------------------------
