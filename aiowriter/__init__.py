@@ -16,15 +16,21 @@ from ._config import QueueLimits as QueueLimits
 from ._config import SecuritySettings as SecuritySettings
 from ._config import StreamCreationStrategy as StreamCreationStrategy
 from ._config import StreamingConfig as StreamingConfig
+from ._config_sources import config_from_env as config_from_env
+from ._config_sources import config_from_file as config_from_file
+from ._config_sources import config_from_mapping as config_from_mapping
 from ._delivery import Delivery as Delivery
 from ._delivery import DeliveryReport as DeliveryReport
 from ._delivery import WriteResult as WriteResult
 from ._encoded import EncodedPacket as EncodedPacket
 from ._events import Subscription as Subscription
 from ._exceptions import AiowriterError as AiowriterError
+from ._exceptions import AuthenticationError as AuthenticationError
+from ._exceptions import AuthorizationError as AuthorizationError
 from ._exceptions import BrokerUnavailableError as BrokerUnavailableError
 from ._exceptions import BufferFullError as BufferFullError
 from ._exceptions import ConfigurationError as ConfigurationError
+from ._exceptions import ConnectionSecurityError as ConnectionSecurityError
 from ._exceptions import DataFormatError as DataFormatError
 from ._exceptions import DataFormatNotFoundError as DataFormatNotFoundError
 from ._exceptions import DeliveryError as DeliveryError
@@ -39,6 +45,7 @@ from ._exceptions import SessionEndedError as SessionEndedError
 from ._exceptions import SessionError as SessionError
 from ._exceptions import SessionKeyMismatchError as SessionKeyMismatchError
 from ._exceptions import SessionNotFoundError as SessionNotFoundError
+from ._exceptions import TlsError as TlsError
 from ._exceptions import TopicLayoutError as TopicLayoutError
 from ._exceptions import WriterClosedError as WriterClosedError
 from ._formats import DataFormat as DataFormat
@@ -66,9 +73,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AiowriterError",
     "ApiResult",
+    "AuthenticationError",
+    "AuthorizationError",
     "BrokerUnavailableError",
     "BufferFullError",
     "ConfigurationError",
+    "ConnectionSecurityError",
     "DataFormat",
     "DataFormatError",
     "DataFormatManager",
@@ -109,10 +119,14 @@ __all__ = [
     "StreamStatistics",
     "StreamingConfig",
     "Subscription",
+    "TlsError",
     "TopicLayoutError",
     "WriteResult",
     "WriterClosedError",
     "WriterStatistics",
+    "config_from_env",
+    "config_from_file",
+    "config_from_mapping",
     "open_data",
     "packets",
 ]

@@ -98,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
         help="end the output with one line of JSON (session_key, packets, ...)",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    demo.add_argument(
+        "--security-config",
+        metavar="FILE",
+        default=None,
+        help="JSON connection settings of a secured cluster (client.json: bootstrap_servers, "
+        "security_protocol, ssl_*, sasl_*; its servers replace --bootstrap-servers); default: "
+        "the $KAFKA_* settings ($KAFKA_SECURITY_PROTOCOL, $KAFKA_SASL_USERNAME, ...) when set",
+    )
     _sessions_cli.register(commands)
     return parser
 
@@ -115,6 +123,12 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     cluster = None
     servers = args.bootstrap_servers
+    security = None
+    from ._config_sources import cli_connection
+
+    connection = cli_connection(args.security_config)
+    if connection is not None:
+        servers, security = connection.bootstrap_servers, connection.security
     if not servers:
         from .testing import start_local_kafka
 
@@ -129,6 +143,7 @@ def _demo(args: argparse.Namespace) -> int:
             partition_mappings=dict(args.partition_mapping),
             seconds=args.seconds,
             progress=None if args.no_progress else sys.stderr,
+            security=security,
         )
         report = asyncio.run(run_demo(options))
     finally:

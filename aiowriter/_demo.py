@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import attrs
 
 from . import packets
-from ._config import StreamCreationStrategy, StreamingConfig
+from ._config import SecuritySettings, StreamCreationStrategy, StreamingConfig
 from ._delivery import Delivery
 from ._demo_car import CAR_STREAMS, EVENTS, GROUPS, NS, Car, configuration
 from ._encoded import EncodedPacket
@@ -48,6 +48,8 @@ class DemoOptions:
     partition_mappings: Mapping[str, int] = attrs.field(factory=dict)
     seconds: float = 10.0
     progress: TextIO | None = None
+    security: SecuritySettings | None = None
+    """TLS / SASL settings of a secured cluster (``aiowriter demo --security-config``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -204,6 +206,7 @@ def make_config(options: DemoOptions) -> StreamingConfig:
         bootstrap_servers=options.bootstrap_servers,
         stream_creation_strategy=options.strategy,
         partition_mappings=mappings,
+        security=options.security or SecuritySettings(),
     )
 
 

@@ -19,6 +19,10 @@ The tree (``[retry]``: the same call may succeed later; otherwise fix the cause 
     ├── TopicLayoutError          an existing topic breaks the Stream API layout
     ├── KafkaError                the broker or client failed       [retry if ``retriable``]
     │   ├── BrokerUnavailableError  no broker answered within the deadline              [retry]
+    │   ├── ConnectionSecurityError the broker answered, but the secured connection failed
+    │   │   ├── AuthenticationError     SASL login refused (password, user, mechanism)
+    │   │   └── TlsError                TLS failed (``reason``: untrusted CA, host name, ...)
+    │   ├── AuthorizationError    the principal lacks an ACL permission (topic, operation)
     │   └── DeliveryError         a packet was not acknowledged     [retry if ``retriable``]
     │       └── DeliveryTimeoutError  not acknowledged within the delivery timeout      [retry]
     ├── SessionError
@@ -35,13 +39,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Iterator
 
 __all__ = [
     "AiowriterError",
+    "AuthenticationError",
+    "AuthorizationError",
     "BrokerUnavailableError",
     "BufferFullError",
     "ConfigurationError",
+    "ConnectionSecurityError",
     "DataFormatError",
     "DataFormatNotFoundError",
     "DeliveryError",
@@ -56,6 +64,7 @@ __all__ = [
     "SessionError",
     "SessionKeyMismatchError",
     "SessionNotFoundError",
+    "TlsError",
     "TopicLayoutError",
     "WriterClosedError",
 ]
@@ -129,6 +138,41 @@ class BrokerUnavailableError(KafkaError):
     retriable = True
 
 
+class ConnectionSecurityError(KafkaError):
+    """A broker answered, but the secured connection to it failed; retrying cannot help.
+
+    Raised by ``start()`` as soon as the cause is known (no retries): fix the settings. The
+    message never contains a password.
+    """
+
+
+class AuthenticationError(ConnectionSecurityError):
+    """The broker refused the SASL login: wrong password, unknown user, or a mechanism the
+    listener does not enable."""
+
+
+class TlsError(ConnectionSecurityError):
+    """The TLS connection failed. ``reason`` says why, one of:
+
+    * ``"untrusted_certificate"``: the broker's certificate is not signed by a trusted CA
+      (``ssl_cafile``);
+    * ``"hostname_mismatch"``: the certificate is for another host than the bootstrap address;
+    * ``"client_certificate_rejected"``: the listener requires a client certificate (mutual
+      TLS) and got none, or one it does not trust (``ssl_certfile`` / ``ssl_keyfile``);
+    * ``"tls_port"``: a plaintext client reached a TLS listener (use ``SSL`` / ``SASL_SSL``);
+    * ``"not_tls"``: a TLS client reached a listener that does not speak TLS;
+    * ``"handshake_failed"``: any other TLS failure.
+    """
+
+    def __init__(self, message: str, *, reason: str = "handshake_failed") -> None:
+        super().__init__(message, retriable=False)
+        self.reason = reason
+
+
+class AuthorizationError(KafkaError):
+    """The authenticated principal lacks a permission (ACL) the operation needs."""
+
+
 class DeliveryError(KafkaError):
     """A packet was accepted by the writer but not acknowledged by the broker."""
 
@@ -170,6 +214,21 @@ def convert_kafka_error(exc: BaseException, context: str) -> AiowriterError:
     from aiokafka import errors as ak
 
     detail = f"{context}: {type(exc).__name__}: {exc}".rstrip(": ")
+    if isinstance(
+        exc,
+        ak.SaslAuthenticationFailed | ak.UnsupportedSaslMechanismError | ak.IllegalSaslStateError,
+    ):
+        return AuthenticationError(f"{detail} (check sasl_mechanism, sasl_username, password)")
+    if isinstance(exc, ak.ClusterAuthorizationFailedError):
+        return AuthorizationError(
+            f"{detail} (an ACL denies the client's principal a cluster permission: the "
+            "idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on a topic; "
+            "ask the operator to grant it)"
+        )
+    if isinstance(exc, ak.TopicAuthorizationFailedError):
+        return AuthorizationError(f"{detail} (an ACL denies the client's principal this topic)")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TlsError(detail, reason=tls_verify_reason(exc))
     if isinstance(exc, ak.KafkaConnectionError | ak.NoBrokersAvailable | ConnectionError):
         return BrokerUnavailableError(f"{detail} (is the broker running and reachable?)")
     if isinstance(exc, ak.KafkaTimeoutError | asyncio.TimeoutError | TimeoutError):
@@ -181,6 +240,11 @@ def convert_kafka_error(exc: BaseException, context: str) -> AiowriterError:
     if isinstance(exc, OSError):
         return BrokerUnavailableError(detail)
     return KafkaError(detail)
+
+
+def tls_verify_reason(exc: ssl.SSLCertVerificationError) -> str:
+    # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH (62) and X509_V_ERR_IP_ADDRESS_MISMATCH (64).
+    return "hostname_mismatch" if exc.verify_code in (62, 64) else "untrusted_certificate"
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._config import StreamingConfig
+from ._connect_diagnosis import explain_connect_failures
 from ._exceptions import AiowriterError, KafkaError, WriterClosedError, map_kafka_errors
 
 __all__ = ["Record", "TopicFollower", "close_quietly"]
@@ -93,7 +94,9 @@ class TopicFollower:
         )
         tps = [TopicPartition(self.topic, p) for p in range(self._partition_count)]
         try:
-            with map_kafka_errors(f"starting a consumer of {self.topic!r}"):
+            async with explain_connect_failures(
+                self._config, f"starting a consumer of {self.topic!r}"
+            ):
                 await consumer.start()
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 from ._config import StreamingConfig
+from ._connect_diagnosis import explain_connect_failures
 from ._exceptions import WriterClosedError, map_kafka_errors
 from ._layout import Layout, offset_key
 from ._topics import TopicProvisioner
@@ -44,7 +45,9 @@ class OffsetSnapshotter:
                 consumer = AIOKafkaConsumer(
                     group_id=None, enable_auto_commit=False, **self._config.client_kwargs()
                 )
-                with map_kafka_errors(f"connecting to {self._config.bootstrap_servers}"):
+                async with explain_connect_failures(
+                    self._config, f"connecting to {self._config.bootstrap_servers}"
+                ):
                     await consumer.start()
                 self._consumer = consumer
             return self._consumer

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ._config import StreamingConfig
-from ._exceptions import map_kafka_errors
+from ._connect_diagnosis import explain_connect_failures
 
 __all__ = ["abandon_batches", "quiet_stop", "start_producer"]
 
@@ -32,7 +32,9 @@ async def start_producer(config: StreamingConfig) -> Any:
         max_request_size=p.max_request_size,
     )
     try:
-        with map_kafka_errors(f"starting the producer for {config.bootstrap_servers}"):
+        async with explain_connect_failures(
+            config, f"starting the producer for {config.bootstrap_servers}"
+        ):
             await producer.start()
     except BaseException:
         await quiet_stop(producer)

@@ -16,7 +16,8 @@ import os
 import sys
 from typing import Any, TextIO
 
-from ._config import StreamCreationStrategy, StreamingConfig
+from ._config import SecuritySettings, StreamCreationStrategy, StreamingConfig
+from ._config_sources import cli_connection
 from ._exceptions import SessionEndedError
 from ._formats import DataFormatManager
 from ._session_scan import SessionContents, scan_session
@@ -61,6 +62,13 @@ def register(commands: Any) -> None:
     )
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument(
+        "--security-config",
+        metavar="FILE",
+        default=None,
+        help="JSON connection settings of a secured cluster (client.json; its servers replace "
+        "--bootstrap-servers); default: the $KAFKA_* settings when set",
+    )
+    common.add_argument(
         "--timeout",
         type=_positive_seconds,
         default=60.0,
@@ -103,6 +111,9 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run a parsed ``aiowriter sessions ...`` command; returns the exit code."""
     out = out or sys.stdout
+    connection = cli_connection(args.security_config)
+    if connection is not None:
+        args.bootstrap_servers = connection.bootstrap_servers
     if not args.bootstrap_servers:
         print(
             "aiowriter sessions: give --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS",
@@ -117,6 +128,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if mappings
         else StreamCreationStrategy.TOPIC_BASED,
         partition_mappings=mappings,
+        security=connection.security if connection is not None else SecuritySettings(),
     )
     try:
         return asyncio.run(_run(args, config, out))

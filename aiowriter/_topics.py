@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._config import StreamingConfig
-from ._exceptions import TopicLayoutError, WriterClosedError, map_kafka_errors
+from ._connect_diagnosis import explain_connect_failures
+from ._exceptions import AuthorizationError, TopicLayoutError, WriterClosedError, map_kafka_errors
 from ._layout import TopicRequirement
 
 __all__ = ["TopicProvisioner"]
@@ -22,6 +23,8 @@ __all__ = ["TopicProvisioner"]
 log = logging.getLogger("aiowriter.topics")
 
 _TOPIC_ALREADY_EXISTS = 36
+# TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED: an ACL denies the creation.
+_NOT_AUTHORIZED = frozenset({29, 31})
 _UNKNOWN_TOPIC = 3
 
 
@@ -92,7 +95,9 @@ class TopicProvisioner:
                 from aiokafka.admin import AIOKafkaAdminClient
 
                 admin = AIOKafkaAdminClient(**self._config.client_kwargs())
-                with map_kafka_errors(f"connecting to {self._config.bootstrap_servers}"):
+                async with explain_connect_failures(
+                    self._config, f"connecting to {self._config.bootstrap_servers}"
+                ):
                     await admin.start()
                 self._admin = admin
             return self._admin
@@ -204,7 +209,16 @@ class TopicProvisioner:
         new = [NewTopic(r.topic, r.partitions, rf) for r in reqs]
         with map_kafka_errors("creating topics " + ", ".join(r.topic for r in reqs)):
             response = await admin.create_topics(new, timeout_ms=30_000)
-        for item in response.to_object().get("topic_errors", []):
+        errors = response.to_object().get("topic_errors", [])
+        denied = sorted(item["topic"] for item in errors if item["error_code"] in _NOT_AUTHORIZED)
+        if denied:
+            raise AuthorizationError(
+                f"not allowed to create topic(s) {', '.join(map(repr, denied))}: the client's "
+                "principal needs the CREATE permission on them (or on the cluster); ask the "
+                "operator to grant it, or to create them with the partitions the layout needs",
+                retriable=False,
+            )
+        for item in errors:
             code = item["error_code"]
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 message = item.get("error_message") or f"error code {code}"

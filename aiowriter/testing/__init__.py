@@ -1,7 +1,8 @@
 """Test support for aiowriter: a local Apache Kafka without Docker, and pytest fixtures.
 
 The pytest plugin (``aiowriter.testing.pytest_plugin``, registered as the ``aiowriter`` pytest11
-entry point) provides ``kafka_bootstrap_servers`` and ``kafka_cluster3``.
+entry point) provides ``kafka_bootstrap_servers`` and ``kafka_cluster3``, and for secured clusters
+``kafka_secured_cluster`` and ``kafka_secured`` (``start_local_kafka(security=...)``).
 """
 
 from ._cluster import (

@@ -33,6 +33,7 @@ from ._node import (
     write_log4j_config,
     write_node_config,
 )
+from ._security import CLIENT_FILE, SECURITY_DIR, BrokerSecurity, check_security, extra_ports_needed
 
 __all__ = ["LocalKafkaCluster", "NodeStatus", "start_local_kafka", "start_local_kafka_async"]
 
@@ -92,6 +93,8 @@ class LocalKafkaCluster:
         self._owns_state_dir = owns_state_dir
         self._detached = detached
         self._stopped = False
+        self.security: BrokerSecurity | None = BrokerSecurity.load(state_dir)
+        """Secured listeners and their credentials, when started with ``security=``."""
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -126,6 +129,19 @@ class LocalKafkaCluster:
             NodeStatus(nid, self._pids[nid], self.is_alive(nid), spec.port, spec.log_file)
             for nid, spec in self._specs.items()
         ]
+
+    def client_settings(
+        self, kind: str | None = None, sasl_mechanism: str | None = None
+    ) -> dict[str, str]:
+        """Client settings (the keys of ``client.json``) for a listener kind of this cluster."""
+        if self.security is None:
+            if kind not in (None, "plaintext"):
+                raise ClusterStateError(
+                    f"this cluster has no secured listeners (asked for {kind!r}); start it "
+                    "with security='ssl' (or any other secured kind)"
+                )
+            return {"bootstrap_servers": self.bootstrap_servers, "security_protocol": "PLAINTEXT"}
+        return self.security.client_settings(kind, sasl_mechanism)
 
     def __repr__(self) -> str:
         alive = sum(s.alive for s in self.status()) if not self._stopped else 0
@@ -273,8 +289,9 @@ class LocalKafkaCluster:
             else:
                 shutil.rmtree(spec.directory, ignore_errors=True)
         if not keep_logs:
-            for name in (STATE_FILE, "log4j2.properties"):
+            for name in (STATE_FILE, "log4j2.properties", CLIENT_FILE):
                 (self.state_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(self.state_dir / SECURITY_DIR, ignore_errors=True)
 
     def _launch_all(self, java: str) -> None:
         for nid, spec in self._specs.items():
@@ -379,6 +396,8 @@ def start_local_kafka(
     start_timeout: float = 180.0,
     cache_dir: str | Path | None = None,
     detach: bool = False,
+    security: str | None = None,
+    sasl_mechanism: str | None = None,
 ) -> LocalKafkaCluster:
     """Start a local Kafka KRaft cluster and return once every node is a registered broker.
 
@@ -395,6 +414,13 @@ def start_local_kafka(
     :param start_timeout: seconds to wait for all nodes to register.
     :param cache_dir: overrides the jar cache root (default ``~/.cache/aiowriter``).
     :param detach: leave the nodes running when this process exits (the CLI does this).
+    :param security: ``None`` (plaintext only, no ``client.json``) or one of ``plaintext``,
+        ``ssl``, ``mtls``, ``sasl_plaintext``, ``sasl_ssl``: any secured kind opens *all* the
+        secured listeners (see :mod:`aiowriter.testing._security`) with a throwaway CA and
+        SCRAM/PLAIN user; ``client.json`` in the state dir describes the chosen kind, and
+        :meth:`LocalKafkaCluster.client_settings` every kind.
+    :param sasl_mechanism: the mechanism ``client.json`` names for the SASL kinds (default
+        ``SCRAM-SHA-512``); the broker enables PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
     :raises BrokerStartError: or a subclass, with what went wrong and what to do; nothing
         started is left running.
     """
@@ -403,6 +429,8 @@ def start_local_kafka(
         raise ValueError(f"nodes must be 1 or 3, not {nodes}")
     if ports is not None and (len(ports) != nodes or len(set(ports)) != nodes):
         raise ValueError(f"give {nodes} distinct port(s), one per node, not {list(ports)}")
+    check_security(security, sasl_mechanism)
+    secured = security not in (None, "plaintext")
     for port in ports or ():
         check_port_free(port)  # before the slow parts: a clash is the cheapest error to report
     java = _require_java()
@@ -416,7 +444,9 @@ def start_local_kafka(
         root.mkdir(parents=True, exist_ok=True)
         _refuse_running_cluster(root)
 
-    free = pick_free_ports(2 * nodes, exclude=ports or ())
+    free = pick_free_ports(
+        2 * nodes + (extra_ports_needed(nodes) if secured else 0), exclude=ports or ()
+    )
     client_ports = list(ports) if ports is not None else free[:nodes]
     specs = [
         NodeSpec(i + 1, client_ports[i], free[nodes + i], root / f"node-{i + 1}")
@@ -433,15 +463,33 @@ def start_local_kafka(
         detached=detach,
     )
     try:
+        if secured:
+            cluster.security = BrokerSecurity.create(
+                root,
+                kind=str(security),
+                sasl_mechanism=sasl_mechanism or "SCRAM-SHA-512",
+                plaintext_ports={s.node_id: s.port for s in specs},
+                free_ports=free[2 * nodes :],
+            )
+        else:
+            cluster.security = None  # not a leftover of an earlier cluster in this state dir
+        sec = cluster.security
         voters = ",".join(f"{s.node_id}@127.0.0.1:{s.controller_port}" for s in specs)
         for spec in specs:
-            write_node_config(spec, voters, nodes)
+            extra = sec.node_settings(spec.node_id, spec.controller_port) if sec else None
+            write_node_config(spec, voters, nodes, extra)
         log4j_config = write_log4j_config(root)
-        format_storage(java, lib, log4j_config, specs, cluster.cluster_id)
+        format_storage(
+            java, lib, log4j_config, specs, cluster.cluster_id, sec.format_args() if sec else ()
+        )
         cluster._launch_all(java)
         if not detach:
             _owned.add(cluster)
         cluster._wait_ready({nid: 0 for nid in cluster.node_ids}, start_timeout)
+        if sec is not None:
+            sec.write_client_json(root)
+        elif security == "plaintext":
+            _write_plaintext_client_json(root, cluster.bootstrap_servers)
     except BaseException:
         # No orphan JVMs: kill what started; keep the logs only where the user chose the dir.
         targets = [(cluster._pids[s.node_id], s, cluster._processes.get(s.node_id)) for s in specs]
@@ -462,6 +510,8 @@ async def start_local_kafka_async(
     ports: Sequence[int] | None = None,
     start_timeout: float = 180.0,
     cache_dir: str | Path | None = None,
+    security: str | None = None,
+    sasl_mechanism: str | None = None,
 ) -> LocalKafkaCluster:
     """:func:`start_local_kafka` in a worker thread, so the event loop keeps running."""
     return await asyncio.to_thread(
@@ -472,7 +522,14 @@ async def start_local_kafka_async(
         ports=ports,
         start_timeout=start_timeout,
         cache_dir=cache_dir,
+        security=security,
+        sasl_mechanism=sasl_mechanism,
     )
+
+
+def _write_plaintext_client_json(state_dir: Path, bootstrap_servers: str) -> None:
+    settings = {"bootstrap_servers": bootstrap_servers, "security_protocol": "PLAINTEXT"}
+    (state_dir / CLIENT_FILE).write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _refuse_running_cluster(state_dir: Path) -> None:

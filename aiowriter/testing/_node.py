@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,8 +139,13 @@ def check_port_free(port: int) -> None:
             raise PortInUseError(port, f"bind failed: {exc}") from exc
 
 
-def write_node_config(spec: NodeSpec, voters: str, node_count: int) -> None:
-    """Write ``server.properties`` for ``spec`` (creating its directories)."""
+def write_node_config(
+    spec: NodeSpec, voters: str, node_count: int, extra: Mapping[str, object] | None = None
+) -> None:
+    """Write ``server.properties`` for ``spec`` (creating its directories).
+
+    ``extra`` entries are added last and override the defaults (secured listeners).
+    """
     for directory in (spec.data_dir, spec.logs_dir, spec.tmp_dir):
         directory.mkdir(parents=True, exist_ok=True)
     replication = min(node_count, 3)
@@ -173,6 +178,7 @@ def write_node_config(spec: NodeSpec, voters: str, node_count: int) -> None:
         # Fence a killed node within a few seconds, so fault tests see leadership move quickly.
         settings["broker.session.timeout.ms"] = 4000
         settings["broker.heartbeat.interval.ms"] = 1000
+    settings.update(extra or {})
     text = "".join(f"{key}={value}\n" for key, value in settings.items())
     spec.properties_file.write_text("# Written by aiowriter.testing\n" + text)
 
@@ -201,7 +207,12 @@ def _jvm_command(
 
 
 def format_storage(
-    java: str, lib: Path, log4j_config: Path, specs: Sequence[NodeSpec], cluster_id: str
+    java: str,
+    lib: Path,
+    log4j_config: Path,
+    specs: Sequence[NodeSpec],
+    cluster_id: str,
+    extra_args: Sequence[str] = (),
 ) -> None:
     """Format every node's storage (in parallel: each tool run is a JVM start of a few seconds)."""
     running: list[tuple[NodeSpec, subprocess.Popen[str]]] = []
@@ -209,7 +220,7 @@ def format_storage(
         for spec in specs:
             main = ["kafka.tools.StorageTool", "format", "-t", cluster_id]
             # Static quorum (controller.quorum.voters): no --standalone, which 4.1+ rejects with it.
-            main += ["-c", str(spec.properties_file), "--ignore-formatted"]
+            main += ["-c", str(spec.properties_file), "--ignore-formatted", *extra_args]
             command = _jvm_command(java, lib, "512m", log4j_config, spec, main)
             process = subprocess.Popen(
                 command,

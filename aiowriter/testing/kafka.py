@@ -3,6 +3,8 @@
 Commands::
 
     start   [--nodes 1|3] [--kafka-version V] [--state-dir DIR] [--port P ...] [--timeout S]
+            [--security plaintext|ssl|mtls|sasl_plaintext|sasl_ssl]
+            [--sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512]
     status  --state-dir DIR
     stop    --state-dir DIR
     kill    --state-dir DIR --node-id N     (SIGKILL one node, for fault tests)
@@ -13,6 +15,12 @@ Commands::
 
     export KAFKA_BOOTSTRAP_SERVERS=$(python -m aiowriter.testing.kafka start --state-dir d \
         | tail -1)
+
+With ``--security`` the broker also opens TLS, mutual-TLS and SASL listeners (one JVM serves
+every kind), and ``start`` writes ``client.json`` into the state dir with what a client of the
+chosen kind needs (bootstrap servers, CA file, client certificate, SASL user and password);
+``aiowriter demo --security-config DIR/client.json`` uses it. The last line is then that
+listener's bootstrap servers.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from collections.abc import Sequence
 from ._cluster import LocalKafkaCluster, start_local_kafka
 from ._errors import LocalKafkaError
 from ._jars import DEFAULT_KAFKA_VERSION
+from ._security import CLIENT_FILE, SASL_MECHANISMS, SECURITY_KINDS
 
 __all__ = ["main"]
 
@@ -50,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
         help="client port of a node, once per node (default: free ports)",
     )
     start.add_argument("--timeout", type=float, default=180.0, help="start timeout in seconds")
+    start.add_argument(
+        "--security",
+        choices=SECURITY_KINDS,
+        default=None,
+        help="also open secured listeners and write client.json for this kind",
+    )
+    start.add_argument(
+        "--sasl-mechanism",
+        choices=SASL_MECHANISMS,
+        default=None,
+        help="SASL mechanism client.json names (sasl_* kinds; default SCRAM-SHA-512)",
+    )
 
     for name, text in (("status", "show the nodes"), ("stop", "stop the nodes, remove data")):
         sub = commands.add_parser(name, help=text)
@@ -74,11 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ports=args.ports,
                 start_timeout=args.timeout,
                 detach=True,
+                security=args.security,
+                sasl_mechanism=args.sasl_mechanism,
             )
             print(f"state dir: {cluster.state_dir}")
             for node in cluster.status():
                 print(f"node {node.node_id}: pid {node.pid}, port {node.port}, log {node.log_file}")
-            print(cluster.bootstrap_servers)
+            if args.security is not None:
+                print(f"client settings ({args.security}): {cluster.state_dir / CLIENT_FILE}")
+            print(cluster.client_settings(args.security)["bootstrap_servers"])
             return 0
         cluster = LocalKafkaCluster.from_state_dir(args.state_dir)
         if args.command == "status":

@@ -11,6 +11,13 @@
 (:class:`aiowriter.testing.LocalKafkaCluster`) for fault tests; a test that kills a node should
 restart it before it ends, since the cluster is shared by the session.
 
+``kafka_secured_cluster`` (session scope) is a local broker with every secured listener kind
+(TLS, mutual TLS, SASL_PLAINTEXT and SASL_SSL with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; one
+JVM for all of them, started on first use), and ``kafka_secured`` is a factory on it:
+``kafka_secured("sasl_ssl", "SCRAM-SHA-256")`` returns the ``client.json`` settings of that kind
+(``aiowriter.config_from_mapping`` takes them). Both always start a local broker, even
+when ``KAFKA_BOOTSTRAP_SERVERS`` is set, since a foreign broker's listeners are unknown.
+
 When no broker can be had the tests that need one are skipped with the reason, unless
 ``KAFKA_REQUIRED=1`` (set in CI), which fails them instead. Tests that use either fixture get the
 ``kafka`` marker, so ``pytest -m "not kafka"`` runs everything else.
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import pytest
@@ -28,9 +35,11 @@ import pytest
 from ._cluster import LocalKafkaCluster, start_local_kafka
 from ._errors import LocalKafkaError
 
-__all__ = ["kafka_bootstrap_servers", "kafka_cluster3"]
+__all__ = ["kafka_bootstrap_servers", "kafka_cluster3", "kafka_secured", "kafka_secured_cluster"]
 
-_KAFKA_FIXTURES = frozenset({"kafka_bootstrap_servers", "kafka_cluster3"})
+_KAFKA_FIXTURES = frozenset(
+    {"kafka_bootstrap_servers", "kafka_cluster3", "kafka_secured", "kafka_secured_cluster"}
+)
 # Confluent's image runs KRaft from 7.x; overridable for mirrors or other versions.
 _DEFAULT_IMAGE = "confluentinc/cp-kafka:7.6.0"
 
@@ -111,3 +120,28 @@ def kafka_cluster3() -> Iterator[LocalKafkaCluster]:
         _unavailable(f"the local 3-node Kafka cluster did not start: {exc}")
     with cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_secured_cluster() -> Iterator[LocalKafkaCluster]:
+    """A local broker with every secured listener kind (see module docs); ``.security`` holds
+    the credentials and deliberately wrong settings (``negative_settings()``)."""
+    try:
+        cluster = start_local_kafka(nodes=1, security="sasl_ssl")
+    except LocalKafkaError as exc:
+        _unavailable(f"the local secured Kafka broker did not start: {exc}")
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_secured(
+    kafka_secured_cluster: LocalKafkaCluster,
+) -> Callable[..., dict[str, str]]:
+    """``kafka_secured(kind="sasl_ssl", sasl_mechanism=None) -> dict``: client.json settings
+    (``kind``: plaintext, ssl, mtls, sasl_plaintext, sasl_ssl)."""
+
+    def settings(kind: str = "sasl_ssl", sasl_mechanism: str | None = None) -> dict[str, str]:
+        return kafka_secured_cluster.client_settings(kind, sasl_mechanism)
+
+    return settings
