@@ -158,3 +158,22 @@ async def test_in_band_start_refuses_a_configuration_of_another_type() -> None:
     with pytest.raises(InvalidInputError, match="must be a ParameterDefinition"):
         await manager.write_in_band_start(None, "ds", "k", configuration=wrong_nested)
     await manager.close(1)
+
+
+async def test_ensure_topics_refuses_a_str_of_streams(writer: PacketWriter) -> None:
+    with pytest.raises(InvalidInputError, match="list of stream names"):
+        await writer.ensure_topics(_ds(), "abc")  # type: ignore[arg-type]
+    assert writer.statistics().streams == ()
+
+
+async def test_ensure_topics_from_another_loop_is_refused(writer: PacketWriter) -> None:
+    def other_loop() -> BaseException | None:
+        try:
+            asyncio.run(writer.ensure_topics(_ds()))
+        except BaseException as exc:  # returned for the assertion
+            return exc
+        return None
+
+    error = await asyncio.to_thread(other_loop)
+    assert isinstance(error, InvalidInputError)
+    assert writer.statistics().streams == ()
