@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from aiowriter import (
     AiowriterError,
@@ -75,8 +81,7 @@ class WriterMachine(RuleBasedStateMachine):
         client.send = send
 
     # -- rules ------------------------------------------------------------------------------
-    @precondition(lambda self: self.state == "new")
-    @rule()
+    @initialize()
     def start(self) -> None:
         self.run(self.writer.start(), 30)
         self._install_stall()
@@ -107,6 +112,22 @@ class WriterMachine(RuleBasedStateMachine):
         else:
             assert self.state == "running"
             self.accepted += 1
+
+    @rule(stream=st.sampled_from(["", "a"]), n=st.integers(1, 12))
+    def write_burst(self, stream: str, n: int) -> None:
+        """Fill the stream's queue (8 packets) without waiting: BufferFullError once full."""
+
+        async def burst() -> None:
+            for _ in range(n):
+                self.writer.write_data_nowait(self.ds, stream, "k", MARKER)
+                self.accepted += 1
+
+        try:
+            self.run(burst(), 0)
+        except BufferFullError:
+            assert self.state == "running"
+        except WriterClosedError:
+            assert self.state != "running"
 
     @rule(timeout=st.sampled_from([0.0, 0.05, 0.5]))
     def flush(self, timeout: float) -> None:
@@ -165,7 +186,12 @@ class WriterMachine(RuleBasedStateMachine):
                 s = self.writer.statistics()
                 assert s.acked_packets + s.failed_packets == self.accepted
         finally:
-            self.loop.run_until_complete(asyncio.sleep(0))
+            # Tasks aiokafka leaves behind when a stop deadline cut its close short.
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
             self.loop.close()
 
 
@@ -178,7 +204,7 @@ def test_writer_lifecycle_state_machine(kafka_bootstrap_servers: str) -> None:
         WriterMachine,
         settings=settings(
             max_examples=max(4, current.max_examples // 10),
-            stateful_step_count=12,
+            stateful_step_count=20,
             deadline=None,
         ),
     )
