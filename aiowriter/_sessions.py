@@ -14,9 +14,10 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import SupportsBytes, TypeVar
+from typing import TypeVar
 
 import attrs
+import betterproto2
 
 from . import open_data
 from ._delivery import DeliveryReport, WriteResult
@@ -32,7 +33,7 @@ from ._kafka_follow import Record, TopicFollower, close_quietly
 from ._layout import Layout, Route, TopicRequirement
 from ._managed import Deadline, ManagedLifecycle
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_stream
-from ._object_encoding import encoded_packet_from_message
+from ._object_encoding import encode_message, encoded_packet_from_message
 from ._offsets import OffsetSnapshotter
 from ._result import ApiResult
 from ._session_state import (
@@ -230,13 +231,15 @@ class SessionManager(ManagedLifecycle[SessionEvent]):
         return ApiResult.ok(data)
 
     async def _write_and_read_back(
-        self, type_: str, data_source: str, session_key: str, content: SupportsBytes
+        self, type_: str, data_source: str, session_key: str, content: betterproto2.Message
     ) -> SessionInfo:
         """Write one ``SessionInfo`` record, wait for its ack and until the follower applied
         it; return the session as it is then."""
         assert self._writer is not None
         assert self._follower is not None
-        packet = open_data.Packet(type=type_, session_key=session_key, content=bytes(content))
+        # aiowriter's encoder, not bytes(): betterproto2 writes -1.5 s as -0.5 s (issue 9).
+        body = encode_message(content)
+        packet = open_data.Packet(type=type_, session_key=session_key, content=body)
         result = await self._writer.write_info(packet)
         report = await _delivered(result)
         await self._follower.wait_past(report.partition, report.offset, self._operation_timeout)
@@ -423,7 +426,8 @@ class SessionManager(ManagedLifecycle[SessionEvent]):
                 session_info=attrs.evolve(session, data_source="").to_info_packet(),
                 creation_time=session.creation_time,
             )
-            out = [(s, EncodedPacket("NewSession", bytes(new), essential)) for s in names]
+            body = encode_message(new)
+            out = [(s, EncodedPacket("NewSession", body, essential)) for s in names]
             if configuration is not None:
                 out.append(("", configuration))
             return out
@@ -447,7 +451,8 @@ class SessionManager(ManagedLifecycle[SessionEvent]):
 
         def build(_session: SessionInfo) -> list[tuple[str, EncodedPacket]]:
             end = open_data.EndOfSessionPacket(data_source=data_source, termination_time=now())
-            return [(s, EncodedPacket("EndOfSession", bytes(end), essential)) for s in names]
+            body = encode_message(end)
+            return [(s, EncodedPacket("EndOfSession", body, essential)) for s in names]
 
         return await self._write_in_band(writer, data_source, session_key, build)
 

@@ -7,6 +7,7 @@ lane without a drainer, and the writer still writes and stops.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 import threading
 import uuid
@@ -177,3 +178,24 @@ async def test_ensure_topics_from_another_loop_is_refused(writer: PacketWriter) 
     error = await asyncio.to_thread(other_loop)
     assert isinstance(error, InvalidInputError)
     assert writer.statistics().streams == ()
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [dt.timedelta(seconds=-1.5), dt.timedelta(microseconds=-1), dt.timedelta(hours=-5.5)],
+)
+async def test_session_utc_offset_survives_the_round_trip(
+    kafka_bootstrap_servers: str, offset: dt.timedelta
+) -> None:
+    """SessionManager wrote betterproto2's Duration: -1.5 s came back as -0.5 s."""
+    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
+    async with aiowriter.SessionManager(config) as sessions:
+        ds = _ds()
+        created = (await sessions.create_new_session(ds, utc_offset=offset)).unwrap()
+        assert created.utc_offset == offset
+        async with aiowriter.SessionManager(config) as again:  # read back from Kafka
+            session = (await again.get_session_info(ds, created.session_key)).unwrap()
+        assert session.utc_offset == offset
+        result = await sessions.create_new_session(ds, utc_offset=dt.timedelta.max)
+        assert not result.success
+        assert isinstance(result.error, aiowriter.EncodingError)
