@@ -53,6 +53,7 @@ from ._formats import DataFormatManager as DataFormatManager
 from ._formats import DataFormatManagerStatistics as DataFormatManagerStatistics
 from ._formats import DataSourceFormats as DataSourceFormats
 from ._formats import FormatUpdated as FormatUpdated
+from ._observability.health import Health as Health
 from ._result import ApiResult as ApiResult
 from ._session_state import SessionAssociated as SessionAssociated
 from ._session_state import SessionEnded as SessionEnded
@@ -65,6 +66,8 @@ from ._sessions import SessionManagerStatistics as SessionManagerStatistics
 from ._statistics import StopReport as StopReport
 from ._statistics import StreamStatistics as StreamStatistics
 from ._statistics import WriterStatistics as WriterStatistics
+from ._telemetry import Telemetry as Telemetry
+from ._telemetry import TelemetryStatistics as TelemetryStatistics
 from ._writer import InfoType as InfoType
 from ._writer import PacketWriter as PacketWriter
 
@@ -92,6 +95,7 @@ __all__ = [
     "EncodedPacket",
     "EncodingError",
     "FormatUpdated",
+    "Health",
     "InfoType",
     "InvalidInputError",
     "InvalidNameError",
@@ -119,6 +123,8 @@ __all__ = [
     "StreamStatistics",
     "StreamingConfig",
     "Subscription",
+    "Telemetry",
+    "TelemetryStatistics",
     "TlsError",
     "TopicLayoutError",
     "WriteResult",

@@ -23,6 +23,7 @@ from ._exceptions import (
 )
 from ._lanes import Lane
 from ._layout import Route, TopicRequirement, consistent_random_partition
+from ._observability.health import HealthTracker
 
 __all__ = ["Drainer", "InFlight"]
 
@@ -53,6 +54,7 @@ class Drainer:
         linger: float,
         max_batch_bytes: int,
         retire: Callable[[Lane, AiowriterError], None],
+        health: HealthTracker | None = None,
     ) -> None:
         self.producer = producer
         self.topics = topics
@@ -60,6 +62,7 @@ class Drainer:
         self.linger = linger
         self.max_batch_bytes = max_batch_bytes
         self.retire = retire
+        self.health = health if health is not None else HealthTracker()
         self.closing = False
         self.in_flight: set[InFlight] = set()
 
@@ -94,8 +97,11 @@ class Drainer:
                 await self.send_batch(lane)
         except asyncio.CancelledError:
             raise
+        except AiowriterError as exc:  # e.g. its topics could not be prepared (broker down)
+            self._warn("stream %s failed: %s", _name(lane), exc)
+            self.retire(lane, exc)
         except Exception as exc:  # never let a lane die silently with packets in it
-            log.exception("lane %r failed", lane)
+            log.exception("stream %s failed", _name(lane))
             self.retire(lane, convert_kafka_error(exc, "writing"))
 
     async def provision(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
@@ -139,7 +145,10 @@ class Drainer:
             for entry in lane.take(expired):
                 if entry._fail(error):
                     lane.failed += 1
-            log.warning("%d packet(s) of %r expired in the queue", expired, lane)
+            self.health.failed(error)
+            self._warn(
+                "%d packet(s) of %s expired in the queue: %s", expired, _name(lane), error
+            )
             if not entries:
                 return
         producer = self.producer
@@ -171,7 +180,8 @@ class Drainer:
             failure = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
             self.settle_failed(flight, taken, failure)
             self.finish_flight(flight)
-            log.warning("batch of %d packet(s) for %r failed: %s", len(taken), lane, failure)
+            self.health.failed(failure)
+            self._warn("%d packet(s) of %s failed: %s", len(taken), _name(lane), failure)
 
     async def submit(self, batch: Any, route: Route) -> Any:
         """Hand a closed batch to aiokafka; the future of its acknowledgement.
@@ -225,8 +235,9 @@ class Drainer:
         elif (exc := fut.exception()) is not None:
             error = convert_kafka_error(exc, f"producing to {route.topic}:{route.partition}")
             n = self.settle_failed(flight, items, error)
+            self.health.failed(error)
             if n:
-                log.warning(
+                self._warn(
                     "%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition, error
                 )
         else:
@@ -238,6 +249,10 @@ class Drainer:
                     lane.in_flight -= 1
                     lane.acked += 1
                     lane.acked_bytes += entry.size
+            if not essential and items:
+                # One call per batch: latency of its oldest packet, counted for all of them.
+                latency = asyncio.get_running_loop().time() - items[0].enqueued_at
+                self.health.acked(lane.data_source, lane.stream, latency, len(items))
         flight.pending -= 1
         self.finish_flight(flight)
 
@@ -251,6 +266,12 @@ class Drainer:
                 n += 1
         return n
 
+    def _warn(self, msg: str, *args: object) -> None:
+        """Packet failures at WARNING, except while the broker is known to be unreachable: the
+        health log already said so once (``aiowriter.health``), so they go to DEBUG then."""
+        level = logging.DEBUG if self.health.reachable is False else logging.WARNING
+        log.log(level, msg, *args)
+
     def finish_flight(self, flight: InFlight) -> None:
         if flight.pending <= 0:
             self.in_flight.discard(flight)
@@ -258,19 +279,24 @@ class Drainer:
                 flight.timer.cancel()
 
     def expire(self, flight: InFlight) -> None:
-        n = self.settle_failed(
-            flight,
-            flight.entries,
-            DeliveryTimeoutError(
-                f"no acknowledgement within delivery_timeout={self.delivery_timeout} s from "
-                f"{flight.lane.route.topic} (broker unreachable?); the packet may still arrive"
-            ),
+        error = DeliveryTimeoutError(
+            f"no acknowledgement within delivery_timeout={self.delivery_timeout} s from "
+            f"{flight.lane.route.topic} (broker unreachable?); the packet may still arrive"
         )
+        n = self.settle_failed(flight, flight.entries, error)
+        self.health.failed(error)
         if n:
-            log.warning("%d packet(s) of %r timed out waiting for acks", n, flight.lane)
+            self._warn("%d packet(s) of %s timed out waiting for acks", n, _name(flight.lane))
         self.in_flight.discard(flight)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _name(lane: Lane) -> str:
+    """A lane as users name it in logs: ``data_source/stream`` (no internal repr)."""
+    if not lane.data_source:
+        return f"{lane.route.topic}:{lane.route.partition}"
+    return f"{lane.data_source}/{lane.stream or '(main)'}"

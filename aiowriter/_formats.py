@@ -32,6 +32,7 @@ from ._layout import Layout, essential_topic
 from ._managed import Deadline, ManagedLifecycle
 from ._names import validate_data_source
 from ._result import ApiResult
+from ._statistics import JsonReady
 
 __all__ = [
     "DataFormat",
@@ -97,7 +98,7 @@ class DataSourceFormats:
 
 
 @attrs.frozen
-class DataFormatManagerStatistics:
+class DataFormatManagerStatistics(JsonReady):
     """A snapshot of a :class:`DataFormatManager`: ``formats`` known over the followed data
     sources, ``allocated`` ids published by this manager."""
 

@@ -38,8 +38,15 @@ async def close_quietly(what: str, close: Awaitable[object], within: float) -> N
     raised: closing is best effort, the log on Kafka is the state, not the client."""
     try:
         await asyncio.wait_for(close, within)
+    except asyncio.CancelledError:
+        # aiokafka's fetcher re-raises the cancellation of its own retry-backoff sleep when
+        # stopped with the broker down: that is not the caller's cancellation, do not pass it on.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("%s: the client raised CancelledError while closing", what)
     except Exception as exc:
-        log.warning("%s: %r", what, exc)
+        log.warning("%s: %s", what, exc)
 
 
 class TopicFollower:

@@ -83,6 +83,10 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         self._hub: EventHub[E] = EventHub()
         self._state = "new"
         self._opening: asyncio.Future[None] | None = None
+        # The close under way (or done); a close that could not stop an owned writer is retried
+        # by the next close().
+        self._closing: asyncio.Task[None] | None = None
+        self._closed_cleanly = False
         # Calls on the admin and offsets clients under way: close() lets them finish first.
         self._client_calls = 0
         self._clients_idle = asyncio.Event()
@@ -178,28 +182,51 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         :class:`InvalidInputError` and nothing changes.
         """
         timeout = check_deadline(timeout, "close(timeout)")
-        if self._state == "closed":
+        if self._closed_cleanly:
             return
         self._state = "closed"
-        await self._shutdown(timeout, final=True)
+        if self._closing is None or self._closing.done():
+            self._closing = asyncio.get_running_loop().create_task(
+                self._close(timeout), name=f"aiowriter-close-{self._kind}"
+            )
+        # Shielded: a caller cancelled while waiting does not leave the close half-done.
+        await asyncio.shield(self._closing)
 
     stop = close
 
-    async def _shutdown(self, within: float, *, final: bool) -> None:
-        deadline = Deadline(within)
-        if final:
-            await self._hub.aclose(deadline.left())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._clients_idle.wait(), deadline.left())
-        await self._release(deadline)
-        await close_quietly(
-            f"closing the {self._kind}'s admin client", self._provisioner.close(), deadline.left()
+    async def _close(self, timeout: float) -> None:
+        await self._shutdown(timeout, final=True)
+        writer = self._writer
+        self._closed_cleanly = not (
+            self._owns_writer and writer is not None and writer.state not in ("new", "stopped")
         )
-        if self._owns_writer and self._writer is not None:
-            try:
-                await self._writer.stop(timeout=deadline.left())
-            except Exception as exc:
-                log.warning("stopping the %s's writer: %r", self._kind, exc)
+
+    async def _shutdown(self, within: float, *, final: bool) -> None:
+        """Release everything within ``within`` seconds. Every step runs whatever the earlier
+        ones did (failed, timed out, raised a cancellation that was not ours), so an owned
+        writer is always stopped; only a cancellation of the caller itself propagates."""
+        deadline = Deadline(within)
+        try:
+            if final:
+                await _step(
+                    f"closing the {self._kind}'s subscriptions", self._hub.aclose(deadline.left())
+                )
+            await _step(
+                f"waiting for the {self._kind}'s client calls",
+                asyncio.wait_for(self._clients_idle.wait(), deadline.left()),
+            )
+            await _step(f"releasing the {self._kind}", self._release(deadline))
+            await close_quietly(
+                f"closing the {self._kind}'s admin client",
+                self._provisioner.close(),
+                deadline.left(),
+            )
+        finally:
+            if self._owns_writer and self._writer is not None:
+                await _step(
+                    f"stopping the {self._kind}'s writer",
+                    self._writer.stop(timeout=deadline.left()),
+                )
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -236,3 +263,19 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
                 f"callback must be callable (a function taking the event), got {callback!r}"
             )
         return self._hub.add_callback(callback)
+
+
+async def _step(what: str, step: Awaitable[object]) -> None:
+    """Await one closing step; log its failure (or a cancellation raised inside it that was not
+    the caller's) instead of raising it."""
+    try:
+        await step
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("%s: cancelled from inside (not by the caller); carrying on", what)
+    except TimeoutError:
+        log.warning("%s: did not finish within the close deadline", what)
+    except Exception as exc:
+        log.warning("%s: %s", what, exc)

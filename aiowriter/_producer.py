@@ -8,15 +8,55 @@ from typing import Any
 
 from ._config import StreamingConfig
 from ._connect_diagnosis import explain_connect_failures
+from ._exceptions import BrokerUnavailableError
 
-__all__ = ["abandon_batches", "quiet_stop", "start_producer"]
+__all__ = ["abandon_batches", "close_producer", "quiet_stop", "start_producer"]
 
 log = logging.getLogger("aiowriter.writer")
 
+#: Seconds between two attempts while waiting for the broker (``start(wait_for_broker=...)``).
+_RETRY_EVERY = 2.0
 
-async def start_producer(config: StreamingConfig) -> Any:
+
+async def start_producer(config: StreamingConfig, *, wait_for_broker: float | None = None) -> Any:
     """A started ``AIOKafkaProducer`` for ``config``; :class:`BrokerUnavailableError` if no
-    broker answers (and nothing is left running)."""
+    broker answers (and nothing is left running).
+
+    ``wait_for_broker``: keep trying for that many seconds (containers start in any order),
+    logging each failed attempt on ``aiowriter.writer`` at WARNING with the time left.
+    """
+    if wait_for_broker is None:
+        return await _start_once(config)
+    if wait_for_broker < 0:
+        raise ValueError(f"wait_for_broker must be >= 0 seconds, got {wait_for_broker!r}")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    deadline = began + wait_for_broker
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                return await _start_once(config)
+        except (BrokerUnavailableError, TimeoutError) as exc:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise BrokerUnavailableError(
+                    f"no broker at {config.bootstrap_servers} answered within "
+                    f"wait_for_broker={wait_for_broker:g} s ({attempt} attempt(s)): {exc}"
+                ) from exc
+            log.warning(
+                "waiting for the broker at %s: attempt %d failed after %.0f s, %.0f s left (%s)",
+                config.bootstrap_servers,
+                attempt,
+                loop.time() - began,
+                left,
+                exc,
+            )
+            await asyncio.sleep(min(_RETRY_EVERY, left))
+
+
+async def _start_once(config: StreamingConfig) -> Any:
     from aiokafka import AIOKafkaProducer
 
     p = config.producer
@@ -68,3 +108,28 @@ async def quiet_stop(producer: Any) -> None:
             await producer.stop()
     except Exception as exc:
         log.debug("stopping a producer that failed to start: %s", exc)
+
+
+async def close_producer(producer: Any, within: float, abandon: bool) -> bool:
+    """Stop ``producer`` within ``within`` seconds (at least 50 ms); ``abandon`` first fails
+    the batches still unacknowledged. Whether it stopped in time."""
+    if abandon:
+        abandon_batches(producer)
+    try:
+        async with asyncio.timeout(max(0.05, within)):
+            await producer.stop()
+    except TimeoutError:
+        # Its sender may still wait for in-flight requests: do not wait with it.
+        task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+        if task is not None:
+            task.cancel()
+        return False
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        # aiokafka re-raised the cancellation of one of its own tasks: not ours to pass on.
+        log.warning("closing the producer: cancelled inside aiokafka")
+    except Exception as exc:
+        log.warning("closing the producer failed: %s", exc)
+    return True

@@ -21,6 +21,7 @@ from . import open_data
 from ._exceptions import InvalidInputError
 from ._layout import essential_topic, offset_key
 from ._names import validate_session_key
+from ._statistics import JsonReady
 
 __all__ = [
     "SessionAssociated",
@@ -150,7 +151,7 @@ def _offsets(entries: Mapping[str, int], data_source: str) -> tuple[int, int]:
 
 
 @attrs.frozen
-class SessionManagerStatistics:
+class SessionManagerStatistics(JsonReady):
     """A snapshot of a :class:`SessionManager`."""
 
     state: str

@@ -30,11 +30,14 @@ from ._exceptions import (
     WriterClosedError,
 )
 from ._info_type import InfoType
+from ._kafka_follow import close_quietly
 from ._lanes import Budget, Lane
 from ._layout import Layout, Route, TopicRequirement, consistent_random_partition
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
+from ._observability.health import HealthTracker, ReportsHealth
+from ._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
 from ._packet_input import embedded_session_key, packet_value
-from ._producer import abandon_batches, start_producer
+from ._producer import close_producer, start_producer
 from ._result import ApiResult
 from ._statistics import StopReport, StreamStatistics, WriterStatistics
 from ._topics import TopicProvisioner
@@ -51,7 +54,7 @@ _RECORD_OVERHEAD = 512
 _SLICE = 0.0005
 
 
-class PacketWriter:
+class PacketWriter(ReportsHealth):
     """Writes Open Data packets to Kafka exactly where the Stream API server would.
 
     Usage::
@@ -92,12 +95,14 @@ class PacketWriter:
         self._slice_reset_pending = False
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
+        self._health = HealthTracker()
         # The loop start() ran in: later calls must come from it (asyncio is not thread-safe).
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Connect the producer. Raises :class:`BrokerUnavailableError` if no broker answers."""
+    async def start(self, *, wait_for_broker: float | None = None) -> None:
+        """Connect the producer. Raises :class:`BrokerUnavailableError` if no broker answers
+        (within ``wait_for_broker`` seconds, retrying with progress in the log, if given)."""
         if self._state != "new":
             raise WriterClosedError(f"start() called on a writer that is {self._state}")
         self._state = "starting"
@@ -106,9 +111,11 @@ class PacketWriter:
         self._clock = loop.time
         self._started = loop.create_future()
         p = self._config.producer
+        throttle_kafka_logs()  # aiokafka's outage logs, at most a line per cause per 5 s
         try:
-            producer = await start_producer(self._config)
+            producer = await start_producer(self._config, wait_for_broker=wait_for_broker)
         except BaseException:
+            unthrottle_kafka_logs()
             self._state = "stopped"
             self._started.set_result(None)
             raise
@@ -121,8 +128,10 @@ class PacketWriter:
             linger=p.linger_ms / 1000,
             max_batch_bytes=p.max_batch_bytes,
             retire=self._retire,
+            health=self._health,
         )
         self._state = "running"
+        self._health.start(producer, self.health)
         self._started.set_result(None)
 
     async def stop(self, timeout: float = 30.0) -> ApiResult[StopReport]:
@@ -311,8 +320,9 @@ class PacketWriter:
 
     @property
     def state(self) -> str:
-        """``new``, ``starting``, ``running``, ``stopping`` or ``stopped``."""
-        return self._state
+        """``new``, ``starting``, ``running``, ``degraded`` (running, but :meth:`health` is
+        not ok: writes are still accepted), ``stopping`` or ``stopped``."""
+        return "degraded" if self._state == "running" and not self.health().ok else self._state
 
     def statistics(self) -> WriterStatistics:
         streams = tuple(
@@ -332,7 +342,7 @@ class PacketWriter:
             for lane in self._all_lanes()
         )
         return WriterStatistics(
-            state=self._state,
+            state=self.state,
             queued_packets=sum(s.queued_packets for s in streams),
             queued_bytes=self._budget.used,
             max_total_bytes=self._budget.limit,
@@ -458,8 +468,7 @@ class PacketWriter:
 
     async def _admit(self, lane: Lane, entry: Delivery) -> AiowriterError | None:
         """Queue ``entry``, waiting for room at most ``delivery_timeout``; the error if not.
-        Cancellation-safe: it only suspends before queueing, so a cancelled call queued nothing.
-        """
+        Cancel-safe: it suspends only before queuing, so a cancelled call queued nothing."""
         # A writer that always finds room never suspends; hand the loop over about every
         # _SLICE seconds so other tasks (and the drainers) keep running while it writes flat out.
         if self._clock() >= self._next_yield:
@@ -532,6 +541,7 @@ class PacketWriter:
         # Keep a little of the deadline for closing the producer itself.
         grace = min(1.0, timeout / 4)
         self._state = "stopping"
+        await self._health.stop()
         drainer = self._drainer
         if drainer is not None:
             drainer.closing = True
@@ -552,25 +562,11 @@ class PacketWriter:
                 lane.task.cancel()
         await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
         if self._producer is not None:
-            if timed_out:
-                abandon_batches(self._producer)
-            try:
-                async with asyncio.timeout(max(0.05, deadline - loop.time())):
-                    await self._producer.stop()
-            except TimeoutError:
-                timed_out = True
-                # Its sender may still wait for in-flight requests: do not wait with it.
-                task = getattr(getattr(self._producer, "_sender", None), "sender_task", None)
-                if task is not None:
-                    task.cancel()
-            except Exception as exc:
-                log.warning("closing the producer failed: %s", exc)
+            left = deadline - loop.time()
+            timed_out = not await close_producer(self._producer, left, timed_out) or timed_out
         if self._topics is not None:
-            try:
-                async with asyncio.timeout(max(0.05, deadline - loop.time())):
-                    await self._topics.close()
-            except Exception as exc:
-                log.debug("closing the admin client failed: %s", exc)
+            left = max(0.05, deadline - loop.time())
+            await close_quietly("closing the writer's admin client", self._topics.close(), left)
         error = WriterClosedError("the writer stopped before the packet was acknowledged")
         for lane in lanes:
             for entry in lane.take(len(lane.entries)):
@@ -583,6 +579,7 @@ class PacketWriter:
                     flight.timer.cancel()
             drainer.in_flight.clear()
         self._state = "stopped"
+        unthrottle_kafka_logs()
         stats = self.statistics()
         return StopReport(stats.acked_packets, stats.failed_packets, timed_out)
 
