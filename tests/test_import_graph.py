@@ -21,10 +21,11 @@ def _imports(path: Path, package: str | None) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level and package is not None:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                mod = f"{base}.{node.module}" if node.module else base
-                found.add(mod)
                 if node.module is None:
+                    # "from . import x" imports the submodule x, not the package's __init__
                     found.update(f"{base}.{alias.name}" for alias in node.names)
+                else:
+                    found.add(f"{base}.{node.module}")
             elif node.module:
                 found.add(node.module)
     return found
