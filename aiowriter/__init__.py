@@ -41,8 +41,10 @@ from ._exceptions import InvalidNameError as InvalidNameError
 from ._exceptions import InvalidPacketError as InvalidPacketError
 from ._exceptions import KafkaError as KafkaError
 from ._exceptions import PacketTooLargeError as PacketTooLargeError
+from ._exceptions import SessionConflictError as SessionConflictError
 from ._exceptions import SessionEndedError as SessionEndedError
 from ._exceptions import SessionError as SessionError
+from ._exceptions import SessionKeyConflictError as SessionKeyConflictError
 from ._exceptions import SessionKeyMismatchError as SessionKeyMismatchError
 from ._exceptions import SessionNotFoundError as SessionNotFoundError
 from ._exceptions import TlsError as TlsError
@@ -63,6 +65,8 @@ from ._session_state import SessionStarted as SessionStarted
 from ._session_state import SessionUpdated as SessionUpdated
 from ._sessions import SessionManager as SessionManager
 from ._sessions import SessionManagerStatistics as SessionManagerStatistics
+from ._sessions import SessionResult as SessionResult
+from ._sessions import SessionScope as SessionScope
 from ._statistics import StopReport as StopReport
 from ._statistics import StreamStatistics as StreamStatistics
 from ._statistics import WriterStatistics as WriterStatistics
@@ -107,15 +111,19 @@ __all__ = [
     "QueueLimits",
     "SecuritySettings",
     "SessionAssociated",
+    "SessionConflictError",
     "SessionEnded",
     "SessionEndedError",
     "SessionError",
     "SessionEvent",
     "SessionInfo",
+    "SessionKeyConflictError",
     "SessionKeyMismatchError",
     "SessionManager",
     "SessionManagerStatistics",
     "SessionNotFoundError",
+    "SessionResult",
+    "SessionScope",
     "SessionStarted",
     "SessionUpdated",
     "StopReport",

@@ -11,12 +11,19 @@ The demo uses only the public pieces, in the order a real logger would:
 5. a fresh ``SessionManager`` reads the session back, and a plain consumer counts the records
    keyed by the session key between its start and end offsets, stream by stream, to compare
    with what the broker acknowledged.
+
+:func:`run_demo_interruptibly` (what ``aiowriter demo`` runs) turns SIGINT, SIGTERM and SIGHUP
+into an early but orderly end: the data loop stops, the session is ended and read back as usual
+(within :data:`END_DEADLINE_S`), and the report says ``interrupted``. A second signal cancels at
+once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import signal
 import sys
 import time
 from collections import Counter, deque
@@ -37,7 +44,12 @@ from ._session_state import SessionInfo
 from ._sessions import SessionManager
 from ._writer import PacketWriter
 
-__all__ = ["DemoOptions", "DemoReport", "run_demo"]
+__all__ = ["END_DEADLINE_S", "DemoOptions", "DemoReport", "run_demo", "run_demo_interruptibly"]
+
+END_DEADLINE_S = 60.0
+"""After a stop signal: how long the orderly end (in-band ends, end_session, read back) may take
+before the run is cancelled outright."""
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +62,8 @@ class DemoOptions:
     progress: TextIO | None = None
     security: SecuritySettings | None = None
     """TLS / SASL settings of a secured cluster (``aiowriter demo --security-config``)."""
+    stop: asyncio.Event | None = attrs.field(default=None, eq=False)
+    """Set to stop the data early; the session is still ended, read back and reported."""
 
 
 @attrs.frozen(kw_only=True)
@@ -76,6 +90,9 @@ class DemoReport:
     essential_read_back: int
     data_formats: dict[str, int]
     failed: int
+    interrupted: bool = False
+    """The data loop was stopped early (``DemoOptions.stop``): ``simulated_seconds`` is what was
+    written, and the session was still ended."""
 
     @property
     def lost(self) -> dict[str, int]:
@@ -107,6 +124,7 @@ class DemoReport:
             "lost": self.lost,
             "failed": self.failed,
             "ok": self.ok,
+            "interrupted": self.interrupted,
             "samples": self.samples,
             "bytes": self.bytes,
             "laps": self.laps,
@@ -133,10 +151,18 @@ class _Progress:
         self._last_quarter = -1
         self._last_draw = 0.0
 
-    def update(self, done: float, packets: int) -> None:
+    def update(self, done: float, packets: int, *, final: bool = False) -> None:
         if self._out is None:
             return
         frac = min(1.0, done / self._total) if self._total else 1.0
+        if final and frac < 1.0:
+            if self._tty:
+                self._out.write("\n")
+            self._out.write(
+                f"demo: stopped early at {done:.1f}/{self._total:g} s, {packets} packets\n"
+            )
+            self._out.flush()
+            return
         if self._tty:
             now = time.monotonic()
             if now - self._last_draw < 0.05 and frac < 1.0:
@@ -256,7 +282,10 @@ async def run_demo(options: DemoOptions) -> DemoReport:
         step = 0.1  # the shortest packet period of the car
         ticks = round(options.seconds / step)
         next_lap = car.lap_s
+        simulated = 0.0
         for tick in range(ticks):
+            if options.stop is not None and options.stop.is_set():
+                break
             t0 = tick * step
             for group, fid in zip(GROUPS, group_ids, strict=True):
                 period = round(group.packet_s / step)
@@ -287,8 +316,13 @@ async def run_demo(options: DemoOptions) -> DemoReport:
                     )
                 ).unwrap()
             tally.count_settled()
-            progress.update(t0 + step, tally.sent)
-        progress.update(options.seconds, tally.sent)
+            simulated = t0 + step
+            progress.update(simulated, tally.sent)
+        interrupted = simulated < options.seconds - step / 2
+        if interrupted:
+            progress.update(simulated, tally.sent, final=True)
+        else:
+            progress.update(options.seconds, tally.sent)
 
         in_band += (await sessions.write_in_band_end(writer, ds, key, CAR_STREAMS)).unwrap()
         await writer.flush(config.producer.delivery_timeout)
@@ -317,7 +351,7 @@ async def run_demo(options: DemoOptions) -> DemoReport:
         strategy="topic"
         if config.stream_creation_strategy is StreamCreationStrategy.TOPIC_BASED
         else "partition",
-        simulated_seconds=options.seconds,
+        simulated_seconds=round(simulated, 3),
         elapsed_seconds=elapsed,
         write_seconds=write_seconds,
         packets=dict(tally.acked),
@@ -331,7 +365,54 @@ async def run_demo(options: DemoOptions) -> DemoReport:
         essential_read_back=essential_back,
         data_formats=data_format_count,
         failed=tally.failed,
+        interrupted=interrupted or (options.stop is not None and options.stop.is_set()),
     )
+
+
+async def run_demo_interruptibly(options: DemoOptions) -> tuple[DemoReport | None, int | None]:
+    """:func:`run_demo` that SIGINT, SIGTERM and SIGHUP end early but in order.
+
+    Returns the report and the first signal received (None: ran to the end). The report is None
+    when the orderly end was cut short: by a second signal, or after :data:`END_DEADLINE_S`.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[int] = []
+    task = asyncio.create_task(run_demo(attrs.evolve(options, stop=stop)))
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if stop.is_set():
+            task.cancel()  # a second signal: the user does not want to wait for the end
+        stop.set()
+
+    previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=END_DEADLINE_S)
+            task.cancel()  # no-op if it finished
+        try:
+            report = await task
+        except asyncio.CancelledError:
+            if not received:
+                raise
+            return None, received[0]
+        return report, (received[0] if received else None)
+    finally:
+        stopping.cancel()
+        # remove_signal_handler resets to the default (death, for SIGTERM) until the caller's
+        # handler is back: blocked meanwhile, a signal waits for that handler instead.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            for sig, handler in previous.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)  # the caller's handlers, for what follows the loop
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _stream_of(config: StreamingConfig, topic: str, partition: int, ds: str) -> str:
@@ -408,6 +489,11 @@ def format_summary(report: DemoReport) -> str:
     lines = [
         f"session {report.session_key} of data source {report.data_source!r} "
         f"({report.strategy}-based streams)",
+        *(
+            ["  INTERRUPTED: data stopped early; the session was ended and is complete as written"]
+            if report.interrupted
+            else []
+        ),
         f"  {report.simulated_seconds:g} s simulated, written in {report.write_seconds:.2f} s "
         f"({data['speedup']}x real time; {report.elapsed_seconds:.2f} s in all); "
         f"{report.laps} laps, {report.events} events",

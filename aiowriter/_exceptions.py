@@ -27,9 +27,13 @@ The tree (``[retry]``: the same call may succeed later; otherwise fix the cause 
     │       └── DeliveryTimeoutError  not acknowledged within the delivery timeout      [retry]
     ├── SessionError
     │   ├── SessionNotFoundError
-    │   └── SessionEndedError
-    └── DataFormatError
-        └── DataFormatNotFoundError
+    │   ├── SessionEndedError
+    │   ├── SessionKeyConflictError  a create's session_key belongs to another session
+    │   └── SessionConflictError  other processes kept changing the session (retries used up)
+    ├── DataFormatError
+    │   └── DataFormatNotFoundError
+    └── aiowriter.testing.LocalKafkaError   the local Kafka harness (its own tree in
+                                            aiowriter/testing/_errors.py)
 
 aiokafka's own exceptions never escape: :func:`map_kafka_errors` converts them at the boundary
 and chains the original (``raise ... from exc``).
@@ -60,8 +64,10 @@ __all__ = [
     "InvalidPacketError",
     "KafkaError",
     "PacketTooLargeError",
+    "SessionConflictError",
     "SessionEndedError",
     "SessionError",
+    "SessionKeyConflictError",
     "SessionKeyMismatchError",
     "SessionNotFoundError",
     "TlsError",
@@ -196,6 +202,16 @@ class SessionNotFoundError(SessionError):
 
 class SessionEndedError(SessionError):
     """The session has ended; it cannot be updated any more."""
+
+
+class SessionKeyConflictError(SessionError):
+    """``create_new_session(session_key=...)`` names a session that exists with other data
+    (another data source, type or identifier): the key is not this session's to retry."""
+
+
+class SessionConflictError(SessionError):
+    """Other processes changed the session between every one of our attempts to write a change
+    on fresh state; the last snapshot we wrote may have reverted theirs. Retriable."""
 
 
 class DataFormatError(AiowriterError):

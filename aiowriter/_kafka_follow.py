@@ -83,6 +83,11 @@ class TopicFollower:
         return dict(self._positions)
 
     @property
+    def backlog(self) -> int:
+        """Records between the positions and the end offsets taken at start (the replay)."""
+        return sum(max(0, end - self._positions.get(p, 0)) for p, end in self._start_end.items())
+
+    @property
     def caught_up(self) -> bool:
         return self._caught_up.is_set()
 

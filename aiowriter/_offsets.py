@@ -9,13 +9,15 @@ does not exist yet counts 0: when it is created, its data starts at offset 0, af
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from ._config import StreamingConfig
 from ._connect_diagnosis import explain_connect_failures
 from ._exceptions import WriterClosedError, map_kafka_errors
 from ._layout import Layout, offset_key
-from ._topics import TopicProvisioner
+from ._names import ESSENTIAL_SUFFIX
+from ._topics import TopicProvisioner, TopicView
 
 __all__ = ["OffsetSnapshotter"]
 
@@ -23,8 +25,11 @@ __all__ = ["OffsetSnapshotter"]
 class OffsetSnapshotter:
     """Takes ``topic_partition_offsets`` snapshots; owns one metadata-only consumer."""
 
-    def __init__(self, config: StreamingConfig, provisioner: TopicProvisioner) -> None:
+    def __init__(
+        self, config: StreamingConfig, provisioner: TopicProvisioner, topic_view_ttl: float = 10.0
+    ) -> None:
         self._config = config
+        self._view = TopicView(provisioner, topic_view_ttl)
         self._layout = Layout(config)
         self._provisioner = provisioner
         self._consumer: Any = None
@@ -52,19 +57,23 @@ class OffsetSnapshotter:
                 self._consumer = consumer
             return self._consumer
 
-    async def snapshot(self, data_source: str) -> dict[str, int]:
-        """The end offsets of every partition in the data source's key set."""
+    async def snapshot(self, data_source: str, streams: Iterable[str] = ()) -> dict[str, int]:
+        """The end offsets of every partition in the data source's key set.
+
+        TopicBased stream topics come from a cached list of the cluster's topics (see
+        :class:`TopicView`) plus ``streams`` (those the caller's writer writes: always current);
+        existence and partition counts are then asked for by name, never from the cache."""
         from aiokafka import TopicPartition
 
         self._check_open()
-        # Listed afresh each time: stream topics created by any writer since the last snapshot
-        # must be in the key set, as the server's topic scan would include them.
-        existing = await self._provisioner.existing_topics()
-        stream_topics = (
-            [t for t in existing if Layout.is_stream_topic(data_source, t)]
-            if self._layout.topic_based
-            else []
-        )
+        candidates: set[str] = set()
+        if self._layout.topic_based:
+            names = await self._view.names()
+            candidates = {t for t in names if Layout.is_stream_topic(data_source, t)}
+            candidates.update(f"{data_source}.{s}" for s in streams if s)
+        essentials = data_source + ESSENTIAL_SUFFIX
+        existing = await self._provisioner.describe([data_source, essentials, *sorted(candidates)])
+        stream_topics = [t for t in candidates if t in existing]
         keys = self._layout.offset_keys(data_source, stream_topics)
         present = [TopicPartition(t, p) for t, p in keys if t in existing and p < existing[t]]
         ends: dict[Any, int] = {}

@@ -21,7 +21,9 @@ from . import open_data
 from ._exceptions import InvalidInputError
 from ._layout import essential_topic, offset_key
 from ._names import validate_session_key
+from ._session_wire import EndView, InfoView, NewView, decode_end, decode_info, decode_new
 from ._statistics import JsonReady
+from ._wire import parse_packet_envelope
 
 __all__ = [
     "SessionAssociated",
@@ -165,6 +167,12 @@ class SessionManagerStatistics(JsonReady):
     events_published: int
     events_dropped: int
     positions: Mapping[int, int]
+    forgotten_sessions: int = 0
+    """Ended sessions dropped from memory by ``forget_ended_after`` (read back on demand)."""
+    retried_writes: int = 0
+    """Records written again because another process changed the session meanwhile."""
+    replay_seconds: float = 0.0
+    """How long the start-up replay of ``SessionInfo`` took."""
 
 
 def now() -> dt.datetime:
@@ -193,12 +201,24 @@ def check_key(session_key: object) -> str:
 
 
 class SessionTable:
-    """The sessions read from ``SessionInfo``, keyed by ``Packet.session_key``."""
+    """The sessions read from ``SessionInfo``, keyed by ``Packet.session_key``.
 
-    def __init__(self) -> None:
+    ``forget_ended_after`` (seconds) bounds memory: a session whose ``termination_time`` is
+    older than that is dropped from the table when :meth:`forget_expired` runs; only the
+    offsets of its first and last record are kept (:meth:`forgotten`), so it can be read back
+    from the topic on demand. Applying a record for a forgotten key only moves its last offset.
+    """
+
+    def __init__(self, forget_ended_after: float | None = None) -> None:
         self._sessions: dict[str, SessionInfo] = {}
+        # (first, last) record offsets per known session, kept only with a horizon.
+        self._span: dict[str, tuple[int, int]] = {}
+        self._forgotten: dict[str, tuple[int, int]] = {}
+        self._horizon = forget_ended_after
         self.dropped = 0
         """Records ignored: undecodable, unknown type, or an update for an unknown key."""
+        self.last_key = ""
+        """``Packet.session_key`` of the record applied last ("" if it had none)."""
 
     def get(self, key: str) -> SessionInfo | None:
         return self._sessions.get(key)
@@ -206,36 +226,77 @@ class SessionTable:
     def all(self) -> list[SessionInfo]:
         return list(self._sessions.values())
 
+    def forgotten(self, key: str) -> tuple[int, int] | None:
+        """``(first, last)`` record offsets of a session forgotten by the horizon, else None."""
+        return self._forgotten.get(key)
+
+    @property
+    def forgotten_count(self) -> int:
+        return len(self._forgotten)
+
+    def forget_expired(self, now_: dt.datetime | None = None) -> int:
+        """Forget sessions that ended longer ago than the horizon; return how many."""
+        if self._horizon is None:
+            return 0
+        cutoff = (now_ or now()) - dt.timedelta(seconds=self._horizon)
+        expired = [
+            key
+            for key, s in self._sessions.items()
+            if s.completed and (s.termination_time is None or s.termination_time < cutoff)
+        ]
+        for key in expired:
+            del self._sessions[key]
+            self._forgotten[key] = self._span.pop(key, (0, -1))
+        return len(expired)
+
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def apply(self, value: bytes | None, timestamp_ms: int | None) -> list[SessionEvent]:
-        """Apply one ``SessionInfo`` record (its raw value); return the events it causes."""
+    def apply(
+        self, value: bytes | None, timestamp_ms: int | None, offset: int = -1
+    ) -> list[SessionEvent]:
+        """Apply one ``SessionInfo`` record (its raw value); return the events it causes.
+
+        ``offset`` (the record's offset on partition 0) is remembered for forgetting."""
+        self.last_key = ""
         if not value:
             self.dropped += 1
             return []
+        events = self._apply(value, timestamp_ms)
+        key = self.last_key
+        if key and self._horizon is not None:
+            if key in self._forgotten:
+                self._forgotten[key] = (self._forgotten[key][0], offset)
+            elif key in self._sessions:
+                first = self._span[key][0] if key in self._span else offset
+                self._span[key] = (first, offset)
+                if events and isinstance(events[0], SessionEnded):
+                    self._forget_if_expired(key, events[0].session)
+        return events
+
+    def _forget_if_expired(self, key: str, session: SessionInfo) -> None:
+        # Ended long ago (a replay of old sessions): forget it at once, so memory stays bounded
+        # during the replay too, not only after it.
+        assert self._horizon is not None
+        ended = session.termination_time
+        if ended is None or ended < now() - dt.timedelta(seconds=self._horizon):
+            del self._sessions[key]
+            self._forgotten[key] = self._span.pop(key, (0, -1))
+
+    def _apply(self, value: bytes, timestamp_ms: int | None) -> list[SessionEvent]:
         record_time = (
             dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC) if timestamp_ms else None
         )
         try:
-            packet = open_data.Packet.parse(value)
+            packet = parse_packet_envelope(value)
+            self.last_key = packet.session_key
             if packet.type == "NewSession":
-                return self._new(
-                    packet.session_key,
-                    open_data.NewSessionPacket.parse(packet.content),
-                    record_time,
-                )
+                return self._new(packet.session_key, decode_new(packet.content), record_time)
             if packet.type == "SessionInfo":
-                return self._update(
-                    packet.session_key, open_data.SessionInfoPacket.parse(packet.content)
-                )
+                return self._update(packet.session_key, decode_info(packet.content))
             if packet.type == "EndOfSession":
-                return self._end(
-                    packet.session_key,
-                    open_data.EndOfSessionPacket.parse(packet.content),
-                    record_time,
-                )
-        except Exception as exc:  # betterproto2 raises various errors on malformed bytes
+                return self._end(packet.session_key, decode_end(packet.content), record_time)
+        except Exception as exc:  # malformed bytes: InvalidPacketError, UnicodeDecodeError, ...
             log.warning("undecodable SessionInfo record dropped: %r", exc)
             self.dropped += 1
             return []
@@ -243,10 +304,8 @@ class SessionTable:
         self.dropped += 1
         return []
 
-    def _new(
-        self, key: str, new: open_data.NewSessionPacket, record_time: dt.datetime | None
-    ) -> list[SessionEvent]:
-        if not key or key in self._sessions:
+    def _new(self, key: str, new: NewView, record_time: dt.datetime | None) -> list[SessionEvent]:
+        if not key or key in self._sessions or key in self._forgotten:
             self.dropped += 1
             return []
         info = new.session_info
@@ -275,7 +334,7 @@ class SessionTable:
         self._sessions[key] = session
         return [SessionStarted(session)]
 
-    def _update(self, key: str, info: open_data.SessionInfoPacket) -> list[SessionEvent]:
+    def _update(self, key: str, info: InfoView) -> list[SessionEvent]:
         old = self._sessions.get(key)
         if old is None:
             log.info("SessionInfo for unknown session %r dropped", key)
@@ -312,9 +371,7 @@ class SessionTable:
         )
         return events
 
-    def _end(
-        self, key: str, end: open_data.EndOfSessionPacket, record_time: dt.datetime | None
-    ) -> list[SessionEvent]:
+    def _end(self, key: str, end: EndView, record_time: dt.datetime | None) -> list[SessionEvent]:
         old = self._sessions.get(key)
         if old is None:
             log.info("EndOfSession for unknown session %r dropped", key)

@@ -18,7 +18,7 @@ from ._connect_diagnosis import explain_connect_failures
 from ._exceptions import AuthorizationError, TopicLayoutError, WriterClosedError, map_kafka_errors
 from ._layout import TopicRequirement
 
-__all__ = ["TopicProvisioner"]
+__all__ = ["TopicProvisioner", "TopicView"]
 
 log = logging.getLogger("aiowriter.topics")
 
@@ -235,3 +235,27 @@ class TopicProvisioner:
                 return existing
             await asyncio.sleep(0.1)
         return existing
+
+
+class TopicView:
+    """A cached list of the cluster's topic names, listed again only when older than ``ttl``.
+
+    Listing every topic costs tens of milliseconds on a cluster with thousands of them, so a
+    session create or end must not pay it each time. Callers that know topics the list may lack
+    (the streams their own writer writes) ask for those by name (:meth:`TopicProvisioner.describe`).
+    """
+
+    def __init__(self, provisioner: TopicProvisioner, ttl: float) -> None:
+        self._provisioner = provisioner
+        self._ttl = ttl
+        self._names: frozenset[str] | None = None
+        self._at = 0.0
+        self.listings = 0
+
+    async def names(self) -> frozenset[str]:
+        now = asyncio.get_running_loop().time()
+        if self._names is None or now - self._at >= self._ttl:
+            self._names = frozenset(await self._provisioner.existing_topics())
+            self._at = now
+            self.listings += 1
+        return self._names

@@ -39,6 +39,7 @@ from ._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_l
 from ._packet_input import embedded_session_key, packet_value
 from ._producer import close_producer, start_producer
 from ._result import ApiResult
+from ._settle import SettleMixin
 from ._statistics import StopReport, StreamStatistics, WriterStatistics
 from ._topics import TopicProvisioner
 
@@ -54,7 +55,7 @@ _RECORD_OVERHEAD = 512
 _SLICE = 0.0005
 
 
-class PacketWriter(ReportsHealth):
+class PacketWriter(SettleMixin, ReportsHealth):
     """Writes Open Data packets to Kafka exactly where the Stream API server would.
 
     Usage::

@@ -101,36 +101,76 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _status_rows(state_dir: Path) -> tuple[int, list[list[str]]]:
+    status = _cli("status", "--state-dir", str(state_dir))
+    rows = [line.split() for line in status.stdout.splitlines() if line.split()[0].isdigit()]
+    return status.returncode, rows
+
+
 @pytest.mark.kafka
-def test_cli_start_status_stop(tmp_path: Path) -> None:
+def test_cli_start_status_kill_restart_stop(tmp_path: Path) -> None:
+    """One detached node through its whole life, with every command's exit code and note."""
     _require_local_tools()
     state_dir = tmp_path / "cli-kafka"
-    started = _cli("start", "--state-dir", str(state_dir))
+    # A short broker session: the restart below need not wait out the killed node's 9 s one.
+    started = _cli("start", "--state-dir", str(state_dir), "--session-timeout", "3")
     try:
         assert started.returncode == 0, started.stderr
         bootstrap = started.stdout.strip().splitlines()[-1]
         assert BOOTSTRAP_RE.match(bootstrap), started.stdout
         assert not bootstrap.endswith(":9092")
 
-        status = _cli("status", "--state-dir", str(state_dir))
-        assert status.returncode == 0, status.stderr
-        rows = [line.split() for line in status.stdout.splitlines() if line.split()[0].isdigit()]
+        code, rows = _status_rows(state_dir)
+        assert code == 0
         assert len(rows) == 1
         node_id, pid, alive, port = rows[0]
         assert (node_id, alive) == ("1", "True")
         assert bootstrap == f"127.0.0.1:{port}"
         assert _pid_running(int(pid))
         assert (state_dir / "node-1" / "data").is_dir()
+
+        # The running node holds the state dir: a second start is refused, naming it.
+        again = _cli("start", "--state-dir", str(state_dir))
+        assert again.returncode == 1
+        assert f"in use by the running Kafka node(s) {pid}" in again.stderr
+        assert _pid_running(int(pid))
+
+        killed = _cli("kill", "--state-dir", str(state_dir), "--node-id", "1")
+        assert killed.returncode == 0, killed.stderr
+        assert f"killed node 1 (pid {pid})" in killed.stdout
+        assert not _pid_running(int(pid))
+        code, rows = _status_rows(state_dir)
+        assert code == 1  # every node is dead
+        assert rows[0][2] == "False"
+        dead = _cli("kill", "--state-dir", str(state_dir), "--node-id", "1")
+        assert dead.returncode == 1
+        assert f"node 1 (pid {pid}) was not running; nothing killed" in dead.stderr
+
+        restarted = _cli("restart", "--state-dir", str(state_dir), "--node-id", "1")
+        assert restarted.returncode == 0, restarted.stderr
+        code, rows = _status_rows(state_dir)
+        assert code == 0
+        new_pid = int(rows[0][1])
+        assert new_pid != int(pid)
+        assert _pid_running(new_pid)
+        # Both lives of the node ran with the session asked for (the restart waits it out).
+        log = (state_dir / "node-1" / "logs" / "server.log").read_text()
+        assert "broker.session.timeout.ms = 3000" in log
+        assert "broker.session.timeout.ms = 9000" not in log
     finally:
         stopped = _cli("stop", "--state-dir", str(state_dir))
 
     assert stopped.returncode == 0, stopped.stderr
-    assert not _pid_running(int(pid))
+    assert "stopped 1 running node(s) of 1" in stopped.stdout
+    assert not _pid_running(new_pid)
     assert not (state_dir / "node-1").exists()
     assert not (state_dir / "local-kafka.json").exists()
     again = _cli("status", "--state-dir", str(state_dir))
     assert again.returncode == 1
     assert "no local Kafka cluster recorded" in again.stderr
+    twice = _cli("stop", "--state-dir", str(state_dir))
+    assert twice.returncode == 0  # a cleanup trap may stop twice
+    assert "nothing to stop" in twice.stderr
 
 
 # -- (c) a 3-node quorum loses its partition leader --------------------------------------------

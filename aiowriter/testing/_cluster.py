@@ -1,10 +1,15 @@
-"""Start, inspect and stop a local Kafka KRaft cluster (1 or 3 nodes) from Maven Central jars."""
+"""Start, inspect and stop a local Kafka KRaft cluster (1 or 3 nodes) from Maven Central jars.
+
+Lifecycle guarantees: see the package docstring (``aiowriter.testing``) and the README. The
+pieces: ``_lock`` (one cluster per state dir), ``_watchdog`` (nothing outlives a killed owner),
+``_signals`` (SIGTERM/SIGHUP unwind like Ctrl-C), and the ``except BaseException`` of
+:func:`start_local_kafka` (a failed or interrupted start leaves nothing behind).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import json
 import shutil
 import subprocess
@@ -17,8 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._errors import BrokerStartError, ClusterStateError, StartTimeoutError, ToolNotFoundError
-from ._jars import DEFAULT_KAFKA_VERSION, check_kafka_version, ensure_kafka_jars
+from ._args import check_start_arguments
+from ._errors import BrokerStartError, ClusterStateError, StartTimeoutError
+from ._jars import DEFAULT_KAFKA_VERSION, Progress, ensure_kafka_jars
+from ._lock import StateDirLock, this_command
 from ._node import (
     NodeSpec,
     check_port_free,
@@ -33,7 +40,15 @@ from ._node import (
     write_log4j_config,
     write_node_config,
 )
+from ._probe import (
+    read_from,
+    registered_broker_ids,
+    require_java,
+    size_of,
+    write_plaintext_client_json,
+)
 from ._security import CLIENT_FILE, SECURITY_DIR, BrokerSecurity, check_security, extra_ports_needed
+from ._watchdog import Watchdog
 
 __all__ = ["LocalKafkaCluster", "NodeStatus", "start_local_kafka", "start_local_kafka_async"]
 
@@ -95,6 +110,9 @@ class LocalKafkaCluster:
         self._stopped = False
         self.security: BrokerSecurity | None = BrokerSecurity.load(state_dir)
         """Secured listeners and their credentials, when started with ``security=``."""
+        # Set by start_local_kafka for the cluster it starts; None for one read from a state dir.
+        self._lock: StateDirLock | None = None
+        self._watchdog: Watchdog | None = None
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -152,13 +170,20 @@ class LocalKafkaCluster:
 
     # -- fault injection ---------------------------------------------------------------------
 
-    def kill_node(self, node_id: int) -> None:
-        """SIGKILL one node (no clean shutdown) and wait until it is gone; its data is kept."""
+    def kill_node(self, node_id: int) -> bool:
+        """SIGKILL one node (no clean shutdown) and wait until it is gone; its data is kept.
+
+        Returns False when the node was not running (nothing was killed).
+        """
         spec = self._spec(node_id)
+        if not self.is_alive(node_id):
+            self._processes.pop(node_id, None)
+            return False
         terminate(
             [(self._pids[node_id], spec, self._processes.get(node_id))], grace=0.0, kill_only=True
         )
         self._processes.pop(node_id, None)
+        return True
 
     def restart_node(self, node_id: int, *, timeout: float = 120.0) -> None:
         """Start one node again on its ports and data (stopping it first if it runs).
@@ -168,15 +193,31 @@ class LocalKafkaCluster:
         spec = self._spec(node_id)
         if self.is_alive(node_id):
             terminate([(self._pids[node_id], spec, self._processes.get(node_id))], grace=10.0)
-        java = _require_java()
-        log_offset = _size(spec.log_file)
+        java = require_java()
+        log_offset = size_of(spec.log_file)
         process = launch_node(
-            java, self._lib_dir, self._heap, self._log4j_config, spec, detach=self._detached
+            java,
+            self._lib_dir,
+            self._heap,
+            self._log4j_config,
+            spec,
+            lock_fd=self._lock_fd(),
         )
         self._pids[node_id] = process.pid
         self._processes[node_id] = process
         self._save_state()
         self._wait_ready({node_id: log_offset}, timeout)
+
+    def _lock_fd(self) -> int | None:
+        """The state dir lock for a node launched now, so the directory stays locked while it
+        runs; taken afresh when this process holds none (a restart through the command line)."""
+        if self._lock is None:
+            try:
+                self._lock = StateDirLock.acquire(self.state_dir)
+            except BrokerStartError:
+                return None  # held by the cluster's other nodes: they keep it locked
+            self._lock.note_holder(f"the Kafka nodes of this directory ({this_command()})")
+        return self._lock.fileno()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -190,11 +231,22 @@ class LocalKafkaCluster:
         targets = [
             (self._pids[nid], spec, self._processes.get(nid)) for nid, spec in self._specs.items()
         ]
+        # If this is interrupted (a second Ctrl-C), nothing below runs: the state file still names
+        # the nodes, so the atexit hook, or the watchdog once this process is gone, stops them.
         terminate(targets, grace)
         self._processes.clear()
         self._stopped = True
         _owned.discard(self)
         self._remove_files(keep_logs=False)
+        self._release()
+
+    def _release(self) -> None:
+        """Let go of the lock and the watchdog, after the nodes are gone (or handed over)."""
+        if self._lock is not None:
+            self._lock.release()
+        if self._watchdog is not None:
+            self._watchdog.close()
+            self._watchdog = None
 
     def __enter__(self) -> LocalKafkaCluster:
         return self
@@ -296,7 +348,12 @@ class LocalKafkaCluster:
     def _launch_all(self, java: str) -> None:
         for nid, spec in self._specs.items():
             process = launch_node(
-                java, self._lib_dir, self._heap, self._log4j_config, spec, detach=self._detached
+                java,
+                self._lib_dir,
+                self._heap,
+                self._log4j_config,
+                spec,
+                lock_fd=self._lock_fd(),
             )
             self._pids[nid] = process.pid
             self._processes[nid] = process
@@ -318,13 +375,14 @@ class LocalKafkaCluster:
                     raise exited_error(self._specs[nid], process.returncode)
             # The log line is a cheap gate before opening client connections to the nodes.
             started = (
-                _STARTED_MARK in _read(self._specs[n].log_file, o) for n, o in log_offsets.items()
+                _STARTED_MARK in read_from(self._specs[n].log_file, o)
+                for n, o in log_offsets.items()
             )
             if all(started):
                 # Asked through the (re)started nodes themselves: right after a kill the others
                 # still list the dead node until its broker session times out.
                 bootstrap = ",".join(f"127.0.0.1:{self._specs[n].port}" for n in sorted(wanted))
-                registered = _registered_broker_ids(bootstrap)
+                registered = registered_broker_ids(bootstrap)
                 if wanted <= registered:
                     return
             if time.monotonic() >= deadline:
@@ -337,56 +395,6 @@ class LocalKafkaCluster:
             time.sleep(0.5)
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _read(path: Path, offset: int = 0) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _registered_broker_ids(bootstrap_servers: str) -> set[int]:
-    """Broker ids in the cluster metadata (only registered, unfenced brokers are listed)."""
-    if not bootstrap_servers:
-        return set()
-
-    async def probe() -> set[int]:
-        from aiokafka.client import AIOKafkaClient
-
-        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
-        try:
-            await asyncio.wait_for(client.bootstrap(), 10.0)
-            return {broker.nodeId for broker in client.cluster.brokers()}
-        except Exception:
-            return set()  # not ready yet: connection refused, timeout, no metadata
-        finally:
-            await client.close()
-
-    # A fresh loop in a worker thread: the caller may itself be inside a running event loop.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, probe()).result()
-
-
-def _require_java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise ToolNotFoundError(
-            "java",
-            "a Java 17+ runtime is needed to run the Kafka broker (install it, e.g. "
-            "`apt-get install openjdk-17-jre-headless`), or set KAFKA_BOOTSTRAP_SERVERS "
-            "to use a broker you already run",
-        )
-    return java
-
-
 def start_local_kafka(
     nodes: int = 1,
     *,
@@ -396,6 +404,8 @@ def start_local_kafka(
     start_timeout: float = 180.0,
     cache_dir: str | Path | None = None,
     detach: bool = False,
+    progress: Progress | None = None,
+    session_timeout: float | None = None,
     security: str | None = None,
     sasl_mechanism: str | None = None,
 ) -> LocalKafkaCluster:
@@ -413,7 +423,12 @@ def start_local_kafka(
     :param ports: client ports, one per node; free ports are picked when omitted.
     :param start_timeout: seconds to wait for all nodes to register.
     :param cache_dir: overrides the jar cache root (default ``~/.cache/aiowriter``).
-    :param detach: leave the nodes running when this process exits (the CLI does this).
+    :param detach: leave the nodes running when this process exits (the CLI does this); until
+        the start has succeeded they are stopped if this process dies, as without ``detach``.
+    :param session_timeout: seconds until the controller fences a silent broker (default: 9 for
+        one node, Kafka's default, 4 for three). Shorter makes the restart of a SIGKILLed node
+        quicker (it waits for the killed incarnation's session to expire) but fences a node that
+        stalls longer than that (SIGSTOP, GC pause) when it resumes.
     :param security: ``None`` (plaintext only, no ``client.json``) or one of ``plaintext``,
         ``ssl``, ``mtls``, ``sasl_plaintext``, ``sasl_ssl``: any secured kind opens *all* the
         secured listeners (see :mod:`aiowriter.testing._security`) with a throwaway CA and
@@ -421,20 +436,21 @@ def start_local_kafka(
         :meth:`LocalKafkaCluster.client_settings` every kind.
     :param sasl_mechanism: the mechanism ``client.json`` names for the SASL kinds (default
         ``SCRAM-SHA-512``); the broker enables PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+    :param progress: called with a line of news at a time (the jar download of a first run, the
+        state dir, the launch); the command lines print them on stderr.
+    :raises aiowriter.InvalidInputError: a bad argument (also a :class:`ValueError`).
     :raises BrokerStartError: or a subclass, with what went wrong and what to do; nothing
-        started is left running.
+        started is left running. :class:`StateDirLockedError` when another process holds
+        ``state_dir``.
     """
-    check_kafka_version(kafka_version)
-    if nodes not in _HEAP:
-        raise ValueError(f"nodes must be 1 or 3, not {nodes}")
-    if ports is not None and (len(ports) != nodes or len(set(ports)) != nodes):
-        raise ValueError(f"give {nodes} distinct port(s), one per node, not {list(ports)}")
+    check_start_arguments(nodes, kafka_version, ports, start_timeout, state_dir, session_timeout)
     check_security(security, sasl_mechanism)
     secured = security not in (None, "plaintext")
     for port in ports or ():
         check_port_free(port)  # before the slow parts: a clash is the cheapest error to report
-    java = _require_java()
-    lib = ensure_kafka_jars(kafka_version, Path(cache_dir) if cache_dir is not None else None)
+    java = require_java()
+    cache = Path(cache_dir) if cache_dir is not None else None
+    lib = ensure_kafka_jars(kafka_version, cache, progress)
 
     owns_state_dir = state_dir is None
     if state_dir is None:
@@ -442,7 +458,22 @@ def start_local_kafka(
     else:
         root = Path(state_dir).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        _refuse_running_cluster(root)
+    try:
+        lock = StateDirLock.acquire(root)
+    except BaseException:
+        if owns_state_dir:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    try:
+        # Started before any JVM, so that not even SIGKILL of this process leaves one behind.
+        watchdog = Watchdog(root, remove_state_dir=owns_state_dir)
+    except BaseException:
+        lock.release()
+        if owns_state_dir:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    if progress is not None:
+        progress(f"starting {nodes} Kafka {kafka_version} node(s); state dir: {root}")
 
     free = pick_free_ports(
         2 * nodes + (extra_ports_needed(nodes) if secured else 0), exclude=ports or ()
@@ -462,7 +493,11 @@ def start_local_kafka(
         owns_state_dir=owns_state_dir,
         detached=detach,
     )
+    cluster._lock = lock
+    cluster._watchdog = watchdog
     try:
+        if state_dir is not None:
+            _refuse_running_cluster(root)
         if secured:
             cluster.security = BrokerSecurity.create(
                 root,
@@ -477,7 +512,7 @@ def start_local_kafka(
         voters = ",".join(f"{s.node_id}@127.0.0.1:{s.controller_port}" for s in specs)
         for spec in specs:
             extra = sec.node_settings(spec.node_id, spec.controller_port) if sec else None
-            write_node_config(spec, voters, nodes, extra)
+            write_node_config(spec, voters, nodes, extra, session_timeout=session_timeout)
         log4j_config = write_log4j_config(root)
         format_storage(
             java, lib, log4j_config, specs, cluster.cluster_id, sec.format_args() if sec else ()
@@ -489,7 +524,7 @@ def start_local_kafka(
         if sec is not None:
             sec.write_client_json(root)
         elif security == "plaintext":
-            _write_plaintext_client_json(root, cluster.bootstrap_servers)
+            write_plaintext_client_json(root, cluster.bootstrap_servers)
     except BaseException:
         # No orphan JVMs: kill what started; keep the logs only where the user chose the dir.
         targets = [(cluster._pids[s.node_id], s, cluster._processes.get(s.node_id)) for s in specs]
@@ -498,7 +533,17 @@ def start_local_kafka(
         cluster._stopped = True
         _owned.discard(cluster)
         cluster._remove_files(keep_logs=not owns_state_dir)
+        # The state file would name dead pids: `status` and `stop` then say "nothing recorded".
+        (root / STATE_FILE).unlink(missing_ok=True)
+        cluster._release()
         raise
+    if detach:
+        # Handed over: the nodes hold the lock from now on, and outlive this process.
+        pids = ", ".join(str(pid) for pid in cluster._pids.values())
+        lock.note_holder(f"the running Kafka node(s) {pids} (started by `{this_command()}`)")
+        lock.release()
+        watchdog.release()
+        cluster._lock = cluster._watchdog = None
     return cluster
 
 
@@ -510,10 +555,15 @@ async def start_local_kafka_async(
     ports: Sequence[int] | None = None,
     start_timeout: float = 180.0,
     cache_dir: str | Path | None = None,
+    session_timeout: float | None = None,
     security: str | None = None,
     sasl_mechanism: str | None = None,
 ) -> LocalKafkaCluster:
-    """:func:`start_local_kafka` in a worker thread, so the event loop keeps running."""
+    """:func:`start_local_kafka` in a worker thread, so the event loop keeps running.
+
+    Cancelling the awaiting task does not interrupt the start (a thread cannot be); the cluster
+    is stopped at interpreter exit, or by its watchdog if the process dies.
+    """
     return await asyncio.to_thread(
         start_local_kafka,
         nodes,
@@ -522,14 +572,10 @@ async def start_local_kafka_async(
         ports=ports,
         start_timeout=start_timeout,
         cache_dir=cache_dir,
+        session_timeout=session_timeout,
         security=security,
         sasl_mechanism=sasl_mechanism,
     )
-
-
-def _write_plaintext_client_json(state_dir: Path, bootstrap_servers: str) -> None:
-    settings = {"bootstrap_servers": bootstrap_servers, "security_protocol": "PLAINTEXT"}
-    (state_dir / CLIENT_FILE).write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _refuse_running_cluster(state_dir: Path) -> None:

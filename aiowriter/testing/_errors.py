@@ -2,20 +2,24 @@
 
 The tree::
 
-    LocalKafkaError
-    ├── BrokerStartError          a cluster (or a node) could not be started
-    │   ├── ToolNotFoundError     ``java`` or ``mvn`` is not on PATH
-    │   ├── JarFetchError         ``mvn`` could not fetch the broker jars
-    │   ├── PortInUseError        a requested or chosen 127.0.0.1 port is taken
-    │   ├── NodeExitedError       a node process exited while starting
-    │   └── StartTimeoutError     the nodes did not all register in time
-    └── ClusterStateError         no usable state file, or an unknown node id
+    aiowriter.AiowriterError
+    └── LocalKafkaError
+        ├── BrokerStartError          a cluster (or a node) could not be started
+        │   ├── ToolNotFoundError     ``java`` or ``mvn`` is not on PATH
+        │   ├── StateDirLockedError   another process holds the state directory
+        │   ├── JarFetchError         ``mvn`` could not fetch the broker jars
+        │   ├── PortInUseError        a requested or chosen 127.0.0.1 port is taken
+        │   ├── NodeExitedError       a node process exited while starting
+        │   └── StartTimeoutError     the nodes did not all register in time
+        └── ClusterStateError         no usable state file, or an unknown node id
 
 Every message says what went wrong and what to do about it; where a process failed, the tail of
 its output or log is part of the message, so a CI log alone is enough to diagnose it.
 """
 
 from __future__ import annotations
+
+from .._exceptions import AiowriterError
 
 __all__ = [
     "BrokerStartError",
@@ -25,12 +29,14 @@ __all__ = [
     "NodeExitedError",
     "PortInUseError",
     "StartTimeoutError",
+    "StateDirLockedError",
     "ToolNotFoundError",
 ]
 
 
-class LocalKafkaError(Exception):
-    """Root of the local Kafka helper's errors."""
+class LocalKafkaError(AiowriterError):
+    """Root of the local Kafka helper's errors (an :class:`aiowriter.AiowriterError`, so the
+    ``aiowriter`` command line reports them as one typed line)."""
 
 
 class BrokerStartError(LocalKafkaError):
@@ -75,6 +81,19 @@ class NodeExitedError(BrokerStartError):
 
 class StartTimeoutError(BrokerStartError):
     """The nodes did not all register with the cluster before the deadline."""
+
+
+class StateDirLockedError(BrokerStartError):
+    """Another process holds the state directory's lock (a start in progress, or its nodes)."""
+
+    def __init__(self, state_dir: str, holder: str) -> None:
+        self.state_dir = state_dir
+        self.holder = holder
+        super().__init__(
+            f"the state dir {state_dir} is in use by {holder}; wait for it, stop it with "
+            f"`python -m aiowriter.testing.kafka stop --state-dir {state_dir}`, "
+            "or choose another --state-dir"
+        )
 
 
 class ClusterStateError(LocalKafkaError):

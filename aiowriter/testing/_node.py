@@ -14,17 +14,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._exceptions import InvalidInputError
 from ._errors import BrokerStartError, NodeExitedError, PortInUseError
 from ._jars import tail
 
 __all__ = [
     "NodeSpec",
     "check_port_free",
+    "default_session_timeout",
     "exited_error",
     "format_storage",
     "launch_node",
     "new_cluster_id",
     "node_log_tail",
+    "node_properties",
     "pick_free_ports",
     "pid_runs_node",
     "terminate",
@@ -33,7 +36,12 @@ __all__ = [
 ]
 
 # Ports a developer's own broker usually listens on: never hand them out, even if free right now.
-_RESERVED_PORTS = frozenset({9092, 9093, 9094})
+RESERVED_PORTS = frozenset({9092, 9093, 9094})
+RESERVED_PORTS_REASON = (
+    "ports 9092-9094 are Kafka's defaults (client, controller, extra listener), where a "
+    "developer's own broker or a Docker Kafka usually listens; the local test broker never "
+    "takes them, so that it cannot shadow that broker or be mistaken for it"
+)
 
 _LOG4J2_PROPERTIES = """\
 # Written by aiowriter.testing: each node logs to ${sys:kafka.logs.dir}/server.log.
@@ -109,7 +117,7 @@ def new_cluster_id() -> str:
 
 def pick_free_ports(count: int, exclude: Iterable[int] = ()) -> list[int]:
     """``count`` distinct ports that are free on 127.0.0.1 now (the kernel picks them)."""
-    excluded = _RESERVED_PORTS.union(exclude)
+    excluded = RESERVED_PORTS.union(exclude)
     sockets: list[socket.socket] = []
     ports: list[int] = []
     try:
@@ -128,8 +136,8 @@ def pick_free_ports(count: int, exclude: Iterable[int] = ()) -> list[int]:
 
 def check_port_free(port: int) -> None:
     """Raise :class:`PortInUseError` unless ``port`` can be bound on 127.0.0.1."""
-    if port in _RESERVED_PORTS:
-        raise PortInUseError(port, "it is reserved for a broker of your own; pick another")
+    if port in RESERVED_PORTS:
+        raise InvalidInputError(f"port {port} is reserved: {RESERVED_PORTS_REASON}; pick another")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # SO_REUSEADDR as the JVM sets it, so TIME_WAIT leftovers do not count as "in use".
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -139,15 +147,31 @@ def check_port_free(port: int) -> None:
             raise PortInUseError(port, f"bind failed: {exc}") from exc
 
 
-def write_node_config(
-    spec: NodeSpec, voters: str, node_count: int, extra: Mapping[str, object] | None = None
-) -> None:
-    """Write ``server.properties`` for ``spec`` (creating its directories).
+def default_session_timeout(node_count: int) -> float:
+    """Seconds until the controller fences a broker it has not heard from.
 
-    ``extra`` entries are added last and override the defaults (secured listeners).
+    A trade-off, measured: a node restarted after SIGKILL cannot register again until the
+    controller has expired its killed incarnation's session ("DuplicateBrokerRegistration-
+    Exception" every 2 s): with Kafka's 9 s default a 1-node restart took several seconds longer
+    than a fresh start (14.9 s; 25 s on a machine at load 9), with 3 s about as long (10.6-14.8 s
+    against 11-16 s for fresh starts at that load). But a node stalled for longer than the
+    timeout (SIGSTOP in a test, a long GC pause, a starved CI machine) is fenced when it resumes,
+    and a 1-node cluster then serves no metadata for a moment. One node keeps Kafka's 9 s
+    (nothing else could take over anyway); three nodes use 4 s, so fault tests see a killed node
+    fenced and leadership move quickly.
     """
-    for directory in (spec.data_dir, spec.logs_dir, spec.tmp_dir):
-        directory.mkdir(parents=True, exist_ok=True)
+    return 9.0 if node_count == 1 else 4.0
+
+
+def node_properties(
+    spec: NodeSpec, voters: str, node_count: int, *, session_timeout: float | None = None
+) -> dict[str, object]:
+    """The ``server.properties`` settings of one node: roles, listeners, storage, replication.
+
+    The one place where a node's configuration (its listeners included) is decided, so that an
+    extension (e.g. secured listeners) can amend the returned mapping before it is written.
+    """
+    timeout_ms = round(1000 * (session_timeout or default_session_timeout(node_count)))
     replication = min(node_count, 3)
     min_isr = 1 if node_count == 1 else 2
     settings: dict[str, object] = {
@@ -173,11 +197,28 @@ def write_node_config(
         "group.initial.rebalance.delay.ms": 0,
         # The 128 MiB default is allocated on the heap at start and sinks small heaps.
         "log.cleaner.dedupe.buffer.size": 16777216,
+        # See default_session_timeout; heartbeats 4 per session, at least every 2 s (the default).
+        "broker.session.timeout.ms": timeout_ms,
+        "broker.heartbeat.interval.ms": min(2000, max(100, timeout_ms // 4)),
     }
-    if node_count > 1:
-        # Fence a killed node within a few seconds, so fault tests see leadership move quickly.
-        settings["broker.session.timeout.ms"] = 4000
-        settings["broker.heartbeat.interval.ms"] = 1000
+    return settings
+
+
+def write_node_config(
+    spec: NodeSpec,
+    voters: str,
+    node_count: int,
+    extra: Mapping[str, object] | None = None,
+    *,
+    session_timeout: float | None = None,
+) -> None:
+    """Write ``server.properties`` for ``spec`` (creating its directories).
+
+    ``extra`` entries are added last and override the defaults (secured listeners).
+    """
+    for directory in (spec.data_dir, spec.logs_dir, spec.tmp_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    settings = node_properties(spec, voters, node_count, session_timeout=session_timeout)
     settings.update(extra or {})
     text = "".join(f"{key}={value}\n" for key, value in settings.items())
     spec.properties_file.write_text("# Written by aiowriter.testing\n" + text)
@@ -245,9 +286,19 @@ def format_storage(
 
 
 def launch_node(
-    java: str, lib: Path, heap: str, log4j_config: Path, spec: NodeSpec, *, detach: bool
+    java: str,
+    lib: Path,
+    heap: str,
+    log4j_config: Path,
+    spec: NodeSpec,
+    *,
+    lock_fd: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``spec``'s broker JVM in the background and return its process."""
+    """Start ``spec``'s broker JVM in the background and return its process.
+
+    ``lock_fd`` (the state dir's lock) is inherited by the JVM, so the directory stays locked for
+    as long as a node of it runs, whichever process started it.
+    """
     command = _jvm_command(
         java, lib, heap, log4j_config, spec, ["kafka.Kafka", str(spec.properties_file)]
     )
@@ -259,8 +310,11 @@ def launch_node(
             stdout=console,
             stderr=subprocess.STDOUT,
             cwd=spec.directory,
-            # Detached nodes outlive the CLI and ignore the terminal's Ctrl-C.
-            start_new_session=detach,
+            # Out of the terminal's process group: Ctrl-C there is for the owner, which stops the
+            # nodes in order (`aiowriter demo` still ends its session on the broker first).
+            # Detached nodes outlive the owner; attached ones are stopped by it or its watchdog.
+            start_new_session=True,
+            pass_fds=() if lock_fd is None else (lock_fd,),
         )
 
 

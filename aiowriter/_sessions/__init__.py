@@ -1,0 +1,27 @@
+"""Sessions on the ``SessionInfo`` topic: the manager, its results and the ``session()`` scope."""
+
+from .._session_state import (
+    SessionAssociated,
+    SessionEnded,
+    SessionEvent,
+    SessionInfo,
+    SessionManagerStatistics,
+    SessionStarted,
+    SessionUpdated,
+)
+from ._manager import SessionManager
+from ._results import SessionResult
+from ._scope import SessionScope
+
+__all__ = [
+    "SessionAssociated",
+    "SessionEnded",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionManager",
+    "SessionManagerStatistics",
+    "SessionResult",
+    "SessionScope",
+    "SessionStarted",
+    "SessionUpdated",
+]

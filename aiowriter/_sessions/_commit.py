@@ -1,0 +1,106 @@
+"""Session updates that never revert another process's change, and are re-applied if needed.
+
+The server writes every update as a full ``SessionInfo`` snapshot (layout spec 2.4); a process
+that builds one from stale state reverts what another process changed meanwhile (the identifier,
+a detail value, an associate). Readers (spec 2.4/2.5, ``SessionInfoService``) keep a field a
+record leaves empty (``identifier``, ``type``, a zero ``version``), merge ``details`` key by key
+and replace the associate list only when the record's list is non-empty. So an update record
+here carries:
+
+* the constant fields as they are (``type``, ``version``, ``utc_offset``, ``creation_time``);
+* the identifier only when the call changes it, and only the detail keys the call sets: a record
+  never carries a stale value of a field it does not change, so it cannot revert one;
+* the full associate list (a list replaces the old one, there is no other way to add a key).
+
+The associate list is the one field a stale record can still revert. So each update starts from
+state caught up to the end of ``SessionInfo``, reads its own record back, and looks at the
+session's records that landed between its base and its record (the *window*, recorded by
+:class:`Watch`). If one changed the session, the change is written again on the newer state,
+with the associate keys our record dropped added back (:class:`Repair`; keys only ever join a
+list, so the union is always right). Identifier and details of the retry are the call's own, so
+when two calls race on one field, the one whose record lands last wins, as on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from .. import open_data
+from .._session_state import SessionEvent, SessionInfo
+
+__all__ = ["Change", "Repair", "Seen", "Watch", "update_record"]
+
+
+@attrs.frozen
+class Seen:
+    """One record of the watched session, as applied: the state before and after it."""
+
+    offset: int
+    before: SessionInfo | None
+    after: SessionInfo | None
+    events: tuple[SessionEvent, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after or bool(self.events)
+
+
+class Watch:
+    """The records of one session applied from ``start`` on (the follower's position when the
+    base state was read)."""
+
+    def __init__(self, key: str, start: int) -> None:
+        self.key = key
+        self.start = start
+        self.seen: list[Seen] = []
+
+    def before(self, offset: int) -> list[Seen]:
+        """Records of the window that landed before ``offset`` (another writer's)."""
+        return [s for s in self.seen if s.offset < offset]
+
+    def at(self, offset: int) -> Seen | None:
+        for s in self.seen:
+            if s.offset == offset:
+                return s
+        return None
+
+
+@attrs.frozen
+class Change:
+    """What an update means to do: ``apply`` to a state, setting ``fields`` (``identifier``)
+    and ``detail_keys``; associate keys it adds show in the state it returns."""
+
+    apply: Callable[[SessionInfo], SessionInfo]
+    fields: frozenset[str] = frozenset()
+    detail_keys: frozenset[str] = frozenset()
+
+
+def update_record(change: Change, desired: SessionInfo) -> open_data.SessionInfoPacket:
+    """The ``SessionInfoPacket`` of an update (see the module docstring for what it carries)."""
+    packet = desired.to_info_packet()
+    if "identifier" not in change.fields:
+        packet.identifier = ""  # readers keep the identifier
+    packet.details = {k: desired.details[k] for k in change.detail_keys if k in desired.details}
+    return packet
+
+
+class Repair:
+    """Associate keys that another writer added and one of our records dropped."""
+
+    def __init__(self) -> None:
+        self.associates: list[str] = []
+
+    def learn(self, written: SessionInfo, before_ours: SessionInfo) -> None:
+        """``before_ours``: the state just before our record was applied (others' keys in);
+        ``written``: the state our record carried."""
+        for k in before_ours.associate_session_keys:
+            if k not in written.associate_session_keys and k not in self.associates:
+                self.associates.append(k)
+
+    def apply(self, base: SessionInfo) -> SessionInfo:
+        if not self.associates:
+            return base
+        keys = tuple(dict.fromkeys((*base.associate_session_keys, *self.associates)))
+        return attrs.evolve(base, associate_session_keys=keys)

@@ -1,0 +1,170 @@
+"""Two managers (each its own follower, writer and state: two processes as far as sessions go)
+racing on one session, deterministic enough to fail without the catch-up/read-back protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from aiowriter import (
+    SessionEndedError,
+    SessionKeyConflictError,
+    SessionManager,
+    StreamingConfig,
+    TopicLayoutError,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def _ds() -> str:
+    return f"t_race_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def pair(
+    kafka_bootstrap_servers: str,
+) -> AsyncIterator[tuple[SessionManager, SessionManager]]:
+    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
+    async with SessionManager(config) as a, SessionManager(config) as b:
+        yield a, b
+
+
+async def test_racing_associates_keep_every_key(
+    pair: tuple[SessionManager, SessionManager],
+) -> None:
+    a, b = pair
+    ds = _ds()
+    key = (await a.create_new_session(ds)).unwrap().session_key
+    added: list[str] = []
+    retried = 0
+    for _ in range(8):
+        k1, k2 = str(uuid.uuid4()), str(uuid.uuid4())
+        r1, r2 = await asyncio.gather(
+            a.add_associate_session(ds, key, k1), b.add_associate_session(ds, key, k2)
+        )
+        assert r1.success, r1.message
+        assert r2.success, r2.message
+        assert k1 in r1.unwrap().associate_session_keys
+        assert k2 in r2.unwrap().associate_session_keys
+        retried += r1.attempts + r2.attempts - 2
+        added += [k1, k2]
+    for sm in (a, b):
+        await sm._follower.sync(10)  # type: ignore[union-attr]
+        final = (await sm.get_session_info(ds, key)).unwrap()
+        assert set(added) <= set(final.associate_session_keys)
+    assert retried > 0  # the race happened and was repaired
+
+
+async def test_identifier_racing_details_loses_neither(
+    pair: tuple[SessionManager, SessionManager],
+) -> None:
+    a, b = pair
+    ds = _ds()
+    key = (await a.create_new_session(ds, identifier="old")).unwrap().session_key
+    for i in range(8):
+        r1, r2 = await asyncio.gather(
+            a.update_identifier(ds, key, f"id-{i}"),
+            b.update_session_details(ds, key, {f"d{i}": "x"}),
+        )
+        assert r1.success
+        assert r2.success
+    await b._follower.sync(10)  # type: ignore[union-attr]
+    final = (await b.get_session_info(ds, key)).unwrap()
+    assert final.identifier == "id-7"
+    assert {f"d{i}" for i in range(8)} <= set(final.details)
+
+
+async def test_two_ends_one_wins_and_later_updates_fail(
+    pair: tuple[SessionManager, SessionManager],
+) -> None:
+    a, b = pair
+    ds = _ds()
+    key = (await a.create_new_session(ds)).unwrap().session_key
+    await b._follower.sync(10)  # type: ignore[union-attr]
+    r1, r2 = await asyncio.gather(a.end_session(ds, key), b.end_session(ds, key))
+    assert sorted([r1.success, r2.success]) == [False, True]
+    loser = r2 if r1.success else r1
+    assert isinstance(loser.error, SessionEndedError)
+    winner = r1 if r1.success else r2
+    for sm in (a, b):
+        await sm._follower.sync(10)  # type: ignore[union-attr]
+        s = (await sm.get_session_info(ds, key)).unwrap()
+        assert s.completed
+        assert dict(s.end_topic_partition_offsets) == dict(
+            winner.unwrap().end_topic_partition_offsets
+        )
+        late = await sm.update_identifier(ds, key, "late")
+        assert isinstance(late.error, SessionEndedError)
+        assert late.attempts == 0  # caught up first: nothing written after the end
+
+
+async def test_create_with_a_caller_key_is_idempotent(
+    pair: tuple[SessionManager, SessionManager],
+) -> None:
+    a, b = pair
+    ds = _ds()
+    key = uuid.uuid4()
+    # Both "processes" create the same key at once: one NewSession wins, both learn it.
+    r1, r2 = await asyncio.gather(
+        a.create_new_session(ds, identifier="x", session_key=key),
+        b.create_new_session(ds, identifier="x", session_key=str(key).upper()),
+    )
+    assert r1.success, r1.message
+    assert r2.success, r2.message
+    assert r1.unwrap().session_key == r2.unwrap().session_key == str(key)
+    retry = await a.create_new_session(ds, identifier="x", session_key=key)
+    assert retry.success
+    assert retry.attempts == 0
+    assert "already existed" in retry.message
+    assert retry.unwrap().creation_time == r1.unwrap().creation_time
+    other = await a.create_new_session(_ds(), identifier="x", session_key=key)
+    assert isinstance(other.error, SessionKeyConflictError)
+    with pytest.raises(Exception, match="UUID"):
+        await a.create_new_session(ds, session_key="not-a-uuid")
+
+
+async def test_interrupted_create_is_found_by_its_retry(
+    pair: tuple[SessionManager, SessionManager],
+) -> None:
+    a, _ = pair
+    ds = _ds()
+    key = str(uuid.uuid4())
+    for _ in range(20):  # cancel at various points of the create
+        task = asyncio.ensure_future(a.create_new_session(ds, session_key=key))
+        await asyncio.sleep(0.002)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if task.done() and not task.cancelled() and task.result().success:
+            break
+    retry = await a.create_new_session(ds, session_key=key)
+    assert retry.success
+    sessions = (await a.get_all_sessions(ds)).unwrap()
+    assert [s.session_key for s in sessions] == [key]  # one session, whatever was interrupted
+
+
+async def test_session_info_with_two_partitions_is_refused(
+    kafka_bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    import aiowriter._sessions._core as core
+
+    topic = f"t_SessionInfo_{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    # The real check against a real two-partition topic (not the shared SessionInfo).
+    monkeypatch.setattr(core, "SESSION_INFO_TOPIC", topic)
+    manager = SessionManager(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers))
+    with pytest.raises(TopicLayoutError, match="exactly 1"):
+        await manager.start()
+    await manager.close()
