@@ -23,10 +23,10 @@ import struct
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-from ._encoded import ESSENTIAL_BY_DEFAULT, EncodedPacket
+from ._encoded import ESSENTIAL_BY_DEFAULT, EncodedPacket, trusted
 from ._exceptions import EncodingError
 from ._sample_encoding import SampleType, encode_sample_lists
-from ._values import Time, fixed64_time, timedelta_ns
+from ._values import Time, datetime64_ns, fixed64_time, timedelta_ns
 from ._wire import (
     UINT32_MAX,
     UINT64_MAX,
@@ -82,6 +82,13 @@ def parameter_list(identifiers: object, field: str) -> bytes:
     out = bytearray()
     for i, ident in enumerate(identifiers):
         data = utf8(ident, f"{field}[{i}]")
+        if b"," in data:
+            # The Support Library and DataFormatManager key a format by its identifiers joined
+            # with ',': ["a,b"] would answer for ["a", "b"].
+            raise EncodingError(
+                f"{field}[{i}] = {ident!r} contains ','; parameter identifiers are joined with "
+                "',' to key data formats, so a ',' inside one makes two formats look alike"
+            )
         out += b"\x0a"
         out += varint(len(data))
         out += data
@@ -167,7 +174,7 @@ def periodic_data(
         out += b"\x18"
         out += varint(step)
     out += body
-    return EncodedPacket("PeriodicData", bytes(out), essential("PeriodicData", is_essential))
+    return trusted("PeriodicData", bytes(out), essential("PeriodicData", is_essential))
 
 
 _pack_q = struct.Struct("<Q").pack
@@ -177,8 +184,8 @@ def _packed_times(timestamps: Any, field: str) -> bytes:
     """Return packed fixed64 times (no key)."""
     if type(timestamps).__module__ == "numpy" and hasattr(timestamps, "dtype"):
         arr: Any = timestamps
-        if arr.dtype.kind == "M":
-            arr = arr.astype("datetime64[ns]").view("int64")
+        if arr.dtype.kind == "M" and arr.ndim == 1:
+            return bytes(datetime64_ns(arr, field).tobytes())
         if arr.ndim != 1 or arr.dtype.kind not in "iu":
             raise EncodingError(f"{field} must be a 1-D integer array of ns since the Unix epoch")
         if arr.size and arr.dtype.kind == "i" and int(arr.min()) < 0:
@@ -233,7 +240,7 @@ def row_data(
         out += varint(len(times))
         out += times
     out += body
-    return EncodedPacket("RowData", bytes(out), essential("RowData", is_essential))
+    return trusted("RowData", bytes(out), essential("RowData", is_essential))
 
 
 def synchro_data(
@@ -276,7 +283,7 @@ def synchro_data(
     if intervals:
         put_message(out, b"\x1a", b"".join([varint(v) for v in intervals]))
     out += body
-    return EncodedPacket("SynchroData", bytes(out), essential("SynchroData", is_essential))
+    return trusted("SynchroData", bytes(out), essential("SynchroData", is_essential))
 
 
 def _doubles(values: Any, field: str) -> Any:
@@ -316,7 +323,7 @@ def event(
     put_message(out, b"\x0a", fmt)
     put_fixed64(out, b"\x11", fixed64_time(timestamp, "timestamp"))
     put_packed_doubles(out, b"\x1a", _doubles(raw_values, "raw_values"), "raw_values")
-    return EncodedPacket("Event", bytes(out), essential("Event", is_essential))
+    return trusted("Event", bytes(out), essential("Event", is_essential))
 
 
 def marker(
@@ -350,7 +357,7 @@ def marker(
     put_string(out, b"\x2a", description, "description")
     put_string(out, b"\x32", source, "source")
     put_int(out, b"\x38", value, "value", 64)
-    return EncodedPacket("Marker", bytes(out), essential("Marker", is_essential))
+    return trusted("Marker", bytes(out), essential("Marker", is_essential))
 
 
 def error(
@@ -384,7 +391,7 @@ def error(
     put_string(out, b"\x32", description, "description")
     put_enum(out, b"\x38", type, "type (ErrorType)", 3)
     put_enum(out, b"\x40", status, "status (ErrorStatus)", 3)
-    return EncodedPacket("Error", bytes(out), essential("Error", is_essential))
+    return trusted("Error", bytes(out), essential("Error", is_essential))
 
 
 def raw_can_data(
@@ -412,7 +419,7 @@ def raw_can_data(
     put_uint(out, b"\x18", can_id, "can_id", 32)
     put_bytes(out, b"\x22", payload, "payload")
     put_enum(out, b"\x28", type, "type (CanType)", 3)
-    return EncodedPacket("RawCANData", bytes(out), essential("RawCANData", is_essential))
+    return trusted("RawCANData", bytes(out), essential("RawCANData", is_essential))
 
 
 def _value_array(values: Any, field: str) -> bytes:
@@ -440,7 +447,7 @@ def axis_data(
     put_string(out, b"\x0a", axis_identifier, "axis_identifier")
     put_fixed64(out, b"\x11", fixed64_time(timestamp, "timestamp"))
     put_message(out, b"\x1a", _value_array(values, "values"))
-    return EncodedPacket("AxisData", bytes(out), essential("AxisData", is_essential))
+    return trusted("AxisData", bytes(out), essential("AxisData", is_essential))
 
 
 def map_data(
@@ -476,7 +483,7 @@ def map_data(
         raise EncodingError("values must be a sequence of rows of floats")
     for i, row in enumerate(values):
         put_message(out, b"\x3a", _value_array(row, f"values[{i}]"))
-    return EncodedPacket("MapData", bytes(out), essential("MapData", is_essential))
+    return trusted("MapData", bytes(out), essential("MapData", is_essential))
 
 
 def coverage_cursor_info(
@@ -495,6 +502,4 @@ def coverage_cursor_info(
     out = bytearray()
     put_string(out, b"\x0a", data_source, "data_source")
     put_fixed64(out, b"\x11", fixed64_time(coverage_cursor_time, "coverage_cursor_time"))
-    return EncodedPacket(
-        "CoverageCursorInfo", bytes(out), essential("CoverageCursorInfo", is_essential)
-    )
+    return trusted("CoverageCursorInfo", bytes(out), essential("CoverageCursorInfo", is_essential))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from ._builders import essential
-from ._encoded import EncodedPacket
+from ._encoded import EncodedPacket, trusted
 from ._exceptions import EncodingError
 from ._object_encoding import encode_message
 from ._proto.ma.streaming.open_data.v1 import (
@@ -272,4 +272,4 @@ def configuration(
     put_bool(out, b"\x28", partial_packet, "partial_packet")
     put_uint(out, b"\x30", packet_number, "packet_number", 32)
     put_uint(out, b"\x38", total_packet_number, "total_packet_number", 32)
-    return EncodedPacket("Configuration", bytes(out), essential("Configuration", is_essential))
+    return trusted("Configuration", bytes(out), essential("Configuration", is_essential))

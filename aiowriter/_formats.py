@@ -193,6 +193,8 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
     async def start(self, data_sources: Sequence[str] = ()) -> None:
         """Start; ``data_sources`` are replayed now (others on first use). On a running
         manager, only replays ``data_sources``."""
+        if isinstance(data_sources, str | bytes):  # "abc" would be three data sources
+            raise InvalidInputError(f"data_sources must be a list of names, not {data_sources!r}")
         names = [validate_data_source(d) for d in data_sources]
 
         async def open_() -> None:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import struct
+import threading
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, Final
 
 import betterproto2
 
-from ._encoded import ESSENTIAL_BY_DEFAULT, PACKET_TYPES, EncodedPacket
+from ._checks import as_bytes
+from ._content_check import MAX_DEPTH
+from ._encoded import ESSENTIAL_BY_DEFAULT, PACKET_TYPES, EncodedPacket, trusted
 from ._exceptions import EncodingError, InvalidPacketError
 from ._sample_encoding import sample_list_body
 from ._values import duration_message, timestamp_message
@@ -92,13 +95,23 @@ def encoded_packet_from_message(
     """
     kind = packet_type_for(type(msg))
     essential = kind in ESSENTIAL_BY_DEFAULT if is_essential is None else is_essential
-    return EncodedPacket(kind, encode_message(msg), essential)
+    return trusted(kind, encode_message(msg), essential)
 
 
 def encode_message(msg: betterproto2.Message) -> bytes:
-    """Return the canonical wire bytes of any betterproto2 message of the Open Data schema."""
+    """Return the canonical wire bytes of any betterproto2 message of the Open Data schema.
+
+    Nested messages must be of their field's declared class and at most :data:`MAX_DEPTH`
+    levels deep (the official runtime's limit; a cycle of objects is caught the same way),
+    else :class:`~aiowriter.EncodingError`.
+    """
     out = bytearray()
-    _encode_into(out, msg)
+    saved = getattr(_NESTING, "depth", 0)
+    _NESTING.depth = 0
+    try:
+        _encode_into(out, msg)
+    finally:
+        _NESTING.depth = saved
     return bytes(out)
 
 
@@ -117,9 +130,28 @@ def _encode_into(out: bytearray, msg: Any) -> None:
         put(out, getattr(msg, name))
 
 
-def _message_body(msg: Any) -> bytes:
-    body = bytearray()
-    _encode_into(body, msg)
+#: Depth of the message being encoded, per thread (encoders may run in several threads).
+_NESTING = threading.local()
+
+
+def _message_body(msg: Any, cls: type, label: str) -> bytes:
+    if type(msg) is not cls:
+        raise EncodingError(
+            f"{label} must be a {cls.__name__}, got {type(msg).__name__}; readers would decode "
+            f"its bytes as a {cls.__name__}"
+        )
+    depth = _NESTING.depth + 1
+    if depth > MAX_DEPTH:
+        raise EncodingError(
+            f"{label}: messages nested deeper than {MAX_DEPTH} levels (or a cycle of objects); "
+            "the official protobuf runtime refuses to parse that"
+        )
+    _NESTING.depth = depth
+    try:
+        body = bytearray()
+        _encode_into(body, msg)
+    finally:
+        _NESTING.depth = depth - 1
     return bytes(body)
 
 
@@ -132,8 +164,23 @@ _get_status = attrgetter("status")
 def _put_sample_list(out: bytearray, msg: Any, kind: str) -> None:
     samples = msg.samples
     label = f"{type(msg).__name__}.samples"
-    values = list(map(_get_value, samples))
-    statuses = list(map(_get_status, samples))
+    try:
+        values = list(map(_get_value, samples))
+        statuses = list(map(_get_status, samples))
+    except (AttributeError, TypeError):
+        sample_cls = type(msg).__name__[: -len("List")]
+        bad = (
+            next(
+                (i, s)
+                for i, s in enumerate(samples)
+                if not hasattr(s, "value") or not hasattr(s, "status")
+            )
+            if isinstance(samples, list)
+            else (0, samples)
+        )
+        raise EncodingError(
+            f"{label}[{bad[0]}] must be a {sample_cls}, got {type(bad[1]).__name__}"
+        ) from None
     try:
         sb = bytes(statuses)
     except (TypeError, ValueError):
@@ -166,12 +213,13 @@ def _compile(cls: type) -> _Plan:
         fm = meta.meta_by_field_name[field_name]
         label = f"{name}.{field_name}"
         present_always = bool(fm.optional or fm.group)
+        field_cls = meta.cls_by_field.get(field_name)
         if fm.proto_type == betterproto2.TYPE_MAP:
-            put = _map_put(fm, label)
+            put = _map_put(fm, label, meta.cls_by_field.get(f"{field_name}.value"))
         elif fm.repeated:
-            put = _repeated_put(fm, label)
+            put = _repeated_put(fm, label, field_cls)
         else:
-            put = _single_put(fm, label, present_always)
+            put = _single_put(fm, label, present_always, field_cls)
         plan.append((field_name, put))
     return plan
 
@@ -182,7 +230,7 @@ def _scalar_bytes(fm: Any, label: str) -> Callable[[Any], bytes]:
     if t == betterproto2.TYPE_STRING:
         return lambda v: _len_prefixed(utf8(v, label))
     if t == betterproto2.TYPE_BYTES:
-        return lambda v: _len_prefixed(bytes(v))
+        return lambda v: _len_prefixed(as_bytes(v, label, EncodingError))
     if t == betterproto2.TYPE_BOOL:
         return lambda v: b"\x01" if v else b"\x00"
     if t == betterproto2.TYPE_DOUBLE:
@@ -226,7 +274,7 @@ def _wire_type(proto_type: str) -> int:
     return 0
 
 
-def _single_put(fm: Any, label: str, present_always: bool) -> _Put:
+def _single_put(fm: Any, label: str, present_always: bool, cls: Any) -> _Put:
     t = fm.proto_type
     key = tag(fm.number, _wire_type(t))
     if t == betterproto2.TYPE_MESSAGE:
@@ -242,7 +290,7 @@ def _single_put(fm: Any, label: str, present_always: bool) -> _Put:
 
         def put_msg(out: bytearray, v: Any) -> None:
             if v is not None:
-                put_message(out, key, _message_body(v))
+                put_message(out, key, _message_body(v, cls, label))
 
         return put_msg
     if not present_always:
@@ -303,14 +351,14 @@ _PACKED_CODES: Final = {
 }
 
 
-def _repeated_put(fm: Any, label: str) -> _Put:
+def _repeated_put(fm: Any, label: str, cls: Any) -> _Put:
     t = fm.proto_type
     if t == betterproto2.TYPE_MESSAGE:
         key = tag(fm.number, 2)
 
         def put_msgs(out: bytearray, values: Any) -> None:
-            for v in values:
-                put_message(out, key, _message_body(v))
+            for i, v in enumerate(values):
+                put_message(out, key, _message_body(v, cls, f"{label}[{i}]"))
 
         return put_msgs
     if t in (betterproto2.TYPE_STRING, betterproto2.TYPE_BYTES):
@@ -345,11 +393,7 @@ def _repeated_put(fm: Any, label: str) -> _Put:
     return put_packed_varints
 
 
-def _message_value(v: Any) -> bytes:
-    return _len_prefixed(_message_body(v))
-
-
-def _map_put(fm: Any, label: str) -> _Put:
+def _map_put(fm: Any, label: str, value_cls: Any) -> _Put:
     key = tag(fm.number, 2)
     k_meta, v_meta = fm.map_meta
     k_key = tag(1, _wire_type(k_meta.proto_type))
@@ -357,7 +401,10 @@ def _map_put(fm: Any, label: str) -> _Put:
     encode_k = _scalar_bytes(k_meta, f"{label} key")
     encode_v: Callable[[Any], bytes]
     if v_meta.proto_type == betterproto2.TYPE_MESSAGE:
-        encode_v = _message_value
+
+        def encode_v(v: Any) -> bytes:
+            return _len_prefixed(_message_body(v, value_cls, f"{label} value"))
+
     else:
         encode_v = _scalar_bytes(v_meta, f"{label} value")
 

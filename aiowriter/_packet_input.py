@@ -12,30 +12,23 @@ from collections.abc import Callable
 
 import betterproto2
 
-from ._encoded import PACKET_TYPES, EncodedPacket
-from ._exceptions import InvalidPacketError, SessionKeyMismatchError
+from ._checks import as_bytes
+from ._content_check import check_content
+from ._encoded import PACKET_TYPES, EncodedPacket, check_packet_type, checked
+from ._exceptions import InvalidInputError, InvalidPacketError, SessionKeyMismatchError
 from ._proto.ma.streaming.open_data.v1 import Packet
-from ._wire import encode_packet, parse_packet_envelope
+from ._wire import UINT64_MAX, check_int, encode_packet, parse_packet_envelope
 
-__all__ = ["PacketLike", "packet_value"]
+__all__ = ["PacketLike", "embedded_session_key", "packet_value"]
 
 PacketLike = EncodedPacket | Packet | betterproto2.Message | bytes | bytearray | memoryview
 
 
-def _check_type(type_: str) -> None:
-    if type_ not in PACKET_TYPES:
-        hint = ""
-        if type_.endswith("Packet") and type_[: -len("Packet")] in PACKET_TYPES:
-            hint = f" (use {type_[: -len('Packet')]!r}: the message name without 'Packet')"
-        elif type_ in ("EventData", "MarkerData"):
-            hint = f" (use {type_[:-4]!r}; readers drop {type_!r})"
+def _check_key(packet_key: object, session_key: str) -> None:
+    if not isinstance(packet_key, str):
         raise InvalidPacketError(
-            f"unknown Packet.type {type_!r}{hint}; expected one of "
-            f"{', '.join(sorted(PACKET_TYPES))}"
+            f"Packet.session_key must be a str, got {type(packet_key).__name__}"
         )
-
-
-def _check_key(packet_key: str, session_key: str) -> None:
     if packet_key and packet_key != session_key:
         raise SessionKeyMismatchError(
             f"Packet.session_key {packet_key!r} differs from the session key {session_key!r} the "
@@ -48,9 +41,10 @@ _TYPE_FIELDS = frozenset(b"\x0a" + bytes([len(t)]) + t.encode() for t in PACKET_
 _KEY_FIELDS: dict[str, bytes] = {}
 
 
-def _canonical_essential(data: bytes, session_key: str) -> bool | None:
-    """``is_essential`` of Packet bytes laid out canonically (fields in order, each once) with a
-    known type and this session key; ``None`` when the bytes need the full parse.
+def _canonical_essential(data: bytes, session_key: str) -> tuple[bool, int, int] | None:
+    """``(is_essential, content start, content end)`` of Packet bytes laid out canonically
+    (fields in order, each once) with a known type and this session key; ``None`` when the
+    bytes need the full parse.
 
     Most bytes come from an encoder like ours or the official runtime, so this check of a few
     slices replaces the field-by-field parse on the hot path.
@@ -73,6 +67,7 @@ def _canonical_essential(data: bytes, session_key: str) -> bool | None:
     essential = data[pos : pos + 2] == b"\x18\x01"
     if essential:
         pos += 2
+    start = stop = pos
     if pos < end and data[pos] == 0x22:  # content: a length-delimited field
         length = 0
         shift = 0
@@ -86,48 +81,71 @@ def _canonical_essential(data: bytes, session_key: str) -> bool | None:
             shift += 7
         else:
             return None
+        start = pos
         pos += length
+        stop = pos
     if pos == end:
-        return essential
+        return essential, start, stop
     # Only the id (field 5, a varint) may follow, and it must end the bytes exactly.
     if pos > end or data[pos] != 0x28 or not 2 <= end - pos <= 11 or data[end - 1] >= 0x80:
         return None
     if any(b < 0x80 for b in data[pos + 1 : end - 1]):
         return None
-    return essential
+    return essential, start, stop
 
 
 def packet_value(
-    packet: object, session_key: str, next_id: Callable[[], int]
+    packet: object, session_key: str, next_id: Callable[[], int], *, check: bool = True
 ) -> tuple[bytes, bool]:
-    """Return ``(serialized Packet, is_essential)`` for ``packet`` keyed by ``session_key``."""
+    """Return ``(serialized Packet, is_essential)`` for ``packet`` keyed by ``session_key``.
+
+    Bytes handed in ready-made (whole ``Packet`` bytes, ``open_data.Packet.content``, a
+    hand-made :class:`EncodedPacket`) are checked to be a well-formed message of their
+    ``Packet.type`` unless ``check`` is false (``StreamingConfig.check_content``); builder
+    results are well-formed by construction.
+    """
     if isinstance(packet, EncodedPacket):
-        _check_type(packet.type)
+        if check:
+            checked(packet)
+        else:
+            check_packet_type(packet.type)
         return (
             encode_packet(packet.type, session_key, packet.is_essential, packet.content, next_id()),
             packet.is_essential,
         )
     if type(packet) is bytes:
-        essential = _canonical_essential(packet, session_key)
-        if essential is not None:
+        fast = _canonical_essential(packet, session_key)
+        if fast is not None:
+            essential, start, stop = fast
+            if check:
+                check_content(packet[2 : 2 + packet[1]].decode(), packet, start, stop)
             return packet, essential
     if isinstance(packet, bytes | bytearray | memoryview):
-        env = parse_packet_envelope(packet)
-        _check_type(env.type)
+        data = as_bytes(packet, "packet", InvalidPacketError)
+        env = parse_packet_envelope(data)
+        check_packet_type(env.type)
         _check_key(env.session_key, session_key)
+        if check:
+            check_content(env.type, env.content)
         if env.session_key == session_key:
-            return bytes(packet), env.is_essential
+            return data, env.is_essential
         return (
             encode_packet(env.type, session_key, env.is_essential, env.content, env.id),
             env.is_essential,
         )
     if isinstance(packet, Packet):
-        _check_type(packet.type)
+        type_ = check_packet_type(packet.type)
         _check_key(packet.session_key, session_key)
+        content = as_bytes(packet.content, "Packet.content", InvalidPacketError)
+        if not isinstance(packet.is_essential, bool):
+            raise InvalidPacketError(
+                f"Packet.is_essential must be a bool, got {type(packet.is_essential).__name__}"
+            )
+        id_ = check_int(packet.id, "Packet.id", 0, UINT64_MAX, "uint64")
+        if check:
+            check_content(type_, content)
         return (
-            encode_packet(
-                packet.type, session_key, packet.is_essential, bytes(packet.content), packet.id
-            ),
+            encode_packet(type_, session_key, packet.is_essential, content, id_),
             packet.is_essential,
         )
     if isinstance(packet, betterproto2.Message):
@@ -137,4 +155,20 @@ def packet_value(
     raise InvalidPacketError(
         "packet must be an aiowriter.packets builder result (EncodedPacket), an open_data "
         f"message or serialized Packet bytes, got {type(packet).__name__}"
+    )
+
+
+def embedded_session_key(packet: object) -> str:
+    """The ``session_key`` a ``Packet`` (object or bytes) carries, for ``write_info``."""
+    if isinstance(packet, Packet):
+        if not isinstance(packet.session_key, str):
+            raise InvalidPacketError(
+                f"Packet.session_key must be a str, got {type(packet.session_key).__name__}"
+            )
+        return packet.session_key
+    if isinstance(packet, bytes | bytearray | memoryview):
+        return parse_packet_envelope(as_bytes(packet, "packet", InvalidPacketError)).session_key
+    raise InvalidInputError(
+        "write_info needs the session key: pass an open_data.Packet (or Packet bytes) with "
+        "session_key set, or session_key=..."
     )

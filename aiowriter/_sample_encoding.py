@@ -14,6 +14,7 @@ byte mask for numpy, a per-sample path for sequences); ``-0.0`` and NaN payloads
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Sequence
 from functools import lru_cache
@@ -121,14 +122,18 @@ def _status_bytes(statuses: object, n: int, label: str) -> bytes | None:
         if arr.ndim != 1 or arr.dtype.kind not in "iu":
             raise EncodingError(f"{label}: statuses must be a 1-D integer array")
         statuses = arr.tolist()
-    assert isinstance(statuses, Sequence)
+    if isinstance(statuses, str | bytes) or not isinstance(statuses, Sequence):
+        raise EncodingError(
+            f"{label}: statuses must be None, one DataStatus (0 to 3) or a sequence of them, "
+            f"got {type(statuses).__name__}"
+        )
     if len(statuses) != n:
         raise EncodingError(f"{label} has {n} samples but {len(statuses)} statuses")
     try:
         sb = bytes(statuses)  # rejects floats, bools pass as ints
     except (TypeError, ValueError):
         sb = b""
-    if len(sb) != n or (n and max(sb) >= _STATUS_COUNT):
+    if len(sb) != n or (n and max(sb) >= _STATUS_COUNT) or bool in set(map(type, statuses)):
         for s in statuses:
             if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < _STATUS_COUNT:
                 raise EncodingError(f"{label}: status {s!r} is not a DataStatus (0 to 3)")
@@ -184,6 +189,8 @@ _INT32_VALID: Final = {v: _int32_sample(v, 1) for v in range(-1, 1024)}
 def _int32_body(values: Sequence[Any], sb: bytes | None, label: str) -> bytes:
     if not values:
         return b""
+    if len(set(map(type, values))) != 1 or type(values[0]) is not int:
+        values = [operator.index(v) for v in values]  # numpy integers: plain ints for varints
     lo, hi = min(values), max(values)
     if lo < INT32_MIN or hi > INT32_MAX:
         bad = lo if lo < INT32_MIN else hi

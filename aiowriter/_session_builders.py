@@ -15,7 +15,7 @@ from typing import Any
 import betterproto2
 
 from ._builders import essential, parameter_list
-from ._encoded import EncodedPacket
+from ._encoded import EncodedPacket, checked, trusted
 from ._exceptions import EncodingError
 from ._object_encoding import encode_message
 from ._values import Duration, Time, put_duration, put_string_int64_map, put_timestamp
@@ -48,7 +48,7 @@ def _embedded(value: object, kind: str, field: str) -> bytes:
     if isinstance(value, EncodedPacket):
         if value.type != kind:
             raise EncodingError(f"{field} must be a {kind} packet, got a {value.type} packet")
-        return value.content
+        return checked(value).content
     if isinstance(value, betterproto2.Message) and type(value).__name__ == f"{kind}Packet":
         return encode_message(value)
     raise EncodingError(
@@ -87,7 +87,7 @@ def new_session(
     if session_info is not None:
         put_message(out, b"\x22", _embedded(session_info, "SessionInfo", "session_info"))
     put_timestamp(out, b"\x2a", creation_time, "creation_time")
-    return EncodedPacket("NewSession", bytes(out), essential("NewSession", is_essential))
+    return trusted("NewSession", bytes(out), essential("NewSession", is_essential))
 
 
 def end_of_session(
@@ -109,7 +109,7 @@ def end_of_session(
     put_string(out, b"\x0a", data_source, "data_source")
     put_string_int64_map(out, b"\x12", topic_partition_offsets, "topic_partition_offsets")
     put_timestamp(out, b"\x1a", termination_time, "termination_time")
-    return EncodedPacket("EndOfSession", bytes(out), essential("EndOfSession", is_essential))
+    return trusted("EndOfSession", bytes(out), essential("EndOfSession", is_essential))
 
 
 def session_info(
@@ -155,7 +155,7 @@ def session_info(
     put_duration(out, b"\x3a", utc_offset, "utc_offset")
     put_timestamp(out, b"\x42", creation_time, "creation_time")
     put_timestamp(out, b"\x4a", termination_time, "termination_time")
-    return EncodedPacket("SessionInfo", bytes(out), essential("SessionInfo", is_essential))
+    return trusted("SessionInfo", bytes(out), essential("SessionInfo", is_essential))
 
 
 def _stream_packet(
@@ -172,7 +172,7 @@ def _stream_packet(
     put_string(out, b"\x12", session_key, "session_key")
     put_string(out, b"\x1a", stream_name, "stream_name")
     put_timestamp(out, b"\x22", time, time_field)
-    return EncodedPacket(kind, bytes(out), essential(kind, is_essential))
+    return trusted(kind, bytes(out), essential(kind, is_essential))
 
 
 def stream_started(
@@ -241,7 +241,7 @@ def metadata(
         entry = bytearray(b"\x0a" + varint(len(kd)) + kd)
         put_message(entry, b"\x12", _any_body(v, f"metadata[{k!r}]"))
         put_message(out, b"\x0a", entry)
-    return EncodedPacket("Metadata", bytes(out), essential("Metadata", is_essential))
+    return trusted("Metadata", bytes(out), essential("Metadata", is_essential))
 
 
 def data_format_definition(
@@ -270,7 +270,7 @@ def data_format_definition(
     else:
         out += b"\x10\x01"  # DataFormatType.PARAMETER
         put_message(out, b"\x1a", parameter_list(data_format, "data_format"))
-    return EncodedPacket(
+    return trusted(
         "DataFormatDefinition", bytes(out), essential("DataFormatDefinition", is_essential)
     )
 
@@ -293,6 +293,6 @@ def data_format_configuration(
     put_string(out, b"\x0a", data_format_id, "data_format_id")
     for i, f in enumerate(data_formats):
         put_message(out, b"\x12", _embedded(f, "DataFormatDefinition", f"data_formats[{i}]"))
-    return EncodedPacket(
+    return trusted(
         "DataFormatConfiguration", bytes(out), essential("DataFormatConfiguration", is_essential)
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from ._exceptions import EncodingError
 from ._wire import UINT64_MAX, check_int, put_message, signed_varint, utf8, varint
@@ -11,6 +11,7 @@ from ._wire import UINT64_MAX, check_int, put_message, signed_varint, utf8, vari
 __all__ = [
     "Duration",
     "Time",
+    "datetime64_ns",
     "duration_message",
     "fixed64_time",
     "put_duration",
@@ -58,7 +59,8 @@ def to_ns(value: object, field: str) -> int:
 
 
 def fixed64_time(value: object, field: str) -> int:
-    """Return a time for a ``fixed64`` field: ns since the epoch, ``0 <= t < 2**64``."""
+    """Return a time for a ``fixed64`` field: ns since the epoch, ``0 <= t < 2**64``
+    (1970-01-01 to 2554-07-21)."""
     if type(value) is int and 0 <= value <= UINT64_MAX:
         return value
     ns = to_ns(value, field)
@@ -67,7 +69,56 @@ def fixed64_time(value: object, field: str) -> int:
             f"{field} = {ns} ns is negative; Open Data times are unsigned nanoseconds since "
             "the Unix epoch (1970-01-01T00:00:00Z)"
         )
+    if ns > UINT64_MAX:
+        raise EncodingError(
+            f"{field} = {value!r} is after 2554-07-21T23:34:33.709551615Z, the last time an "
+            "Open Data fixed64 nanosecond timestamp can hold"
+        )
     return ns
+
+
+#: Nanoseconds per numpy datetime64 unit (calendar units go through days first).
+_NS_PER_UNIT: Final = {
+    "W": 7 * 86_400 * _NS, "D": 86_400 * _NS, "h": 3_600 * _NS, "m": 60 * _NS, "s": _NS,
+    "ms": 1_000_000, "us": 1_000, "ns": 1,
+}  # fmt: skip
+
+
+def datetime64_ns(arr: Any, field: str) -> Any:
+    """Return a numpy ``datetime64`` array as ``uint64`` ns since the epoch, range-checked.
+
+    numpy's own ``astype("datetime64[ns]")`` wraps silently beyond 2262; this checks every
+    value against the fixed64 range (1970 .. 2554) in the array's own unit first.
+    """
+    import numpy as np
+
+    unit, count = np.datetime_data(arr.dtype)
+    if unit in ("Y", "M"):
+        raw = arr.view("int64")
+        limit = 585 * (1 if unit == "Y" else 12) // count
+        if raw.size and (raw.min() < 0 or raw.max() > limit):
+            raise EncodingError(f"{field} holds a time outside 1970 .. 2554 (or NaT)")
+        arr = arr.astype("datetime64[D]")
+        unit, count = "D", 1
+    if unit not in _NS_PER_UNIT:
+        raise EncodingError(
+            f"{field} has datetime64 unit {unit!r}; use a unit from days to nanoseconds"
+        )
+    factor = _NS_PER_UNIT[unit] * count
+    raw = arr.view("int64")
+    if raw.size:
+        lo, hi = int(raw.min()), int(raw.max())
+        if lo < 0:  # NaT is the most negative int64
+            raise EncodingError(
+                f"{field} holds a time before 1970-01-01 or NaT; Open Data times are unsigned "
+                "nanoseconds since the Unix epoch"
+            )
+        if hi * factor > UINT64_MAX:
+            raise EncodingError(
+                f"{field} holds a time after 2554-07-21, the last time a fixed64 nanosecond "
+                "timestamp can hold"
+            )
+    return raw.astype("<u8") * np.uint64(factor)
 
 
 def timestamp_message(value: object, field: str) -> bytes:

@@ -138,8 +138,11 @@ def put_string(out: bytearray, key: bytes, value: object, field: str) -> None:
 def put_bytes(
     out: bytearray, key: bytes, value: bytes | bytearray | memoryview, field: str
 ) -> None:
-    """Append a ``bytes`` field unless it is empty."""
-    if not isinstance(value, bytes | bytearray | memoryview):
+    """Append a ``bytes`` field unless it is empty (a memoryview counts by its bytes, whatever
+    its item size)."""
+    if isinstance(value, memoryview):
+        value = value.tobytes()
+    elif not isinstance(value, bytes | bytearray):
         raise EncodingError(f"{field} must be bytes, got {type(value).__name__}")
     if len(value):
         out += key
@@ -276,6 +279,12 @@ def encode_packet(
     return b"".join(parts)
 
 
+_FIELD_MAX: Final = (1 << 29) - 1
+#: Wire types of Packet's fields 1..5: type, session_key (LEN), is_essential (varint),
+#: content (LEN), id (varint).
+_ENVELOPE_WIRE: Final = (-1, WIRE_LEN, WIRE_LEN, WIRE_VARINT, WIRE_LEN, WIRE_VARINT)
+
+
 class PacketEnvelope(NamedTuple):
     """The top-level fields of a serialized ``Packet`` (``content`` is not decoded)."""
 
@@ -297,7 +306,9 @@ def read_varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
-            return result & UINT64_MAX, pos
+            if shift == 63 and b > 1:
+                raise InvalidPacketError("varint above 2**64 in Packet")
+            return result, pos
         shift += 7
         if shift >= 70:
             raise InvalidPacketError("varint longer than ten bytes in Packet")
@@ -342,8 +353,16 @@ def parse_packet_envelope(data: bytes | bytearray | memoryview) -> PacketEnvelop
         else:
             key, pos = read_varint(buf, pos, end)
         field, wire_type = key >> 3, key & 7
-        if field == 0:
-            raise InvalidPacketError("field number 0 in Packet")
+        if field == 0 or field > _FIELD_MAX:
+            raise InvalidPacketError(
+                f"field number {field} in Packet is outside 1 .. 2**29-1; the official "
+                "runtime cannot parse it"
+            )
+        if field <= 5 and wire_type != _ENVELOPE_WIRE[field] and wire_type in (0, 1, 2, 5):
+            raise InvalidPacketError(
+                f"Packet field {field} has wire type {wire_type}; the schema's is "
+                f"{_ENVELOPE_WIRE[field]}"
+            )
         if wire_type == WIRE_LEN and 1 <= field <= 4 and field != 3:
             n = buf[pos] if pos < end else 0x80
             if n < 0x80:

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
+from ._checks import check_deadline, check_loop
 from ._config import StreamingConfig
 from ._delivery import Delivery, WriteResult
 from ._drain import Drainer
@@ -35,7 +36,7 @@ from ._layout import Layout, Route, TopicRequirement, consistent_random_partitio
 from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
 from ._observability.health import HealthTracker, ReportsHealth
 from ._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
-from ._packet_input import packet_value
+from ._packet_input import embedded_session_key, packet_value
 from ._producer import close_producer, start_producer
 from ._result import ApiResult
 from ._settle import SettleMixin
@@ -96,6 +97,8 @@ class PacketWriter(SettleMixin, ReportsHealth):
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
         self._health = HealthTracker()
+        # The loop start() ran in: later calls must come from it (asyncio is not thread-safe).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, *, wait_for_broker: float | None = None) -> None:
@@ -105,6 +108,7 @@ class PacketWriter(SettleMixin, ReportsHealth):
             raise WriterClosedError(f"start() called on a writer that is {self._state}")
         self._state = "starting"
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._clock = loop.time
         self._started = loop.create_future()
         p = self._config.producer
@@ -135,8 +139,11 @@ class PacketWriter(SettleMixin, ReportsHealth):
         """Deliver everything queued, then close; give up at ``timeout`` seconds.
 
         Idempotent. ``data`` is a :class:`StopReport`; ``success`` is false when packets were
-        not delivered (``undelivered`` counts them; their deliveries fail).
+        not delivered (``undelivered`` counts them; their deliveries fail). ``timeout``: finite
+        seconds >= 0, else :class:`InvalidInputError` and nothing changes.
         """
+        timeout = check_deadline(timeout, "stop(timeout)")
+        check_loop(self._loop, "stop()")
         if self._state == "starting" and self._started is not None:
             # A stop() racing start(): let the start finish, then stop what it started.
             await asyncio.shield(self._started)
@@ -200,8 +207,9 @@ class PacketWriter(SettleMixin, ReportsHealth):
         """
         lane = self._checked_lane(data_source, stream, session_key)
         next_id = self._next_id
+        check = self._config.check_content
         entries = [
-            self._entry(session_key, *packet_value(packet, session_key, next_id))
+            self._entry(session_key, *packet_value(packet, session_key, next_id, check=check))
             for packet in packets
         ]
         # The lane (and so its topics) comes only after every packet passed its checks.
@@ -253,6 +261,7 @@ class PacketWriter(SettleMixin, ReportsHealth):
         use :class:`~aiowriter.DataFormatManager` for those.
         """
         self._check_running()
+        check_loop(self._loop, "write_info()")
         if not isinstance(info_type, InfoType):
             try:
                 InfoType(info_type)
@@ -262,9 +271,9 @@ class PacketWriter(SettleMixin, ReportsHealth):
                 ) from None
         key = session_key
         if key is None:
-            key = _embedded_session_key(packet)
+            key = embedded_session_key(packet)
         validate_session_key(key, allow_empty=False)
-        value, _ = packet_value(packet, key, self._next_id)
+        value, _ = packet_value(packet, key, self._next_id, check=self._config.check_content)
         # The info path ignores is_essential (the server never copies info packets).
         entry = self._entry(key, value, False)
         lane = await self._info_lane(entry.key)
@@ -274,8 +283,10 @@ class PacketWriter(SettleMixin, ReportsHealth):
         """Wait until every packet accepted so far is acknowledged or failed.
 
         ``data`` is the number of those packets still pending when ``timeout`` passed (0 on
-        success).
+        success). ``timeout``: finite seconds >= 0.
         """
+        timeout = check_deadline(timeout, "flush(timeout)")
+        check_loop(self._loop, "flush()")
         lasts = [lane.last for lane in self._all_lanes() if lane.last is not None]
         pending = [d for d in lasts if not d.done()]
         if pending:
@@ -296,6 +307,9 @@ class PacketWriter(SettleMixin, ReportsHealth):
     async def ensure_topics(self, data_source: str, streams: Iterable[str] = ("",)) -> None:
         """Create/check the topics of ``data_source`` and ``streams`` now, not on first write."""
         self._check_running()
+        check_loop(self._loop, "ensure_topics()")
+        if isinstance(streams, str):  # "abc" would be three streams
+            raise InvalidInputError(f"streams must be a list of stream names, not {streams!r}")
         for stream in streams:
             lane = self._lane(data_source, stream)
             await self._ensure_ready(lane)
@@ -361,7 +375,10 @@ class PacketWriter(SettleMixin, ReportsHealth):
         """The existing lane of ``(data_source, stream)``, or ``None`` once the names and key
         are known to be valid; raises if the writer is not running or an argument is wrong."""
         self._check_running()
-        lane = self._lanes.get((data_source, stream))
+        check_loop(self._loop, "write_data()")
+        # Names are checked before they are used as keys (a list would raise TypeError).
+        valid_types = type(data_source) is str and type(stream) is str
+        lane = self._lanes.get((data_source, stream)) if valid_types else None
         if lane is None:
             validate_data_source(data_source)
             validate_stream(stream, data_source)
@@ -373,7 +390,9 @@ class PacketWriter(SettleMixin, ReportsHealth):
         self, data_source: str, stream: str, session_key: str, packet: object
     ) -> tuple[Lane, Delivery]:
         lane = self._checked_lane(data_source, stream, session_key)
-        value, essential = packet_value(packet, session_key, self._next_id)
+        value, essential = packet_value(
+            packet, session_key, self._next_id, check=self._config.check_content
+        )
         entry = self._entry(session_key, value, essential)
         # The lane (and so its topics) comes only after the packet passed every check.
         return lane or self._lane(data_source, stream), entry
@@ -576,17 +595,3 @@ def _lane_error(lane: Lane) -> str:
     if ready is not None and ready.done() and not ready.cancelled() and ready.exception():
         return str(ready.exception())
     return "drainer stopped"
-
-
-def _embedded_session_key(packet: object) -> str:
-    from ._proto.ma.streaming.open_data.v1 import Packet
-    from ._wire import parse_packet_envelope
-
-    if isinstance(packet, Packet):
-        return packet.session_key
-    if isinstance(packet, bytes | bytearray | memoryview):
-        return parse_packet_envelope(packet).session_key
-    raise InvalidInputError(
-        "write_info needs the session key: pass an open_data.Packet (or Packet bytes) with "
-        "session_key set, or session_key=..."
-    )

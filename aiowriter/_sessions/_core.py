@@ -24,7 +24,8 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from typing import SupportsBytes
+
+import betterproto2
 
 from .. import open_data
 from .._config import StreamingConfig
@@ -41,6 +42,7 @@ from .._kafka_follow import Record, TopicFollower, close_quietly
 from .._layout import TopicRequirement
 from .._managed import Deadline, ManagedLifecycle
 from .._names import SESSION_INFO_TOPIC, validate_data_source
+from .._object_encoding import encode_message
 from .._offsets import OffsetSnapshotter
 from .._result import ApiResult
 from .._session_state import (
@@ -327,12 +329,16 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         watch = self._watch = Watch(session_key, self._follower.positions.get(0, 0))
         return state, watch
 
-    async def _write(self, type_: str, session_key: str, content: SupportsBytes, at: float) -> int:
+    async def _write(
+        self, type_: str, session_key: str, content: betterproto2.Message, at: float
+    ) -> int:
         """Write one ``SessionInfo`` record, wait for its ack and until the follower applied
         it; return its offset."""
         assert self._writer is not None
         assert self._follower is not None
-        packet = open_data.Packet(type=type_, session_key=session_key, content=bytes(content))
+        # aiowriter's encoder, not bytes(): betterproto2 writes -1.5 s as -0.5 s (issue 9).
+        body = encode_message(content)
+        packet = open_data.Packet(type=type_, session_key=session_key, content=body)
         result = await self._writer.write_info(packet)
         await self._writer._settle_info(session_key, self._left(at))
         report: DeliveryReport = await result.delivery

@@ -26,6 +26,7 @@ from .._exceptions import (
     SessionKeyConflictError,
 )
 from .._names import validate_data_source
+from .._object_encoding import encoded_packet_from_message
 from .._result import ApiResult
 from .._session_state import (
     SessionEnded,
@@ -386,10 +387,16 @@ class SessionManager(SessionCore):
         names = stream_names(streams, data_source)
         if configuration is not None:
             if isinstance(configuration, open_data.ConfigurationPacket):
-                configuration = EncodedPacket("Configuration", bytes(configuration), True)
+                # aiowriter's encoder: nested messages are checked for their declared class.
+                configuration = encoded_packet_from_message(configuration, is_essential=True)
             elif not isinstance(configuration, EncodedPacket):
                 raise InvalidInputError(
                     "configuration must be an open_data.ConfigurationPacket or an EncodedPacket"
+                )
+            if configuration.type != "Configuration":
+                raise InvalidInputError(
+                    "configuration must be a Configuration packet, "
+                    f"got a {configuration.type!r} one"
                 )
         config_ = configuration
 
