@@ -26,9 +26,9 @@ from ._checks import check_deadline
 from ._config import StreamingConfig
 from ._events import EventHub
 from ._exceptions import InvalidInputError, WriterClosedError
-from ._kafka_follow import close_quietly
-from ._topics import TopicProvisioner
-from ._writer import PacketWriter
+from ._kafka.follow import close_quietly
+from ._kafka.topics import TopicProvisioner
+from ._writing.writer import PacketWriter
 
 __all__ = ["Deadline", "ManagedLifecycle"]
 

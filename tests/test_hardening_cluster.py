@@ -21,7 +21,7 @@ from aiowriter import (
     StreamingConfig,
     packets,
 )
-from aiowriter._wire import parse_packet_envelope
+from aiowriter._encoding.wire import parse_packet_envelope
 from aiowriter.testing import LocalKafkaCluster
 
 try:

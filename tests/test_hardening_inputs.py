@@ -31,9 +31,9 @@ from aiowriter import (
     packets,
 )
 from aiowriter import open_data as od
-from aiowriter._content_check import MAX_DEPTH, check_content
-from aiowriter._packet_input import packet_value
-from aiowriter._wire import encode_packet, varint
+from aiowriter._encoding.content_check import MAX_DEPTH, check_content
+from aiowriter._encoding.packet_input import packet_value
+from aiowriter._encoding.wire import encode_packet, varint
 
 try:
     from _oracle import pb2

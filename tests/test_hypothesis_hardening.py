@@ -33,10 +33,10 @@ from aiowriter import (
     packets,
 )
 from aiowriter import open_data as od
-from aiowriter._content_check import check_content, content_class
-from aiowriter._encoded import PACKET_TYPES
-from aiowriter._packet_input import packet_value
-from aiowriter._wire import encode_packet
+from aiowriter._encoding.content_check import check_content, content_class
+from aiowriter._encoding.encoded import PACKET_TYPES
+from aiowriter._encoding.packet_input import packet_value
+from aiowriter._encoding.wire import encode_packet
 
 try:
     from _oracle import load_pb2

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiowriter import InvalidPacketError, SessionKeyMismatchError
-from aiowriter._content_check import check_content
-from aiowriter._encoded import PACKET_TYPES
-from aiowriter._packet_input import _canonical_essential, packet_value
-from aiowriter._wire import encode_packet, parse_packet_envelope
+from aiowriter._encoding.content_check import check_content
+from aiowriter._encoding.encoded import PACKET_TYPES
+from aiowriter._encoding.packet_input import _canonical_essential, packet_value
+from aiowriter._encoding.wire import encode_packet, parse_packet_envelope
 
 types = st.sampled_from(sorted(PACKET_TYPES))
 keys = st.text(max_size=40)

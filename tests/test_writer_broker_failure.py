@@ -32,7 +32,7 @@ from aiowriter import (
     StreamingConfig,
     WriterClosedError,
 )
-from aiowriter._wire import parse_packet_envelope, varint
+from aiowriter._encoding.wire import parse_packet_envelope, varint
 from aiowriter.testing import LocalKafkaCluster, LocalKafkaError, start_local_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

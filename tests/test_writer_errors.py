@@ -26,8 +26,8 @@ from aiowriter import (
     WriterClosedError,
     open_data,
 )
-from aiowriter._statistics import StopReport, WriterStatistics
-from aiowriter._wire import varint
+from aiowriter._encoding.wire import varint
+from aiowriter._observability.statistics import StopReport, WriterStatistics
 
 MARKER = EncodedPacket("Marker", b"")
 

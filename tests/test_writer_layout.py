@@ -33,7 +33,7 @@ from aiowriter import (
     open_data,
     packets,
 )
-from aiowriter._encoded import PACKET_TYPES
+from aiowriter._encoding.encoded import PACKET_TYPES
 
 pytestmark = pytest.mark.kafka
 

@@ -29,7 +29,7 @@ import betterproto2
 
 from .. import open_data
 from .._config import StreamingConfig
-from .._delivery import DeliveryReport
+from .._encoding.objects import encode_message
 from .._events import DEFAULT_MAX_QUEUED, Subscription
 from .._exceptions import (
     AiowriterError,
@@ -38,24 +38,24 @@ from .._exceptions import (
     SessionNotFoundError,
     TopicLayoutError,
 )
-from .._kafka_follow import Record, TopicFollower, close_quietly
+from .._kafka.follow import Record, TopicFollower, close_quietly
 from .._layout import TopicRequirement
 from .._managed import Deadline, ManagedLifecycle
 from .._names import SESSION_INFO_TOPIC, validate_data_source
-from .._object_encoding import encode_message
-from .._offsets import OffsetSnapshotter
 from .._result import ApiResult
-from .._session_state import (
+from .._writing.delivery import DeliveryReport
+from .._writing.writer import PacketWriter
+from ._commit import Seen, Watch
+from ._fetch import read_session
+from ._results import SessionResult
+from .offsets import OffsetSnapshotter
+from .state import (
     SessionEvent,
     SessionInfo,
     SessionManagerStatistics,
     SessionTable,
     check_key,
 )
-from .._writer import PacketWriter
-from ._commit import Seen, Watch
-from ._fetch import read_session
-from ._results import SessionResult
 
 __all__ = ["SessionCore", "replay_budget"]
 

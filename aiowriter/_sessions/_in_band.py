@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import attrs
 
 from .. import open_data
-from .._encoded import EncodedPacket
+from .._encoding.encoded import EncodedPacket
+from .._encoding.objects import encode_message
 from .._exceptions import InvalidInputError
 from .._layout import Layout, Route
 from .._names import validate_stream
-from .._object_encoding import encode_message
-from .._session_state import SessionInfo, now
-from .._writer import PacketWriter
+from .._writing.writer import PacketWriter
+from .state import SessionInfo, now
 
 __all__ = ["in_band_end", "in_band_start", "one_per_route", "stream_names"]
 

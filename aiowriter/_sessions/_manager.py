@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import attrs
 
 from .. import open_data
-from .._delivery import DeliveryReport
-from .._encoded import EncodedPacket
+from .._encoding.encoded import EncodedPacket
+from .._encoding.objects import encoded_packet_from_message
 from .._exceptions import (
     AiowriterError,
     InvalidInputError,
@@ -26,9 +26,15 @@ from .._exceptions import (
     SessionKeyConflictError,
 )
 from .._names import validate_data_source
-from .._object_encoding import encoded_packet_from_message
 from .._result import ApiResult
-from .._session_state import (
+from .._writing.delivery import DeliveryReport
+from .._writing.writer import PacketWriter
+from ._commit import Change, Repair, update_record
+from ._core import SessionCore
+from ._in_band import in_band_end, in_band_start, one_per_route, stream_names
+from ._results import SessionResult
+from ._scope import SessionScope
+from .state import (
     SessionEnded,
     SessionInfo,
     SessionStarted,
@@ -37,12 +43,6 @@ from .._session_state import (
     check_str,
     now,
 )
-from .._writer import PacketWriter
-from ._commit import Change, Repair, update_record
-from ._core import SessionCore
-from ._in_band import in_band_end, in_band_start, one_per_route, stream_names
-from ._results import SessionResult
-from ._scope import SessionScope
 
 __all__ = ["SessionManager"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final, TypeAlias
 
-from ._exceptions import EncodingError
-from ._wire import UINT64_MAX, check_int, put_message, signed_varint, utf8, varint
+from .._exceptions import EncodingError
+from .wire import UINT64_MAX, check_int, put_message, signed_varint, utf8, varint
 
 __all__ = [
     "Duration",

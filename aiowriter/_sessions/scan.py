@@ -16,12 +16,12 @@ from typing import Any
 import attrs
 import betterproto2
 
-from . import open_data
-from ._config import StreamingConfig
-from ._exceptions import map_kafka_errors
-from ._layout import Layout, essential_topic
-from ._session_state import SessionInfo
-from ._topics import TopicProvisioner
+from .. import open_data
+from .._config import StreamingConfig
+from .._exceptions import map_kafka_errors
+from .._kafka.topics import TopicProvisioner
+from .._layout import Layout, essential_topic
+from .state import SessionInfo
 
 __all__ = ["SessionContents", "StreamContents", "scan_session", "stream_label"]
 

@@ -12,12 +12,12 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from ._config import StreamingConfig
-from ._connect_diagnosis import explain_connect_failures
-from ._exceptions import WriterClosedError, map_kafka_errors
-from ._layout import Layout, offset_key
-from ._names import ESSENTIAL_SUFFIX
-from ._topics import TopicProvisioner, TopicView
+from .._config import StreamingConfig
+from .._exceptions import WriterClosedError, map_kafka_errors
+from .._kafka.diagnosis import explain_connect_failures
+from .._kafka.topics import TopicProvisioner, TopicView
+from .._layout import Layout, offset_key
+from .._names import ESSENTIAL_SUFFIX
 
 __all__ = ["OffsetSnapshotter"]
 

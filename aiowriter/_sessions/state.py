@@ -17,13 +17,13 @@ from types import MappingProxyType
 
 import attrs
 
-from . import open_data
-from ._exceptions import InvalidInputError
-from ._layout import essential_topic, offset_key
-from ._names import validate_session_key
-from ._session_wire import EndView, InfoView, NewView, decode_end, decode_info, decode_new
-from ._statistics import JsonReady
-from ._wire import parse_packet_envelope
+from .. import open_data
+from .._encoding.wire import parse_packet_envelope
+from .._exceptions import InvalidInputError
+from .._layout import essential_topic, offset_key
+from .._names import validate_session_key
+from .._observability.statistics import JsonReady
+from .records import EndView, InfoView, NewView, decode_end, decode_info, decode_new
 
 __all__ = [
     "SessionAssociated",

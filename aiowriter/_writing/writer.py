@@ -16,11 +16,10 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from ._checks import check_deadline, check_loop
-from ._config import StreamingConfig
-from ._delivery import Delivery, WriteResult
-from ._drain import Drainer
-from ._exceptions import (
+from .._checks import check_deadline, check_loop
+from .._config import StreamingConfig
+from .._encoding.packet_input import embedded_session_key, packet_value
+from .._exceptions import (
     AiowriterError,
     BufferFullError,
     DeliveryError,
@@ -29,19 +28,20 @@ from ._exceptions import (
     PacketTooLargeError,
     WriterClosedError,
 )
-from ._info_type import InfoType
-from ._kafka_follow import close_quietly
-from ._lanes import Budget, Lane
-from ._layout import Layout, Route, TopicRequirement, consistent_random_partition
-from ._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
-from ._observability.health import HealthTracker, ReportsHealth
-from ._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
-from ._packet_input import embedded_session_key, packet_value
-from ._producer import close_producer, start_producer
-from ._result import ApiResult
-from ._settle import SettleMixin
-from ._statistics import StopReport, StreamStatistics, WriterStatistics
-from ._topics import TopicProvisioner
+from .._kafka.follow import close_quietly
+from .._kafka.producer import close_producer, start_producer
+from .._kafka.topics import TopicProvisioner
+from .._layout import Layout, Route, TopicRequirement, consistent_random_partition
+from .._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
+from .._observability.health import HealthTracker, ReportsHealth
+from .._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
+from .._observability.statistics import StopReport, StreamStatistics, WriterStatistics
+from .._result import ApiResult
+from .delivery import Delivery, WriteResult
+from .drain import Drainer
+from .info_type import InfoType
+from .lanes import Budget, Lane
+from .settle import SettleMixin
 
 __all__ = ["InfoType", "PacketWriter"]
 

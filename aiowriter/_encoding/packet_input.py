@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import betterproto2
 
-from ._checks import as_bytes
-from ._content_check import check_content
-from ._encoded import PACKET_TYPES, EncodedPacket, check_packet_type, checked
-from ._exceptions import InvalidInputError, InvalidPacketError, SessionKeyMismatchError
-from ._proto.ma.streaming.open_data.v1 import Packet
-from ._wire import UINT64_MAX, check_int, encode_packet, parse_packet_envelope
+from .._checks import as_bytes
+from .._exceptions import InvalidInputError, InvalidPacketError, SessionKeyMismatchError
+from .._proto.ma.streaming.open_data.v1 import Packet
+from .content_check import check_content
+from .encoded import PACKET_TYPES, EncodedPacket, check_packet_type, checked
+from .wire import UINT64_MAX, check_int, encode_packet, parse_packet_envelope
 
 __all__ = ["PacketLike", "embedded_session_key", "packet_value"]
 
@@ -149,7 +149,7 @@ def packet_value(
             packet.is_essential,
         )
     if isinstance(packet, betterproto2.Message):
-        from ._object_encoding import encoded_packet_from_message
+        from .objects import encoded_packet_from_message
 
         return packet_value(encoded_packet_from_message(packet), session_key, next_id)
     raise InvalidPacketError(

@@ -20,13 +20,13 @@ from typing import Any, Final
 
 import betterproto2
 
-from ._checks import as_bytes
-from ._content_check import MAX_DEPTH
-from ._encoded import ESSENTIAL_BY_DEFAULT, PACKET_TYPES, EncodedPacket, trusted
-from ._exceptions import EncodingError, InvalidPacketError
-from ._sample_encoding import sample_list_body
-from ._values import duration_message, timestamp_message
-from ._wire import (
+from .._checks import as_bytes
+from .._exceptions import EncodingError, InvalidPacketError
+from .content_check import MAX_DEPTH
+from .encoded import ESSENTIAL_BY_DEFAULT, PACKET_TYPES, EncodedPacket, trusted
+from .samples import sample_list_body
+from .values import duration_message, timestamp_message
+from .wire import (
     check_int,
     put_bool,
     put_bytes,

@@ -21,8 +21,8 @@ from functools import lru_cache
 from itertools import repeat
 from typing import Any, Final, Literal, TypeAlias
 
-from ._exceptions import EncodingError
-from ._wire import INT32_MAX, INT32_MIN, signed_varint, varint
+from .._exceptions import EncodingError
+from .wire import INT32_MAX, INT32_MIN, signed_varint, varint
 
 __all__ = [
     "SAMPLE_TYPES",

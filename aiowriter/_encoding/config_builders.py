@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from ._builders import essential
-from ._encoded import EncodedPacket, trusted
-from ._exceptions import EncodingError
-from ._object_encoding import encode_message
-from ._proto.ma.streaming.open_data.v1 import (
+from .._exceptions import EncodingError
+from .._proto.ma.streaming.open_data.v1 import (
     DataType,
     EventDefinition,
     EventPriority,
@@ -24,7 +21,10 @@ from ._proto.ma.streaming.open_data.v1 import (
     ParameterDefinition,
     TextConversionDefinition,
 )
-from ._wire import (
+from .builders import essential
+from .encoded import EncodedPacket, trusted
+from .objects import encode_message
+from .wire import (
     UINT32_MAX,
     check_float,
     check_int,

@@ -32,17 +32,17 @@ from typing import Any, TextIO
 
 import attrs
 
-from . import packets
-from ._config import SecuritySettings, StreamCreationStrategy, StreamingConfig
-from ._delivery import Delivery
-from ._demo_car import CAR_STREAMS, EVENTS, GROUPS, NS, Car, configuration
-from ._encoded import EncodedPacket
-from ._exceptions import map_kafka_errors
-from ._formats import DataFormatManager
-from ._layout import Layout, essential_topic
-from ._session_state import SessionInfo
-from ._sessions import SessionManager
-from ._writer import PacketWriter
+from .. import packets
+from .._config import SecuritySettings, StreamCreationStrategy, StreamingConfig
+from .._encoding.encoded import EncodedPacket
+from .._exceptions import map_kafka_errors
+from .._formats import DataFormatManager
+from .._layout import Layout, essential_topic
+from .._sessions import SessionManager
+from .._sessions.state import SessionInfo
+from .._writing.delivery import Delivery
+from .._writing.writer import PacketWriter
+from .demo_car import CAR_STREAMS, EVENTS, GROUPS, NS, Car, configuration
 
 __all__ = ["END_DEADLINE_S", "DemoOptions", "DemoReport", "run_demo", "run_demo_interruptibly"]
 

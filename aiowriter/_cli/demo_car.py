@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 
 import attrs
 
-from . import open_data, packets
-from ._encoded import EncodedPacket
+from .. import open_data, packets
+from .._encoding.encoded import EncodedPacket
 
 __all__ = ["CAR_STREAMS", "GROUPS", "Car", "ParameterGroup", "ParameterSpec"]
 

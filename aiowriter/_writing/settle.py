@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 from typing import Any
 
-from ._exceptions import AiowriterError, DeliveryTimeoutError, InvalidInputError
-from ._lanes import Lane
-from ._layout import consistent_random_partition
-from ._names import SESSION_INFO_TOPIC
-from ._result import ApiResult
+from .._exceptions import AiowriterError, DeliveryTimeoutError, InvalidInputError
+from .._layout import consistent_random_partition
+from .._names import SESSION_INFO_TOPIC
+from .._result import ApiResult
+from .lanes import Lane
 
 __all__ = ["SettleMixin", "hurry"]
 

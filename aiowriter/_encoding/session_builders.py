@@ -14,12 +14,12 @@ from typing import Any
 
 import betterproto2
 
-from ._builders import essential, parameter_list
-from ._encoded import EncodedPacket, checked, trusted
-from ._exceptions import EncodingError
-from ._object_encoding import encode_message
-from ._values import Duration, Time, put_duration, put_string_int64_map, put_timestamp
-from ._wire import (
+from .._exceptions import EncodingError
+from .builders import essential, parameter_list
+from .encoded import EncodedPacket, checked, trusted
+from .objects import encode_message
+from .values import Duration, Time, put_duration, put_string_int64_map, put_timestamp
+from .wire import (
     UINT64_MAX,
     check_int,
     put_bytes,

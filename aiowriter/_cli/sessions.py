@@ -16,13 +16,13 @@ import os
 import sys
 from typing import Any, TextIO
 
-from ._config import SecuritySettings, StreamCreationStrategy, StreamingConfig
-from ._config_sources import cli_connection
-from ._exceptions import SessionEndedError
-from ._formats import DataFormatManager
-from ._session_scan import SessionContents, scan_session
-from ._session_state import SessionInfo
-from ._sessions import SessionManager
+from .._config import SecuritySettings, StreamCreationStrategy, StreamingConfig
+from .._config_sources import cli_connection
+from .._exceptions import SessionEndedError
+from .._formats import DataFormatManager
+from .._sessions import SessionManager
+from .._sessions.scan import SessionContents, scan_session
+from .._sessions.state import SessionInfo
 
 __all__ = ["register", "run"]
 

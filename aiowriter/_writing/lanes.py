@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from ._config import QueueLimits
-from ._delivery import Delivery
-from ._layout import Route
+from .._config import QueueLimits
+from .._layout import Route
+from .delivery import Delivery
 
 __all__ = ["Budget", "Lane"]
 

@@ -16,8 +16,8 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 
-from ._config import StreamingConfig
-from ._exceptions import (
+from .._config import StreamingConfig
+from .._exceptions import (
     BrokerUnavailableError,
     ConnectionSecurityError,
     TlsError,

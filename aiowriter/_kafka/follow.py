@@ -19,9 +19,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._config import StreamingConfig
-from ._connect_diagnosis import explain_connect_failures
-from ._exceptions import AiowriterError, KafkaError, WriterClosedError, map_kafka_errors
+from .._config import StreamingConfig
+from .._exceptions import AiowriterError, KafkaError, WriterClosedError, map_kafka_errors
+from .diagnosis import explain_connect_failures
 
 __all__ = ["Record", "TopicFollower", "close_quietly"]
 

@@ -6,9 +6,9 @@ import asyncio
 import logging
 from typing import Any
 
-from ._config import StreamingConfig
-from ._connect_diagnosis import explain_connect_failures
-from ._exceptions import BrokerUnavailableError
+from .._config import StreamingConfig
+from .._exceptions import BrokerUnavailableError
+from .diagnosis import explain_connect_failures
 
 __all__ = ["abandon_batches", "close_producer", "quiet_stop", "start_producer"]
 

@@ -13,10 +13,10 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ._config import StreamingConfig
-from ._connect_diagnosis import explain_connect_failures
-from ._exceptions import AuthorizationError, TopicLayoutError, WriterClosedError, map_kafka_errors
-from ._layout import TopicRequirement
+from .._config import StreamingConfig
+from .._exceptions import AuthorizationError, TopicLayoutError, WriterClosedError, map_kafka_errors
+from .._layout import TopicRequirement
+from .diagnosis import explain_connect_failures
 
 __all__ = ["TopicProvisioner", "TopicView"]
 

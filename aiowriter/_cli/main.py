@@ -16,11 +16,11 @@ import sys
 import uuid
 from collections.abc import Sequence
 
-from . import _sessions_cli
-from ._config import StreamCreationStrategy
-from ._demo_car import CAR_STREAMS
-from ._exceptions import AiowriterError, InvalidNameError
-from ._names import validate_data_source, validate_stream
+from .._config import StreamCreationStrategy
+from .._exceptions import AiowriterError, InvalidNameError
+from .._names import validate_data_source, validate_stream
+from . import sessions as _sessions_cli
+from .demo_car import CAR_STREAMS
 
 __all__ = ["main"]
 
@@ -175,8 +175,8 @@ def _note(text: str) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import DemoOptions, format_summary, run_demo_interruptibly
-    from .testing._signals import Interrupted
+    from ..testing._signals import Interrupted
+    from .demo import DemoOptions, format_summary, run_demo_interruptibly
 
     strategy = (
         StreamCreationStrategy.TOPIC_BASED
@@ -197,13 +197,13 @@ def _demo(args: argparse.Namespace) -> int:
     cluster = None
     servers = args.bootstrap_servers
     security = None
-    from ._config_sources import cli_connection
+    from .._config_sources import cli_connection
 
     connection = cli_connection(args.security_config)
     if connection is not None:
         servers, security = connection.bootstrap_servers, connection.security
     if not servers:
-        from .testing import start_local_kafka
+        from ..testing import start_local_kafka
 
         _note("starting a local Kafka broker ...")
         cluster = start_local_kafka(progress=None if args.no_progress else _note)
@@ -245,7 +245,7 @@ def _fail(args: argparse.Namespace, error: str, **extra: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aiowriter`` console script."""
-    from .testing._signals import exit_code, raise_on_termination
+    from ..testing._signals import exit_code, raise_on_termination
 
     # Before a broker starts: SIGTERM/SIGHUP unwind through every cleanup as Ctrl-C does.
     raise_on_termination()

@@ -6,9 +6,9 @@ from typing import Any
 
 import attrs
 
-from ._checks import as_bytes
-from ._content_check import check_content
-from ._exceptions import InvalidPacketError
+from .._checks import as_bytes
+from .._exceptions import InvalidPacketError
+from .content_check import check_content
 
 __all__ = [
     "ESSENTIAL_BY_DEFAULT",

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
 
-from ._exceptions import EncodingError, InvalidPacketError
+from .._exceptions import EncodingError, InvalidPacketError
 
 __all__ = [
     "PacketEnvelope",

@@ -25,8 +25,8 @@ from typing import Any, Final
 
 import betterproto2
 
-from ._exceptions import InvalidPacketError
-from ._proto.ma.streaming.open_data import v1 as _od
+from .._exceptions import InvalidPacketError
+from .._proto.ma.streaming.open_data import v1 as _od
 
 __all__ = ["MAX_DEPTH", "check_content", "content_class"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import AiowriterError, DeliveryError
-from ._result import ApiResult
+from .._exceptions import AiowriterError, DeliveryError
+from .._result import ApiResult
 
 __all__ = ["Delivery", "DeliveryReport", "WriteResult"]
 

@@ -14,16 +14,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._delivery import Delivery
-from ._exceptions import (
+from .._exceptions import (
     AiowriterError,
     DeliveryError,
     DeliveryTimeoutError,
     convert_kafka_error,
 )
-from ._lanes import Lane
-from ._layout import Route, TopicRequirement, consistent_random_partition
-from ._observability.health import HealthTracker
+from .._layout import Route, TopicRequirement, consistent_random_partition
+from .._observability.health import HealthTracker
+from .delivery import Delivery
+from .lanes import Lane
 
 __all__ = ["Drainer", "InFlight"]
 
@@ -146,9 +146,7 @@ class Drainer:
                 if entry._fail(error):
                     lane.failed += 1
             self.health.failed(error)
-            self._warn(
-                "%d packet(s) of %s expired in the queue: %s", expired, _name(lane), error
-            )
+            self._warn("%d packet(s) of %s expired in the queue: %s", expired, _name(lane), error)
             if not entries:
                 return
         producer = self.producer

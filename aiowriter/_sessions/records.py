@@ -15,8 +15,8 @@ import sys
 
 import attrs
 
-from ._exceptions import InvalidPacketError
-from ._wire import WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, read_varint
+from .._encoding.wire import WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, read_varint
+from .._exceptions import InvalidPacketError
 
 __all__ = ["EndView", "InfoView", "NewView", "decode_end", "decode_info", "decode_new"]
 

@@ -11,7 +11,7 @@ bytes and returns an :class:`~aiowriter.EncodedPacket` ready for the writer. Con
 * ``data_format`` is a data-format id (``int``, uint64, from a ``DataFormatDefinition``) or a
   list of parameter identifiers (written inline).
 * ``is_essential`` defaults to the kind's documented default (see
-  :data:`aiowriter._encoded.ESSENTIAL_BY_DEFAULT`): none of the kinds here is essential.
+  :data:`aiowriter._encoding.encoded.ESSENTIAL_BY_DEFAULT`): none of the kinds here is essential.
 
 Errors are :class:`~aiowriter.EncodingError` (a ``ValueError``) with a message saying what to fix.
 """
@@ -23,11 +23,11 @@ import struct
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-from ._encoded import ESSENTIAL_BY_DEFAULT, EncodedPacket, trusted
-from ._exceptions import EncodingError
-from ._sample_encoding import SampleType, encode_sample_lists
-from ._values import Time, datetime64_ns, fixed64_time, timedelta_ns
-from ._wire import (
+from .._exceptions import EncodingError
+from .encoded import ESSENTIAL_BY_DEFAULT, EncodedPacket, trusted
+from .samples import SampleType, encode_sample_lists
+from .values import Time, datetime64_ns, fixed64_time, timedelta_ns
+from .wire import (
     UINT32_MAX,
     UINT64_MAX,
     check_int,
