@@ -19,10 +19,7 @@ from ._config import StreamingConfig as StreamingConfig
 from ._config_sources import config_from_env as config_from_env
 from ._config_sources import config_from_file as config_from_file
 from ._config_sources import config_from_mapping as config_from_mapping
-from ._delivery import Delivery as Delivery
-from ._delivery import DeliveryReport as DeliveryReport
-from ._delivery import WriteResult as WriteResult
-from ._encoded import EncodedPacket as EncodedPacket
+from ._encoding.encoded import EncodedPacket as EncodedPacket
 from ._events import Subscription as Subscription
 from ._exceptions import AiowriterError as AiowriterError
 from ._exceptions import AuthenticationError as AuthenticationError
@@ -56,24 +53,27 @@ from ._formats import DataFormatManagerStatistics as DataFormatManagerStatistics
 from ._formats import DataSourceFormats as DataSourceFormats
 from ._formats import FormatUpdated as FormatUpdated
 from ._observability.health import Health as Health
+from ._observability.statistics import StopReport as StopReport
+from ._observability.statistics import StreamStatistics as StreamStatistics
+from ._observability.statistics import WriterStatistics as WriterStatistics
 from ._result import ApiResult as ApiResult
-from ._session_state import SessionAssociated as SessionAssociated
-from ._session_state import SessionEnded as SessionEnded
-from ._session_state import SessionEvent as SessionEvent
-from ._session_state import SessionInfo as SessionInfo
-from ._session_state import SessionStarted as SessionStarted
-from ._session_state import SessionUpdated as SessionUpdated
 from ._sessions import SessionManager as SessionManager
 from ._sessions import SessionManagerStatistics as SessionManagerStatistics
 from ._sessions import SessionResult as SessionResult
 from ._sessions import SessionScope as SessionScope
-from ._statistics import StopReport as StopReport
-from ._statistics import StreamStatistics as StreamStatistics
-from ._statistics import WriterStatistics as WriterStatistics
+from ._sessions.state import SessionAssociated as SessionAssociated
+from ._sessions.state import SessionEnded as SessionEnded
+from ._sessions.state import SessionEvent as SessionEvent
+from ._sessions.state import SessionInfo as SessionInfo
+from ._sessions.state import SessionStarted as SessionStarted
+from ._sessions.state import SessionUpdated as SessionUpdated
 from ._telemetry import Telemetry as Telemetry
 from ._telemetry import TelemetryStatistics as TelemetryStatistics
-from ._writer import InfoType as InfoType
-from ._writer import PacketWriter as PacketWriter
+from ._writing.delivery import Delivery as Delivery
+from ._writing.delivery import DeliveryReport as DeliveryReport
+from ._writing.delivery import WriteResult as WriteResult
+from ._writing.writer import InfoType as InfoType
+from ._writing.writer import PacketWriter as PacketWriter
 
 __version__ = "0.1.0"
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import enum
 import ssl
+import types
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
 
+from ._checks import INT16_MAX, INT32_MAX, check_int, check_number, check_text
 from ._exceptions import ConfigurationError, InvalidNameError
 from ._names import validate_stream
 
@@ -26,6 +28,8 @@ __all__ = [
 ]
 
 Compression = Literal["zstd", "lz4", "snappy", "gzip", "none"]
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS = ("PLAIN", "GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 _COMPRESSIONS = ("zstd", "lz4", "snappy", "gzip", "none")
 
 
@@ -42,9 +46,47 @@ class StreamCreationStrategy(enum.IntEnum):
 
 
 def _positive(name: str) -> Any:
-    def check(_inst: object, _attr: object, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+    """A finite number > 0 (seconds): ints and floats, never bools, NaN or infinities."""
+
+    def check(_inst: object, _attr: object, value: object) -> None:
+        check_number(value, name, lo=0.0, lo_open=True, hi=1e9, error=ConfigurationError)
+
+    return check
+
+
+def _int_in(name: str, lo: int, hi: int = INT32_MAX) -> Any:
+    """An ``int`` (not a bool or float) within ``lo .. hi`` (Kafka's int32 fields by default)."""
+
+    def check(_inst: object, _attr: object, value: object) -> None:
+        check_int(value, name, lo, hi, ConfigurationError)
+
+    return check
+
+
+def _bool(name: str) -> Any:
+    def check(_inst: object, _attr: object, value: object) -> None:
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+
+    return check
+
+
+def _text(name: str, *, optional: bool = False) -> Any:
+    def check(_inst: object, _attr: object, value: object) -> None:
+        if value is None and optional:
+            return
+        check_text(value, name, ConfigurationError)
+
+    return check
+
+
+def _instance(name: str, cls: type) -> Any:
+    def check(_inst: object, _attr: object, value: object) -> None:
+        if not isinstance(value, cls):
+            raise ConfigurationError(
+                f"{name} must be a {cls.__name__} (e.g. {cls.__name__}()), "
+                f"got {type(value).__name__}"
+            )
 
     return check
 
@@ -58,24 +100,27 @@ class ProducerSettings:
     """
 
     acks: Literal["all", 1, 0] = "all"
-    enable_idempotence: bool = True
+    enable_idempotence: bool = attrs.field(default=True, validator=_bool("enable_idempotence"))
     compression: Compression = "zstd"
-    linger_ms: int = attrs.field(default=5, validator=attrs.validators.ge(0))
-    """How long a partition's batch may wait for more records (ms) before it is sent."""
-    max_batch_bytes: int = attrs.field(default=128 * 1024, validator=_positive("max_batch_bytes"))
+    linger_ms: int = attrs.field(default=5, validator=_int_in("linger_ms", 0))
+    """How long a partition's batch may wait for more records (ms) before it is sent; must be
+    shorter than ``delivery_timeout``."""
+    max_batch_bytes: int = attrs.field(default=128 * 1024, validator=_int_in("max_batch_bytes", 1))
     """Upper bound of one record batch sent to one partition."""
     max_request_size: int = attrs.field(
-        default=1024 * 1024, validator=_positive("max_request_size")
+        default=1024 * 1024, validator=_int_in("max_request_size", 1)
     )
     """Largest serialized packet accepted (bytes); the broker's ``message.max.bytes`` must
     allow it."""
     delivery_timeout: float = attrs.field(default=30.0, validator=_positive("delivery_timeout"))
     """Seconds a packet may wait for its acknowledgement (queue wait included) before it fails."""
-    request_timeout_ms: int = attrs.field(default=15_000, validator=_positive("request_timeout_ms"))
-    client_id: str = "aiowriter"
+    request_timeout_ms: int = attrs.field(
+        default=15_000, validator=_int_in("request_timeout_ms", 1)
+    )
+    client_id: str = attrs.field(default="aiowriter", validator=_text("client_id"))
 
     def __attrs_post_init__(self) -> None:
-        if self.acks not in ("all", 1, 0, -1):
+        if isinstance(self.acks, bool) or self.acks not in ("all", 1, 0, -1):
             raise ConfigurationError(f"acks must be 'all', 1 or 0, got {self.acks!r}")
         if self.enable_idempotence and self.acks != "all":
             raise ConfigurationError(
@@ -89,6 +134,13 @@ class ProducerSettings:
             raise ConfigurationError(
                 f"max_batch_bytes ({self.max_batch_bytes}) cannot exceed max_request_size "
                 f"({self.max_request_size})"
+            )
+        if self.linger_ms >= self.delivery_timeout * 1000:
+            # A batch that lingers past the delivery timeout expires before it is ever sent:
+            # every delivery would fail (or, with aiokafka's timers, never resolve).
+            raise ConfigurationError(
+                f"linger_ms ({self.linger_ms}) must be shorter than delivery_timeout "
+                f"({self.delivery_timeout} s = {self.delivery_timeout * 1000:g} ms)"
             )
 
 
@@ -105,13 +157,13 @@ class QueueLimits:
     """
 
     max_packets_per_stream: int = attrs.field(
-        default=10000, validator=_positive("max_packets_per_stream")
+        default=10000, validator=_int_in("max_packets_per_stream", 1, 2**62)
     )
     max_bytes_per_stream: int = attrs.field(
-        default=32 * 1024 * 1024, validator=_positive("max_bytes_per_stream")
+        default=32 * 1024 * 1024, validator=_int_in("max_bytes_per_stream", 1, 2**62)
     )
     max_total_bytes: int = attrs.field(
-        default=256 * 1024 * 1024, validator=_positive("max_total_bytes")
+        default=256 * 1024 * 1024, validator=_int_in("max_total_bytes", 1, 2**62)
     )
 
 
@@ -130,6 +182,28 @@ class SecuritySettings:
     sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.security_protocol not in _PROTOCOLS:
+            raise ConfigurationError(
+                f"security_protocol must be one of {', '.join(_PROTOCOLS)}, "
+                f"got {self.security_protocol!r}"
+            )
+        if self.sasl_mechanism is not None and self.sasl_mechanism not in _MECHANISMS:
+            raise ConfigurationError(
+                f"sasl_mechanism must be None or one of {', '.join(_MECHANISMS)}, "
+                f"got {self.sasl_mechanism!r}"
+            )
+        if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):
+            raise ConfigurationError(
+                "ssl_context must be an ssl.SSLContext or None, "
+                f"got {type(self.ssl_context).__name__}"
+            )
+        for name in ("sasl_plain_username", "sasl_plain_password"):
+            value = getattr(self, name)
+            if value is not None:
+                check_text(value, name, ConfigurationError)
+        check_text(
+            self.sasl_kerberos_service_name, "sasl_kerberos_service_name", ConfigurationError
+        )
         if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
             raise ConfigurationError(
                 f"security_protocol={self.security_protocol} needs sasl_mechanism"
@@ -157,7 +231,15 @@ class SecuritySettings:
 
 
 def _freeze_mappings(value: Mapping[str, int] | None) -> Mapping[str, int]:
-    return dict(value or {})
+    """A read-only copy: the validated mapping cannot be changed behind the config's back."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"partition_mappings must be a mapping of stream name to partition, "
+            f"got {type(value).__name__}"
+        )
+    return types.MappingProxyType(dict(value))
 
 
 @attrs.frozen(kw_only=True)
@@ -178,19 +260,33 @@ class StreamingConfig:
     * ``provision_topics``: create missing topics with the partition counts the layout needs and
       check existing ones (default on).
     * ``replication_factor``: for created topics; ``None`` uses the broker's default.
+    * ``check_content``: check that bytes handed in ready-made (whole ``Packet`` bytes,
+      ``open_data.Packet.content``) are a well-formed message of their ``Packet.type`` before
+      they are queued (default on). Turn it off only for a trusted producer that passes bytes
+      from a known-good encoder: it costs about 5 µs for a 200-byte and 50 µs for a 13 KB
+      packet. Builder results and ``EncodedPacket`` are checked when made, whatever this says.
     """
 
     bootstrap_servers: str = attrs.field()
     stream_creation_strategy: StreamCreationStrategy = StreamCreationStrategy.TOPIC_BASED
     partition_mappings: Mapping[str, int] = attrs.field(factory=dict, converter=_freeze_mappings)
-    producer: ProducerSettings = attrs.field(factory=ProducerSettings)
-    queues: QueueLimits = attrs.field(factory=QueueLimits)
-    security: SecuritySettings = attrs.field(factory=SecuritySettings)
-    provision_topics: bool = True
+    producer: ProducerSettings = attrs.field(
+        factory=ProducerSettings, validator=_instance("producer", ProducerSettings)
+    )
+    queues: QueueLimits = attrs.field(
+        factory=QueueLimits, validator=_instance("queues", QueueLimits)
+    )
+    security: SecuritySettings = attrs.field(
+        factory=SecuritySettings, validator=_instance("security", SecuritySettings)
+    )
+    provision_topics: bool = attrs.field(default=True, validator=_bool("provision_topics"))
     replication_factor: int | None = None
+    check_content: bool = attrs.field(default=True, validator=_bool("check_content"))
 
     @bootstrap_servers.validator
     def _check_bootstrap(self, _attr: object, value: str) -> None:
+        if isinstance(value, str):
+            check_text(value, "bootstrap_servers", ConfigurationError)
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(
                 "bootstrap_servers must be a non-empty 'host:port[,host:port]' string, "
@@ -198,9 +294,10 @@ class StreamingConfig:
             )
         for server in value.split(","):
             host, _, port = server.strip().rpartition(":")
-            if not host or not port.isdigit():
+            if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ConfigurationError(
-                    f"bootstrap_servers entry {server.strip()!r} is not 'host:port'"
+                    f"bootstrap_servers entry {server.strip()!r} is not 'host:port' "
+                    "(port 1 to 65535)"
                 )
 
     def __attrs_post_init__(self) -> None:
@@ -232,10 +329,15 @@ class StreamingConfig:
                 raise ConfigurationError(
                     "partition_mappings: the main stream '' always uses partition 0; remove it"
                 )
-            if isinstance(partition, bool) or not isinstance(partition, int) or partition < 1:
+            if (
+                isinstance(partition, bool)
+                or not isinstance(partition, int)
+                or not 1 <= partition <= INT32_MAX
+            ):
                 raise ConfigurationError(
                     f"partition_mappings: stream {stream!r} -> {partition!r}: partitions must be "
-                    "integers from 1 (partition 0 is reserved for the main stream)"
+                    f"integers from 1 to {INT32_MAX} (Kafka's int32; partition 0 is reserved for "
+                    "the main stream)"
                 )
             if partition in seen:
                 raise ConfigurationError(
@@ -246,11 +348,11 @@ class StreamingConfig:
         if self.replication_factor is not None and (
             isinstance(self.replication_factor, bool)
             or not isinstance(self.replication_factor, int)
-            or self.replication_factor < 1
+            or not 1 <= self.replication_factor <= INT16_MAX
         ):
             raise ConfigurationError(
-                f"replication_factor must be None (broker default) or >= 1, got "
-                f"{self.replication_factor!r}"
+                f"replication_factor must be None (broker default) or 1 to {INT16_MAX} (Kafka's "
+                f"int16), got {self.replication_factor!r}"
             )
 
     def client_kwargs(self) -> dict[str, Any]:

@@ -1,26 +1,30 @@
 """Every error aiowriter raises derives from :class:`AiowriterError`.
 
-The tree::
+The tree (``[retry]``: the same call may succeed later; otherwise fix the cause first)::
 
     AiowriterError
     ├── ConfigurationError        a StreamingConfig value is invalid (also a ValueError)
-    ├── InvalidInputError         a call's argument is wrong; nothing was accepted (a ValueError)
+    ├── InvalidInputError         a call's argument is wrong; nothing was accepted (a ValueError):
+    │   │                         wrong types, non-finite or negative deadlines, a call from
+    │   │                         another thread or event loop than the writer's
     │   ├── InvalidNameError      data source / stream name is not a legal, layout-safe topic part
-    │   ├── InvalidPacketError    not an Open Data packet, unknown Packet.type, undecodable bytes
+    │   ├── InvalidPacketError    not an Open Data packet, unknown Packet.type, undecodable bytes,
+    │   │   │                     content that is not a well-formed message of its Packet.type
     │   │   ├── SessionKeyMismatchError   Packet.session_key differs from the record key
     │   │   └── PacketTooLargeError       larger than the producer's max request size
-    │   └── EncodingError         a builder's values cannot be encoded (lengths, ranges, types)
+    │   └── EncodingError         a builder's values cannot be encoded (lengths, ranges, types,
+    │                             text that is not UTF-8, times outside 1970..2554, nesting)
     ├── WriterClosedError         used before start() or after stop()
-    ├── BufferFullError           write_*_nowait() found the stream's queue full
+    ├── BufferFullError           write_*_nowait() found the stream's queue full       [retry]
     ├── TopicLayoutError          an existing topic breaks the Stream API layout
-    ├── KafkaError                the broker or client failed (``retriable``: a retry may help)
-    │   ├── BrokerUnavailableError  no broker answered within the deadline
+    ├── KafkaError                the broker or client failed       [retry if ``retriable``]
+    │   ├── BrokerUnavailableError  no broker answered within the deadline              [retry]
     │   ├── ConnectionSecurityError the broker answered, but the secured connection failed
     │   │   ├── AuthenticationError     SASL login refused (password, user, mechanism)
     │   │   └── TlsError                TLS failed (``reason``: untrusted CA, host name, ...)
     │   ├── AuthorizationError    the principal lacks an ACL permission (topic, operation)
-    │   └── DeliveryError         a packet was not acknowledged
-    │       └── DeliveryTimeoutError  not acknowledged within the delivery timeout
+    │   └── DeliveryError         a packet was not acknowledged     [retry if ``retriable``]
+    │       └── DeliveryTimeoutError  not acknowledged within the delivery timeout      [retry]
     ├── SessionError
     │   ├── SessionNotFoundError
     │   ├── SessionEndedError

@@ -24,15 +24,15 @@ from typing import Literal, TypeVar
 import attrs
 
 from . import open_data
-from ._encoded import EncodedPacket
+from ._encoding.encoded import EncodedPacket
 from ._events import DEFAULT_MAX_QUEUED, Subscription
 from ._exceptions import AiowriterError, DataFormatNotFoundError, InvalidInputError
-from ._kafka_follow import Record, TopicFollower
+from ._kafka.follow import Record, TopicFollower
 from ._layout import Layout, essential_topic
 from ._managed import Deadline, ManagedLifecycle
 from ._names import validate_data_source
+from ._observability.statistics import JsonReady
 from ._result import ApiResult
-from ._statistics import JsonReady
 
 __all__ = [
     "DataFormat",
@@ -193,6 +193,8 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
     async def start(self, data_sources: Sequence[str] = ()) -> None:
         """Start; ``data_sources`` are replayed now (others on first use). On a running
         manager, only replays ``data_sources``."""
+        if isinstance(data_sources, str | bytes):  # "abc" would be three data sources
+            raise InvalidInputError(f"data_sources must be a list of names, not {data_sources!r}")
         names = [validate_data_source(d) for d in data_sources]
 
         async def open_() -> None:

@@ -22,12 +22,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
+from ._checks import check_deadline
 from ._config import StreamingConfig
 from ._events import EventHub
 from ._exceptions import InvalidInputError, WriterClosedError
-from ._kafka_follow import close_quietly
-from ._topics import TopicProvisioner
-from ._writer import PacketWriter
+from ._kafka.follow import close_quietly
+from ._kafka.topics import TopicProvisioner
+from ._writing.writer import PacketWriter
 
 __all__ = ["Deadline", "ManagedLifecycle"]
 
@@ -76,8 +77,8 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         self._config = config
         self._writer = writer
         self._owns_writer = writer is None
-        self._replay_timeout = replay_timeout
-        self._operation_timeout = operation_timeout
+        self._replay_timeout = check_deadline(replay_timeout, "replay_timeout")
+        self._operation_timeout = check_deadline(operation_timeout, "operation_timeout")
         self._provisioner = TopicProvisioner(config)
         self._hub: EventHub[E] = EventHub()
         self._state = "new"
@@ -177,8 +178,10 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         """Stop following and (if owned) stop the writer; idempotent, bounded by ``timeout``.
 
         Subscriptions end, pending callback tasks are cancelled and operations still waiting
-        fail with :class:`WriterClosedError`.
+        fail with :class:`WriterClosedError`. ``timeout``: finite seconds >= 0, else
+        :class:`InvalidInputError` and nothing changes.
         """
+        timeout = check_deadline(timeout, "close(timeout)")
         if self._closed_cleanly:
             return
         self._state = "closed"
@@ -255,6 +258,10 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         """Call ``callback(event)`` for each live event (quick, non-blocking; a coroutine
         function's coroutines run as tasks, cancelled on close). Returns a function that removes
         the callback."""
+        if not callable(callback):
+            raise InvalidInputError(
+                f"callback must be callable (a function taking the event), got {callback!r}"
+            )
         return self._hub.add_callback(callback)
 
 

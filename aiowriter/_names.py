@@ -76,6 +76,15 @@ def validate_stream(name: object, data_source: str = "") -> str:
             f"stream {name!r} contains {''.join(bad)!r}: use only letters, digits, '_' and '-' "
             "(stream topics are '<data source>.<stream>' and the server splits on '.')"
         )
+    if name == ESSENTIAL_SUFFIX[1:]:
+        # Kafka treats '.' and '_' in topic names as the same character (they collide in its
+        # metric names) and refuses '<ds>.essential' once '<ds>_essential' exists, which it
+        # always does: refuse the name here rather than at the first write.
+        raise InvalidNameError(
+            f"stream {name!r}: its topic '<data source>.{name}' collides with the essentials "
+            f"topic '<data source>{ESSENTIAL_SUFFIX}' (Kafka treats '.' and '_' alike in topic "
+            "names); choose another stream name"
+        )
     if len(data_source) + 1 + len(name) > _MAX_TOPIC:
         raise InvalidNameError(
             f"stream {name[:20]!r}...: '{data_source}.<stream>' would exceed Kafka's "

@@ -18,10 +18,10 @@ import attrs
 from ._config import StreamingConfig
 from ._formats import DataFormatManager, DataFormatManagerStatistics
 from ._observability.health import Health
-from ._session_state import SessionManagerStatistics
+from ._observability.statistics import JsonReady, StopReport, WriterStatistics
 from ._sessions import SessionManager
-from ._statistics import JsonReady, StopReport, WriterStatistics
-from ._writer import PacketWriter
+from ._sessions.state import SessionManagerStatistics
+from ._writing.writer import PacketWriter
 
 __all__ = ["Telemetry", "TelemetryStatistics"]
 

@@ -24,33 +24,33 @@ The output is byte-identical to the official ``protobuf`` runtime for messages w
 with the same canonical encoder.
 """
 
-from ._builders import axis_data as axis_data
-from ._builders import coverage_cursor_info as coverage_cursor_info
-from ._builders import error as error
-from ._builders import event as event
-from ._builders import map_data as map_data
-from ._builders import marker as marker
-from ._builders import periodic_data as periodic_data
-from ._builders import raw_can_data as raw_can_data
-from ._builders import row_data as row_data
-from ._builders import synchro_data as synchro_data
-from ._config_builders import configuration as configuration
-from ._config_builders import event_definition as event_definition
-from ._config_builders import formula_definition as formula_definition
-from ._config_builders import group_definition as group_definition
-from ._config_builders import parameter_definition as parameter_definition
-from ._config_builders import text_conversion_definition as text_conversion_definition
-from ._encoded import EncodedPacket as EncodedPacket
-from ._object_encoding import encoded_packet_from_message as encoded_packet_from_message
-from ._sample_encoding import SampleType as SampleType
-from ._session_builders import data_format_configuration as data_format_configuration
-from ._session_builders import data_format_definition as data_format_definition
-from ._session_builders import end_of_session as end_of_session
-from ._session_builders import metadata as metadata
-from ._session_builders import new_session as new_session
-from ._session_builders import session_info as session_info
-from ._session_builders import stream_started as stream_started
-from ._session_builders import stream_stopped as stream_stopped
+from ._encoding.builders import axis_data as axis_data
+from ._encoding.builders import coverage_cursor_info as coverage_cursor_info
+from ._encoding.builders import error as error
+from ._encoding.builders import event as event
+from ._encoding.builders import map_data as map_data
+from ._encoding.builders import marker as marker
+from ._encoding.builders import periodic_data as periodic_data
+from ._encoding.builders import raw_can_data as raw_can_data
+from ._encoding.builders import row_data as row_data
+from ._encoding.builders import synchro_data as synchro_data
+from ._encoding.config_builders import configuration as configuration
+from ._encoding.config_builders import event_definition as event_definition
+from ._encoding.config_builders import formula_definition as formula_definition
+from ._encoding.config_builders import group_definition as group_definition
+from ._encoding.config_builders import parameter_definition as parameter_definition
+from ._encoding.config_builders import text_conversion_definition as text_conversion_definition
+from ._encoding.encoded import EncodedPacket as EncodedPacket
+from ._encoding.objects import encoded_packet_from_message as encoded_packet_from_message
+from ._encoding.samples import SampleType as SampleType
+from ._encoding.session_builders import data_format_configuration as data_format_configuration
+from ._encoding.session_builders import data_format_definition as data_format_definition
+from ._encoding.session_builders import end_of_session as end_of_session
+from ._encoding.session_builders import metadata as metadata
+from ._encoding.session_builders import new_session as new_session
+from ._encoding.session_builders import session_info as session_info
+from ._encoding.session_builders import stream_started as stream_started
+from ._encoding.session_builders import stream_stopped as stream_stopped
 
 __all__ = [
     "EncodedPacket",

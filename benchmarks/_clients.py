@@ -52,7 +52,7 @@ def peak_rss_mb() -> float:
 def make_pool(columns: int, samples: int, size: int) -> tuple[list[Any], list[bytes]]:
     """Distinct packets (smooth signals plus noise) so zstd sees realistic, not repeated, data."""
     from aiowriter import packets
-    from aiowriter._wire import encode_packet
+    from aiowriter._encoding.wire import encode_packet
 
     rng = np.random.default_rng(20240601)
     t = np.arange(samples, dtype=np.float64)

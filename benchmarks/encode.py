@@ -38,8 +38,8 @@ from google.protobuf.internal import api_implementation  # noqa: E402
 
 from aiowriter import open_data as od  # noqa: E402
 from aiowriter import packets  # noqa: E402
-from aiowriter._object_encoding import encode_message  # noqa: E402
-from aiowriter._wire import encode_packet  # noqa: E402
+from aiowriter._encoding.objects import encode_message  # noqa: E402
+from aiowriter._encoding.wire import encode_packet  # noqa: E402
 
 FORMAT_ID = 7
 START = 1_700_000_000_000_000_000

@@ -1,7 +1,7 @@
 """Batches compressed off the event loop, checked by the broker itself and read back.
 
 A module-scoped local broker of our own (so its log directory is known) receives bursts that
-the writer compresses in worker threads (aiowriter._compression) and trickles that keep the
+the writer compresses in worker threads (aiowriter._kafka.compression) and trickles that keep the
 inline path; then
 
 - an independent aiokafka consumer reads every record back: exactly once, in order per stream;

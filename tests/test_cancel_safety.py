@@ -36,7 +36,7 @@ from aiowriter import (
 pytestmark = [pytest.mark.kafka]
 
 DEADLINES = [0.0, 0.0005, 0.002, 0.01, 0.05]
-PACKET = EncodedPacket(type="PeriodicData", content=b"\x08\x01")
+PACKET = EncodedPacket(type="PeriodicData", content=b"\x18\x01")  # interval=1
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,4 @@
-"""Batches compressed off the event loop (aiowriter._compression) are the batches aiokafka
+"""Batches compressed off the event loop (aiowriter._kafka.compression) are the batches aiokafka
 would have built: byte-identical once the producer state is set at drain time, valid CRC."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from aiowriter import _compression
-from aiowriter._compression import CODEC_ZSTD, PreparedBatch, new_builder, prepare
+from aiowriter._kafka import compression as _compression
+from aiowriter._kafka.compression import CODEC_ZSTD, PreparedBatch, new_builder, prepare
 
 BATCH = 128 * 1024
 

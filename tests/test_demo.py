@@ -20,7 +20,7 @@ import pytest
 from _oracle import load_pb2
 
 from aiowriter._config import StreamingConfig
-from aiowriter._topics import TopicProvisioner
+from aiowriter._kafka.topics import TopicProvisioner
 
 pytestmark = pytest.mark.kafka
 
@@ -207,9 +207,9 @@ def test_cli_rejects_bad_arguments() -> None:
 async def test_demo_does_not_keep_acknowledged_packets(kafka_bootstrap_servers: str) -> None:
     """Memory must not grow with --seconds (up to a day): a delivery holds its packet's bytes,
     so the demo may keep only those not yet settled."""
+    from aiowriter._cli.demo import DemoOptions, run_demo
     from aiowriter._config import StreamCreationStrategy
-    from aiowriter._delivery import Delivery
-    from aiowriter._demo import DemoOptions, run_demo
+    from aiowriter._writing.delivery import Delivery
 
     retained: list[tuple[int, int]] = []
 

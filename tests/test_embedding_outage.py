@@ -38,7 +38,7 @@ from aiowriter.testing import LocalKafkaCluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-PACKET = EncodedPacket(type="PeriodicData", content=b"\x08\x01")
+PACKET = EncodedPacket(type="PeriodicData", content=b"\x18\x01")  # interval=1
 
 
 @pytest.fixture(scope="module")

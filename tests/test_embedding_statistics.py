@@ -22,7 +22,7 @@ async def test_as_dict_is_json_ready(kafka_bootstrap_servers: str) -> None:
     async with Telemetry(config) as telemetry:
         session = (await telemetry.sessions.create_new_session(ds, "FP1")).unwrap()
         (await telemetry.formats.get_parameter_data_format_id(ds, ["a", "b"])).unwrap()
-        packet = EncodedPacket(type="PeriodicData", content=b"\x08\x01")
+        packet = EncodedPacket(type="PeriodicData", content=b"\x18\x01")  # interval=1
         await (await telemetry.writer.write_data(ds, "s", session.session_key, packet)).delivery
         stats = telemetry.statistics()
         for snapshot in (stats, stats.writer, stats.sessions, stats.formats, telemetry.health()):

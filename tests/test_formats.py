@@ -14,7 +14,7 @@ from test_sessions import follower_tasks, read_records, track_connections
 
 from aiowriter import open_data
 from aiowriter._config import StreamCreationStrategy, StreamingConfig
-from aiowriter._encoded import EncodedPacket
+from aiowriter._encoding.encoded import EncodedPacket
 from aiowriter._exceptions import (
     DataFormatNotFoundError,
     InvalidInputError,
@@ -23,9 +23,9 @@ from aiowriter._exceptions import (
     WriterClosedError,
 )
 from aiowriter._formats import DataFormatManager, FormatUpdated, dotnet_ticks
-from aiowriter._kafka_follow import TopicFollower
+from aiowriter._kafka.follow import TopicFollower
 from aiowriter._sessions import SessionManager
-from aiowriter._writer import PacketWriter
+from aiowriter._writing.writer import PacketWriter
 
 pytestmark = pytest.mark.kafka
 

@@ -15,16 +15,28 @@ ROOT = Path(__file__).resolve().parent.parent
 def _imports(path: Path, package: str | None) -> set[str]:
     """Names of the sibling modules ``path`` imports (top-level module names only)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    # Imports only a type checker runs make no cycle at run time.
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level and package is not None:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                mod = f"{base}.{node.module}" if node.module else base
-                found.add(mod)
                 if node.module is None:
+                    # "from . import x" imports the submodule x, not the package's __init__
                     found.update(f"{base}.{alias.name}" for alias in node.names)
+                else:
+                    found.add(f"{base}.{node.module}")
             elif node.module:
                 found.add(node.module)
     return found

@@ -7,9 +7,9 @@ import asyncio
 import itertools
 
 from aiowriter._config import QueueLimits
-from aiowriter._delivery import Delivery
-from aiowriter._lanes import Budget, Lane
 from aiowriter._layout import Route
+from aiowriter._writing.delivery import Delivery
+from aiowriter._writing.lanes import Budget, Lane
 
 
 async def test_must_wait_matches_has_room() -> None:

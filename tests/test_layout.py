@@ -105,6 +105,14 @@ def test_stream_rejected(name: str) -> None:
         validate_stream(name, "car")
 
 
+def test_stream_essential_collides_with_the_essentials_topic() -> None:
+    # Kafka refuses 'car.essential' once 'car_essential' exists ("collides with existing topic"):
+    # the name is refused before anything is queued, not at the first write.
+    with pytest.raises(InvalidNameError, match="collides with the essentials topic"):
+        validate_stream("essential", "car")
+    assert validate_stream("Essential", "car") == "Essential"  # topic names are case-sensitive
+
+
 def test_stream_topic_length() -> None:
     ds = "d" * 200
     assert validate_stream("s" * 48, ds)  # 200 + 1 + 48 == 249

@@ -26,7 +26,7 @@ from aiowriter.integrations.prometheus import PrometheusCollector
 
 pytestmark = [pytest.mark.kafka]
 
-PACKET = EncodedPacket(type="PeriodicData", content=b"\x08\x01")
+PACKET = EncodedPacket(type="PeriodicData", content=b"\x18\x01")  # interval=1
 
 
 def _ds() -> str:

@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiowriter import InvalidPacketError, SessionKeyMismatchError
-from aiowriter._encoded import PACKET_TYPES
-from aiowriter._packet_input import _canonical_essential, packet_value
-from aiowriter._wire import encode_packet, parse_packet_envelope
+from aiowriter._encoding.content_check import check_content
+from aiowriter._encoding.encoded import PACKET_TYPES
+from aiowriter._encoding.packet_input import _canonical_essential, packet_value
+from aiowriter._encoding.wire import encode_packet, parse_packet_envelope
 
 types = st.sampled_from(sorted(PACKET_TYPES))
 keys = st.text(max_size=40)
@@ -36,8 +37,15 @@ def test_fast_path_takes_canonical_packets(
     data = encode_packet(type_, key, essential, content, id_)
     fast = _canonical_essential(data, key)
     if fast is not None:  # (keys of 128+ bytes go to the full parser)
-        assert fast is essential
-    assert packet_value(data, key, lambda: 1) == (data, essential)
+        assert fast[0] is essential
+        assert data[fast[1] : fast[2]] == content
+    try:
+        check_content(type_, content)
+    except InvalidPacketError:  # random bytes are rarely a message of the type: rejected
+        with pytest.raises(InvalidPacketError, match="well-formed"):
+            packet_value(data, key, lambda: 1)
+    else:
+        assert packet_value(data, key, lambda: 1) == (data, essential)
 
 
 @settings(max_examples=500, deadline=None)
@@ -60,7 +68,7 @@ def test_fast_path_never_disagrees_with_the_parser(
             del raw[data.draw(st.integers(0, len(raw) - 1)) :]
     fast = _canonical_essential(bytes(raw), key)
     if fast is not None:
-        assert fast == _full(bytes(raw), key)
+        assert fast[0] == _full(bytes(raw), key)
 
 
 def test_duplicate_session_key_field_is_caught() -> None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from aiowriter import open_data as od
 from aiowriter import packets
-from aiowriter._object_encoding import encode_message, encoded_packet_from_message
+from aiowriter._encoding.objects import encode_message, encoded_packet_from_message
 
 try:
     from _oracle import pb2

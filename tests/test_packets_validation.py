@@ -13,7 +13,7 @@ import pytest
 
 from aiowriter import EncodingError, InvalidInputError, InvalidPacketError, packets
 from aiowriter import open_data as od
-from aiowriter._object_encoding import encode_message, encoded_packet_from_message
+from aiowriter._encoding.objects import encode_message, encoded_packet_from_message
 
 CASES: list[tuple[str, Callable[[], Any], str]] = [
     # sample data: shapes

@@ -117,7 +117,13 @@ def test_listeners_are_distinct_and_secured(kafka_secured: Settings) -> None:
 async def test_writer_layout(kafka_secured: Settings, kind: str, mechanism: str | None) -> None:
     settings = kafka_secured(kind, mechanism)
     ds, key = _ds(), f"session-{uuid.uuid4()}"
-    plan = [("", b"m0", False), ("s1", b"a0", True), ("s1", b"a1", False), ("", b"m1", True)]
+    # Marker content with a two-letter label (the writer takes only well-formed content).
+    plan = [
+        ("", b"\x1a\x02m0", False),
+        ("s1", b"\x1a\x02a0", True),
+        ("s1", b"\x1a\x02a1", False),
+        ("", b"\x1a\x02m1", True),
+    ]
     config = config_from_mapping(settings)
     async with PacketWriter(config) as writer:
         results = [
@@ -136,7 +142,10 @@ async def test_writer_layout(kafka_secured: Settings, kind: str, mechanism: str 
         assert [p.content for p in packets] == [b for s, b, _ in plan if s == stream]
         assert {(p.type, p.session_key) for p in packets} == {("Marker", key)}
     essentials = await read_partition(settings, f"{ds}_essential")
-    assert [open_data.Packet.parse(r.value).content for r in essentials] == [b"a0", b"m1"]
+    assert [open_data.Packet.parse(r.value).content for r in essentials] == [
+        b"\x1a\x02a0",
+        b"\x1a\x02m1",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -153,11 +162,11 @@ async def test_partition_based_layout(
         partition_mappings={"s1": 1},
     )
     async with PacketWriter(config) as writer:
-        result = await writer.write_data(ds, "s1", key, EncodedPacket("Marker", b"x"))
+        result = await writer.write_data(ds, "s1", key, EncodedPacket("Marker", b"\x1a\x01x"))
         report = await result.delivery
     assert (report.topic, report.partition) == (ds, 1)
     records = await read_partition(settings, ds, 1)
-    assert [open_data.Packet.parse(r.value).content for r in records] == [b"x"]
+    assert [open_data.Packet.parse(r.value).content for r in records] == [b"\x1a\x01x"]
 
 
 @pytest.mark.parametrize(("kind", "mechanism"), LISTENERS, ids=LISTENER_IDS)

@@ -209,7 +209,7 @@ async def test_acl_denials_name_the_permission(negative: dict[str, dict[str, str
         plain = ProducerSettings(enable_idempotence=False, acks=1)
         ds = f"acl-{os.urandom(4).hex()}"
         async with PacketWriter(config_from_mapping(settings, producer=plain)) as writer:
-            result = await writer.write_data(ds, "", "key", EncodedPacket("Marker", b"x"))
+            result = await writer.write_data(ds, "", "key", EncodedPacket("Marker", b"\x1a\x01x"))
     assert not result.success
     assert isinstance(result.error, AuthorizationError)
     assert f"create topic(s) {ds!r}, '{ds}_essential'" in str(result.error)

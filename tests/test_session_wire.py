@@ -8,7 +8,7 @@ import random
 import pytest
 
 from aiowriter import InvalidPacketError, open_data
-from aiowriter._session_wire import decode_end, decode_info, decode_new
+from aiowriter._sessions.records import decode_end, decode_info, decode_new
 
 T = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
 

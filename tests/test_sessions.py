@@ -14,7 +14,7 @@ import pytest
 
 from aiowriter import open_data
 from aiowriter._config import StreamCreationStrategy, StreamingConfig
-from aiowriter._encoded import EncodedPacket
+from aiowriter._encoding.encoded import EncodedPacket
 from aiowriter._exceptions import (
     InvalidInputError,
     InvalidNameError,
@@ -22,16 +22,16 @@ from aiowriter._exceptions import (
     SessionNotFoundError,
     WriterClosedError,
 )
+from aiowriter._kafka.topics import TopicProvisioner
 from aiowriter._layout import TopicRequirement
-from aiowriter._session_state import (
+from aiowriter._sessions import SessionManager
+from aiowriter._sessions.state import (
     SessionAssociated,
     SessionEnded,
     SessionStarted,
     SessionUpdated,
 )
-from aiowriter._sessions import SessionManager
-from aiowriter._topics import TopicProvisioner
-from aiowriter._writer import PacketWriter
+from aiowriter._writing.writer import PacketWriter
 
 pytestmark = pytest.mark.kafka
 
@@ -593,7 +593,7 @@ async def test_an_operation_queued_behind_close_writes_nothing(
 async def test_offsets_snapshotter_refuses_to_reconnect_after_close(
     config: StreamingConfig, writer: PacketWriter
 ) -> None:
-    from aiowriter._offsets import OffsetSnapshotter
+    from aiowriter._sessions.offsets import OffsetSnapshotter
 
     ds = _ds()
     await writer.ensure_topics(ds)

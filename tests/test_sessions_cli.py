@@ -22,7 +22,7 @@ from aiowriter import (
     open_data,
     packets,
 )
-from aiowriter._cli import main
+from aiowriter._cli.main import main
 
 pytestmark = pytest.mark.kafka
 

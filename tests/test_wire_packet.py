@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from aiowriter import EncodingError, InvalidPacketError
 from aiowriter import open_data as od
-from aiowriter._object_encoding import encode_message, packet_type_for
-from aiowriter._wire import PacketEnvelope, encode_packet, parse_packet_envelope
+from aiowriter._encoding.objects import encode_message, packet_type_for
+from aiowriter._encoding.wire import PacketEnvelope, encode_packet, parse_packet_envelope
 
 try:
     from _oracle import pb2

@@ -10,9 +10,9 @@ import asyncio
 import pytest
 
 from aiowriter import QueueLimits
-from aiowriter._delivery import Delivery
-from aiowriter._lanes import Budget, Lane
 from aiowriter._layout import Route
+from aiowriter._writing.delivery import Delivery
+from aiowriter._writing.lanes import Budget, Lane
 
 
 def _entry(size: int, tag: int = 0) -> Delivery:

@@ -32,12 +32,17 @@ from aiowriter import (
     StreamingConfig,
     WriterClosedError,
 )
-from aiowriter._wire import parse_packet_envelope
+from aiowriter._encoding.wire import parse_packet_envelope, varint
 from aiowriter.testing import LocalKafkaCluster, LocalKafkaError, start_local_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 NODE = 1
+
+
+def _label(text: bytes) -> bytes:
+    """Marker content with ``text`` as its label (the writer rejects malformed content)."""
+    return b"\x1a" + varint(len(text)) + text
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +98,7 @@ async def _works(bootstrap: str) -> None:
         bootstrap_servers=bootstrap, producer=ProducerSettings(delivery_timeout=20)
     )
     async with PacketWriter(config) as writer:
-        result = await writer.write_data(ds, "", "k", EncodedPacket("Marker", b"back"))
+        result = await writer.write_data(ds, "", "k", EncodedPacket("Marker", _label(b"back")))
         assert result.success, result.message
         report = await result.delivery
         stop = await writer.stop()
@@ -147,7 +152,9 @@ async def test_stalled_broker_keeps_memory_bounded(own_kafka: LocalKafkaCluster)
     async def keep_writing(stream: str) -> None:
         while not stop_writing.is_set():
             try:
-                result = await writer.write_data(ds, stream, "k", EncodedPacket("Marker", payload))
+                result = await writer.write_data(
+                    ds, stream, "k", EncodedPacket("Marker", _label(payload))
+                )
             except WriterClosedError as exc:
                 outcomes.append(exc)
                 return
@@ -174,10 +181,10 @@ async def test_stalled_broker_keeps_memory_bounded(own_kafka: LocalKafkaCluster)
         assert blocked_seen  # write_data waited for room
         assert peak_total > limits.max_total_bytes // 2  # the queues really filled up
         with pytest.raises(BufferFullError, match="full"):
-            writer.write_data_nowait(ds, "a", "k", EncodedPacket("Marker", payload))
+            writer.write_data_nowait(ds, "a", "k", EncodedPacket("Marker", _label(payload)))
         # A blocked write_data gives up after delivery_timeout with a failed result.
         t0 = time.monotonic()
-        result = await writer.write_data(ds, "b", "k", EncodedPacket("Marker", payload))
+        result = await writer.write_data(ds, "b", "k", EncodedPacket("Marker", _label(payload)))
         waited = time.monotonic() - t0
         outcomes.append(result)
         if not result.success:
@@ -237,7 +244,7 @@ async def test_stop_releases_writers_blocked_on_a_stalled_broker(
     ds = _ds()
     writer = PacketWriter(config)
     await writer.start()
-    first = await writer.write_data(ds, "a", "k", EncodedPacket("Marker", b"first"))
+    first = await writer.write_data(ds, "a", "k", EncodedPacket("Marker", _label(b"first")))
     await first.delivery  # topics exist and the producer has their metadata
     pid = own_kafka.pid(NODE)
     os.kill(pid, signal.SIGSTOP)
@@ -247,14 +254,18 @@ async def test_stop_releases_writers_blocked_on_a_stalled_broker(
             try:
                 while True:
                     accepted.append(
-                        writer.write_data_nowait(ds, "a", "k", EncodedPacket("Marker", b"x"))
+                        writer.write_data_nowait(
+                            ds, "a", "k", EncodedPacket("Marker", _label(b"x"))
+                        )
                     )
             except BufferFullError:
                 pass
             await asyncio.sleep(0.02)
         assert accepted
         blocked = [
-            asyncio.create_task(writer.write_data(ds, "a", "k", EncodedPacket("Marker", b"b")))
+            asyncio.create_task(
+                writer.write_data(ds, "a", "k", EncodedPacket("Marker", _label(b"b")))
+            )
             for _ in range(6)
         ]
         await asyncio.sleep(0.3)
@@ -301,7 +312,8 @@ async def test_killed_broker_then_restarted(own_kafka: LocalKafkaCluster) -> Non
     await short.ensure_topics(ds, ["x"])
     await long.ensure_topics(ds, ["y"])
     before = [
-        await short.write_data(ds, "x", "k", EncodedPacket("Marker", b"before")) for _ in range(20)
+        await short.write_data(ds, "x", "k", EncodedPacket("Marker", _label(b"before")))
+        for _ in range(20)
     ]
     reports = [await result.delivery for result in before]
 
@@ -311,7 +323,7 @@ async def test_killed_broker_then_restarted(own_kafka: LocalKafkaCluster) -> Non
         # configured delivery timeout.
         t0 = time.monotonic()
         after = [
-            await short.write_data(ds, "x", "k", EncodedPacket("Marker", b"after"))
+            await short.write_data(ds, "x", "k", EncodedPacket("Marker", _label(b"after")))
             for _ in range(20)
         ]
         assert all(r.success for r in after)
@@ -331,7 +343,8 @@ async def test_killed_broker_then_restarted(own_kafka: LocalKafkaCluster) -> Non
         # A writer with a long delivery timeout still holds its packets: stop(timeout=2)
         # gives up on them in about 2 s and says how many were not delivered.
         pending = [
-            await long.write_data(ds, "y", "k", EncodedPacket("Marker", b"lost")) for _ in range(50)
+            await long.write_data(ds, "y", "k", EncodedPacket("Marker", _label(b"lost")))
+            for _ in range(50)
         ]
         assert all(r.success for r in pending)
         await asyncio.sleep(0.2)
@@ -358,4 +371,6 @@ async def test_killed_broker_then_restarted(own_kafka: LocalKafkaCluster) -> Non
     before_records = await _read(boot, f"{ds}.x")
     assert [r.offset for r in before_records[:20]] == [rep.offset for rep in reports]
     envelopes = [parse_packet_envelope(r.value) for r in before_records[:20]]
-    assert {(e.type, e.session_key, e.content) for e in envelopes} == {("Marker", "k", b"before")}
+    assert {(e.type, e.session_key, e.content) for e in envelopes} == {
+        ("Marker", "k", _label(b"before"))
+    }

@@ -26,9 +26,16 @@ from aiowriter import (
     WriterClosedError,
     open_data,
 )
-from aiowriter._statistics import StopReport, WriterStatistics
+from aiowriter._encoding.wire import varint
+from aiowriter._observability.statistics import StopReport, WriterStatistics
 
 MARKER = EncodedPacket("Marker", b"")
+
+
+def _label(text: bytes) -> bytes:
+    """Marker content holding ``text`` as its label: the writer rejects content that is not a
+    well-formed message of its Packet.type."""
+    return b"\x1a" + varint(len(text)) + text
 
 
 def _ds() -> str:
@@ -178,18 +185,18 @@ async def test_packet_too_large(kafka_bootstrap_servers: str) -> None:
     config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers, producer=producer)
     ds = _ds()
     async with PacketWriter(config) as writer:
-        big = EncodedPacket("Marker", b"x" * 20_000)
+        big = EncodedPacket("Marker", _label(b"x" * 20_000))
         await _all_write_paths(writer, ds, "", "k", big, PacketTooLargeError, "20000")
         with pytest.raises(PacketTooLargeError):
             await writer.write_info(big, session_key="k")
         with pytest.raises(PacketTooLargeError):
             await writer.write_data(
-                ds, "", "k", bytes(open_data.Packet(type="Marker", content=b"y" * 30_000))
+                ds, "", "k", bytes(open_data.Packet(type="Marker", content=_label(b"y" * 30_000)))
             )
         assert issubclass(PacketTooLargeError, InvalidPacketError)
         _nothing_queued(writer)
         # Just under the bound is accepted and delivered (the broker's default limit is ~1 MB).
-        ok = await writer.write_data(ds, "", "k", EncodedPacket("Marker", b"x" * 19_000))
+        ok = await writer.write_data(ds, "", "k", EncodedPacket("Marker", _label(b"x" * 19_000)))
         report = await ok.delivery
         assert report.offset == 0
         result = await writer.stop()
@@ -333,7 +340,9 @@ async def test_repr_and_statistics(kafka_bootstrap_servers: str) -> None:
             deliveries.append((await writer.write_data(ds, "a", "key", MARKER)).delivery)
         deliveries.append(
             (
-                await writer.write_data(ds, "", "key", EncodedPacket("Configuration", b"abc", True))
+                await writer.write_data(
+                    ds, "", "key", EncodedPacket("Configuration", b"\x0a\x03abc", True)
+                )
             ).delivery
         )
         deliveries.append((await writer.write_info(MARKER, session_key="key")).delivery)

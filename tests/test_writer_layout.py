@@ -31,8 +31,9 @@ from aiowriter import (
     TopicLayoutError,
     WriteResult,
     open_data,
+    packets,
 )
-from aiowriter._encoded import PACKET_TYPES
+from aiowriter._encoding.encoded import PACKET_TYPES
 
 pytestmark = pytest.mark.kafka
 
@@ -593,3 +594,15 @@ async def test_ensure_topics_creates_layout(kafka_bootstrap_servers: str) -> Non
         f"{ds2}_essential": 1,
         f"{ds2}.x": 1,
     }
+
+
+async def test_stream_named_essential_is_refused_before_anything_is_queued(
+    kafka_bootstrap_servers: str,
+) -> None:
+    # On Kafka, 'ds.essential' collides with 'ds_essential' ('.' and '_' are alike in topic
+    # names): the broker would refuse the topic at the first write. Refused at the call instead.
+    ds = f"ess{uuid.uuid4().hex[:8]}"
+    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as w:
+        with pytest.raises(InvalidNameError, match="collides"):
+            await w.write_data(ds, "essential", "k", packets.marker(1, "x"))
+        assert w.statistics().streams == ()

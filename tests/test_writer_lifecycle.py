@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from aiowriter import EncodedPacket, PacketWriter, StreamingConfig, WriterClosedError
+from aiowriter._kafka.topics import TopicProvisioner
 from aiowriter._layout import TopicRequirement
-from aiowriter._topics import TopicProvisioner
 
 pytestmark = pytest.mark.kafka
 

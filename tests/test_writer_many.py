@@ -15,7 +15,7 @@ from aiowriter import (
     WriterClosedError,
     packets,
 )
-from aiowriter._wire import parse_packet_envelope
+from aiowriter._encoding.wire import parse_packet_envelope
 
 pytestmark = pytest.mark.kafka
 

@@ -68,7 +68,9 @@ async def test_hundred_thousand_packets_in_order(kafka_bootstrap_servers: str) -
     async def produce(writer: PacketWriter, index: int) -> None:
         stream = streams[index]
         for seq in range(PER_STREAM):
-            content = struct.pack(">HI", index, seq)
+            # PeriodicData.start_time (fixed64, field 2) carries (stream index, seq): the
+            # writer only takes content that is a well-formed message of its type.
+            content = b"\x11" + struct.pack("<Q", index << 32 | seq)
             packet = EncodedPacket("PeriodicData", content, seq % ESSENTIAL_EVERY == 0)
             result = await writer.write_data(ds, stream, sessions[seq % SESSIONS], packet)
             if not result.success:
@@ -104,7 +106,7 @@ async def test_hundred_thousand_packets_in_order(kafka_bootstrap_servers: str) -
             assert not record.headers
             packet = pb2.Packet()
             packet.ParseFromString(record.value)
-            stream_index, seq = struct.unpack(">HI", packet.content)
+            stream_index, seq = divmod(struct.unpack("<Q", packet.content[1:9])[0], 1 << 32)
             # Complete and in write order per stream ...
             assert (stream_index, seq) == (index, offset)
             assert record.key == sessions[seq % SESSIONS].encode()
@@ -126,7 +128,7 @@ async def test_hundred_thousand_packets_in_order(kafka_bootstrap_servers: str) -
     for record in copies:
         packet = pb2.Packet()
         packet.ParseFromString(record.value)
-        stream_index, seq = struct.unpack(">HI", packet.content)
+        stream_index, seq = divmod(struct.unpack("<Q", packet.content[1:9])[0], 1 << 32)
         assert record.key == sessions[seq % SESSIONS].encode()
         by_stream.setdefault(stream_index, []).append(seq)
     for index in range(STREAMS):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import attrs
 
 from .._observability.health import Health, LatencyHistogram
-from .._statistics import WriterStatistics
+from .._observability.statistics import WriterStatistics
 from .._telemetry import Telemetry
-from .._writer import PacketWriter
+from .._writing.writer import PacketWriter
 
 __all__ = ["MetricsSource", "StreamFigures", "snapshot"]
 

@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 
 from .._exceptions import AiowriterError, BrokerUnavailableError, DeliveryTimeoutError
-from .._statistics import JsonReady
+from .statistics import JsonReady
 
 __all__ = ["LATENCY_BUCKETS", "Health", "HealthTracker", "LatencyHistogram", "ReportsHealth"]
 
@@ -213,8 +213,7 @@ class HealthTracker:
                 )
         elif health.status == "ok" and self._degraded_since is not None:
             log.warning(
-                "writer recovered: the broker acknowledges again after %.1f s degraded "
-                "(since %s)",
+                "writer recovered: the broker acknowledges again after %.1f s degraded (since %s)",
                 now - self._degraded_since,
                 _iso(self._degraded_since),
             )
@@ -242,8 +241,10 @@ class HealthTracker:
         if state != "running":
             status = state
         elif self.reachable is False:
-            status, reason, since = "degraded", f"broker unreachable: {self.last_error}", (
-                self._down_since
+            status, reason, since = (
+                "degraded",
+                f"broker unreachable: {self.last_error}",
+                (self._down_since),
             )
         elif age is not None and age > self.stall_after:
             status = "degraded"

@@ -1,6 +1,9 @@
 """Sessions on the ``SessionInfo`` topic: the manager, its results and the ``session()`` scope."""
 
-from .._session_state import (
+from ._manager import SessionManager
+from ._results import SessionResult
+from ._scope import SessionScope
+from .state import (
     SessionAssociated,
     SessionEnded,
     SessionEvent,
@@ -9,9 +12,6 @@ from .._session_state import (
     SessionStarted,
     SessionUpdated,
 )
-from ._manager import SessionManager
-from ._results import SessionResult
-from ._scope import SessionScope
 
 __all__ = [
     "SessionAssociated",

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import attrs
 
 from .. import open_data
-from .._session_state import SessionEvent, SessionInfo
+from .state import SessionEvent, SessionInfo
 
 __all__ = ["Change", "Repair", "Seen", "Watch", "update_record"]
 

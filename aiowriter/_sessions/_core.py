@@ -24,11 +24,12 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from typing import SupportsBytes
+
+import betterproto2
 
 from .. import open_data
 from .._config import StreamingConfig
-from .._delivery import DeliveryReport
+from .._encoding.objects import encode_message
 from .._events import DEFAULT_MAX_QUEUED, Subscription
 from .._exceptions import (
     AiowriterError,
@@ -37,23 +38,24 @@ from .._exceptions import (
     SessionNotFoundError,
     TopicLayoutError,
 )
-from .._kafka_follow import Record, TopicFollower, close_quietly
+from .._kafka.follow import Record, TopicFollower, close_quietly
 from .._layout import TopicRequirement
 from .._managed import Deadline, ManagedLifecycle
 from .._names import SESSION_INFO_TOPIC, validate_data_source
-from .._offsets import OffsetSnapshotter
 from .._result import ApiResult
-from .._session_state import (
+from .._writing.delivery import DeliveryReport
+from .._writing.writer import PacketWriter
+from ._commit import Seen, Watch
+from ._fetch import read_session
+from ._results import SessionResult
+from .offsets import OffsetSnapshotter
+from .state import (
     SessionEvent,
     SessionInfo,
     SessionManagerStatistics,
     SessionTable,
     check_key,
 )
-from .._writer import PacketWriter
-from ._commit import Seen, Watch
-from ._fetch import read_session
-from ._results import SessionResult
 
 __all__ = ["SessionCore", "replay_budget"]
 
@@ -327,12 +329,16 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         watch = self._watch = Watch(session_key, self._follower.positions.get(0, 0))
         return state, watch
 
-    async def _write(self, type_: str, session_key: str, content: SupportsBytes, at: float) -> int:
+    async def _write(
+        self, type_: str, session_key: str, content: betterproto2.Message, at: float
+    ) -> int:
         """Write one ``SessionInfo`` record, wait for its ack and until the follower applied
         it; return its offset."""
         assert self._writer is not None
         assert self._follower is not None
-        packet = open_data.Packet(type=type_, session_key=session_key, content=bytes(content))
+        # aiowriter's encoder, not bytes(): betterproto2 writes -1.5 s as -0.5 s (issue 9).
+        body = encode_message(content)
+        packet = open_data.Packet(type=type_, session_key=session_key, content=body)
         result = await self._writer.write_info(packet)
         await self._writer._settle_info(session_key, self._left(at))
         report: DeliveryReport = await result.delivery

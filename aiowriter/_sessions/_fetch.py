@@ -7,9 +7,9 @@ from typing import Any
 
 from .._config import StreamingConfig
 from .._exceptions import KafkaError, map_kafka_errors
-from .._kafka_follow import close_quietly
+from .._kafka.follow import close_quietly
 from .._names import SESSION_INFO_TOPIC
-from .._session_state import SessionInfo, SessionTable
+from .state import SessionInfo, SessionTable
 
 __all__ = ["read_session"]
 

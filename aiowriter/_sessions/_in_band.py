@@ -7,12 +7,13 @@ from collections.abc import Sequence
 import attrs
 
 from .. import open_data
-from .._encoded import EncodedPacket
+from .._encoding.encoded import EncodedPacket
+from .._encoding.objects import encode_message
 from .._exceptions import InvalidInputError
 from .._layout import Layout, Route
 from .._names import validate_stream
-from .._session_state import SessionInfo, now
-from .._writer import PacketWriter
+from .._writing.writer import PacketWriter
+from .state import SessionInfo, now
 
 __all__ = ["in_band_end", "in_band_start", "one_per_route", "stream_names"]
 
@@ -39,7 +40,8 @@ def in_band_start(
         session_info=attrs.evolve(session, data_source="").to_info_packet(),
         creation_time=session.creation_time,
     )
-    out = [(s, EncodedPacket("NewSession", bytes(new), essential)) for s in names]
+    body = encode_message(new)  # not bytes(): betterproto2 misencodes negative Durations
+    out = [(s, EncodedPacket("NewSession", body, essential)) for s in names]
     if configuration is not None:
         out.append(("", configuration))
     return out
@@ -49,7 +51,8 @@ def in_band_end(
     session: SessionInfo, names: list[str], essential: bool
 ) -> list[tuple[str, EncodedPacket]]:
     end = open_data.EndOfSessionPacket(data_source=session.data_source, termination_time=now())
-    return [(s, EncodedPacket("EndOfSession", bytes(end), essential)) for s in names]
+    body = encode_message(end)
+    return [(s, EncodedPacket("EndOfSession", body, essential)) for s in names]
 
 
 def one_per_route(

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import attrs
 
 from .. import open_data
-from .._delivery import DeliveryReport
-from .._encoded import EncodedPacket
+from .._encoding.encoded import EncodedPacket
+from .._encoding.objects import encoded_packet_from_message
 from .._exceptions import (
     AiowriterError,
     InvalidInputError,
@@ -27,7 +27,14 @@ from .._exceptions import (
 )
 from .._names import validate_data_source
 from .._result import ApiResult
-from .._session_state import (
+from .._writing.delivery import DeliveryReport
+from .._writing.writer import PacketWriter
+from ._commit import Change, Repair, update_record
+from ._core import SessionCore
+from ._in_band import in_band_end, in_band_start, one_per_route, stream_names
+from ._results import SessionResult
+from ._scope import SessionScope
+from .state import (
     SessionEnded,
     SessionInfo,
     SessionStarted,
@@ -36,12 +43,6 @@ from .._session_state import (
     check_str,
     now,
 )
-from .._writer import PacketWriter
-from ._commit import Change, Repair, update_record
-from ._core import SessionCore
-from ._in_band import in_band_end, in_band_start, one_per_route, stream_names
-from ._results import SessionResult
-from ._scope import SessionScope
 
 __all__ = ["SessionManager"]
 
@@ -386,10 +387,16 @@ class SessionManager(SessionCore):
         names = stream_names(streams, data_source)
         if configuration is not None:
             if isinstance(configuration, open_data.ConfigurationPacket):
-                configuration = EncodedPacket("Configuration", bytes(configuration), True)
+                # aiowriter's encoder: nested messages are checked for their declared class.
+                configuration = encoded_packet_from_message(configuration, is_essential=True)
             elif not isinstance(configuration, EncodedPacket):
                 raise InvalidInputError(
                     "configuration must be an open_data.ConfigurationPacket or an EncodedPacket"
+                )
+            if configuration.type != "Configuration":
+                raise InvalidInputError(
+                    "configuration must be a Configuration packet, "
+                    f"got a {configuration.type!r} one"
                 )
         config_ = configuration
 

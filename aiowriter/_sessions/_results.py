@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._result import ApiResult
-from .._session_state import SessionInfo
+from .state import SessionInfo
 
 __all__ = ["SessionResult"]
 

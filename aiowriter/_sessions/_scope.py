@@ -19,11 +19,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import open_data
-from .._delivery import WriteResult
-from .._encoded import EncodedPacket
+from .._encoding.encoded import EncodedPacket
 from .._exceptions import AiowriterError, InvalidInputError
-from .._session_state import SessionInfo
+from .._writing.delivery import WriteResult
 from ._results import SessionResult
+from .state import SessionInfo
 
 if TYPE_CHECKING:
     from ._manager import SessionManager

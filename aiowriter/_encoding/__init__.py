@@ -1,0 +1,1 @@
+"""Open Data on the wire: builders, sample and object encoders, input checks."""

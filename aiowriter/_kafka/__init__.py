@@ -1,0 +1,1 @@
+"""The Kafka clients under the SDK: producer, topic follower, admin, diagnosis."""

@@ -1,0 +1,135 @@
+"""The aiokafka producer under a writer: how it is made, started and, if need be, abandoned."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from .._config import StreamingConfig
+from .._exceptions import BrokerUnavailableError
+from .diagnosis import explain_connect_failures
+
+__all__ = ["abandon_batches", "close_producer", "quiet_stop", "start_producer"]
+
+log = logging.getLogger("aiowriter.writer")
+
+#: Seconds between two attempts while waiting for the broker (``start(wait_for_broker=...)``).
+_RETRY_EVERY = 2.0
+
+
+async def start_producer(config: StreamingConfig, *, wait_for_broker: float | None = None) -> Any:
+    """A started ``AIOKafkaProducer`` for ``config``; :class:`BrokerUnavailableError` if no
+    broker answers (and nothing is left running).
+
+    ``wait_for_broker``: keep trying for that many seconds (containers start in any order),
+    logging each failed attempt on ``aiowriter.writer`` at WARNING with the time left.
+    """
+    if wait_for_broker is None:
+        return await _start_once(config)
+    if wait_for_broker < 0:
+        raise ValueError(f"wait_for_broker must be >= 0 seconds, got {wait_for_broker!r}")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    deadline = began + wait_for_broker
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                return await _start_once(config)
+        except (BrokerUnavailableError, TimeoutError) as exc:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise BrokerUnavailableError(
+                    f"no broker at {config.bootstrap_servers} answered within "
+                    f"wait_for_broker={wait_for_broker:g} s ({attempt} attempt(s)): {exc}"
+                ) from exc
+            log.warning(
+                "waiting for the broker at %s: attempt %d failed after %.0f s, %.0f s left (%s)",
+                config.bootstrap_servers,
+                attempt,
+                loop.time() - began,
+                left,
+                exc,
+            )
+            await asyncio.sleep(min(_RETRY_EVERY, left))
+
+
+async def _start_once(config: StreamingConfig) -> Any:
+    from aiokafka import AIOKafkaProducer
+
+    p = config.producer
+    producer = AIOKafkaProducer(
+        **config.client_kwargs(),
+        acks=p.acks,
+        enable_idempotence=p.enable_idempotence,
+        compression_type=None if p.compression == "none" else p.compression,
+        # The drainer lingers and closes each batch itself; aiokafka's own linger would only
+        # delay batches that are already complete.
+        linger_ms=0,
+        max_batch_size=p.max_batch_bytes,
+        max_request_size=p.max_request_size,
+    )
+    try:
+        async with explain_connect_failures(
+            config, f"starting the producer for {config.bootstrap_servers}"
+        ):
+            await producer.start()
+    except BaseException:
+        await quiet_stop(producer)
+        raise
+    return producer
+
+
+def abandon_batches(producer: Any) -> None:
+    """Make aiokafka's ``stop()`` return although batches are still unacknowledged.
+
+    Its ``stop()`` waits for every batch, forever when idempotent and the broker is gone
+    (aiokafka#1101), so fail them first. (Cancelling its sender instead is no quicker: the sender
+    waits for its in-flight requests to time out.)
+    """
+    from aiokafka.errors import KafkaTimeoutError
+
+    accumulator = producer._message_accumulator
+    batches = [b for group in accumulator._batches.values() for b in group]
+    batches += list(accumulator._pending_batches)
+    accumulator.fail_all(KafkaTimeoutError("the writer stopped before the broker acknowledged"))
+    # The writer has settled these packets' deliveries itself; nobody else awaits aiokafka's
+    # batch futures, so mark their exceptions retrieved ("never retrieved" would be noise).
+    for batch in batches:
+        if batch.future.done() and not batch.future.cancelled():
+            batch.future.exception()
+
+
+async def quiet_stop(producer: Any) -> None:
+    try:
+        async with asyncio.timeout(2):
+            await producer.stop()
+    except Exception as exc:
+        log.debug("stopping a producer that failed to start: %s", exc)
+
+
+async def close_producer(producer: Any, within: float, abandon: bool) -> bool:
+    """Stop ``producer`` within ``within`` seconds (at least 50 ms); ``abandon`` first fails
+    the batches still unacknowledged. Whether it stopped in time."""
+    if abandon:
+        abandon_batches(producer)
+    try:
+        async with asyncio.timeout(max(0.05, within)):
+            await producer.stop()
+    except TimeoutError:
+        # Its sender may still wait for in-flight requests: do not wait with it.
+        task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+        if task is not None:
+            task.cancel()
+        return False
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        # aiokafka re-raised the cancellation of one of its own tasks: not ours to pass on.
+        log.warning("closing the producer: cancelled inside aiokafka")
+    except Exception as exc:
+        log.warning("closing the producer failed: %s", exc)
+    return True

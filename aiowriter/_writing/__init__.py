@@ -1,0 +1,1 @@
+"""The writer: bounded per-stream lanes, batch drainers, deliveries, settling."""

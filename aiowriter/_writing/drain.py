@@ -1,0 +1,334 @@
+"""Drainers: one task per lane turns queued packets into record batches for aiokafka.
+
+Each batch goes through aiokafka's batch API (``create_batch``/``send_batch``), so a packet costs
+an append, not a ``send()`` future. A batch's acknowledgement resolves all its packets' deliveries
+(base offset + index); a timer fails them if no acknowledgement comes within the delivery
+timeout, since aiokafka never expires idempotent batches (aiokafka#1101).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .._exceptions import (
+    AiowriterError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    convert_kafka_error,
+)
+from .._kafka.compression import CODEC_ZSTD, OFFLOAD_MIN_BYTES, new_builder, prepare
+from .._layout import Route, TopicRequirement, consistent_random_partition
+from .._observability.health import HealthTracker
+from .delivery import Delivery
+from .lanes import Lane
+
+__all__ = ["Drainer", "InFlight"]
+
+log = logging.getLogger("aiowriter.writer")
+
+_NO_HEADERS: list[tuple[str, bytes | None]] = []  # shared, never mutated (aiokafka only reads it)
+
+
+class InFlight:
+    """The batches made from one take of a lane, until all their futures are done."""
+
+    __slots__ = ("entries", "lane", "pending", "timer")
+
+    def __init__(self, lane: Lane, entries: list[Delivery]) -> None:
+        self.lane = lane
+        self.entries = entries
+        self.pending = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Drainer:
+    """Moves packets from lanes to the producer and settles their deliveries."""
+
+    def __init__(
+        self,
+        producer: Any,
+        topics: Any,
+        *,
+        delivery_timeout: float,
+        linger: float,
+        max_batch_bytes: int,
+        retire: Callable[[Lane, AiowriterError], None],
+        health: HealthTracker | None = None,
+    ) -> None:
+        self.producer = producer
+        self.topics = topics
+        self.delivery_timeout = delivery_timeout
+        self.linger = linger
+        self.max_batch_bytes = max_batch_bytes
+        self.retire = retire
+        self.health = health if health is not None else HealthTracker()
+        self.closing = False
+        self.in_flight: set[InFlight] = set()
+        # zstd batches of at least ``offload_min_bytes`` are compressed in worker threads
+        # (aiowriter._kafka.compression); any other codec keeps aiokafka's inline path.
+        accumulator = getattr(producer, "_message_accumulator", None)
+        codec = getattr(accumulator, "_compression_type", None)
+        self.offload_codec: int | None = codec if codec == CODEC_ZSTD else None
+        self.batch_size: int = getattr(accumulator, "_batch_size", max_batch_bytes)
+        self.offload_min_bytes = OFFLOAD_MIN_BYTES
+        self.offloaded = 0  # batches compressed off the loop (introspection, tests)
+
+    async def run_lane(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if requirements:
+                await self.provision(lane, requirements)
+            while True:
+                if not lane.entries:
+                    if self.closing:
+                        return
+                    lane.wakeup = loop.create_future()
+                    await lane.wakeup
+                    lane.wakeup = None
+                    continue
+                if self.linger and lane.bytes < self.max_batch_bytes and not self.closing:
+                    # Linger for more packets, but no longer than it takes to fill a batch.
+                    wakeup = lane.wakeup = loop.create_future()
+                    lane.wake_at_bytes = self.max_batch_bytes
+                    timer = loop.call_later(self.linger, _wake, wakeup)
+                    try:
+                        await wakeup
+                    finally:
+                        timer.cancel()
+                        lane.wakeup = None
+                        lane.wake_at_bytes = 0
+                else:
+                    # With writers keeping the lane full, handing a batch to aiokafka need not
+                    # suspend at all: give the loop back between batches (event-loop lag).
+                    await asyncio.sleep(0)
+                await self.send_batch(lane)
+        except asyncio.CancelledError:
+            raise
+        except AiowriterError as exc:  # e.g. its topics could not be prepared (broker down)
+            self._warn("stream %s failed: %s", _name(lane), exc)
+            self.retire(lane, exc)
+        except Exception as exc:  # never let a lane die silently with packets in it
+            log.exception("stream %s failed", _name(lane))
+            self.retire(lane, convert_kafka_error(exc, "writing"))
+
+    async def provision(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
+        if lane.ready is None:
+            lane.ready = asyncio.get_running_loop().create_future()
+        try:
+            counts = await self.topics.ensure(requirements)
+            # Load the producer's metadata for these topics now: learnt on the first batch, it
+            # costs that batch (and every packet behind it) a metadata round trip and aiokafka's
+            # retry backoff.
+            for req in requirements:
+                await self.producer.partitions_for(req.topic)
+        except Exception as exc:
+            error = convert_kafka_error(exc, f"preparing topics of {lane.data_source!r}")
+            if not lane.ready.done():
+                lane.ready.set_exception(error)
+                lane.ready.exception()  # retrieved here: writers that await it re-raise it
+            raise error from exc
+        ess = lane.essential_route
+        if ess is not None and ess.partition is None and counts.get(ess.topic, 1) <= 1:
+            lane.essential_route = Route(ess.topic, 0)
+        if not lane.ready.done():
+            lane.ready.set_result(None)
+
+    async def send_batch(self, lane: Lane) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        timeout = self.delivery_timeout
+        entries = lane.entries
+        # Packets that waited out the delivery timeout in the queue (broker down) fail here,
+        # so writers blocked on a full queue get room and learn why.
+        expired = 0
+        for entry in entries:
+            if now - entry.enqueued_at < timeout:
+                break
+            expired += 1
+        if expired:
+            error = DeliveryTimeoutError(
+                f"not acknowledged within delivery_timeout={timeout} s (broker unreachable?)"
+            )
+            for entry in lane.take(expired):
+                if entry._fail(error):
+                    lane.failed += 1
+            self.health.failed(error)
+            self._warn("%d packet(s) of %s expired in the queue: %s", expired, _name(lane), error)
+            if not entries:
+                return
+        producer = self.producer
+        offload = (
+            self.offload_codec is not None
+            and min(lane.bytes, self.batch_size) >= self.offload_min_bytes
+        )
+        count = 0
+        builder: Any
+        if offload:
+            # aiokafka's own record builder (C), built and compressed off the loop below.
+            builder = new_builder(CODEC_ZSTD, self.batch_size)
+            append = builder.append
+            for entry in entries:
+                if append(count, None, entry.key, entry.value, _NO_HEADERS) is None:
+                    break
+                count += 1
+        else:
+            builder = producer.create_batch()
+            for entry in entries:
+                if builder.append(timestamp=None, key=entry.key, value=entry.value) is None:
+                    break
+                count += 1
+            builder.close()
+        taken = lane.take(count)
+        flight = InFlight(lane, taken)
+        lane.in_flight += len(taken)
+        self.in_flight.add(flight)
+        sends: list[tuple[Any, Route, list[Delivery], bool]] = [(builder, lane.route, taken, False)]
+        if lane.essential_route is not None:
+            sends.extend(self.essential_batches(lane.essential_route, taken))
+        remaining = max(0.001, taken[0].enqueued_at + timeout - now)
+        flight.timer = loop.call_later(remaining, self.expire, flight)
+        try:
+            async with asyncio.timeout(remaining):
+                if offload:
+                    # The loop frames other lanes' batches meanwhile; aiokafka sets the
+                    # producer state and the CRC when it drains the prepared batch.
+                    sends[0] = (await prepare(builder, count), lane.route, taken, False)
+                    self.offloaded += 1
+                for batch, route, items, essential in sends:
+                    fut = await self.submit(batch, route)
+                    flight.pending += 1
+                    fut.add_done_callback(
+                        functools.partial(self.batch_done, flight, items, route, essential)
+                    )
+        except Exception as exc:
+            failure = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
+            self.settle_failed(flight, taken, failure)
+            self.finish_flight(flight)
+            self.health.failed(failure)
+            self._warn("%d packet(s) of %s failed: %s", len(taken), _name(lane), failure)
+
+    async def submit(self, batch: Any, route: Route) -> Any:
+        """Hand a closed batch to aiokafka; the future of its acknowledgement.
+
+        aiokafka's ``add_batch`` takes the whole elapsed time off its remaining wait on every
+        wake-up, so it gives up early when several lanes feed one partition (the essentials
+        topic): a ``KafkaTimeoutError`` there means the batch was not queued, so try again. The
+        caller's ``asyncio.timeout`` (the delivery deadline) bounds the retries.
+        """
+        from aiokafka.errors import KafkaTimeoutError
+
+        while True:
+            try:
+                return await self.producer.send_batch(batch, route.topic, partition=route.partition)
+            except KafkaTimeoutError:
+                await asyncio.sleep(0)
+
+    def essential_batches(
+        self, route: Route, taken: list[Delivery]
+    ) -> list[tuple[Any, Route, list[Delivery], bool]]:
+        essentials = [e for e in taken if e.essential]
+        if not essentials:
+            return []
+        groups: dict[int, list[Delivery]] = {}
+        if route.partition is not None:
+            groups[route.partition] = essentials
+        else:
+            count = self.topics.partition_count(route.topic) or 1
+            for e in essentials:
+                groups.setdefault(consistent_random_partition(e.key, count), []).append(e)
+        out = []
+        for partition, items in groups.items():
+            builder = self.producer.create_batch()
+            for e in items:  # a subset of a batch that fit, so it fits too
+                builder.append(timestamp=None, key=e.key, value=e.value)
+            builder.close()
+            out.append((builder, Route(route.topic, partition), items, True))
+        return out
+
+    def batch_done(
+        self,
+        flight: InFlight,
+        items: list[Delivery],
+        route: Route,
+        essential: bool,
+        fut: asyncio.Future[Any],
+    ) -> None:
+        lane = flight.lane
+        if fut.cancelled():
+            self.settle_failed(flight, items, DeliveryError("the producer was closed"))
+        elif (exc := fut.exception()) is not None:
+            error = convert_kafka_error(exc, f"producing to {route.topic}:{route.partition}")
+            n = self.settle_failed(flight, items, error)
+            self.health.failed(error)
+            if n:
+                self._warn(
+                    "%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition, error
+                )
+        else:
+            base = fut.result().offset
+            topic, partition = route.topic, route.partition
+            assert partition is not None
+            # Counted per batch, not per packet: no one observes the lane in between.
+            n = size = 0
+            for i, entry in enumerate(items):
+                if entry._ack(topic, partition, base + i, essential):
+                    n += 1
+                    size += entry.size
+            lane.in_flight -= n
+            lane.acked += n
+            lane.acked_bytes += size
+            if not essential and items:
+                # One call per batch: latency of its oldest packet, counted for all of them.
+                latency = asyncio.get_running_loop().time() - items[0].enqueued_at
+                self.health.acked(lane.data_source, lane.stream, latency, len(items))
+        flight.pending -= 1
+        self.finish_flight(flight)
+
+    def settle_failed(self, flight: InFlight, items: list[Delivery], error: AiowriterError) -> int:
+        lane = flight.lane
+        n = 0
+        for entry in items:
+            if entry._fail(error):
+                lane.in_flight -= 1
+                lane.failed += 1
+                n += 1
+        return n
+
+    def _warn(self, msg: str, *args: object) -> None:
+        """Packet failures at WARNING, except while the broker is known to be unreachable: the
+        health log already said so once (``aiowriter.health``), so they go to DEBUG then."""
+        level = logging.DEBUG if self.health.reachable is False else logging.WARNING
+        log.log(level, msg, *args)
+
+    def finish_flight(self, flight: InFlight) -> None:
+        if flight.pending <= 0:
+            self.in_flight.discard(flight)
+            if flight.timer is not None:
+                flight.timer.cancel()
+
+    def expire(self, flight: InFlight) -> None:
+        error = DeliveryTimeoutError(
+            f"no acknowledgement within delivery_timeout={self.delivery_timeout} s from "
+            f"{flight.lane.route.topic} (broker unreachable?); the packet may still arrive"
+        )
+        n = self.settle_failed(flight, flight.entries, error)
+        self.health.failed(error)
+        if n:
+            self._warn("%d packet(s) of %s timed out waiting for acks", n, _name(flight.lane))
+        self.in_flight.discard(flight)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _name(lane: Lane) -> str:
+    """A lane as users name it in logs: ``data_source/stream`` (no internal repr)."""
+    if not lane.data_source:
+        return f"{lane.route.topic}:{lane.route.partition}"
+    return f"{lane.data_source}/{lane.stream or '(main)'}"

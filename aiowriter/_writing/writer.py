@@ -1,0 +1,597 @@
+"""``PacketWriter``: the Support Library's Writer Module, asyncio-native.
+
+``write_data`` serializes the packet, routes it by the Stream API layout and appends it to the
+bounded queue ("lane") of its (data source, stream). One drainer task per lane turns queued packets
+into record batches for aiokafka's batch API, so the per-packet cost is an append, not a
+``send()`` task. Each packet's :class:`Delivery` resolves from its batch's acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from .._checks import check_deadline, check_loop
+from .._config import StreamingConfig
+from .._encoding.packet_input import embedded_session_key, packet_value
+from .._exceptions import (
+    AiowriterError,
+    BufferFullError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    InvalidInputError,
+    PacketTooLargeError,
+    WriterClosedError,
+)
+from .._kafka.follow import close_quietly
+from .._kafka.producer import close_producer, start_producer
+from .._kafka.topics import TopicProvisioner
+from .._layout import Layout, Route, TopicRequirement, consistent_random_partition
+from .._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
+from .._observability.health import HealthTracker, ReportsHealth
+from .._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
+from .._observability.statistics import StopReport, StreamStatistics, WriterStatistics
+from .._result import ApiResult
+from .delivery import Delivery, WriteResult
+from .drain import Drainer
+from .info_type import InfoType
+from .lanes import Budget, Lane
+from .settle import SettleMixin
+
+__all__ = ["InfoType", "PacketWriter"]
+
+log = logging.getLogger("aiowriter.writer")
+
+# Bytes a record adds around key and value inside a batch and request (headers, varints, CRC):
+# a generous bound so a packet we accept is never rejected by the broker for size.
+_RECORD_OVERHEAD = 512
+# How long writers that never have to wait may keep the event loop per loop iteration
+# (seconds), shared by all writer tasks (see _admit).
+_SLICE = 0.0005
+
+
+class PacketWriter(SettleMixin, ReportsHealth):
+    """Writes Open Data packets to Kafka exactly where the Stream API server would.
+
+    Usage::
+
+        async with PacketWriter(StreamingConfig(bootstrap_servers="127.0.0.1:9092")) as writer:
+            result = await writer.write_data("car1", "chassis", session_key, packet)
+            report = await result.delivery   # optional: wait for the broker's ack
+
+    * ``write_data`` waits while the stream's queue is full (backpressure, memory stays bounded);
+      ``write_data_nowait`` raises :class:`BufferFullError` instead.
+    * Results follow the Support Library's ``ApiResult`` (``success``, ``message``, ``data``);
+      ``unwrap()`` raises. Wrong arguments and use of a writer that is not running raise at once.
+    * ``stop(timeout)`` delivers what is queued, within the deadline, and reports what was not.
+    """
+
+    def __init__(self, config: StreamingConfig) -> None:
+        if not isinstance(config, StreamingConfig):
+            raise TypeError(f"config must be a StreamingConfig, got {type(config).__name__}")
+        self._config = config
+        self._layout = Layout(config)
+        self._budget = Budget(config.queues.max_total_bytes)
+        self._lanes: dict[tuple[str, str], Lane] = {}
+        self._info_lanes: dict[int, Lane] = {}
+        self._state = "new"
+        self._producer: Any = None
+        self._topics: Any = None
+        self._drainer: Drainer | None = None
+        self._next_id = itertools.count(1).__next__
+        self._stop_task: asyncio.Task[StopReport] | None = None
+        self._retired_acked = 0
+        self._retired_failed = 0
+        p = config.producer
+        self._max_value = p.max_request_size - _RECORD_OVERHEAD
+        self._delivery_timeout = p.delivery_timeout
+        self._keys: dict[str, bytes] = {}
+        self._started: asyncio.Future[None] | None = None
+        self._next_yield = 0.0
+        self._slice_reset_pending = False
+        # The loop's clock (monotonic), bound once: it stamps every packet.
+        self._clock: Any = None
+        self._health = HealthTracker()
+        # The loop start() ran in: later calls must come from it (asyncio is not thread-safe).
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self, *, wait_for_broker: float | None = None) -> None:
+        """Connect the producer. Raises :class:`BrokerUnavailableError` if no broker answers
+        (within ``wait_for_broker`` seconds, retrying with progress in the log, if given)."""
+        if self._state != "new":
+            raise WriterClosedError(f"start() called on a writer that is {self._state}")
+        self._state = "starting"
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._clock = loop.time
+        self._started = loop.create_future()
+        p = self._config.producer
+        throttle_kafka_logs()  # aiokafka's outage logs, at most a line per cause per 5 s
+        try:
+            producer = await start_producer(self._config, wait_for_broker=wait_for_broker)
+        except BaseException:
+            unthrottle_kafka_logs()
+            self._state = "stopped"
+            self._started.set_result(None)
+            raise
+        self._producer = producer
+        self._topics = TopicProvisioner(self._config)
+        self._drainer = Drainer(
+            producer,
+            self._topics,
+            delivery_timeout=p.delivery_timeout,
+            linger=p.linger_ms / 1000,
+            max_batch_bytes=p.max_batch_bytes,
+            retire=self._retire,
+            health=self._health,
+        )
+        self._state = "running"
+        self._health.start(producer, self.health)
+        self._started.set_result(None)
+
+    async def stop(self, timeout: float = 30.0) -> ApiResult[StopReport]:
+        """Deliver everything queued, then close; give up at ``timeout`` seconds.
+
+        Idempotent. ``data`` is a :class:`StopReport`; ``success`` is false when packets were
+        not delivered (``undelivered`` counts them; their deliveries fail). ``timeout``: finite
+        seconds >= 0, else :class:`InvalidInputError` and nothing changes.
+        """
+        timeout = check_deadline(timeout, "stop(timeout)")
+        check_loop(self._loop, "stop()")
+        if self._state == "starting" and self._started is not None:
+            # A stop() racing start(): let the start finish, then stop what it started.
+            await asyncio.shield(self._started)
+        if self._state in ("new", "stopped") and self._stop_task is None:
+            self._state = "stopped"
+            self._stop_task = None
+            return ApiResult.ok(StopReport(0, 0, False), "writer was never started")
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop(timeout))
+        report = await asyncio.shield(self._stop_task)
+        if report.undelivered:
+            return ApiResult(
+                False,
+                f"{report.undelivered} packet(s) were not delivered"
+                + (" before the stop deadline" if report.timed_out else ""),
+                report,
+                DeliveryError(f"{report.undelivered} packet(s) not delivered"),
+            )
+        return ApiResult.ok(report, f"{report.delivered} packet(s) delivered")
+
+    async def __aenter__(self) -> PacketWriter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_state", "new") in ("running", "starting"):
+            _warn(
+                f"unclosed {self!r}; use 'async with' or await stop()", ResourceWarning, source=self
+            )
+
+    # -- writing ---------------------------------------------------------------------------
+    async def write_data(
+        self, data_source: str, stream: str, session_key: str, packet: object
+    ) -> WriteResult:
+        """Queue ``packet`` for ``(data_source, stream)``, keyed by ``session_key``.
+
+        Waits while the stream's queue is full, at most the configured ``delivery_timeout``
+        (then the result fails with :class:`DeliveryTimeoutError`). ``stream`` ``""`` is the
+        main stream. Essential packets are also copied to ``<data_source>_essential``.
+        """
+        lane, entry = self._prepare(data_source, stream, session_key, packet)
+        if lane.ready is None or not lane.ready.done():
+            try:
+                await self._ensure_ready(lane)
+            except AiowriterError as exc:
+                return WriteResult.fail(exc)
+        return await self._enqueue(lane, entry)
+
+    async def write_data_many(
+        self, data_source: str, stream: str, session_key: str, packets: Iterable[object]
+    ) -> ApiResult[list[Delivery]]:
+        """Queue several packets of one stream and session, in order, in one call.
+
+        Cheaper per packet than a ``write_data`` call each (one coroutine, one result). Every
+        packet is checked before any is queued, so bad input queues nothing. If the queue stays
+        full for ``delivery_timeout``, the result fails and ``data`` holds the deliveries of the
+        packets queued before that (they are not withdrawn).
+        """
+        lane = self._checked_lane(data_source, stream, session_key)
+        next_id = self._next_id
+        check = self._config.check_content
+        entries = [
+            self._entry(session_key, *packet_value(packet, session_key, next_id, check=check))
+            for packet in packets
+        ]
+        # The lane (and so its topics) comes only after every packet passed its checks.
+        lane = lane or self._lane(data_source, stream)
+        if lane.ready is None or not lane.ready.done():
+            try:
+                await self._ensure_ready(lane)
+            except AiowriterError as exc:
+                return ApiResult.fail(exc)
+        for i, entry in enumerate(entries):
+            error = await self._admit(lane, entry)
+            if error is not None:
+                return ApiResult(
+                    False, f"{error} ({i} of {len(entries)} queued)", entries[:i], error
+                )
+        return ApiResult.ok(entries)
+
+    def write_data_nowait(
+        self, data_source: str, stream: str, session_key: str, packet: object
+    ) -> WriteResult:
+        """Like :meth:`write_data`, but raises :class:`BufferFullError` instead of waiting."""
+        lane, entry = self._prepare(data_source, stream, session_key, packet)
+        # must_wait: also when a woken writer has not run yet (it is ahead in line).
+        if lane.must_wait(entry.size):
+            raise BufferFullError(
+                f"queue of stream {stream!r} of {data_source!r} is full ({len(lane.entries)} "
+                f"packets, {lane.bytes} bytes; global {self._budget.used}/{self._budget.limit} "
+                "bytes): await write_data() to wait for room"
+            )
+        self._push(lane, entry)
+        return WriteResult(True, "", entry)
+
+    async def write_info(
+        self,
+        packet: object,
+        info_type: InfoType = InfoType.SESSION_INFO,
+        *,
+        session_key: str | None = None,
+    ) -> WriteResult:
+        """Write an info packet to the global ``SessionInfo`` topic, keyed by its session key
+        (the Writer Module's ``WriteInfo(packet, infoType)``).
+
+        ``packet`` is an ``open_data.Packet`` or serialized Packet bytes carrying the session
+        key, or any other accepted packet form with ``session_key=`` given. An empty key is
+        rejected: the server drops records without one.
+
+        Every :class:`InfoType` goes to ``SessionInfo``, as on the Stream API server (which
+        ignores the type). Data-format definitions written here are never indexed by readers:
+        use :class:`~aiowriter.DataFormatManager` for those.
+        """
+        self._check_running()
+        check_loop(self._loop, "write_info()")
+        if not isinstance(info_type, InfoType):
+            try:
+                InfoType(info_type)
+            except ValueError:
+                raise InvalidInputError(
+                    f"info_type must be an aiowriter.InfoType, got {info_type!r}"
+                ) from None
+        key = session_key
+        if key is None:
+            key = embedded_session_key(packet)
+        validate_session_key(key, allow_empty=False)
+        value, _ = packet_value(packet, key, self._next_id, check=self._config.check_content)
+        # The info path ignores is_essential (the server never copies info packets).
+        entry = self._entry(key, value, False)
+        lane = await self._info_lane(entry.key)
+        return await self._enqueue(lane, entry)
+
+    async def flush(self, timeout: float = 30.0) -> ApiResult[int]:
+        """Wait until every packet accepted so far is acknowledged or failed.
+
+        ``data`` is the number of those packets still pending when ``timeout`` passed (0 on
+        success). ``timeout``: finite seconds >= 0.
+        """
+        timeout = check_deadline(timeout, "flush(timeout)")
+        check_loop(self._loop, "flush()")
+        lasts = [lane.last for lane in self._all_lanes() if lane.last is not None]
+        pending = [d for d in lasts if not d.done()]
+        if pending:
+            waiter = asyncio.gather(*(_settle(d) for d in pending))
+            try:
+                async with asyncio.timeout(timeout):
+                    await waiter
+            except TimeoutError:
+                left = sum(len(lane.entries) + lane.in_flight for lane in self._all_lanes())
+                return ApiResult(
+                    False,
+                    f"{left} packet(s) still pending after {timeout} s",
+                    left,
+                    DeliveryTimeoutError(f"flush timed out with {left} packet(s) pending"),
+                )
+        return ApiResult.ok(0, "all packets settled")
+
+    async def ensure_topics(self, data_source: str, streams: Iterable[str] = ("",)) -> None:
+        """Create/check the topics of ``data_source`` and ``streams`` now, not on first write."""
+        self._check_running()
+        check_loop(self._loop, "ensure_topics()")
+        if isinstance(streams, str):  # "abc" would be three streams
+            raise InvalidInputError(f"streams must be a list of stream names, not {streams!r}")
+        for stream in streams:
+            lane = self._lane(data_source, stream)
+            await self._ensure_ready(lane)
+
+    # -- introspection ---------------------------------------------------------------------
+    @property
+    def config(self) -> StreamingConfig:
+        return self._config
+
+    @property
+    def state(self) -> str:
+        """``new``, ``starting``, ``running``, ``degraded`` (running, but :meth:`health` is
+        not ok: writes are still accepted), ``stopping`` or ``stopped``."""
+        return "degraded" if self._state == "running" and not self.health().ok else self._state
+
+    def statistics(self) -> WriterStatistics:
+        streams = tuple(
+            StreamStatistics(
+                data_source=lane.data_source,
+                stream=lane.stream,
+                topic=lane.route.topic,
+                partition=lane.route.partition,
+                queued_packets=len(lane.entries),
+                queued_bytes=lane.bytes,
+                in_flight_packets=lane.in_flight,
+                acked_packets=lane.acked,
+                acked_bytes=lane.acked_bytes,
+                failed_packets=lane.failed,
+                waiting_writers=len(lane.putters),
+            )
+            for lane in self._all_lanes()
+        )
+        return WriterStatistics(
+            state=self.state,
+            queued_packets=sum(s.queued_packets for s in streams),
+            queued_bytes=self._budget.used,
+            max_total_bytes=self._budget.limit,
+            in_flight_packets=sum(s.in_flight_packets for s in streams),
+            acked_packets=sum(s.acked_packets for s in streams) + self._retired_acked,
+            acked_bytes=sum(s.acked_bytes for s in streams),
+            failed_packets=sum(s.failed_packets for s in streams) + self._retired_failed,
+            streams=streams,
+        )
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return (
+            f"<PacketWriter [{s.state} | {len(s.streams)} streams | queued: {s.queued_packets} "
+            f"packets, {s.queued_bytes} bytes | in flight: {s.in_flight_packets} | acked: "
+            f"{s.acked_packets} | failed: {s.failed_packets}] {self._config.bootstrap_servers}>"
+        )
+
+    # -- internals: accepting ----------------------------------------------------------------
+    def _check_running(self) -> None:
+        if self._state != "running":
+            if self._state == "new":
+                raise WriterClosedError(
+                    "the writer is not started: await writer.start() or use 'async with'"
+                )
+            raise WriterClosedError(f"the writer is {self._state}; create a new one to write")
+
+    def _checked_lane(self, data_source: str, stream: str, session_key: str) -> Lane | None:
+        """The existing lane of ``(data_source, stream)``, or ``None`` once the names and key
+        are known to be valid; raises if the writer is not running or an argument is wrong."""
+        self._check_running()
+        check_loop(self._loop, "write_data()")
+        # Names are checked before they are used as keys (a list would raise TypeError).
+        valid_types = type(data_source) is str and type(stream) is str
+        lane = self._lanes.get((data_source, stream)) if valid_types else None
+        if lane is None:
+            validate_data_source(data_source)
+            validate_stream(stream, data_source)
+        if type(session_key) is not str:
+            validate_session_key(session_key)
+        return lane
+
+    def _prepare(
+        self, data_source: str, stream: str, session_key: str, packet: object
+    ) -> tuple[Lane, Delivery]:
+        lane = self._checked_lane(data_source, stream, session_key)
+        value, essential = packet_value(
+            packet, session_key, self._next_id, check=self._config.check_content
+        )
+        entry = self._entry(session_key, value, essential)
+        # The lane (and so its topics) comes only after the packet passed every check.
+        return lane or self._lane(data_source, stream), entry
+
+    def _entry(self, session_key: str, value: bytes, essential: bool) -> Delivery:
+        key = self._keys.get(session_key)
+        if key is None:
+            if len(self._keys) >= 4096:  # sessions come and go; keep the cache small
+                self._keys.clear()
+            key = self._keys[session_key] = session_key.encode()
+        if len(value) + len(key) > self._max_value:
+            raise PacketTooLargeError(
+                f"packet of {len(value)} bytes exceeds the producer's max request size "
+                f"({self._config.producer.max_request_size} bytes, less {_RECORD_OVERHEAD} bytes "
+                f"of "
+                "record overhead): split it into smaller packets or raise max_request_size (and "
+                "the broker's message.max.bytes)"
+            )
+        return Delivery(key, value, essential, self._clock())
+
+    def _lane(self, data_source: str, stream: str) -> Lane:
+        lane = self._lanes.get((data_source, stream))
+        if lane is None:
+            validate_data_source(data_source)
+            validate_stream(stream, data_source)
+            lane = Lane(
+                data_source,
+                stream,
+                self._layout.data_route(data_source, stream),
+                self._layout.essential_route(data_source),
+                self._config.queues,
+                self._budget,
+            )
+            self._lanes[(data_source, stream)] = lane
+            lane.task = asyncio.get_running_loop().create_task(
+                self._running_drainer().run_lane(
+                    lane, self._layout.topic_requirements(data_source, stream)
+                ),
+                name=f"aiowriter-lane-{data_source}/{stream}",
+            )
+        return lane
+
+    async def _info_lane(self, key: bytes) -> Lane:
+        counts = await self._topics.ensure([TopicRequirement(SESSION_INFO_TOPIC, 1)])
+        partition = consistent_random_partition(key, counts[SESSION_INFO_TOPIC])
+        lane = self._info_lanes.get(partition)
+        if lane is None:
+            lane = Lane(
+                "",
+                "",
+                Route(SESSION_INFO_TOPIC, partition),
+                None,
+                self._config.queues,
+                self._budget,
+            )
+            lane.ready = asyncio.get_running_loop().create_future()
+            lane.ready.set_result(None)
+            self._info_lanes[partition] = lane
+            lane.task = asyncio.get_running_loop().create_task(
+                self._running_drainer().run_lane(lane, []), name=f"aiowriter-info-{partition}"
+            )
+        return lane
+
+    async def _ensure_ready(self, lane: Lane) -> None:
+        if lane.ready is None:
+            lane.ready = asyncio.get_running_loop().create_future()
+        await asyncio.shield(lane.ready)
+
+    async def _enqueue(self, lane: Lane, entry: Delivery) -> WriteResult:
+        error = await self._admit(lane, entry)
+        if error is not None:
+            return WriteResult.fail(error)
+        return WriteResult(True, "", entry)
+
+    async def _admit(self, lane: Lane, entry: Delivery) -> AiowriterError | None:
+        """Queue ``entry``, waiting for room at most ``delivery_timeout``; the error if not.
+        Cancel-safe: it suspends only before queuing, so a cancelled call queued nothing."""
+        # A writer that always finds room never suspends; hand the loop over about every
+        # _SLICE seconds so other tasks (and the drainers) keep running while it writes flat out.
+        if self._clock() >= self._next_yield:
+            if not self._slice_reset_pending:
+                # The next slice starts when the loop comes back round, not now: writers that
+                # run later in this loop iteration find the slice used up and yield after one
+                # packet, so a loop iteration holds one slice however many writers are busy.
+                self._slice_reset_pending = True
+                asyncio.get_running_loop().call_soon(self._next_slice)
+            await asyncio.sleep(0)
+            self._check_running()
+        # must_wait: also when a woken writer has not run yet (it is ahead in line).
+        if lane.must_wait(entry.size):
+            try:
+                async with asyncio.timeout(self._delivery_timeout):
+                    await lane.wait_for_room(entry.size)
+            except TimeoutError:
+                return DeliveryTimeoutError(
+                    f"stream {lane.stream!r} of {lane.data_source!r} stayed full for "
+                    f"{self._delivery_timeout} s: the broker is not acknowledging (down or "
+                    "too slow); the packet was not queued"
+                )
+            self._check_running()
+        self._push(lane, entry)
+        return None
+
+    def _next_slice(self) -> None:
+        self._slice_reset_pending = False
+        self._next_yield = self._clock() + _SLICE
+
+    def _push(self, lane: Lane, entry: Delivery) -> None:
+        if lane.task is None or lane.task.done():
+            raise WriterClosedError(
+                f"stream {lane.stream!r} of {lane.data_source!r} is no longer served "
+                f"(its topics failed: {_lane_error(lane)}); write again to retry"
+            )
+        lane.push(entry)
+        if lane.putters and lane.has_room(0):
+            lane.wake_putters()
+
+    def _running_drainer(self) -> Drainer:
+        assert self._drainer is not None, "lanes exist only while the writer runs"
+        return self._drainer
+
+    def _all_lanes(self) -> list[Lane]:
+        return [*self._lanes.values(), *self._info_lanes.values()]
+
+    # -- internals: retiring ----------------------------------------------------------------
+    def _retire(self, lane: Lane, error: AiowriterError) -> None:
+        """Take a failed lane out of service: fail what it holds; the next write makes a new one."""
+        if self._lanes.get((lane.data_source, lane.stream)) is lane:
+            del self._lanes[(lane.data_source, lane.stream)]
+        for part, info_lane in list(self._info_lanes.items()):
+            if info_lane is lane:
+                del self._info_lanes[part]
+        entries = lane.take(len(lane.entries))
+        for entry in entries:
+            if entry._fail(error):
+                lane.failed += 1
+        self._retired_acked += lane.acked
+        self._retired_failed += lane.failed
+        # Release waiting writers for good; _push tells them the lane is no longer served. (Was a
+        # wake_putters() loop, which now wakes one writer at a time, see Lane.woken.)
+        lane.close()
+
+    # -- internals: stopping -------------------------------------------------------------------
+    async def _stop(self, timeout: float) -> StopReport:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Keep a little of the deadline for closing the producer itself.
+        grace = min(1.0, timeout / 4)
+        self._state = "stopping"
+        await self._health.stop()
+        drainer = self._drainer
+        if drainer is not None:
+            drainer.closing = True
+        lanes = self._all_lanes()
+        for lane in lanes:
+            if lane.wakeup is not None and not lane.wakeup.done():
+                lane.wakeup.set_result(None)
+            # Writers not yet accepted learn at once that the writer is stopping.
+            lane.close()
+        timed_out = False
+        while any(lane.entries or lane.in_flight for lane in lanes):
+            if loop.time() >= deadline - grace:
+                timed_out = True
+                break
+            await asyncio.sleep(0.005)
+        for lane in lanes:
+            if lane.task is not None and not lane.task.done():
+                lane.task.cancel()
+        await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
+        if self._producer is not None:
+            left = deadline - loop.time()
+            timed_out = not await close_producer(self._producer, left, timed_out) or timed_out
+        if self._topics is not None:
+            left = max(0.05, deadline - loop.time())
+            await close_quietly("closing the writer's admin client", self._topics.close(), left)
+        error = WriterClosedError("the writer stopped before the packet was acknowledged")
+        for lane in lanes:
+            for entry in lane.take(len(lane.entries)):
+                if entry._fail(error):
+                    lane.failed += 1
+        if drainer is not None:
+            for flight in drainer.in_flight:
+                drainer.settle_failed(flight, flight.entries, error)
+                if flight.timer is not None:
+                    flight.timer.cancel()
+            drainer.in_flight.clear()
+        self._state = "stopped"
+        unthrottle_kafka_logs()
+        stats = self.statistics()
+        return StopReport(stats.acked_packets, stats.failed_packets, timed_out)
+
+
+async def _settle(delivery: Delivery) -> None:
+    with contextlib.suppress(AiowriterError):
+        await delivery
+
+
+def _lane_error(lane: Lane) -> str:
+    ready = lane.ready
+    if ready is not None and ready.done() and not ready.cancelled() and ready.exception():
+        return str(ready.exception())
+    return "drainer stopped"
