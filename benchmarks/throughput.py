@@ -625,7 +625,6 @@ def _summarize_rate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "behind_max_ms": max([r["behind_max_ms"] or 0 for r in rs]),
                 "ack_tail_ms": _median([r["ack_tail_s"] * 1000 for r in rs]),
                 "loop_lag_p99_ms": _median([(r["loop_lag"] or {}).get("p99_ms") for r in rs]),
-                "cpu_s_per_m_samples": _median([r.get("cpu_s_per_m_samples") for r in rs]),
                 "rss_peak_mb": max(r["rss_peak_mb"] for r in rs),
             }
         )
