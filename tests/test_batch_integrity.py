@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import struct
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _oracle import load_pb2
 from _read_back import read_partition
 
-from aiowriter import EncodedPacket, PacketWriter, StreamCreationStrategy, StreamingConfig
+from aiowriter import EncodedPacket, PacketWriter, StreamCreationStrategy, StreamingConfig, packets
 from aiowriter.testing import start_local_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -31,7 +31,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 STREAMS = ["s0", "s1"]
 BURST = 400  # per stream, written flat out: full 128 KB batches, compressed in threads
 TRICKLE = 20  # per stream, one at a time: small batches, compressed inline by aiokafka
-SIZE = 3000
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +43,22 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         cluster.stop()
 
 
-def _content(stream: int, seq: int) -> bytes:
-    # Compressible (zstd pays), but different in every packet.
-    body = bytes((seq + j) % 256 for j in range(256)) * (SIZE // 256)
-    return struct.pack(">HI", stream, seq) + body
+def _packet(stream: int, seq: int) -> EncodedPacket:
+    """A well-formed PeriodicData packet (~3.3 KB) naming its stream and sequence in start_time;
+    compressible (zstd pays), but different in every packet."""
+    columns = [[float((seq + j * k) % 97) for j in range(40)] for k in range(10)]
+    return packets.periodic_data(1, stream * 10**9 + seq + 1, 100, columns)
+
+
+def _identity(value: bytes) -> tuple[int, int]:
+    """(stream, sequence) of a record written by :func:`_packet`, decoded by protobuf."""
+    pb2 = load_pb2()
+    packet = pb2.Packet()
+    packet.ParseFromString(value)
+    data = pb2.PeriodicDataPacket()
+    data.ParseFromString(packet.content)
+    stream, seq = divmod(data.start_time - 1, 10**9)
+    return stream, seq
 
 
 def _dump(state: Path, topic: str, partition: int) -> str:
@@ -116,13 +127,13 @@ async def test_offloaded_batches_pass_the_brokers_check(broker: tuple[str, Path]
         for _ in range(2):
             for index, stream in enumerate(STREAMS):
                 for _ in range(BURST):
-                    packet = EncodedPacket("PeriodicData", _content(index, seqs[index]), False)
+                    packet = _packet(index, seqs[index])
                     result = await writer.write_data(ds, stream, session, packet)
                     assert result.success, result.message
                     seqs[index] += 1
             for index, stream in enumerate(STREAMS):
                 for _ in range(TRICKLE):
-                    packet = EncodedPacket("PeriodicData", _content(index, seqs[index]), False)
+                    packet = _packet(index, seqs[index])
                     result = await writer.write_data(ds, stream, session, packet)
                     assert result.success, result.message
                     assert result.data is not None
@@ -140,7 +151,7 @@ async def test_offloaded_batches_pass_the_brokers_check(broker: tuple[str, Path]
     for index, stream in enumerate(STREAMS):
         partition = mappings[stream]
         records = await read_partition(servers, ds, partition)
-        got = [struct.unpack(">HI", _unpacked(r.value)[:6]) for r in records]
+        got = [_identity(r.value) for r in records]
         assert got == [(index, seq) for seq in range(per_stream)], stream  # once, in order
 
         batches = _batches(_dump(state, ds, partition))
@@ -170,16 +181,6 @@ async def test_offloaded_batches_pass_the_brokers_check(broker: tuple[str, Path]
     assert zstd_batches >= offloaded
 
 
-def _unpacked(value: bytes) -> bytes:
-    """The ``content`` of a serialized Open Data ``Packet`` (field 3 is ``content``)."""
-    from _oracle import load_pb2
-
-    packet = load_pb2().Packet()
-    packet.ParseFromString(value)
-    content: bytes = packet.content
-    return content
-
-
 def test_offloaded_batches_on_uvloop(broker: tuple[str, Path]) -> None:
     """anyio's worker threads serve uvloop as they serve asyncio's own loop."""
     import asyncio
@@ -192,13 +193,13 @@ def test_offloaded_batches_on_uvloop(broker: tuple[str, Path]) -> None:
         async with PacketWriter(StreamingConfig(bootstrap_servers=servers)) as writer:
             await writer.ensure_topics(ds, ["s0"])
             for seq in range(BURST):
-                packet = EncodedPacket("PeriodicData", _content(0, seq), False)
+                packet = _packet(0, seq)
                 (await writer.write_data(ds, "s0", "k", packet)).unwrap()
             assert (await writer.flush(timeout=60)).success
             offloaded = writer._drainer.offloaded
         topic = f"{ds}.s0"  # TopicBased: one topic per stream
         records = await read_partition(servers, topic, 0)
-        return offloaded, [struct.unpack(">HI", _unpacked(r.value)[:6]) for r in records]
+        return offloaded, [_identity(r.value) for r in records]
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         offloaded, got = runner.run(write_and_read())
