@@ -101,7 +101,7 @@ def test_porting_guide_covers_units_main_stream_and_the_complete_example() -> No
     assert "10_000_000" in PORTING
     assert '"Main"' in PORTING
     assert "bytes(msg)" in PORTING
-    assert '--8<-- "tests/test_porting_complete_example.py:publisher"' in PORTING
+    assert '--8<-- "tests/_data_publisher.py:publisher"' in PORTING
 
 
 @pytest.mark.slow
@@ -124,7 +124,7 @@ def test_site_builds_strict_with_the_whole_api(tmp_path: Path) -> None:
     assert 'id="aiowriter.PacketWriter.write_data"' in reference
     assert "PeriodicDataPacket" in (site / "reference" / "open-data" / "index.html").read_text()
     porting = (site / "porting" / "index.html").read_text()
-    assert "DataPublisher" in porting  # the tested port, included from the test file
+    assert "DataPublisher" in porting  # the tested port, included from the test helper
     bench = (site / "benchmarks" / "index.html").read_text()
     assert 'src="results/throughput.png"' in bench
     assert (site / "benchmarks" / "results" / "throughput.png").stat().st_size > 1000
