@@ -22,7 +22,9 @@ All with acks=all, idempotence, zstd, the same linger and batch size. Each case 
 number of packets; each (case, client) runs in a fresh subprocess (RSS is attributable; one
 client's garbage cannot slow the next), and repeats are interleaved (client order rotates).
 Reported: acknowledged packets/s, samples/s and MB/s (record values, uncompressed), enqueue rate,
-write-to-ack latency p50/p99 (a sample of packets), event-loop lag p99 (1 ms ticker), peak RSS.
+write-to-ack latency p50/p99 (a sample of packets), event-loop lag p99 (1 ms ticker), process CPU
+seconds per million acknowledged samples (``CPU s/M``: every thread of the worker process, first
+write to last ack; the asyncio clients' 1 ms lag ticker is included), peak RSS.
 
 Flat out, write-to-ack latency is queue depth divided by rate (Little's law), not client
 overhead. So the fixed-rate latency mode (``--rate``; see ``_rate.py``) then offers every client
@@ -356,6 +358,9 @@ def _derive(run: dict[str, Any]) -> dict[str, Any]:
     run["acked_mb_per_s"] = n * run["value_bytes_mean"] / run["ack_s"] / 1e6
     run["enqueue_packets_per_s"] = run["packets"] / run["enqueue_s"]
     run["rss_growth_mb"] = run["rss_peak_mb"] - run["rss_base_mb"]
+    cpu = run.get("cpu_s")
+    # Efficiency, not only speed: process CPU seconds spent per million acknowledged samples.
+    run["cpu_s_per_m_samples"] = cpu / (n * columns * samples) * 1e6 if cpu and n else None
     return run
 
 
@@ -390,6 +395,7 @@ def _summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "loop_lag_max_ms": max([(r["loop_lag"] or {}).get("max_ms") or 0 for r in rs])
                 if any(r["loop_lag"] for r in rs)
                 else None,
+                "cpu_s_per_m_samples": _median([r.get("cpu_s_per_m_samples") for r in rs]),
                 "rss_peak_mb": max(r["rss_peak_mb"] for r in rs),
                 "rss_growth_mb": _median([r["rss_growth_mb"] for r in rs]),
             }
@@ -745,7 +751,8 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
     print("flat out (every client writes as fast as it takes packets):", file=sys.stderr)
     head = (
         f"{'shape':>6} {'str':>3} {'client':<16} {'pkt/s':>7} {'samples/s':>9} {'MB/s':>6} "
-        f"{'enq pkt/s':>9} {'lat p50':>7} {'lat p99':>7} {'lag p99':>7} {'RSS pk':>6} ok"
+        f"{'enq pkt/s':>9} {'lat p50':>7} {'lat p99':>7} {'lag p99':>7} {'CPU s/M':>7} "
+        f"{'RSS pk':>6} ok"
     )
     print(head, file=sys.stderr)
     order = {c: i for i, c in enumerate(CLIENTS)}
@@ -757,7 +764,8 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
             f"{_fmt(s['acked_packets_per_s'], 0):>7} {_fmt(s['acked_samples_per_s'], 0):>9} "
             f"{_fmt(s['acked_mb_per_s']):>6} {_fmt(s['enqueue_packets_per_s'], 0):>9} "
             f"{_fmt(s['latency_p50_ms']):>7} {_fmt(s['latency_p99_ms']):>7} "
-            f"{_fmt(s['loop_lag_p99_ms'], 2):>7} {_fmt(s['rss_peak_mb'], 0):>6} "
+            f"{_fmt(s['loop_lag_p99_ms'], 2):>7} {_fmt(s.get('cpu_s_per_m_samples'), 2):>7} "
+            f"{_fmt(s['rss_peak_mb'], 0):>6} "
             f"{'yes' if s['all_acked'] else 'NO'}",
             file=sys.stderr,
         )

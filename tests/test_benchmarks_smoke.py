@@ -94,6 +94,7 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
             "latency_p50_ms",
             "latency_p99_ms",
             "loop_lag_p99_ms",
+            "cpu_s_per_m_samples",
             "rss_peak_mb",
         ):
             assert isinstance(s[field], int | float), (s["client"], field)

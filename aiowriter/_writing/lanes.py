@@ -113,7 +113,18 @@ class Lane:
         True while writers wait or one was woken and has not run yet (it goes first), or when
         there is no room.
         """
-        return bool(self.putters) or self.woken is not None or not self.has_room(size)
+        # Called for every packet: has_room() and Budget.fits() inlined (two calls fewer).
+        if self.putters or self.woken is not None:
+            return True
+        n = len(self.entries)
+        limits = self.limits
+        if n >= limits.max_packets_per_stream:
+            return True
+        if n and self.bytes + size > limits.max_bytes_per_stream:
+            return True
+        budget = self.budget
+        used = budget.used
+        return used + size > budget.limit and used != 0
 
     def push(self, entry: Delivery) -> None:
         self.entries.append(entry)

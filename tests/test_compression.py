@@ -1,0 +1,122 @@
+"""Batches compressed off the event loop (aiowriter._kafka.compression) are the batches aiokafka
+would have built: byte-identical once the producer state is set at drain time, valid CRC."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
+
+from aiowriter._kafka import compression as _compression
+from aiowriter._kafka.compression import CODEC_ZSTD, PreparedBatch, new_builder, prepare
+
+BATCH = 128 * 1024
+
+
+def _records(n: int, size: int) -> list[tuple[bytes, bytes]]:
+    # Compressible, but not trivially: a counter pattern with varying bytes.
+    return [
+        (f"key-{i}".encode(), bytes((i * 7 + j * 13) % 251 for j in range(size))) for i in range(n)
+    ]
+
+
+def _reference(
+    records: list[tuple[bytes, bytes]], ts: int, state: tuple[int, int, int] | None
+) -> bytes:
+    ref = BatchBuilder(BATCH, CODEC_ZSTD)
+    for key, value in records:
+        assert ref.append(timestamp=ts, key=key, value=value) is not None
+    if state is not None:
+        ref._set_producer_state(*state)
+    return bytes(ref._build())
+
+
+async def _prepared(records: list[tuple[bytes, bytes]], ts: int) -> PreparedBatch:
+    builder = new_builder(CODEC_ZSTD, BATCH)
+    for i, (key, value) in enumerate(records):
+        assert builder.append(i, ts, key, value, []) is not None
+    return await prepare(builder, len(records))
+
+
+@pytest.mark.parametrize("state", [None, (4711, 3, 12345), (0, 0, 0), (2**62, 32000, 2**31 - 5)])
+@pytest.mark.parametrize(("n", "size"), [(1, 10), (40, 1000), (120, 1000)])
+async def test_byte_identical_to_aiokafka(
+    state: tuple[int, int, int] | None, n: int, size: int
+) -> None:
+    records = _records(n, size)
+    ts = 1_764_600_000_123
+    prepared = await _prepared(records, ts)
+    assert prepared.record_count() == n
+    if state is not None:
+        prepared._set_producer_state(*state)
+    built = bytes(prepared._build())
+    assert built == _reference(records, ts, state)
+    # A retry drains the same batch again: same bytes, same CRC.
+    assert bytes(prepared._build()) == built
+    batch = DefaultRecordBatch(built)
+    assert batch.validate_crc()
+    assert batch.last_offset_delta == n - 1
+    if state is not None:
+        assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == state
+    assert [(r.key, r.value) for r in batch] == records
+
+
+async def test_compressed_with_zstd_when_it_pays() -> None:
+    records = _records(100, 1000)
+    prepared = await _prepared(records, 1)
+    batch = DefaultRecordBatch(bytes(prepared._build()))
+    assert batch.compression_type == CODEC_ZSTD
+    assert prepared.size() < sum(len(v) for _, v in records) // 2
+
+
+async def test_incompressible_batch_same_as_aiokafka() -> None:
+    records = [(b"k", os.urandom(2000)) for _ in range(10)]
+    prepared = await _prepared(records, 5)
+    prepared._set_producer_state(1, 1, 1)
+    built = bytes(prepared._build())
+    reference = _reference(records, 5, (1, 1, 1))
+    assert built == reference
+    assert DefaultRecordBatch(built).validate_crc()
+
+
+async def test_compression_runs_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = _compression._build
+
+    def spy(builder: object) -> bytearray:
+        seen.append(threading.get_ident())
+        return real(builder)
+
+    monkeypatch.setattr(_compression, "_build", spy)
+    await _prepared(_records(10, 100), 1)
+    assert seen
+    assert seen[0] != threading.get_ident()
+
+
+async def test_limiter_sized_to_cores_and_per_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    limiter = _compression.compress_limiter()
+    assert limiter is _compression.compress_limiter()
+    assert limiter.total_tokens == len(os.sched_getaffinity(0))
+    # Many concurrent preparations never run more threads than the limiter allows.
+    active = peak = 0
+    lock = threading.Lock()
+    real = _compression._build
+
+    def counting(builder: object) -> bytearray:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            return real(builder)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(_compression, "_build", counting)
+    await asyncio.gather(*(_prepared(_records(50, 2000), 1) for _ in range(12)))
+    assert 1 <= peak <= limiter.total_tokens
