@@ -275,9 +275,8 @@ class ReportsHealth:
     _state: str
     _drainer: Any
     _clock: Any
-
-    def _all_lanes(self) -> list[Any]:
-        raise NotImplementedError
+    # Provided by the writer this is mixed into (its lanes, data and info).
+    _all_lanes: Callable[[], list[Any]]
 
     def health(self) -> Health:
         """Broker reachability, age of the oldest unacknowledged packet, last error and since
