@@ -95,6 +95,20 @@ def abandon_batches(producer: Any) -> None:
     batches = [b for group in accumulator._batches.values() for b in group]
     batches += list(accumulator._pending_batches)
     accumulator.fail_all(KafkaTimeoutError("the writer stopped before the broker acknowledged"))
+    # A batch failed here may still be in flight; if its response is a retriable error, the
+    # sender re-enqueues it, and aiokafka's reenqueue() removes it from the pending set, from
+    # which its failed future already removed it: a KeyError that kills the sender, whose done
+    # callback then crashes inside aiokafka (a traceback in the service's log). An abandoned
+    # batch has nothing left to retry, so it is not re-enqueued.
+    if not getattr(accumulator, "_aiowriter_abandoning", False):
+        retry = accumulator.reenqueue
+
+        def reenqueue(batch: Any) -> None:
+            if not batch.future.done():
+                retry(batch)
+
+        accumulator.reenqueue = reenqueue
+        accumulator._aiowriter_abandoning = True
     # The writer has settled these packets' deliveries itself; nobody else awaits aiokafka's
     # batch futures, so mark their exceptions retrieved ("never retrieved" would be noise).
     for batch in batches:
