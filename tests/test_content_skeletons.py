@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiowriter import InvalidPacketError, packets
+from aiowriter import InvalidInputError, InvalidPacketError, packets
 from aiowriter._encoding import content_check as cc
-from aiowriter._encoding import skeletons
+from aiowriter._encoding import packet_input, skeletons
 from aiowriter._encoding.skeletons import Skeletons
+from aiowriter._encoding.wire import encode_packet
 
 try:
     from _oracle import load_pb2
@@ -65,6 +66,22 @@ def _memo_accepts(type_: str, content: bytes) -> bool:
     return True
 
 
+def _same_length_variant(original: bytes, data: st.DataObject) -> bytes:
+    variant = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 4))):
+        # Half the time near the start: the envelope, tags and lengths live there.
+        near = st.integers(0, min(len(variant) - 1, 48))
+        at = data.draw(st.one_of(near, st.integers(0, len(variant) - 1)))
+        how = data.draw(st.sampled_from(["byte", "bit", "value"]))
+        if how == "byte":
+            variant[at] = data.draw(st.integers(0, 255))
+        elif how == "bit":
+            variant[at] ^= 1 << data.draw(st.integers(0, 7))
+        else:  # keep the continuation bit: a plausible new value of the same width
+            variant[at] = (variant[at] & 0x80) | data.draw(st.integers(0, 127))
+    return bytes(variant)
+
+
 @pytest.fixture
 def memo(monkeypatch: pytest.MonkeyPatch) -> Skeletons:
     fresh = Skeletons()
@@ -81,17 +98,7 @@ def test_same_length_variants_get_the_full_checks_verdict(type_: str, data: st.D
         cc.check_content(type_, sample)
         cc.check_content(type_, sample)  # the second sighting remembers the layout
         assert len(fresh) == 1
-        variant = bytearray(sample)
-        for _ in range(data.draw(st.integers(1, 4))):
-            at = data.draw(st.integers(0, len(variant) - 1))
-            how = data.draw(st.sampled_from(["byte", "bit", "value"]))
-            if how == "byte":
-                variant[at] = data.draw(st.integers(0, 255))
-            elif how == "bit":
-                variant[at] ^= 1 << data.draw(st.integers(0, 7))
-            else:  # keep the continuation bit: a plausible new value of the same width
-                variant[at] = (variant[at] & 0x80) | data.draw(st.integers(0, 127))
-        content = bytes(variant)
+        content = _same_length_variant(sample, data)
         verdict = _memo_accepts(type_, content)
         assert verdict == _full_check_accepts(type_, content), content.hex()
         if verdict:
@@ -168,3 +175,65 @@ def test_layouts_per_key_and_bytes_are_bounded(
     # The newest layout is kept, the oldest went first.
     assert small.known("X", bytes(range(39)), 0, 39)
     assert not small.known("X", bytes(range(1)), 0, 1)
+
+
+# --- whole Packet bytes (aiowriter/_encoding/packet_input.py) ---------------------------------
+
+
+def _packet_verdict(data: bytes, key: str, check: bool) -> tuple[bytes, bool] | str:
+    try:
+        return packet_input.packet_value(data, key, lambda: 7, check=check)
+    except InvalidInputError as exc:
+        return type(exc).__name__
+
+
+@given(
+    st.sampled_from(sorted(SAMPLES)),
+    st.sampled_from(["session-1", "", "ü-key"]),
+    st.booleans(),
+    st.integers(0, 2**64 - 1),
+    st.booleans(),
+    st.data(),
+)
+def test_packet_variants_get_the_full_paths_verdict(
+    type_: str, key: str, essential: bool, id_: int, check: bool, data: st.DataObject
+) -> None:
+    raw = encode_packet(type_, key, essential, SAMPLES[type_], id_)
+    memo, fresh = Skeletons(), Skeletons()
+    saved = packet_input.PACKET_LAYOUTS, cc.SKELETONS
+    try:
+        packet_input.PACKET_LAYOUTS, cc.SKELETONS = memo, Skeletons()
+        assert _packet_verdict(raw, key, check) == (raw, essential)
+        assert _packet_verdict(raw, key, check) == (raw, essential)  # remembered now
+        assert len(memo) == 1
+        mutated = _same_length_variant(raw, data)
+        # The same key, or another one of the same length (the record key must match).
+        asked = data.draw(st.sampled_from([key, key[::-1]]))
+        with_memo = _packet_verdict(mutated, asked, check)
+        packet_input.PACKET_LAYOUTS, cc.SKELETONS = fresh, Skeletons()
+        assert with_memo == _packet_verdict(mutated, asked, check), mutated.hex()
+    finally:
+        packet_input.PACKET_LAYOUTS, cc.SKELETONS = saved
+
+
+def test_a_repeat_packet_layout_skips_envelope_and_content_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(packet_input, "PACKET_LAYOUTS", Skeletons())
+    monkeypatch.setattr(cc, "SKELETONS", Skeletons())
+    first = encode_packet("PeriodicData", "key-1", True, SAMPLES["PeriodicData"], 1)
+    for _ in range(2):
+        assert packet_input.packet_value(first, "key-1", lambda: 1) == (first, True)
+    calls: list[str] = []
+    monkeypatch.setattr(packet_input, "_canonical_essential", lambda *a: calls.append("envelope"))
+    monkeypatch.setattr(packet_input, "check_content", lambda *a: calls.append("content"))
+    other = encode_packet("PeriodicData", "key-1", True, SAMPLES["PeriodicData"], 2)
+    assert packet_input.packet_value(other, "key-1", lambda: 1) == (other, True)
+    assert calls == []
+    # Another session key is not the remembered layout: the full path runs.
+    packet_input.packet_value(
+        encode_packet("PeriodicData", "key-2", True, SAMPLES["PeriodicData"], 2),
+        "key-2",
+        lambda: 1,
+    )
+    assert calls == ["envelope", "content"]

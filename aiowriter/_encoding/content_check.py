@@ -29,7 +29,7 @@ from .._exceptions import InvalidPacketError
 from .._proto.ma.streaming.open_data import v1 as _od
 from .skeletons import Skeletons
 
-__all__ = ["MAX_DEPTH", "SKELETONS", "check_content", "content_class"]
+__all__ = ["MAX_DEPTH", "SKELETONS", "check_content", "content_class", "content_skeleton"]
 
 #: Nesting depth the official runtime parses (its default recursion limit); the top-level
 #: message is depth 0, so a chain of 100 nested messages is accepted and 101 is not.
@@ -282,9 +282,16 @@ def check_content(type_: str, content: bytes, start: int = 0, end: int | None = 
             f"build it with aiowriter.packets or encode a {schema.name} message"
         ) from None
     if SKELETONS.wanted(type_, end - start):
-        mask = bytearray(end - start)
-        _mark(content, start, end, schema, mask, start)
-        SKELETONS.remember(type_, content, start, end, bytes(mask))
+        SKELETONS.remember(type_, content, start, end, content_skeleton(type_, content, start, end))
+
+
+def content_skeleton(type_: str, content: bytes, start: int, end: int) -> bytearray:
+    """The skeleton bits (see :mod:`.skeletons`) of ``content[start:end]``, a well-formed
+    ``<type_>Packet`` (:func:`check_content` passed), one mask byte per content byte."""
+    mask = bytearray(end - start)
+    cls = _CLASSES[type_]
+    _mark(content, start, end, _SCHEMAS.get(type_) or _schema_for(cls), mask, start)
+    return mask
 
 
 #: Layouts of content already checked (see :mod:`.skeletons`), shared by every writer.

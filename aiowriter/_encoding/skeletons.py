@@ -20,6 +20,7 @@ masks in all; when full, the oldest layouts are forgotten.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Final
 
 __all__ = ["BUDGET", "PER_KEY", "Skeletons"]
@@ -31,38 +32,55 @@ BUDGET: Final = 8 * 1024 * 1024
 
 
 class Skeletons:
-    """``(type, length) -> [(mask, expected)]``, big integers over the message's bytes."""
+    """``(kind, length) -> [(mask, expected, what)]``: big integers over a message's bytes, and
+    what the caller learnt from the full check of the remembered message (returned on a match).
+    ``kind`` is the caller's: a ``Packet.type`` for content, more for whole packets."""
 
     __slots__ = ("_layouts", "_misses", "_used")
 
     def __init__(self) -> None:
-        self._layouts: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        self._misses: dict[tuple[str, int], int] = {}
+        self._layouts: dict[tuple[Hashable, int], list[tuple[int, int, object]]] = {}
+        self._misses: dict[tuple[Hashable, int], int] = {}
         self._used = 0
 
-    def known(self, type_: str, data: bytes, start: int, end: int) -> bool:
-        """Whether ``data[start:end]`` has a remembered layout of ``type_``."""
-        layouts = self._layouts.get((type_, end - start))
+    def match(self, kind: Hashable, data: bytes, start: int, end: int) -> object | None:
+        """What was learnt of a remembered layout ``data[start:end]`` has, else ``None``."""
+        layouts = self._layouts.get((kind, end - start))
         if layouts is None:
-            return False
+            return None
         value = int.from_bytes(
             data if start == 0 and end == len(data) else data[start:end], "little"
         )
-        return any(value & mask == expected for mask, expected in layouts)
+        for mask, expected, what in layouts:
+            if value & mask == expected:
+                return what
+        return None
 
-    def wanted(self, type_: str, length: int) -> bool:
-        """Count a miss; true on the second miss of a (type, length) with room for a layout, so
+    def known(self, kind: Hashable, data: bytes, start: int, end: int) -> bool:
+        """Whether ``data[start:end]`` has a remembered layout of ``kind``."""
+        return self.match(kind, data, start, end) is not None
+
+    def wanted(self, kind: Hashable, length: int) -> bool:
+        """Count a miss; true on the second miss of a (kind, length) with room for a layout, so
         one-off messages (varied text, odd lengths) cost no skeleton."""
-        key = (type_, length)
+        key = (kind, length)
         misses = self._misses.get(key, 0) + 1
         if len(self._misses) >= 65536:
             self._misses.clear()
         self._misses[key] = misses
         return misses >= 2 and len(self._layouts.get(key, ())) < PER_KEY
 
-    def remember(self, type_: str, data: bytes, start: int, end: int, mask: bytes) -> None:
+    def remember(
+        self,
+        kind: Hashable,
+        data: bytes,
+        start: int,
+        end: int,
+        mask: bytes | bytearray,
+        what: object = True,
+    ) -> None:
         """Keep the layout of the well-formed ``data[start:end]``; ``mask`` holds its skeleton
-        bits (one byte per message byte)."""
+        bits (one byte per message byte); ``what`` (not ``None``) is returned by a match."""
         length = end - start
         cost = 2 * length + 64
         while self._used + cost > BUDGET and self._layouts:
@@ -72,7 +90,7 @@ class Skeletons:
             return
         mask_int = int.from_bytes(mask, "little")
         value = int.from_bytes(data[start:end], "little")
-        self._layouts.setdefault((type_, length), []).append((mask_int, value & mask_int))
+        self._layouts.setdefault((kind, length), []).append((mask_int, value & mask_int, what))
         self._used += cost
 
     def clear(self) -> None:

@@ -90,11 +90,15 @@ class Drainer:
                     await lane.wakeup
                     lane.wakeup = None
                     continue
-                if self.linger and lane.bytes < self.max_batch_bytes and not self.closing:
+                # Linger counts from the oldest queued packet, as Kafka's linger.ms counts from
+                # a batch's creation: packets that queued up while the previous batch was being
+                # handed over have waited already (restarting the wait there doubled p99).
+                linger = self.linger - (loop.time() - lane.entries[0].enqueued_at)
+                if linger > 0 and lane.bytes < self.max_batch_bytes and not self.closing:
                     # Linger for more packets, but no longer than it takes to fill a batch.
                     wakeup = lane.wakeup = loop.create_future()
                     lane.wake_at_bytes = self.max_batch_bytes
-                    timer = loop.call_later(self.linger, _wake, wakeup)
+                    timer = loop.call_later(linger, _wake, wakeup)
                     try:
                         await wakeup
                     finally:
