@@ -286,9 +286,11 @@ class Drainer:
             lane.acked += n
             lane.acked_bytes += size
             if not essential and items:
-                # One call per batch: latency of its oldest packet, counted for all of them.
-                latency = asyncio.get_running_loop().time() - items[0].enqueued_at
-                self.health.acked(lane.data_source, lane.stream, latency, len(items))
+                # Each packet's own latency; sorted is nearly free (packets queue in order,
+                # bar a writer that waited for room) and lets the histogram bisect per batch.
+                times = sorted([entry.enqueued_at for entry in items])
+                now = asyncio.get_running_loop().time()
+                self.health.acked_times(lane.data_source, lane.stream, now, times)
         flight.pending -= 1
         self.finish_flight(flight)
 

@@ -234,10 +234,10 @@ class PacketWriter(SettleMixin, ReportsHealth):
         packets queued before that (they are not withdrawn).
         """
         lane = self._checked_lane(data_source, stream, session_key)
-        next_id = self._next_id
-        check = self._config.check_content
+        next_id, check, entry_of = self._next_id, self._check, self._entry
+        now = self._clock()  # one stamp for the call: its packets are queued together
         entries = [
-            self._entry(session_key, *packet_value(packet, session_key, next_id, check=check))
+            entry_of(session_key, *packet_value(packet, session_key, next_id, check=check), now)
             for packet in packets
         ]
         # The lane (and so its topics) comes only after every packet passed its checks.
@@ -247,7 +247,11 @@ class PacketWriter(SettleMixin, ReportsHealth):
                 await self._ensure_ready(lane)
             except AiowriterError as exc:
                 return ApiResult.fail(exc)
+        clock, must_wait, push = self._clock, lane.must_wait, self._push
         for i, entry in enumerate(entries):
+            if clock() < self._next_yield and not must_wait(entry.size):
+                push(lane, entry)  # room now, no turn to give up: no coroutine per packet
+                continue
             error = await self._admit(lane, entry)
             if error is not None:
                 return ApiResult(
@@ -423,7 +427,9 @@ class PacketWriter(SettleMixin, ReportsHealth):
         # The lane (and so its topics) comes only after the packet passed every check.
         return lane or self._lane(data_source, stream), entry
 
-    def _entry(self, session_key: str, value: bytes, essential: bool) -> Delivery:
+    def _entry(
+        self, session_key: str, value: bytes, essential: bool, now: float | None = None
+    ) -> Delivery:
         key = self._keys.get(session_key)
         if key is None:
             if len(self._keys) >= 4096:  # sessions come and go; keep the cache small
@@ -437,7 +443,7 @@ class PacketWriter(SettleMixin, ReportsHealth):
                 "record overhead): split it into smaller packets or raise max_request_size (and "
                 "the broker's message.max.bytes)"
             )
-        return Delivery(key, value, essential, self._clock())
+        return Delivery(key, value, essential, self._clock() if now is None else now)
 
     def _lane(self, data_source: str, stream: str) -> Lane:
         lane = self._lanes.get((data_source, stream))
