@@ -377,9 +377,10 @@ def encode_sample_lists(
             and arr.dtype.kind == "f"
             and 0 < arr.size < NUMPY_MIN_SAMPLES
         ):
-            small = _small_double_lists(arr, key)
+            p, n = arr.shape
+            small = _small_double_lists(arr.ravel().tolist(), p, n, key)
             if small is not None:
-                return small, arr.shape[0], arr.shape[1]
+                return small, p, n
         if arr.ndim != 2:
             raise EncodingError(f"a {what} array must be 2-D ({what}s x samples), got {arr.ndim}-D")
         p, n = arr.shape
@@ -397,6 +398,16 @@ def encode_sample_lists(
             statuses = statuses.tolist()  # type: ignore[attr-defined]
     elif _is_array(statuses) and getattr(statuses, "ndim", 1) == 2:
         statuses = statuses.tolist()  # type: ignore[attr-defined]
+    elif (
+        statuses is None
+        and (sample_type is None or sample_type == "double")
+        and type(lists) is list
+        and (small_lists := _small_float_lists(lists)) is not None
+    ):
+        flat, p, n = small_lists
+        small = _small_double_lists(flat, p, n, key)
+        if small is not None:
+            return small, p, n
     if type(lists) is not list and (
         isinstance(lists, str | bytes) or not isinstance(lists, Sequence)
     ):
@@ -455,12 +466,30 @@ def encode_sample_lists(
     return b"".join(parts), count, max(width, 0)
 
 
-def _small_double_lists(arr: Any, key: bytes) -> bytes | None:
-    """A few non-zero doubles per list, every sample VALID: the shape of the Writer Module's
-    own example (3x3), where numpy's per-call overhead and the general path's checks cost more
-    than the encoding. ``None`` when a value is zero (proto3 leaves it out: the general path)."""
-    p, n = arr.shape
-    flat = arr.ravel().tolist()  # row-major: list after list; Python floats
+def _small_float_lists(lists: list[Any]) -> tuple[list[float], int, int] | None:
+    """``(values list after list, lists, samples per list)`` when ``lists`` holds a few equal
+    lists of floats only, else ``None``."""
+    p = len(lists)
+    if not p or type(lists[0]) is not list:
+        return None
+    n = len(lists[0])
+    if not n or p * n >= NUMPY_MIN_SAMPLES:
+        return None
+    flat: list[Any] = []
+    for values in lists:
+        if type(values) is not list or len(values) != n:
+            return None
+        flat += values
+    if set(map(type, flat)) != {float}:
+        return None
+    return flat, p, n
+
+
+def _small_double_lists(flat: list[float], p: int, n: int, key: bytes) -> bytes | None:
+    """A few non-zero doubles per list (``flat``: list after list), every sample VALID: the
+    shape of the Writer Module's own example (3x3), where numpy's per-call overhead and the
+    general path's checks cost more than the encoding. ``None`` when a value is zero (proto3
+    leaves it out: the general path)."""
     if 0.0 in flat:
         return None
     # One 8-byte string per value, in C: slicing them out one by one costs twice the rest.
