@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from .._config import StreamingConfig
+from .._deadlines import start_hint
 from .._exceptions import BrokerUnavailableError
 from .diagnosis import explain_connect_failures
 
@@ -26,7 +27,10 @@ async def start_producer(config: StreamingConfig, *, wait_for_broker: float | No
     logging each failed attempt on ``aiowriter.writer`` at WARNING with the time left.
     """
     if wait_for_broker is None:
-        return await _start_once(config)
+        try:
+            return await _start_once(config)
+        except BrokerUnavailableError as exc:
+            raise start_hint(exc) from exc
     if wait_for_broker < 0:
         raise ValueError(f"wait_for_broker must be >= 0 seconds, got {wait_for_broker!r}")
     loop = asyncio.get_running_loop()
