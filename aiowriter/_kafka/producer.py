@@ -116,8 +116,10 @@ def abandon_batches(producer: Any) -> None:
     # The writer has settled these packets' deliveries itself; nobody else awaits aiokafka's
     # batch futures, so mark their exceptions retrieved ("never retrieved" would be noise).
     for batch in batches:
-        if batch.future.done() and not batch.future.cancelled():
-            batch.future.exception()
+        # fail_all() fails each batch's drain waiter too; nobody waits on those either.
+        for future in (batch.future, getattr(batch, "_drain_waiter", None)):
+            if future is not None and future.done() and not future.cancelled():
+                future.exception()
 
 
 async def quiet_stop(producer: Any) -> None:
