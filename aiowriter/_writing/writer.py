@@ -204,7 +204,9 @@ class PacketWriter(SettleMixin, ReportsHealth):
         Cheaper per packet than a ``write_data`` call each (one coroutine, one result). Every
         packet is checked before any is queued, so bad input queues nothing. If the queue stays
         full for ``delivery_timeout``, the result fails and ``data`` holds the deliveries of the
-        packets queued before that (they are not withdrawn).
+        packets queued before that (they are not withdrawn). Cancelled meanwhile, it leaves that
+        prefix queued too: count it with ``statistics()`` (docs/guides/services.md,
+        "Cancellation").
         """
         lane = self._checked_lane(data_source, stream, session_key)
         next_id = self._next_id
