@@ -147,6 +147,7 @@ def aiowriter_config(spec: dict[str, Any]) -> Any:
             client_id=f"bench-{spec['client']}",
         ),
         queues=QueueLimits(max_total_bytes=s["queue_bytes"]),
+        check_content=s.get("check_content", True),
     )
 
 

@@ -126,6 +126,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--many-chunk", type=int, default=256, help="aiowriter-many: packets per write_data_many"
     )
+    p.add_argument(
+        "--no-content-check",
+        action="store_true",
+        help="aiowriter: StreamingConfig(check_content=False), for trusted producers",
+    )
     p.add_argument("--skip-throughput", action="store_true", help="no flat-out runs")
     p.add_argument("--skip-rate", action="store_true", help="no fixed-rate latency runs")
     p.add_argument(
@@ -806,6 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         "aiokafka_batching": "per stream: fill create_batch() until full, close, send_batch()",
         "many_chunk": args.many_chunk,
         "pool": args.pool,
+        "check_content": not args.no_content_check,
         "flat_out": {
             "skipped": args.skip_throughput,
             "shapes": ["x".join(map(str, sh)) for sh in args.shape_list],

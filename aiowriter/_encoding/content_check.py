@@ -27,8 +27,9 @@ import betterproto2
 
 from .._exceptions import InvalidPacketError
 from .._proto.ma.streaming.open_data import v1 as _od
+from .skeletons import Skeletons
 
-__all__ = ["MAX_DEPTH", "check_content", "content_class"]
+__all__ = ["MAX_DEPTH", "SKELETONS", "check_content", "content_class", "content_skeleton"]
 
 #: Nesting depth the official runtime parses (its default recursion limit); the top-level
 #: message is depth 0, so a chain of 100 nested messages is accepted and 101 is not.
@@ -265,6 +266,8 @@ def check_content(type_: str, content: bytes, start: int = 0, end: int | None = 
         end = len(content)
     if start >= end:
         return
+    if SKELETONS.known(type_, content, start, end):
+        return
     schema = _SCHEMAS.get(type_)
     if schema is None:
         cls = _CLASSES.get(type_)
@@ -278,6 +281,64 @@ def check_content(type_: str, content: bytes, start: int = 0, end: int | None = 
             f"Packet.content is not a well-formed {schema.name} (Packet.type {type_!r}): {exc}; "
             f"build it with aiowriter.packets or encode a {schema.name} message"
         ) from None
+    if SKELETONS.wanted(type_, end - start):
+        SKELETONS.remember(type_, content, start, end, content_skeleton(type_, content, start, end))
+
+
+def content_skeleton(type_: str, content: bytes, start: int, end: int) -> bytearray:
+    """The skeleton bits (see :mod:`.skeletons`) of ``content[start:end]``, a well-formed
+    ``<type_>Packet`` (:func:`check_content` passed), one mask byte per content byte."""
+    mask = bytearray(end - start)
+    cls = _CLASSES[type_]
+    _mark(content, start, end, _SCHEMAS.get(type_) or _schema_for(cls), mask, start)
+    return mask
+
+
+#: Layouts of content already checked (see :mod:`.skeletons`), shared by every writer.
+SKELETONS: Final = Skeletons()
+_ALL: Final = 0xFF
+_CONTINUATION: Final = 0x80
+
+
+def _mark_varint(data: bytes, pos: int, mask: bytearray, base: int, whole: bool) -> int:
+    """Mark the varint at ``pos`` (known well-formed): all of it if ``whole`` (tags, lengths),
+    else its continuation bits, and all of a tenth byte (it must stay 0 or 1). Its end."""
+    first = pos
+    while data[pos] >= 0x80:
+        mask[pos - base] = _ALL if whole else _CONTINUATION
+        pos += 1
+    mask[pos - base] = _ALL if whole or pos - first == 9 else _CONTINUATION
+    return pos + 1
+
+
+def _mark(data: bytes, pos: int, end: int, schema: _Schema, mask: bytearray, base: int) -> None:
+    """Set the skeleton bits (see :mod:`.skeletons`) of the well-formed ``data[pos:end]``."""
+    actions = schema.actions
+    while pos < end:
+        key = data[pos]
+        if key >= 0x80:
+            key = _read_varint(data, pos, end)[0]
+        pos = _mark_varint(data, pos, mask, base, True)
+        kind, sub, _ = actions[key]
+        if kind == _VARINT:
+            pos = _mark_varint(data, pos, mask, base, False)
+        elif kind == _FIXED64:
+            pos += 8
+        elif kind == _FIXED32:
+            pos += 4
+        else:
+            n, stop = _read_varint(data, pos, end)
+            pos = _mark_varint(data, pos, mask, base, True)
+            stop = pos + n
+            if kind == _MESSAGE:
+                assert sub is not None
+                _mark(data, pos, stop, sub, mask, base)
+            elif kind == _STRING:
+                mask[pos - base : stop - base] = b"\xff" * n  # stays the same, so stays UTF-8
+            elif kind == _PACKED_VARINT:
+                while pos < stop:
+                    pos = _mark_varint(data, pos, mask, base, False)
+            pos = stop
 
 
 class _Malformed(Exception):

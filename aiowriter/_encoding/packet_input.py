@@ -9,14 +9,16 @@ agree: an empty one is filled in, a different one is rejected.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import betterproto2
 
 from .._checks import as_bytes
 from .._exceptions import InvalidInputError, InvalidPacketError, SessionKeyMismatchError
 from .._proto.ma.streaming.open_data.v1 import Packet
-from .content_check import check_content
+from .content_check import check_content, content_skeleton
 from .encoded import PACKET_TYPES, EncodedPacket, check_packet_type, checked
+from .skeletons import Skeletons
 from .wire import UINT64_MAX, check_int, encode_packet, parse_packet_envelope
 
 __all__ = ["PacketLike", "embedded_session_key", "packet_value"]
@@ -94,6 +96,26 @@ def _canonical_essential(data: bytes, session_key: str) -> tuple[bool, int, int]
     return essential, start, stop
 
 
+#: Whole ``Packet`` bytes already accepted, by layout (see :mod:`.skeletons`): a packet that
+#: matches one has the same type, session key, ``is_essential`` and content layout, so one
+#: big-integer comparison replaces the envelope parse and the content check.
+PACKET_LAYOUTS: Final = Skeletons()
+
+
+def _packet_skeleton(data: bytes, type_: str, start: int, stop: int, check: bool) -> bytearray:
+    """Skeleton bits of canonical Packet bytes: the envelope up to the content exactly (type,
+    key, ``is_essential``, the content's key and length), the content's own skeleton (none when
+    unchecked), the id's key and its varint's continuation bits."""
+    mask = bytearray(b"\xff" * start)
+    mask += content_skeleton(type_, data, start, stop) if check else bytes(stop - start)
+    end = len(data)
+    if stop < end:
+        mask.append(0xFF)  # the id's key
+        mask += b"\x80" * (end - stop - 2)
+        mask.append(0xFF if end - stop - 1 == 10 else 0x80)  # a tenth byte stays 0 or 1
+    return mask
+
+
 def packet_value(
     packet: object, session_key: str, next_id: Callable[[], int], *, check: bool = True
 ) -> tuple[bytes, bool]:
@@ -114,11 +136,19 @@ def packet_value(
             packet.is_essential,
         )
     if type(packet) is bytes:
+        kind = (session_key, check)
+        known = PACKET_LAYOUTS.match(kind, packet, 0, len(packet))
+        if known is not None:
+            return packet, known is True
         fast = _canonical_essential(packet, session_key)
         if fast is not None:
             essential, start, stop = fast
+            type_ = packet[2 : 2 + packet[1]].decode()
             if check:
-                check_content(packet[2 : 2 + packet[1]].decode(), packet, start, stop)
+                check_content(type_, packet, start, stop)
+            if PACKET_LAYOUTS.wanted(kind, len(packet)):
+                mask = _packet_skeleton(packet, type_, start, stop, check)
+                PACKET_LAYOUTS.remember(kind, packet, 0, len(packet), mask, essential)
             return packet, essential
     if isinstance(packet, bytes | bytearray | memoryview):
         data = as_bytes(packet, "packet", InvalidPacketError)

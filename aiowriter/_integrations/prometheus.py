@@ -6,7 +6,7 @@ Metrics (labels ``data_source``, ``stream``; ``SessionInfo`` records under ``""`
   ``aiowriter_acked_bytes_total`` (counters);
 * ``aiowriter_queued_packets``, ``aiowriter_queued_bytes``, ``aiowriter_in_flight_packets``,
   ``aiowriter_waiting_writers`` (gauges);
-* ``aiowriter_delivery_latency_seconds`` (histogram: queued to acknowledged, per batch);
+* ``aiowriter_delivery_latency_seconds`` (histogram: queued to acknowledged, per packet);
 * unlabelled: ``aiowriter_buffer_bytes``/``aiowriter_buffer_limit_bytes`` (the global queue
   budget), ``aiowriter_healthy`` (1 while health is ok), ``aiowriter_broker_reachable``,
   ``aiowriter_oldest_unacked_seconds``; with a Telemetry also ``aiowriter_sessions_known``,

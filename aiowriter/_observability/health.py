@@ -22,6 +22,7 @@ import bisect
 import contextlib
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -172,6 +173,21 @@ class LatencyHistogram:
         self.count += count
         self.sum += seconds * count
 
+    def observe_times(self, now: float, times: list[float]) -> None:
+        """Count one packet per queue time in ``times`` (sorted, oldest first), acknowledged
+        at ``now``: each packet's own latency, with 15 bisections per batch, not one per packet."""
+        n = len(times)
+        below = 0
+        buckets = self.buckets
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            # latency <= bound  <=>  queued at or after now - bound
+            at_most = n - bisect.bisect_left(times, now - bound)
+            buckets[i] += at_most - below
+            below = at_most
+        buckets[-1] += n - below
+        self.count += n
+        self.sum += now * n - math.fsum(times)
+
     def cumulative(self) -> list[tuple[float, int]]:
         """``(upper bound, packets at or below it)`` pairs, ending with ``inf``."""
         out, total = [], 0
@@ -216,6 +232,16 @@ class HealthTracker:
         if hist is None:
             hist = self.latency[(data_source, stream)] = LatencyHistogram()
         hist.observe(latency, count)
+        self.last_ack_at = time.time()
+        if self.reachable is not True:
+            self._reached()
+
+    def acked_times(self, data_source: str, stream: str, now: float, times: list[float]) -> None:
+        """Packets queued at ``times`` (sorted) were acknowledged at ``now`` (loop clock)."""
+        hist = self.latency.get((data_source, stream))
+        if hist is None:
+            hist = self.latency[(data_source, stream)] = LatencyHistogram()
+        hist.observe_times(now, times)
         self.last_ack_at = time.time()
         if self.reachable is not True:
             self._reached()

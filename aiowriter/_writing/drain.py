@@ -90,11 +90,15 @@ class Drainer:
                     await lane.wakeup
                     lane.wakeup = None
                     continue
-                if self.linger and lane.bytes < self.max_batch_bytes and not self.closing:
+                # Linger counts from the oldest queued packet, as Kafka's linger.ms counts from
+                # a batch's creation: packets that queued up while the previous batch was being
+                # handed over have waited already (restarting the wait there doubled p99).
+                linger = self.linger - (loop.time() - lane.entries[0].enqueued_at)
+                if linger > 0 and lane.bytes < self.max_batch_bytes and not self.closing:
                     # Linger for more packets, but no longer than it takes to fill a batch.
                     wakeup = lane.wakeup = loop.create_future()
                     lane.wake_at_bytes = self.max_batch_bytes
-                    timer = loop.call_later(self.linger, _wake, wakeup)
+                    timer = loop.call_later(linger, _wake, wakeup)
                     try:
                         await wakeup
                     finally:
@@ -282,9 +286,11 @@ class Drainer:
             lane.acked += n
             lane.acked_bytes += size
             if not essential and items:
-                # One call per batch: latency of its oldest packet, counted for all of them.
-                latency = asyncio.get_running_loop().time() - items[0].enqueued_at
-                self.health.acked(lane.data_source, lane.stream, latency, len(items))
+                # Each packet's own latency; sorted is nearly free (packets queue in order,
+                # bar a writer that waited for room) and lets the histogram bisect per batch.
+                times = sorted([entry.enqueued_at for entry in items])
+                now = asyncio.get_running_loop().time()
+                self.health.acked_times(lane.data_source, lane.stream, now, times)
         flight.pending -= 1
         self.finish_flight(flight)
 

@@ -1,0 +1,102 @@
+"""A memo of message layouts already proven well-formed, so repeat layouts are checked in C.
+
+A producer writes the same kind of packet over and over: the same channels, so the same fields,
+tags and lengths at the same offsets; only the values change. The *skeleton* of a checked
+message is the set of bits that decided its parse: every tag and length byte, the continuation
+bit of every varint byte, the whole of the last byte of a ten-byte varint (which must be 0 or 1)
+and the whole of every text field (which must stay UTF-8). Fixed-width values, bytes fields and
+varint payload bits can take any value without changing whether the message is well-formed.
+
+So a message of the same type and length that agrees with a remembered one on every skeleton bit
+parses along the same path and is well-formed too. The comparison is one big-integer AND and
+compare over the message (C speed): about half a microsecond for a 190-byte packet, against about
+ten for walking its eight nested messages in Python. Anything else takes the full check, and a
+layout met twice is remembered. ``tests/test_content_skeletons.py`` checks that verdicts with and
+without the memo are the same on generated and mutated messages.
+
+Memory is bounded: at most :data:`PER_KEY` layouts per (type, length) and :data:`BUDGET` bytes of
+masks in all; when full, the oldest layouts are forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Final
+
+__all__ = ["BUDGET", "PER_KEY", "Skeletons"]
+
+#: Layouts kept per (type, length): a few, for packets whose statuses or varint widths vary.
+PER_KEY: Final = 4
+#: Bytes of skeletons kept in all (each costs about twice its message's length).
+BUDGET: Final = 8 * 1024 * 1024
+
+
+class Skeletons:
+    """``(kind, length) -> [(mask, expected, what)]``: big integers over a message's bytes, and
+    what the caller learnt from the full check of the remembered message (returned on a match).
+    ``kind`` is the caller's: a ``Packet.type`` for content, more for whole packets."""
+
+    __slots__ = ("_layouts", "_misses", "_used")
+
+    def __init__(self) -> None:
+        self._layouts: dict[tuple[Hashable, int], list[tuple[int, int, object]]] = {}
+        self._misses: dict[tuple[Hashable, int], int] = {}
+        self._used = 0
+
+    def match(self, kind: Hashable, data: bytes, start: int, end: int) -> object | None:
+        """What was learnt of a remembered layout ``data[start:end]`` has, else ``None``."""
+        layouts = self._layouts.get((kind, end - start))
+        if layouts is None:
+            return None
+        value = int.from_bytes(
+            data if start == 0 and end == len(data) else data[start:end], "little"
+        )
+        for mask, expected, what in layouts:
+            if value & mask == expected:
+                return what
+        return None
+
+    def known(self, kind: Hashable, data: bytes, start: int, end: int) -> bool:
+        """Whether ``data[start:end]`` has a remembered layout of ``kind``."""
+        return self.match(kind, data, start, end) is not None
+
+    def wanted(self, kind: Hashable, length: int) -> bool:
+        """Count a miss; true on the second miss of a (kind, length) with room for a layout, so
+        one-off messages (varied text, odd lengths) cost no skeleton."""
+        key = (kind, length)
+        misses = self._misses.get(key, 0) + 1
+        if len(self._misses) >= 65536:
+            self._misses.clear()
+        self._misses[key] = misses
+        return misses >= 2 and len(self._layouts.get(key, ())) < PER_KEY
+
+    def remember(
+        self,
+        kind: Hashable,
+        data: bytes,
+        start: int,
+        end: int,
+        mask: bytes | bytearray,
+        what: object = True,
+    ) -> None:
+        """Keep the layout of the well-formed ``data[start:end]``; ``mask`` holds its skeleton
+        bits (one byte per message byte); ``what`` (not ``None``) is returned by a match."""
+        length = end - start
+        cost = 2 * length + 64
+        while self._used + cost > BUDGET and self._layouts:
+            oldest = next(iter(self._layouts))
+            self._used -= sum(2 * oldest[1] + 64 for _ in self._layouts.pop(oldest))
+        if cost > BUDGET:
+            return
+        mask_int = int.from_bytes(mask, "little")
+        value = int.from_bytes(data[start:end], "little")
+        self._layouts.setdefault((kind, length), []).append((mask_int, value & mask_int, what))
+        self._used += cost
+
+    def clear(self) -> None:
+        self._layouts.clear()
+        self._misses.clear()
+        self._used = 0
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._layouts.values())

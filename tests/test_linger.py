@@ -1,0 +1,67 @@
+"""Linger counts from the oldest queued packet (issue 12: fixed-rate p99 latency).
+
+Packets that queued while the drainer was busy handing the previous batch over (aiokafka accepts
+one batch per partition at a time) have waited already; restarting the linger for them added up
+to ``linger_ms`` to their latency. The drainer's send step is replaced by a recorder here, so
+the test checks the drainer's timing alone; the real-broker suites cover the send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from aiowriter import QueueLimits
+from aiowriter._layout import Route
+from aiowriter._writing.delivery import Delivery
+from aiowriter._writing.drain import Drainer
+from aiowriter._writing.lanes import Budget, Lane
+
+pytestmark = pytest.mark.asyncio
+
+LINGER = 0.4
+
+
+def _lane() -> Lane:
+    return Lane("ds", "s", Route("ds.s", 0), None, QueueLimits(), Budget(1 << 20))
+
+
+async def _first_send_after(enqueued_ago: float) -> float:
+    """Seconds from starting the drainer to its first send, with one packet queued
+    ``enqueued_ago`` seconds before."""
+    loop = asyncio.get_running_loop()
+    lane = _lane()
+    sent = loop.create_future()
+    drainer = Drainer(
+        object(),
+        object(),
+        delivery_timeout=30.0,
+        linger=LINGER,
+        max_batch_bytes=1 << 20,
+        retire=lambda lane, error: None,
+    )
+
+    async def record(lane: Lane) -> None:
+        lane.take(len(lane.entries))
+        if not sent.done():
+            sent.set_result(loop.time())
+
+    drainer.send_batch = record  # type: ignore[method-assign]
+    lane.push(Delivery(b"k", b"v", False, loop.time() - enqueued_ago))
+    start = loop.time()
+    task = asyncio.ensure_future(drainer.run_lane(lane, []))
+    try:
+        return await asyncio.wait_for(sent, 5) - start
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_packet_that_already_waited_its_linger_is_sent_at_once() -> None:
+    assert await _first_send_after(enqueued_ago=LINGER + 0.1) < LINGER / 2
+
+
+async def test_a_fresh_packet_lingers_for_the_rest_of_its_linger() -> None:
+    elapsed = await _first_send_after(enqueued_ago=LINGER / 2)
+    assert LINGER / 2 - 0.05 <= elapsed < LINGER
