@@ -44,11 +44,12 @@ __all__ = [
 ]
 
 #: Batches whose queued packets add up to at least this many bytes are compressed in a worker
-#: thread; smaller ones keep aiokafka's inline path. Measured on the 2-core dev machine (loaded),
-#: event-loop thread CPU per batch of the benchmark's 10x100 packets: inline zstd 138 µs at 16 KB,
-#: 266 µs at 32 KB, 837 µs at 128 KB; offloaded ~110-130 µs at any size (anyio's hand-off and
-#: wake-up; a bare ``run_in_executor`` costs ~60-80 µs). 3x3 packets compress faster (inline
-#: 78 µs at 16 KB, 141 µs at 32 KB). So ~16 KB is break-even and 32 KB halves the loop's cost.
+#: thread; smaller ones are built on the loop, with the same builder, when they are taken.
+#: Measured on the 2-core dev machine (loaded), event-loop thread CPU per batch of the
+#: benchmark's 10x100 packets: inline zstd 138 µs at 16 KB, 266 µs at 32 KB, 837 µs at 128 KB;
+#: offloaded ~110-130 µs at any size (anyio's hand-off and wake-up; a bare ``run_in_executor``
+#: costs ~60-80 µs). 3x3 packets compress faster (inline 78 µs at 16 KB, 141 µs at 32 KB). So
+#: ~16 KB is break-even and 32 KB halves the loop's cost.
 OFFLOAD_MIN_BYTES = 32 * 1024
 
 #: aiokafka's attribute value for zstd (record batch attributes, bits 0-2).

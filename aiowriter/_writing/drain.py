@@ -20,7 +20,13 @@ from .._exceptions import (
     DeliveryTimeoutError,
     convert_kafka_error,
 )
-from .._kafka.compression import CODEC_ZSTD, OFFLOAD_MIN_BYTES, new_builder, prepare
+from .._kafka.compression import (
+    CODEC_ZSTD,
+    OFFLOAD_MIN_BYTES,
+    PreparedBatch,
+    new_builder,
+    prepare,
+)
 from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
 from .delivery import Delivery
@@ -72,6 +78,10 @@ class Drainer:
         # (aiowriter._kafka.compression); any other codec keeps aiokafka's inline path.
         accumulator = getattr(producer, "_message_accumulator", None)
         codec = getattr(accumulator, "_compression_type", None)
+        # Batches are framed with aiokafka's C record builder directly (its BatchBuilder wraps
+        # every append in Python: a third of a small packet's drain cost) and built before they
+        # are handed over; None (not aiokafka's accumulator) keeps create_batch().
+        self.codec: int | None = codec if isinstance(codec, int) else None
         self.offload_codec: int | None = codec if codec == CODEC_ZSTD else None
         self.batch_size: int = getattr(accumulator, "_batch_size", max_batch_bytes)
         self.offload_min_bytes = OFFLOAD_MIN_BYTES
@@ -171,14 +181,16 @@ class Drainer:
         )
         count = 0
         builder: Any
-        if offload:
-            # aiokafka's own record builder (C), built and compressed off the loop below.
-            builder = new_builder(CODEC_ZSTD, self.batch_size)
+        if self.codec is not None:
+            # aiokafka's own record builder (C); built below, off the loop if offloaded.
+            builder = new_builder(self.codec, self.batch_size)
             append = builder.append
             for entry in entries:
                 if append(count, None, entry.key, entry.value, _NO_HEADERS) is None:
                     break
                 count += 1
+            if not offload:
+                builder = PreparedBatch(builder.build(), count)
         else:
             builder = producer.create_batch()
             for entry in entries:
