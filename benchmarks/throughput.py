@@ -83,11 +83,15 @@ MIB = 1024 * 1024
 PACKETS = {(10, 100): (40_000, 2_000), (3, 3): (100_000, 10_000)}
 
 TARGETS = [
-    # name, numerator client, denominator client, threshold
-    ("aiowriter-bytes >= 0.9x aiokafka (acked samples/s)", "aiowriter-bytes", "aiokafka", 0.9),
-    ("aiowriter-bytes >= 1.0x ck-aio (acked samples/s)", "aiowriter-bytes", "ck-aio", 1.0),
-    ("aiowriter-numpy >= 0.75x aiokafka (acked samples/s)", "aiowriter-numpy", "aiokafka", 0.75),
+    # issue 12: name, numerator client, denominator client, threshold, shape (None: every shape)
+    ("aiowriter-bytes >= 0.8x aiokafka", "aiowriter-bytes", "aiokafka", 0.8, (3, 3)),
+    ("aiowriter-many >= 1.0x aiokafka", "aiowriter-many", "aiokafka", 1.0, (3, 3)),
+    ("aiowriter-numpy >= 0.5x aiokafka", "aiowriter-numpy", "aiokafka", 0.5, (3, 3)),
+    ("aiowriter-bytes >= 1.0x ck-producer", "aiowriter-bytes", "ck-producer", 1.0, (10, 100)),
+    ("aiowriter-numpy >= 0.9x ck-producer", "aiowriter-numpy", "ck-producer", 0.9, (10, 100)),
 ]
+# Fixed-rate runs: aiowriter-bytes' write-to-ack p99 at most this many times raw aiokafka's.
+LATENCY_RATIO = 1.2
 LAG_LIMIT_MS = 10.0
 # Not targets, printed for information: (numerator, denominator) of acked samples/s.
 COMPARISONS = [("aiowriter-many", "aiokafka"), ("aiowriter-many", "aiowriter-bytes")]
@@ -408,6 +412,30 @@ def _summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _latency_targets(rate_summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """aiowriter-bytes' fixed-rate p99 against raw aiokafka's at the same load (issue 12)."""
+    by = {(tuple(r["shape"]), r["streams"], r["level"], r["client"]): r for r in rate_summary}
+    out: list[dict[str, Any]] = []
+    for (shape, streams, level, client), r in sorted(by.items()):
+        ref = by.get((shape, streams, level, "aiokafka"))
+        if client != "aiowriter-bytes" or ref is None or not ref["latency_p99_ms"]:
+            continue
+        if r["latency_p99_ms"] is None:
+            continue
+        ratio = r["latency_p99_ms"] / ref["latency_p99_ms"]
+        out.append(
+            {
+                "target": f"aiowriter-bytes p99 <= {LATENCY_RATIO}x aiokafka's ({level})",
+                "shape": list(shape),
+                "streams": streams,
+                "value": round(ratio, 3),
+                "threshold": LATENCY_RATIO,
+                "status": "PASS" if ratio <= LATENCY_RATIO else "MISS",
+            }
+        )
+    return out
+
+
 def _targets(summary: list[dict[str, Any]], stall: dict[str, Any] | None) -> list[dict[str, Any]]:
     by = {(tuple(s["shape"]), s["streams"], s["client"]): s for s in summary}
     cases = sorted(
@@ -415,8 +443,10 @@ def _targets(summary: list[dict[str, Any]], stall: dict[str, Any] | None) -> lis
         key=lambda c: (-c[0][0] * c[0][1], c[1]),
     )
     out: list[dict[str, Any]] = []
-    for name, num, den, threshold in TARGETS:
+    for name, num, den, threshold, only in TARGETS:
         for shape, streams in cases:
+            if only is not None and shape != only:
+                continue
             a, b = by.get((shape, streams, num)), by.get((shape, streams, den))
             if not a or not b or not b["acked_samples_per_s"]:
                 continue
@@ -877,8 +907,8 @@ def main(argv: list[str] | None = None) -> int:
         stall = _stall_check(args, settings)
 
     summary = _summarize(runs)
-    targets = _targets(summary, stall)
     rate_summary = _summarize_rate(rate_runs)
+    targets = _targets(summary, stall) + _latency_targets(rate_summary)
     result.update(
         {
             "mode": "stall-check" if args.stall_check else ("quick" if args.quick else "full"),

@@ -126,15 +126,6 @@ def packet_value(
     ``Packet.type`` unless ``check`` is false (``StreamingConfig.check_content``); builder
     results are well-formed by construction.
     """
-    if isinstance(packet, EncodedPacket):
-        if check:
-            checked(packet)
-        else:
-            check_packet_type(packet.type)
-        return (
-            encode_packet(packet.type, session_key, packet.is_essential, packet.content, next_id()),
-            packet.is_essential,
-        )
     if type(packet) is bytes:
         kind = (session_key, check)
         known = PACKET_LAYOUTS.match(kind, packet, 0, len(packet))
@@ -150,6 +141,15 @@ def packet_value(
                 mask = _packet_skeleton(packet, type_, start, stop, check)
                 PACKET_LAYOUTS.remember(kind, packet, 0, len(packet), mask, essential)
             return packet, essential
+    if isinstance(packet, EncodedPacket):
+        if check:
+            checked(packet)
+        else:
+            check_packet_type(packet.type)
+        return (
+            encode_packet(packet.type, session_key, packet.is_essential, packet.content, next_id()),
+            packet.is_essential,
+        )
     if isinstance(packet, bytes | bytearray | memoryview):
         data = as_bytes(packet, "packet", InvalidPacketError)
         env = parse_packet_envelope(data)

@@ -21,7 +21,7 @@ masks in all; when full, the oldest layouts are forgotten.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Final
+from typing import Any, Final
 
 __all__ = ["BUDGET", "PER_KEY", "Skeletons"]
 
@@ -29,6 +29,54 @@ __all__ = ["BUDGET", "PER_KEY", "Skeletons"]
 PER_KEY: Final = 4
 #: Bytes of skeletons kept in all (each costs about twice its message's length).
 BUDGET: Final = 8 * 1024 * 1024
+
+
+#: From this many bytes, layouts are compared as 64-bit words with numpy when it is installed:
+#: ``int.from_bytes`` costs about 1.5 ns per byte (20 µs for a 13 KB packet), numpy a third.
+LARGE: Final = 2048
+_NUMPY: list[Any] = []
+
+
+def _numpy() -> Any:
+    """numpy, or None when it is not installed (looked up once)."""
+    if not _NUMPY:
+        try:
+            import numpy
+        except ImportError:  # pragma: no cover - numpy is in the test extra
+            numpy = None  # type: ignore[assignment]
+        _NUMPY.append(numpy)
+    return _NUMPY[0]
+
+
+class _Words:
+    """A layout as 64-bit words (numpy arrays) plus an integer for the last ``length % 8``
+    bytes."""
+
+    __slots__ = ("expected", "mask", "tail_expected", "tail_mask", "words")
+
+    def __init__(self, mask: bytes | bytearray, data: bytes) -> None:
+        np = _numpy()
+        self.words = len(data) // 8
+        cut = 8 * self.words
+        self.mask = np.frombuffer(bytes(mask[:cut]), dtype=np.uint64)
+        self.expected = np.frombuffer(data[:cut], dtype=np.uint64) & self.mask
+        self.tail_mask = int.from_bytes(mask[cut:], "little")
+        self.tail_expected = int.from_bytes(data[cut:], "little") & self.tail_mask
+
+
+def _match_words(
+    layouts: list[tuple[Any, Any, object]], data: bytes, start: int, end: int
+) -> object | None:
+    np = _numpy()
+    first: _Words = layouts[0][0]
+    words = np.frombuffer(data, dtype=np.uint64, count=first.words, offset=start)
+    tail = int.from_bytes(data[start + 8 * first.words : end], "little")
+    for layout, _, what in layouts:
+        if tail & layout.tail_mask == layout.tail_expected and bool(
+            ((words & layout.mask) == layout.expected).all()
+        ):
+            return what
+    return None
 
 
 class Skeletons:
@@ -39,7 +87,7 @@ class Skeletons:
     __slots__ = ("_layouts", "_misses", "_used")
 
     def __init__(self) -> None:
-        self._layouts: dict[tuple[Hashable, int], list[tuple[int, int, object]]] = {}
+        self._layouts: dict[tuple[Hashable, int], list[tuple[Any, Any, object]]] = {}
         self._misses: dict[tuple[Hashable, int], int] = {}
         self._used = 0
 
@@ -48,6 +96,8 @@ class Skeletons:
         layouts = self._layouts.get((kind, end - start))
         if layouts is None:
             return None
+        if end - start >= LARGE and _numpy() is not None:
+            return _match_words(layouts, data, start, end)
         value = int.from_bytes(
             data if start == 0 and end == len(data) else data[start:end], "little"
         )
@@ -88,9 +138,15 @@ class Skeletons:
             self._used -= sum(2 * oldest[1] + 64 for _ in self._layouts.pop(oldest))
         if cost > BUDGET:
             return
-        mask_int = int.from_bytes(mask, "little")
-        value = int.from_bytes(data[start:end], "little")
-        self._layouts.setdefault((kind, length), []).append((mask_int, value & mask_int, what))
+        layout: tuple[Any, Any, object]
+        if length >= LARGE and _numpy() is not None:
+            words = _Words(mask, data[start:end])
+            layout = (words, words, what)
+        else:
+            mask_int = int.from_bytes(mask, "little")
+            value = int.from_bytes(data[start:end], "little")
+            layout = (mask_int, value & mask_int, what)
+        self._layouts.setdefault((kind, length), []).append(layout)
         self._used += cost
 
     def clear(self) -> None:

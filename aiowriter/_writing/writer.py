@@ -207,8 +207,10 @@ class PacketWriter(SettleMixin, ReportsHealth):
         value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
         entry = self._entry(session_key, value, essential)
         if entry.enqueued_at < self._next_yield and not lane.must_wait(entry.size):
-            self._push(lane, entry)
-            return WriteResult(True, "", entry)
+            task = lane.task
+            if task is not None and not task.done():  # else _push says why, below
+                lane.push(entry)  # must_wait() was false: no writer waits to be woken
+                return WriteResult(True, "", entry)
         return await self._enqueue(lane, entry)
 
     async def _write_data(

@@ -1,0 +1,182 @@
+"""Where a packet's time goes: the per-packet cost budget of aiowriter against raw aiokafka.
+
+Each step of a write is timed on its own (``timeit``, the minimum of ``--repeat`` runs, so a
+busy machine inflates it least), for the benchmark's 3x3 (190 B) and 10x100 (13 KB) packets:
+
+* accepting: ``packet_value`` (envelope and content checks; a repeat layout is one big-integer
+  compare), the queue entry, and the whole ``write_data`` call on a running writer whose
+  drainer is held, so only the accepting side runs;
+* draining: aiokafka's C record builder's append (what raw aiokafka's batch API costs too),
+  zstd per packet at the benchmark's 128 KiB batches, and settling a delivery;
+* the same packet through raw aiokafka's ``BatchBuilder.append`` for reference.
+
+Needs a broker for the ``write_data`` line (``--bootstrap-servers``, else a local one is
+started). Prints one table per shape; ``--json`` adds the figures as JSON on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import timeit
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _clients import SESSION_KEY, make_pool
+
+
+def _best(fn: Any, number: int, repeat: int) -> float:
+    """Minimum µs per call over ``repeat`` runs of ``number`` calls."""
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+
+def _steps(values: list[bytes], repeat: int) -> dict[str, float]:
+    from aiokafka.producer.message_accumulator import BatchBuilder
+
+    from aiowriter._encoding import content_check
+    from aiowriter._encoding.packet_input import _canonical_essential, packet_value
+    from aiowriter._kafka.compression import CODEC_ZSTD, new_builder
+    from aiowriter._writing.delivery import Delivery
+
+    v = values[0]
+    n_small = len(v) < 1024
+    number = 20_000 if n_small else 2_000
+    ids = iter(range(1, 10**9)).__next__
+    for w in values[:4]:  # remembered layouts, as in any steady stream
+        packet_value(w, SESSION_KEY, ids)
+    fast = _canonical_essential(v, SESSION_KEY)
+    assert fast is not None
+    _, start, stop = fast
+    schema = content_check._schema_for(content_check._CLASSES["PeriodicData"])
+    key = SESSION_KEY.encode()
+    out: dict[str, float] = {}
+    out["packet_value (layout remembered)"] = _best(
+        lambda: packet_value(v, SESSION_KEY, ids), number, repeat
+    )
+    out["  full checks, layout not remembered"] = _best(
+        lambda: (
+            _canonical_essential(v, SESSION_KEY),
+            content_check._check(v, start, stop, schema, 0),
+        ),
+        number,
+        repeat,
+    )
+    out["queue entry (Delivery)"] = _best(lambda: Delivery(key, v, False, 0.0), number, repeat)
+
+    per_batch = max(1, (128 * 1024) // len(v))
+    records = [v] * per_batch
+
+    def c_builder() -> Any:
+        b = new_builder(CODEC_ZSTD, 128 * 1024)
+        for i, value in enumerate(records):
+            b.append(i, None, key, value, [])
+        return b
+
+    out["C record builder append"] = _best(c_builder, max(1, number // per_batch), repeat) / (
+        per_batch
+    )
+    built = c_builder()
+    out["zstd + batch build (per packet)"] = (
+        _best(lambda: c_builder().build(), max(1, number // per_batch), repeat) / per_batch
+        - out["C record builder append"]
+    )
+    del built
+
+    def settle() -> None:
+        d = Delivery(key, v, False, 0.0)
+        d._ack("t", 0, 1, False)
+
+    out["settle a delivery (ack)"] = max(
+        0.0, _best(settle, number, repeat) - out["queue entry (Delivery)"]
+    )
+
+    def aiokafka_wrapper() -> None:
+        b = BatchBuilder(128 * 1024, CODEC_ZSTD, is_transactional=False)
+        for value in records:
+            b.append(timestamp=None, key=key, value=value)
+
+    out["raw aiokafka BatchBuilder.append"] = (
+        _best(aiokafka_wrapper, max(1, number // per_batch), repeat) / per_batch
+    )
+    return out
+
+
+async def _write_data_cost(servers: str, values: list[bytes], repeat: int) -> dict[str, float]:
+    """µs per ``write_data``/``write_data_many`` packet on a running writer, drainer held."""
+    from aiowriter import PacketWriter, QueueLimits, StreamingConfig
+
+    n = 20_000 if len(values[0]) < 1024 else 2_000
+    big = 2**40
+    config = StreamingConfig(
+        bootstrap_servers=servers,
+        queues=QueueLimits(
+            max_packets_per_stream=10**8, max_bytes_per_stream=big, max_total_bytes=big
+        ),
+    )
+    best: dict[str, float] = {}
+    async with PacketWriter(config) as w:
+        ds = f"budget_{int(time.time())}"
+        await w.write_data(ds, "s", SESSION_KEY, values[0])
+        await w.flush(30)
+        drainer = w._drainer
+        assert drainer is not None
+        for _ in range(repeat):
+            for label in ("write_data (whole call)", "write_data_many (per packet)"):
+                drainer.linger, drainer.max_batch_bytes = 1000.0, big  # hold the drainer
+                t0 = time.process_time()
+                if label.startswith("write_data ("):
+                    write = w.write_data
+                    for i in range(n):
+                        await write(ds, "s", SESSION_KEY, values[i % len(values)])
+                else:
+                    for _ in range(n // len(values)):
+                        await w.write_data_many(ds, "s", SESSION_KEY, values)
+                cost = (time.process_time() - t0) / n * 1e6
+                best[label] = min(best.get(label, cost), cost)
+                drainer.linger, drainer.max_batch_bytes = 0.005, 128 * 1024
+                for lane in w._all_lanes():
+                    if lane.wakeup is not None and not lane.wakeup.done():
+                        lane.wakeup.set_result(None)
+                await w.flush(120)
+    return best
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bootstrap-servers", help="broker for the write_data line")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    local = None
+    servers = args.bootstrap_servers
+    if servers is None:
+        from aiowriter.testing import start_local_kafka
+
+        local = start_local_kafka()
+        servers = local.bootstrap_servers
+    try:
+        for shape in ((3, 3), (10, 100)):
+            _, values = make_pool(*shape, 64)
+            name = f"{shape[0]}x{shape[1]}"
+            steps = asyncio.run(_write_data_cost(servers, values, args.repeat))
+            steps.update(_steps(values, args.repeat))
+            results[name] = steps
+            print(f"\n{name} ({len(values[0])} B per Packet), µs per packet, min of {args.repeat}:")
+            for label, us in steps.items():
+                print(f"  {label:40s} {us:9.2f}")
+    finally:
+        if local is not None:
+            local.stop()
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
