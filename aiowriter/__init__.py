@@ -53,6 +53,7 @@ from ._formats import DataFormatManagerStatistics as DataFormatManagerStatistics
 from ._formats import DataSourceFormats as DataSourceFormats
 from ._formats import FormatUpdated as FormatUpdated
 from ._observability.health import Health as Health
+from ._observability.health import ManagerHealth as ManagerHealth
 from ._observability.statistics import StopReport as StopReport
 from ._observability.statistics import StreamStatistics as StreamStatistics
 from ._observability.statistics import WriterStatistics as WriterStatistics
@@ -105,6 +106,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidPacketError",
     "KafkaError",
+    "ManagerHealth",
     "PacketTooLargeError",
     "PacketWriter",
     "ProducerSettings",

@@ -18,7 +18,8 @@ The tree (``[retry]``: the same call may succeed later; otherwise fix the cause 
     ├── BufferFullError           write_*_nowait() found the stream's queue full       [retry]
     ├── TopicLayoutError          an existing topic breaks the Stream API layout
     ├── KafkaError                the broker or client failed       [retry if ``retriable``]
-    │   ├── BrokerUnavailableError  no broker answered within the deadline              [retry]
+    │   ├── BrokerUnavailableError  no broker answered within the call's deadline       [retry]
+    │   │   └── DeliveryTimeoutError  (also a DeliveryError, below)
     │   ├── ConnectionSecurityError the broker answered, but the secured connection failed
     │   │   ├── AuthenticationError     SASL login refused (password, user, mechanism)
     │   │   └── TlsError                TLS failed (``reason``: untrusted CA, host name, ...)
@@ -37,6 +38,12 @@ The tree (``[retry]``: the same call may succeed later; otherwise fix the cause 
 
 aiokafka's own exceptions never escape: :func:`map_kafka_errors` converts them at the boundary
 and chains the original (``raise ... from exc``).
+
+Outages (docs/guides/services.md, "Failure timing"): every call that waits on the broker rides
+out an outage shorter than its deadline and, when the deadline passes without an answer, fails
+with a :class:`BrokerUnavailableError`: a :class:`DeliveryTimeoutError` where a packet was
+handed over and its fate is unknown, the plain class otherwise. ``except
+BrokerUnavailableError`` therefore catches every outage failure of every call.
 """
 
 from __future__ import annotations
@@ -139,7 +146,8 @@ class KafkaError(AiowriterError):
 
 
 class BrokerUnavailableError(KafkaError):
-    """No broker could be reached within the deadline."""
+    """No broker answered within the call's deadline (or, for ``start()`` without
+    ``wait_for_broker``, at the one attempt it makes). Retriable: the broker may come back."""
 
     retriable = True
 
@@ -183,10 +191,12 @@ class DeliveryError(KafkaError):
     """A packet was accepted by the writer but not acknowledged by the broker."""
 
 
-class DeliveryTimeoutError(DeliveryError):
+class DeliveryTimeoutError(DeliveryError, BrokerUnavailableError):
     """A packet was not acknowledged within the configured delivery timeout.
 
     Whether the broker stored it is unknown (it may still arrive if the broker comes back).
+    Also a :class:`BrokerUnavailableError`: the outage error of the calls that handed over a
+    packet, so one ``except BrokerUnavailableError`` covers every call in an outage.
     """
 
     retriable = True
@@ -245,7 +255,14 @@ def convert_kafka_error(exc: BaseException, context: str) -> AiowriterError:
         return AuthorizationError(f"{detail} (an ACL denies the client's principal this topic)")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TlsError(detail, reason=tls_verify_reason(exc))
-    if isinstance(exc, ak.KafkaConnectionError | ak.NoBrokersAvailable | ConnectionError):
+    if isinstance(
+        exc,
+        ak.KafkaConnectionError
+        | ak.NoBrokersAvailable
+        | ak.NodeNotReadyError
+        | ak.RequestTimedOutError
+        | ConnectionError,
+    ):
         return BrokerUnavailableError(f"{detail} (is the broker running and reachable?)")
     if isinstance(exc, ak.KafkaTimeoutError | asyncio.TimeoutError | TimeoutError):
         return DeliveryTimeoutError(detail)

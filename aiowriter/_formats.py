@@ -24,9 +24,16 @@ from typing import Literal, TypeVar
 import attrs
 
 from . import open_data
+from ._checks import check_deadline
+from ._deadlines import deadline_error, is_outage, ride_out
 from ._encoding.encoded import EncodedPacket
 from ._events import DEFAULT_MAX_QUEUED, Subscription
-from ._exceptions import AiowriterError, DataFormatNotFoundError, InvalidInputError
+from ._exceptions import (
+    AiowriterError,
+    BrokerUnavailableError,
+    DataFormatNotFoundError,
+    InvalidInputError,
+)
 from ._kafka.follow import Record, TopicFollower
 from ._layout import Layout, essential_topic
 from ._managed import Deadline, ManagedLifecycle
@@ -188,11 +195,18 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
         # Followers still replaying: close() stops them too, so none outlives the manager.
         self._replaying: set[TopicFollower] = set()
         self._allocated = 0
+        self._outage_errors: list[AiowriterError] = []
 
     # -- lifecycle (see ManagedLifecycle) ---------------------------------------------------------
-    async def start(self, data_sources: Sequence[str] = ()) -> None:
+    async def start(
+        self, data_sources: Sequence[str] = (), *, wait_for_broker: float | None = None
+    ) -> None:
         """Start; ``data_sources`` are replayed now (others on first use). On a running
-        manager, only replays ``data_sources``."""
+        manager, only replays ``data_sources``.
+
+        Without ``wait_for_broker`` a missing broker fails the start at once
+        (:class:`BrokerUnavailableError`); with it, the start is retried up to that many
+        seconds, each failed attempt logged on ``aiowriter.managed``."""
         if isinstance(data_sources, str | bytes):  # "abc" would be three data sources
             raise InvalidInputError(f"data_sources must be a list of names, not {data_sources!r}")
         names = [validate_data_source(d) for d in data_sources]
@@ -202,9 +216,12 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
             for name in names:
                 await self._source(name)
 
-        await self._start(open_)
+        await self._start(open_, wait_for_broker)
         for name in names:  # at once when open_() replayed them; needed when already running
             await self._source(name)
+
+    def _followers(self) -> list[TopicFollower]:
+        return [s.follower for s in self._sources.values()]
 
     async def _release(self, deadline: Deadline) -> None:
         followers = [s.follower for s in self._sources.values()] + list(self._replaying)
@@ -219,7 +236,9 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
         self._check_running()
         await self._source(data_source)
 
-    async def _source(self, data_source: str) -> _Source:
+    async def _source(self, data_source: str, at: float | None = None) -> _Source:
+        """The followed data source, replayed first if new: within ``replay_timeout`` (at
+        start), or riding out an outage until ``at`` (an operation's deadline)."""
         while True:
             source = self._sources.get(data_source)
             if source is not None:
@@ -237,7 +256,13 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
         fut: asyncio.Future[_Source] = asyncio.get_running_loop().create_future()
         self._starting[data_source] = fut
         try:
-            source = await self._follow(data_source)
+            if at is None:
+                source = await self._follow(data_source, self._replay_timeout)
+            else:
+                source = await self._ride_out(
+                    lambda: self._follow(data_source, min(self._replay_timeout, self._left(at))),
+                    at,
+                )
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 fut.cancel()  # concurrent waiters take over (above)
@@ -251,7 +276,7 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
         fut.set_result(source)
         return source
 
-    async def _follow(self, data_source: str) -> _Source:
+    async def _follow(self, data_source: str, replay_within: float) -> _Source:
         topic = essential_topic(data_source)
         # The server's format subscriber creates ds_essential (1 partition) on first sight of a
         # data source; the main topic is created with it so the definition's copy has a home.
@@ -270,7 +295,7 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
         self._replaying.add(follower)
         try:
             await follower.start()
-            await follower.wait_caught_up(self._replay_timeout)
+            await follower.wait_caught_up(replay_within)
             self._check_open()  # close() stopped it meanwhile: do not hand it out
         except BaseException:
             await follower.stop()
@@ -323,20 +348,56 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
         )
 
     # -- operations -------------------------------------------------------------------------
-    async def _run(self, operation: Callable[[], Awaitable[T]]) -> ApiResult[T]:
+    async def _run(
+        self, what: str, operation: Callable[[float], Awaitable[T]], timeout: float | None
+    ) -> ApiResult[T]:
+        """Run ``operation(at)`` within the call's deadline (``timeout``, else
+        ``operation_timeout``); an outage is ridden out until then, then the result fails with
+        :class:`BrokerUnavailableError` (``DeliveryTimeoutError`` for an unacknowledged
+        definition)."""
         self._check_running()
+        within = self._operation_timeout if timeout is None else check_deadline(timeout, "timeout")
+        loop = asyncio.get_running_loop()
+        last = self._outage_errors = []
+        error: AiowriterError
         try:
-            return ApiResult.ok(await operation())
+            async with asyncio.timeout(within):
+                return ApiResult.ok(await operation(loop.time() + within))
+        except TimeoutError:
+            error = deadline_error(what, within, last[0] if last else None)
         except AiowriterError as exc:
-            return ApiResult.fail(exc)
+            error = exc
+            if is_outage(exc) and not isinstance(exc, BrokerUnavailableError):
+                error = BrokerUnavailableError(f"{what}: {exc}")
+                error.__cause__ = exc
+        self._note_error(error)
+        return ApiResult.fail(error)
+
+    def _left(self, at: float) -> float:
+        return max(0.05, at - asyncio.get_running_loop().time())
+
+    async def _ride_out(self, step: Callable[[], Awaitable[T]], at: float) -> T:
+        """A read step, tried again while no broker answers, until ``at``."""
+
+        async def tracked() -> T:
+            try:
+                return await step()
+            except AiowriterError as exc:
+                if is_outage(exc):
+                    self._outage_errors[:] = [exc]
+                raise
+
+        return await ride_out(tracked, at)
 
     async def get_parameter_data_format_id(
-        self, data_source: str, parameters: Sequence[str]
+        self, data_source: str, parameters: Sequence[str], *, timeout: float | None = None
     ) -> ApiResult[int]:
         """The id of a parameter list, publishing a new one if the list is unknown.
 
         The list is keyed by its identifiers joined with ``","`` in the given order (order
         matters; no sorting). A new id is acknowledged on ``ds_essential`` before it is returned.
+        ``timeout``: this call's deadline (default ``operation_timeout``), see
+        docs/guides/services.md, "Failure timing".
         """
         validate_data_source(data_source)
         if isinstance(parameters, str) or not isinstance(parameters, Sequence):
@@ -355,10 +416,14 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
             parameter_identifiers=open_data.ParameterList(parameter_identifiers=params),
         )
         return await self._run(
-            lambda: self._id_for(data_source, "parameter", ",".join(params), definition)
+            f"allocating a data format of {data_source!r}",
+            lambda at: self._id_for(data_source, "parameter", ",".join(params), definition, at),
+            timeout,
         )
 
-    async def get_event_data_format_id(self, data_source: str, event: str) -> ApiResult[int]:
+    async def get_event_data_format_id(
+        self, data_source: str, event: str, *, timeout: float | None = None
+    ) -> ApiResult[int]:
         """The id of an event identifier, publishing a new one if it is unknown."""
         validate_data_source(data_source)
         if not isinstance(event, str) or not event:
@@ -366,7 +431,11 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
         definition = open_data.DataFormatDefinitionPacket(
             type=open_data.DataFormatType.EVENT, event_identifier=event
         )
-        return await self._run(lambda: self._id_for(data_source, "event", event, definition))
+        return await self._run(
+            f"allocating an event format of {data_source!r}",
+            lambda at: self._id_for(data_source, "event", event, definition, at),
+            timeout,
+        )
 
     async def _id_for(
         self,
@@ -374,8 +443,9 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
         kind: FormatKind,
         key: str,
         definition: open_data.DataFormatDefinitionPacket,
+        at: float,
     ) -> int:
-        source = await self._source(data_source)
+        source = await self._source(data_source, at)
         known = source.index.by_key.get((kind, key))
         if known is not None:
             return known.id
@@ -397,9 +467,9 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
             self._allocated += 1
             ess = report.essential
             if ess is not None:
-                await source.follower.wait_past(ess.partition, ess.offset, self._operation_timeout)
+                await source.follower.wait_past(ess.partition, ess.offset, self._left(at))
             else:  # the writer always reports the essential copy; be safe if it did not
-                await source.follower.sync(self._operation_timeout)
+                await source.follower.sync(self._left(at))
             fmt = source.index.by_key.get((kind, key))
             if fmt is None:
                 raise DataFormatNotFoundError(
@@ -408,12 +478,14 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
                 )
             return fmt.id
 
-    async def _resolve(self, data_source: str, kind: FormatKind, format_id: int) -> DataFormat:
-        source = await self._source(data_source)
+    async def _resolve(
+        self, data_source: str, kind: FormatKind, format_id: int, at: float
+    ) -> DataFormat:
+        source = await self._source(data_source, at)
         fmt = source.index.resolve(kind, format_id)
         if fmt is None:
             # Perhaps written moments ago by another writer: read up to the current end once.
-            await source.follower.sync(self._operation_timeout)
+            await self._ride_out(lambda: source.follower.sync(self._left(at)), at)
             fmt = source.index.resolve(kind, format_id)
         if fmt is None:
             raise DataFormatNotFoundError(
@@ -421,35 +493,39 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
             )
         return fmt
 
-    async def get_parameters_list(self, data_source: str, format_id: int) -> ApiResult[list[str]]:
+    async def get_parameters_list(
+        self, data_source: str, format_id: int, *, timeout: float | None = None
+    ) -> ApiResult[list[str]]:
         """The parameter identifiers of a parameter data format id."""
         validate_data_source(data_source)
         _check_format_id(format_id)
 
-        async def get() -> list[str]:
-            return list((await self._resolve(data_source, "parameter", format_id)).parameters)
+        async def get(at: float) -> list[str]:
+            return list((await self._resolve(data_source, "parameter", format_id, at)).parameters)
 
-        return await self._run(get)
+        return await self._run(f"looking up data format {format_id}", get, timeout)
 
-    async def get_event(self, data_source: str, format_id: int) -> ApiResult[str]:
+    async def get_event(
+        self, data_source: str, format_id: int, *, timeout: float | None = None
+    ) -> ApiResult[str]:
         """The event identifier of an event data format id."""
         validate_data_source(data_source)
         _check_format_id(format_id)
 
-        async def get() -> str:
-            return (await self._resolve(data_source, "event", format_id)).event
+        async def get(at: float) -> str:
+            return (await self._resolve(data_source, "event", format_id, at)).event
 
-        return await self._run(get)
+        return await self._run(f"looking up event format {format_id}", get, timeout)
 
     async def get_data_source_data_format_info(
-        self, data_source: str
+        self, data_source: str, *, timeout: float | None = None
     ) -> ApiResult[DataSourceFormats]:
         """Every parameter and event format of the data source (read up to the current end)."""
         validate_data_source(data_source)
 
-        async def get() -> DataSourceFormats:
-            source = await self._source(data_source)
-            await source.follower.sync(self._operation_timeout)
+        async def get(at: float) -> DataSourceFormats:
+            source = await self._source(data_source, at)
+            await self._ride_out(lambda: source.follower.sync(self._left(at)), at)
             formats = list(source.index.by_key.values())
             return DataSourceFormats(
                 data_source,
@@ -457,7 +533,7 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
                 tuple(f for f in formats if f.kind == "event"),
             )
 
-        return await self._run(get)
+        return await self._run(f"listing the data formats of {data_source!r}", get, timeout)
 
     # -- introspection ------------------------------------------------------------------------
     def statistics(self) -> DataFormatManagerStatistics:

@@ -10,6 +10,11 @@ client; one follower per data source), their lifecycle does not:
   what it opened after the close and raises :class:`WriterClosedError`.
 * ``close(timeout)`` is idempotent and bounded by ``timeout``: it ends subscriptions, cancels
   pending callback tasks, releases the subclass's resources, then stops the writer if owned.
+* ``start(wait_for_broker=...)`` retries a start that failed for want of a broker, up to that
+  many seconds, with progress in the log; without it a start tries once and fails fast.
+* Operations have one deadline: their ``timeout=`` or ``operation_timeout``, which defaults to the
+  config's ``producer.delivery_timeout`` (aiowriter/_deadlines.py). ``health()`` reports
+  whether the manager can answer: see :class:`~aiowriter.ManagerHealth`.
 """
 
 from __future__ import annotations
@@ -18,16 +23,24 @@ import abc
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
 from ._checks import check_deadline
 from ._config import StreamingConfig
+from ._deadlines import is_outage, start_hint
 from ._events import EventHub
-from ._exceptions import InvalidInputError, WriterClosedError
-from ._kafka.follow import close_quietly
+from ._exceptions import (
+    AiowriterError,
+    BrokerUnavailableError,
+    InvalidInputError,
+    WriterClosedError,
+)
+from ._kafka.follow import TopicFollower, close_quietly
 from ._kafka.topics import TopicProvisioner
+from ._observability.health import ManagerHealth, manager_health
 from ._writing.writer import PacketWriter
 
 __all__ = ["Deadline", "ManagedLifecycle"]
@@ -40,6 +53,8 @@ E = TypeVar("E")
 _RELEASE_AFTER_FAILED_START = 5.0
 #: The least time each closing step gets, so a spent deadline still lets clients say goodbye.
 _MIN_STEP = 0.1
+#: Seconds between two start attempts while waiting for the broker (``wait_for_broker``).
+_WAIT_RETRY_EVERY = 2.0
 
 
 class Deadline:
@@ -68,7 +83,7 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         writer: PacketWriter | None = None,
         *,
         replay_timeout: float = 30.0,
-        operation_timeout: float = 30.0,
+        operation_timeout: float | None = None,
     ) -> None:
         if not isinstance(config, StreamingConfig):
             raise InvalidInputError(
@@ -78,7 +93,14 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         self._writer = writer
         self._owns_writer = writer is None
         self._replay_timeout = check_deadline(replay_timeout, "replay_timeout")
-        self._operation_timeout = check_deadline(operation_timeout, "operation_timeout")
+        # One knob for every call's outage deadline: the delivery timeout, unless set here.
+        self._operation_timeout = (
+            config.producer.delivery_timeout
+            if operation_timeout is None
+            else check_deadline(operation_timeout, "operation_timeout")
+        )
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
         self._provisioner = TopicProvisioner(config)
         self._hub: EventHub[E] = EventHub()
         self._state = "new"
@@ -105,7 +127,51 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
         """Forget what a failed start built, so that the next start begins afresh."""
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def _start(self, open_: Callable[[], Awaitable[None]]) -> None:
+    async def _start(
+        self, open_: Callable[[], Awaitable[None]], wait_for_broker: float | None = None
+    ) -> None:
+        """Start once (``wait_for_broker`` ``None``: a missing broker fails it at once, the
+        error says so), or retry for want of a broker up to ``wait_for_broker`` seconds."""
+        if wait_for_broker is None:
+            try:
+                await self._start_once(open_)
+            except BrokerUnavailableError as exc:
+                raise start_hint(exc) from exc
+            return
+        wait_for_broker = check_deadline(wait_for_broker, "wait_for_broker")
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + wait_for_broker
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with asyncio.timeout(max(_MIN_STEP, deadline - loop.time())):
+                    await self._start_once(open_)
+                return
+            except (AiowriterError, TimeoutError) as exc:
+                if self._state != "new" or not (isinstance(exc, TimeoutError) or is_outage(exc)):
+                    raise  # closed meanwhile, or a failure waiting cannot fix
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise BrokerUnavailableError(
+                        f"{self._kind}.start(): no broker at {self._config.bootstrap_servers} "
+                        f"answered within wait_for_broker={wait_for_broker:g} s ({attempt} "
+                        f"attempt(s)): {exc or 'timed out'}"
+                    ) from exc
+                log.warning(
+                    "%s waiting for the broker at %s: attempt %d failed after %.0f s, %.0f s "
+                    "left (%s)",
+                    self._kind,
+                    self._config.bootstrap_servers,
+                    attempt,
+                    loop.time() - began,
+                    left,
+                    exc or "timed out",
+                )
+                await asyncio.sleep(min(_WAIT_RETRY_EVERY, left))
+
+    async def _start_once(self, open_: Callable[[], Awaitable[None]]) -> None:
         if self._state == "running":
             return
         if self._state == "starting":
@@ -251,6 +317,32 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
             raise WriterClosedError(f"{self._kind} is closed; make a new {self._kind}")
         raise WriterClosedError(
             f"{self._kind} is {self._state}: use 'async with {self._kind}(...)' or await start()"
+        )
+
+    # -- health --------------------------------------------------------------------------------
+    def _followers(self) -> list[TopicFollower]:
+        """The followers :meth:`health` looks at (the subclass's)."""
+        return []
+
+    def _note_error(self, error: AiowriterError) -> None:
+        """Remember a failed operation for :meth:`health`."""
+        self._last_error = f"{type(error).__name__}: {error}"
+        self._last_error_at = time.time()
+
+    def health(self) -> ManagerHealth:
+        """Whether the manager can answer now: see :class:`~aiowriter.ManagerHealth`.
+
+        Degraded while a followed topic is no longer followed, or while its writer is degraded
+        (no broker answers: operations would wait out their deadline). Costs no request."""
+        writer = self._writer
+        return manager_health(
+            self._kind,
+            self._state,
+            self._followers() if self._state == "running" else [],
+            writer.health() if writer is not None else None,
+            self._owns_writer,
+            self._last_error,
+            self._last_error_at,
         )
 
     # -- events --------------------------------------------------------------------------------

@@ -53,7 +53,11 @@ class Telemetry:
       managers close first, then the writer delivers what it can and stops. Idempotent, never
       raises a cancellation it did not receive, and a close that was interrupted is finished
       by the next one.
-    * ``health()``: the writer's :class:`Health`, degraded too when a manager is not running.
+    * ``health()``: the writer's :class:`Health` with the managers' :class:`ManagerHealth`
+      (``sessions``, ``formats``); degraded too when a manager is not ok.
+    * Failure timing: every call that waits on the broker fails at its deadline with a
+      :class:`BrokerUnavailableError`; the default deadline of all of them is the config's
+      ``producer.delivery_timeout`` (docs/guides/services.md, "Failure timing").
     """
 
     def __init__(
@@ -62,7 +66,7 @@ class Telemetry:
         *,
         shutdown_timeout: float = 10.0,
         replay_timeout: float = 30.0,
-        operation_timeout: float = 30.0,
+        operation_timeout: float | None = None,
         data_sources: Sequence[str] = (),
     ) -> None:
         if shutdown_timeout <= 0:
@@ -80,10 +84,19 @@ class Telemetry:
         self._closing: asyncio.Task[StopReport] | None = None
 
     async def start(self, *, wait_for_broker: float | None = None) -> None:
-        """Start all three (see the class docstring); raises what failed, closed again."""
+        """Start all three (see the class docstring); raises what failed, closed again.
+
+        ``wait_for_broker`` is one budget for the three: the managers wait for what the
+        writer's start left of it (the broker may go again in between)."""
+        loop = asyncio.get_running_loop()
+        until = None if wait_for_broker is None else loop.time() + wait_for_broker
         try:
             await self.writer.start(wait_for_broker=wait_for_broker)
-            await asyncio.gather(self.sessions.start(), self.formats.start(self._data_sources))
+            left = None if until is None else max(0.0, until - loop.time())
+            await asyncio.gather(
+                self.sessions.start(wait_for_broker=left),
+                self.formats.start(self._data_sources, wait_for_broker=left),
+            )
         except BaseException:
             await asyncio.shield(self.close())
             raise
@@ -133,19 +146,30 @@ class Telemetry:
         return self.writer.state
 
     def health(self) -> Health:
-        health = self.writer.health()
+        """The writer's health with the managers' (``sessions``, ``formats``): ``ok`` only when
+        all three are; otherwise ``reason`` says which part is not, and why."""
+        sessions, formats = self.sessions.health(), self.formats.health()
+        health = attrs.evolve(self.writer.health(), sessions=sessions, formats=formats)
         if health.status != "ok":
             return health
         down = [
-            f"{part} is {part_state}"
-            for part, part_state in (
-                ("the session manager", self.sessions.statistics().state),
-                ("the format manager", self.formats.statistics().state),
+            (part, part_health)
+            for part, part_health in (
+                ("the session manager", sessions),
+                ("the format manager", formats),
             )
-            if part_state != "running"
+            if not part_health.ok
         ]
         if down:
-            return attrs.evolve(health, status="degraded", reason="; ".join(down))
+            return attrs.evolve(
+                health,
+                status="degraded",
+                reason="; ".join(
+                    f"{part} is {h.status}" + (f": {h.reason}" if h.reason else "")
+                    for part, h in down
+                ),
+                since=min((h.since for _, h in down if h.since), default=None),
+            )
         return health
 
     def statistics(self) -> TelemetryStatistics:

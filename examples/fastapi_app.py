@@ -90,7 +90,7 @@ def build_app(
         config,
         shutdown_timeout=shutdown_timeout,
         wait_for_broker=wait_for_broker,
-        operation_timeout=10.0,
+        # No operation_timeout: the managers' calls share --delivery-timeout (one knob).
     )
 
     @contextlib.asynccontextmanager

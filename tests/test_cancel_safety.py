@@ -220,3 +220,47 @@ async def test_manager_start_and_telemetry(kind: str, kafka_bootstrap_servers: s
             await telemetry.close()
         await telemetry.close()
         assert telemetry.writer.state in ("new", "stopped")
+
+
+async def test_cancelled_write_data_many_leaves_a_prefix(kafka_bootstrap_servers: str) -> None:
+    """docs/guides/services.md, "Cancellation": a ``write_data_many`` cancelled while it waits
+    for room leaves ``packets[:k]`` queued, in order, and delivers them; ``packets[k:]`` are not
+    queued; ``k`` is the growth of the stream's counts in ``statistics()``."""
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers, queues=QueueLimits(max_packets_per_stream=2)
+    )
+    ds = _ds()
+    # interval = i + 1 tells the packets apart on the topic (one-byte varints).
+    packets = [EncodedPacket(type="PeriodicData", content=bytes([0x18, i + 1])) for i in range(120)]
+
+    def counted(writer: PacketWriter) -> int:
+        return sum(
+            s.queued_packets + s.in_flight_packets + s.acked_packets + s.failed_packets
+            for s in writer.statistics().streams
+            if (s.data_source, s.stream) == (ds, "s")
+        )
+
+    async with PacketWriter(config) as writer:
+        await writer.ensure_topics(ds, ["s"])
+        call = asyncio.get_running_loop().create_task(writer.write_data_many(ds, "s", "k", packets))
+        # Some queued; with room for 2, the call waits for acks in between (bounded poll).
+        for _ in range(1_000_000):
+            if counted(writer) >= 4 or call.done():
+                break
+            await asyncio.sleep(0)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        k = counted(writer)
+        assert 4 <= k < len(packets), k  # a proper prefix (the call did not finish)
+        assert (await writer.flush(30)).success
+        stats = next(s for s in writer.statistics().streams if s.stream == "s")
+        assert stats.acked_packets == k, stats  # the prefix is delivered, nothing else is
+        assert counted(writer) == k
+        topic, partition = stats.topic, stats.partition or 0
+
+    from _read_back import read_partition
+
+    records = await read_partition(kafka_bootstrap_servers, topic, partition)
+    contents = [open_data.Packet.parse(r.value).content for r in records]
+    assert contents == [p.content for p in packets[:k]]  # packets[:k], in order, once each

@@ -118,6 +118,9 @@ async def test_api(app: str, kafka_bootstrap_servers: str, tmp_path: Path) -> No
             health = await client.get("/health")
             assert health.status_code == 200
             assert health.json()["status"] == "ok"
+            # The managers' own health is part of the answer.
+            assert health.json()["sessions"]["status"] == "ok", health.json()
+            assert health.json()["formats"]["caught_up"] is True, health.json()
             metrics = (await client.get("/metrics")).text
             assert (
                 f'aiowriter_packets_acked_total{{data_source="{ds}",stream="chassis"}}' in metrics
@@ -212,6 +215,7 @@ async def test_outage(app: str, own_kafka: LocalKafkaCluster, tmp_path: Path) ->
             detected = time.monotonic() - killed
             assert body["status"] == "degraded", body
             assert body["reason"], body
+            assert body["sessions"]["status"] == "degraded", body  # same writer, same outage
             assert body["broker_reachable"] is False or body["oldest_unacked_age"] > 0
             await asyncio.sleep(DELIVERY + 3)  # long enough for queued packets to time out
             during = load.since(killed + detected)

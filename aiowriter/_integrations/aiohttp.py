@@ -26,7 +26,7 @@ def telemetry_context(
     wait_for_broker: float | None = None,
     data_sources: Sequence[str] = (),
     replay_timeout: float = 30.0,
-    operation_timeout: float = 30.0,
+    operation_timeout: float | None = None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """``app.cleanup_ctx.append(telemetry_context(config, ...))``: start a :class:`Telemetry`
     on startup (waiting ``wait_for_broker`` s for a broker if given), store it under

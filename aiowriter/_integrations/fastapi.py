@@ -25,7 +25,7 @@ def lifespan(
     wait_for_broker: float | None = None,
     data_sources: Sequence[str] = (),
     replay_timeout: float = 30.0,
-    operation_timeout: float = 30.0,
+    operation_timeout: float | None = None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """``FastAPI(lifespan=lifespan(config, ...))``: start a :class:`Telemetry` before the app
     serves (waiting ``wait_for_broker`` s for a broker if given) and close it, within

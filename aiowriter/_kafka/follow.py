@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -73,6 +74,7 @@ class TopicFollower:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._caught_up = asyncio.Event()
         self._failure: AiowriterError | None = None
+        self._failed_at: float | None = None
         self._stopped = False
         self.records = 0
         self.handler_errors = 0
@@ -90,6 +92,31 @@ class TopicFollower:
     @property
     def caught_up(self) -> bool:
         return self._caught_up.is_set()
+
+    @property
+    def failure(self) -> AiowriterError | None:
+        """Why following stopped (``None`` while it runs, or before it started)."""
+        return None if self._stopped else self._failure
+
+    @property
+    def failed_at(self) -> float | None:
+        """When following stopped for :attr:`failure` (Unix time)."""
+        return self._failed_at
+
+    @property
+    def lag(self) -> int | None:
+        """Records known to be on the topic and not yet applied: the high-water marks the
+        consumer last heard of less the positions (no request; ``None`` before any fetch)."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        total, known = 0, False
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                known = True
+                total += max(0, high - self._positions.get(tp.partition, 0))
+        return total if known else None
 
     async def start(self) -> None:
         """Assign every partition from offset 0 and start following. A failed or cancelled
@@ -189,6 +216,7 @@ class TopicFollower:
 
     def _fail(self, exc: AiowriterError) -> None:
         self._failure = exc
+        self._failed_at = time.time()
         for _p, _o, fut in self._waiters:
             if not fut.done():
                 fut.set_exception(exc)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from .._config import StreamingConfig
+from .._deadlines import start_hint
 from .._exceptions import BrokerUnavailableError
 from .diagnosis import explain_connect_failures
 
@@ -26,7 +27,10 @@ async def start_producer(config: StreamingConfig, *, wait_for_broker: float | No
     logging each failed attempt on ``aiowriter.writer`` at WARNING with the time left.
     """
     if wait_for_broker is None:
-        return await _start_once(config)
+        try:
+            return await _start_once(config)
+        except BrokerUnavailableError as exc:
+            raise start_hint(exc) from exc
     if wait_for_broker < 0:
         raise ValueError(f"wait_for_broker must be >= 0 seconds, got {wait_for_broker!r}")
     loop = asyncio.get_running_loop()
@@ -112,8 +116,10 @@ def abandon_batches(producer: Any) -> None:
     # The writer has settled these packets' deliveries itself; nobody else awaits aiokafka's
     # batch futures, so mark their exceptions retrieved ("never retrieved" would be noise).
     for batch in batches:
-        if batch.future.done() and not batch.future.cancelled():
-            batch.future.exception()
+        # fail_all() fails each batch's drain waiter too; nobody waits on those either.
+        for future in (batch.future, getattr(batch, "_drain_waiter", None)):
+            if future is not None and future.done() and not future.cancelled():
+                future.exception()
 
 
 async def quiet_stop(producer: Any) -> None:

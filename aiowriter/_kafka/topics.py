@@ -14,7 +14,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._config import StreamingConfig
-from .._exceptions import AuthorizationError, TopicLayoutError, WriterClosedError, map_kafka_errors
+from .._deadlines import deadline_error, is_outage, ride_out
+from .._exceptions import (
+    AiowriterError,
+    AuthorizationError,
+    TopicLayoutError,
+    WriterClosedError,
+    map_kafka_errors,
+)
 from .._layout import TopicRequirement
 from .diagnosis import explain_connect_failures
 
@@ -33,10 +40,15 @@ class TopicProvisioner:
 
     Concurrent callers needing the same topic share one check. A failed check is not cached, so a
     later call (after the operator fixed the topic, or the broker came back) tries again.
+
+    ``retry_within``: seconds an :meth:`ensure` rides out an outage (tries again while no broker
+    answers), then fails with :class:`BrokerUnavailableError`; ``None`` tries once. The writer
+    passes its delivery timeout (see aiowriter/_deadlines.py).
     """
 
-    def __init__(self, config: StreamingConfig) -> None:
+    def __init__(self, config: StreamingConfig, *, retry_within: float | None = None) -> None:
         self._config = config
+        self._retry_within = retry_within
         self._admin: Any = None
         self._admin_lock = asyncio.Lock()
         self._closed = False
@@ -48,8 +60,14 @@ class TopicProvisioner:
         """The partition count of a topic already ensured here, else ``None``."""
         return self._counts.get(topic)
 
-    async def ensure(self, requirements: Iterable[TopicRequirement]) -> dict[str, int]:
-        """Make sure every required topic exists and fits; return their partition counts."""
+    async def ensure(
+        self, requirements: Iterable[TopicRequirement], *, within: float | None = None
+    ) -> dict[str, int]:
+        """Make sure every required topic exists and fits; return their partition counts.
+
+        ``within``: seconds to ride out an outage (default: ``retry_within``)."""
+        requirements = list(requirements)
+        within = self._retry_within if within is None else within
         reqs = [r for r in requirements if r.topic not in self._counts]
         waits: list[asyncio.Future[int]] = []
         todo: list[TopicRequirement] = []
@@ -63,7 +81,7 @@ class TopicProvisioner:
                 todo.append(req)
         if todo:
             try:
-                counts = await self._provision(todo)
+                counts = await self._provision_within(todo, within)
             except BaseException as exc:
                 for req in todo:
                     fut = self._pending.pop(req.topic)
@@ -77,6 +95,33 @@ class TopicProvisioner:
         if waits:
             await asyncio.gather(*waits)
         return {r.topic: self._counts[r.topic] for r in requirements}
+
+    async def _provision_within(
+        self, reqs: list[TopicRequirement], within: float | None
+    ) -> dict[str, int]:
+        if within is None:
+            return await self._provision(reqs)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + within
+        last: list[BaseException] = []
+
+        async def attempt() -> dict[str, int]:
+            try:
+                return await self._provision(reqs)
+            except BaseException as exc:
+                last[:] = [exc]
+                raise
+
+        try:
+            async with asyncio.timeout(within):
+                return await ride_out(attempt, until)
+        except TimeoutError:
+            pass
+        except AiowriterError as exc:
+            if not is_outage(exc) or loop.time() < until:
+                raise
+        names = ", ".join(r.topic for r in reqs)
+        raise deadline_error(f"preparing topics {names}", within, last[0] if last else None)
 
     async def close(self) -> None:
         """Close the admin client; idempotent. No new client is opened afterwards."""

@@ -32,7 +32,15 @@ import attrs
 from .._exceptions import AiowriterError, BrokerUnavailableError, DeliveryTimeoutError
 from .statistics import JsonReady
 
-__all__ = ["LATENCY_BUCKETS", "Health", "HealthTracker", "LatencyHistogram", "ReportsHealth"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "Health",
+    "HealthTracker",
+    "LatencyHistogram",
+    "ManagerHealth",
+    "ReportsHealth",
+    "manager_health",
+]
 
 log = logging.getLogger("aiowriter.health")
 
@@ -66,10 +74,88 @@ class Health(JsonReady):
     last_error: str | None
     last_error_at: str | None
     last_ack_at: str | None
+    #: ``Telemetry.health()`` only: its managers' health (``None`` for a writer's own).
+    sessions: ManagerHealth | None = None
+    formats: ManagerHealth | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@attrs.frozen
+class ManagerHealth(JsonReady):
+    """A snapshot of a :class:`~aiowriter.SessionManager`'s or
+    :class:`~aiowriter.DataFormatManager`'s health (``as_dict()`` is JSON-ready).
+
+    * ``status``: ``"ok"``, ``"degraded"``, or the manager's state when it is not running
+      (``new``, ``starting``, ``closed``); ``reason`` what is wrong, ``since`` since when (ISO
+      8601, UTC).
+    * Degraded means: a followed topic stopped being followed (the manager answers from a state
+      that no longer moves), or its writer is degraded (no broker answers, or acknowledgements
+      stall: operations would wait out their deadline).
+    * ``broker_reachable``: as the writer's probe last found it (``None``: not known yet).
+    * ``caught_up``: every followed topic was replayed and is followed live;
+      ``follower_lag``: records the consumers last heard of that are not applied yet
+      (``None``: unknown, e.g. nothing fetched yet).
+    * ``last_error`` / ``last_error_at``: the last failed operation (kept after recovery).
+    * ``writer``: the health of the writer the manager owns (``None`` when it was given one:
+      that writer reports itself).
+    """
+
+    kind: str
+    status: str
+    reason: str
+    since: str | None
+    broker_reachable: bool | None
+    caught_up: bool
+    follower_lag: int | None
+    last_error: str | None
+    last_error_at: str | None
+    writer: Health | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def manager_health(
+    kind: str,
+    state: str,
+    followers: Iterable[Any],
+    writer: Health | None,
+    owns_writer: bool,
+    last_error: str | None,
+    last_error_at: float | None,
+) -> ManagerHealth:
+    """The :class:`ManagerHealth` of a manager in ``state`` following through ``followers``
+    (:class:`~aiowriter._kafka.follow.TopicFollower`) and writing through a writer whose health
+    is ``writer``."""
+    followers = list(followers)
+    failed = [f for f in followers if f.failure is not None]
+    lags = [lag for f in followers if (lag := f.lag) is not None]
+    status, reason, since = "ok", "", None
+    if state != "running":
+        status = state
+    elif failed:
+        first = min(failed, key=lambda f: f.failed_at or 0.0)
+        status = "degraded"
+        reason = f"following {first.topic!r} stopped: {first.failure}"
+        since = _iso(first.failed_at)
+    elif writer is not None and writer.status == "degraded":
+        status, reason, since = "degraded", f"its writer is degraded: {writer.reason}", writer.since
+    return ManagerHealth(
+        kind=kind,
+        status=status,
+        reason=reason,
+        since=since,
+        broker_reachable=None if writer is None else writer.broker_reachable,
+        caught_up=state == "running" and not failed and all(f.caught_up for f in followers),
+        follower_lag=sum(lags) if lags else None,
+        last_error=last_error,
+        last_error_at=_iso(last_error_at),
+        writer=writer if owns_writer else None,
+    )
 
 
 class LatencyHistogram:

@@ -24,17 +24,19 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import betterproto2
 
 from .. import open_data
 from .._config import StreamingConfig
+from .._deadlines import deadline_error, is_outage, ride_out
 from .._encoding.objects import encode_message
 from .._events import DEFAULT_MAX_QUEUED, Subscription
 from .._exceptions import (
     AiowriterError,
+    BrokerUnavailableError,
     InvalidInputError,
-    KafkaError,
     SessionNotFoundError,
     TopicLayoutError,
 )
@@ -60,6 +62,8 @@ from .state import (
 __all__ = ["SessionCore", "replay_budget"]
 
 log = logging.getLogger("aiowriter.sessions")
+
+T = TypeVar("T")
 
 #: Seconds of replay allowed per record when no replay_timeout is given: about 4x the cost
 #: measured on a busy 2-core machine (0.11-0.13 ms per record, benchmarks/session_replay.py),
@@ -97,7 +101,7 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         writer: PacketWriter | None = None,
         *,
         replay_timeout: float | None = None,
-        operation_timeout: float = 30.0,
+        operation_timeout: float | None = None,
         forget_ended_after: float | dt.timedelta | None = None,
         topic_view_ttl: float = 10.0,
         max_attempts: int = 5,
@@ -126,11 +130,19 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         self._retries = 0
         self._replay_seconds = 0.0
         self._next_sweep = 0.0
+        self._outage_errors: list[AiowriterError] = []
 
     # -- lifecycle (see ManagedLifecycle) ---------------------------------------------------------
-    async def start(self) -> None:
-        """Replay ``SessionInfo`` (creating it with 1 partition if missing), then follow it."""
-        await self._start(self._open)
+    async def start(self, *, wait_for_broker: float | None = None) -> None:
+        """Replay ``SessionInfo`` (creating it with 1 partition if missing), then follow it.
+
+        Without ``wait_for_broker`` a missing broker fails the start at once
+        (:class:`BrokerUnavailableError`); with it, the start is retried up to that many
+        seconds, each failed attempt logged on ``aiowriter.managed``."""
+        await self._start(self._open, wait_for_broker)
+
+    def _followers(self) -> list[TopicFollower]:
+        return [] if self._follower is None else [self._follower]
 
     async def _open(self) -> None:
         async with self._using_clients():
@@ -285,6 +297,8 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         result = SessionResult(True)
         loop = asyncio.get_running_loop()
         at = loop.time() + within
+        # The last outage error of a step ridden out, for the deadline's error message.
+        last: list[AiowriterError] = []
         try:
             async with asyncio.timeout(within):
                 # One mutation at a time in this process; other processes are handled by the
@@ -292,23 +306,26 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
                 async with self._lock:
                     # Closed while this call waited for the lock: do not write any more.
                     self._check_running()
+                    self._outage_errors = last
                     try:
                         result.data = await operation(result, at)
                     finally:
                         self._watch = None
         except TimeoutError:
-            error: AiowriterError = KafkaError(
-                f"{what} did not finish within {within:g} s (the broker is slow or down; a "
-                f"record already handed to the writer may still land)",
-                retriable=True,
-            )
+            error: AiowriterError = deadline_error(what, within, last[0] if last else None)
+            error.args = (f"{error} (a record already handed to the writer may still land)",)
         except AiowriterError as exc:
             error = exc
+            if is_outage(exc) and not isinstance(exc, BrokerUnavailableError):
+                # e.g. acknowledged but not read back by the deadline: the same outage family.
+                error = BrokerUnavailableError(f"{what}: {exc}")
+                error.__cause__ = exc
         else:
             self._retries += max(0, result.attempts - 1)
             return result
         self._failed += 1
         self._retries += max(0, result.attempts - 1)
+        self._note_error(error)
         failed = SessionResult(False, str(error), None, error)
         failed.attempts, failed.offset = result.attempts, result.offset
         return failed
@@ -316,17 +333,32 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
     def _left(self, at: float) -> float:
         return max(0.05, at - asyncio.get_running_loop().time())
 
+    async def _ride_out(self, step: Callable[[], Awaitable[T]], at: float) -> T:
+        """A read step of an operation, tried again while no broker answers, until ``at``.
+        (Writes are not repeated: a record handed over may still land.)"""
+
+        async def tracked() -> T:
+            try:
+                return await step()
+            except AiowriterError as exc:
+                if is_outage(exc):
+                    self._outage_errors[:] = [exc]
+                raise
+
+        return await ride_out(tracked, at)
+
     async def _base(self, session_key: str, at: float) -> tuple[SessionInfo | None, Watch]:
         """Catch up to the end of ``SessionInfo``; the session's state then, and a watch of the
         session's records from that point on."""
-        assert self._follower is not None
-        await self._follower.sync(self._left(at))
-        state = await self._known(session_key, self._left(at))
+        follower = self._follower
+        assert follower is not None
+        await self._ride_out(lambda: follower.sync(self._left(at)), at)
+        state = await self._ride_out(lambda: self._known(session_key, self._left(at)), at)
         # No await between reading the state and registering the watch: the watch sees every
         # record applied after the state was read.
         if self._table.get(session_key) is not None:
             state = self._table.get(session_key)
-        watch = self._watch = Watch(session_key, self._follower.positions.get(0, 0))
+        watch = self._watch = Watch(session_key, follower.positions.get(0, 0))
         return state, watch
 
     async def _write(
@@ -345,12 +377,15 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         await self._follower.wait_past(report.partition, report.offset, self._left(at))
         return report.offset
 
-    async def _snapshot(self, data_source: str) -> dict[str, int]:
-        assert self._writer is not None
-        async with self._using_clients():
-            return await self._snapshots.snapshot(
-                data_source, self._writer._streams_of(data_source)
-            )
+    async def _snapshot(self, data_source: str, at: float) -> dict[str, int]:
+        writer = self._writer
+        assert writer is not None
+
+        async def snapshot() -> dict[str, int]:
+            async with self._using_clients():
+                return await self._snapshots.snapshot(data_source, writer._streams_of(data_source))
+
+        return await self._ride_out(snapshot, at)
 
     # -- introspection ------------------------------------------------------------------------
     def statistics(self) -> SessionManagerStatistics:

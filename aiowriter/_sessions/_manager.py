@@ -19,8 +19,8 @@ from .._encoding.encoded import EncodedPacket
 from .._encoding.objects import encoded_packet_from_message
 from .._exceptions import (
     AiowriterError,
+    DeliveryTimeoutError,
     InvalidInputError,
-    KafkaError,
     SessionConflictError,
     SessionEndedError,
     SessionKeyConflictError,
@@ -88,7 +88,10 @@ class SessionManager(SessionCore):
       (default) derives it from the backlog: 30 s + 0.5 ms per record (see README, "Sessions
       at scale").
     * ``operation_timeout``: the deadline of each operation (catching up, writing, reading back,
-      settling), unless the call gives its own ``timeout``.
+      settling), unless the call gives its own ``timeout``. ``None`` (default): the config's
+      ``producer.delivery_timeout``, so one setting bounds every call in an outage. Within it
+      an operation rides out an outage; past it, it fails with ``BrokerUnavailableError``
+      (docs/guides/services.md, "Failure timing").
     * ``forget_ended_after``: bound on memory. Sessions that ended longer ago than this (seconds
       or a timedelta) are dropped from memory; ``get_session_info`` reads such a session back
       from ``SessionInfo`` on demand; ``get_all_sessions`` leaves them out. ``None``: keep all.
@@ -100,10 +103,11 @@ class SessionManager(SessionCore):
 
     Operations return :class:`~aiowriter.SessionResult`; an unknown session gives
     ``SessionNotFoundError``, an update or end of an ended session ``SessionEndedError``, Kafka
-    failures a ``KafkaError``. Wrong argument types and invalid names raise
-    ``InvalidInputError`` at once. ``SessionInfo`` must have exactly one partition (the layout's
-    count, 1.4): a topic with more is refused with :class:`TopicLayoutError` at start, since
-    records of different partitions have no order between them.
+    failures a ``KafkaError`` (an outage: ``BrokerUnavailableError``). Wrong argument types and
+    invalid names raise ``InvalidInputError`` at once. ``SessionInfo`` must have exactly one
+    partition (the layout's count, 1.4): a topic with more is refused with
+    :class:`TopicLayoutError` at start, since records of different partitions have no order
+    between them.
     """
 
     # -- create -----------------------------------------------------------------------------
@@ -181,7 +185,7 @@ class SessionManager(SessionCore):
             )
             new = open_data.NewSessionPacket(
                 data_source=data_source,
-                topic_partition_offsets=await self._snapshot(data_source),
+                topic_partition_offsets=await self._snapshot(data_source, at),
                 utc_offset=utc_offset,
                 session_info=info,
                 creation_time=created,
@@ -334,7 +338,7 @@ class SessionManager(SessionCore):
                 raise SessionEndedError(f"session {session_key!r} has already ended")
             packet = open_data.EndOfSessionPacket(
                 data_source=data_source,
-                topic_partition_offsets=await self._snapshot(data_source),
+                topic_partition_offsets=await self._snapshot(data_source, at),
                 termination_time=now(),
             )
             result.offset = await self._write("EndOfSession", session_key, packet, at)
@@ -446,9 +450,10 @@ class SessionManager(SessionCore):
                 return ApiResult.ok([await r.delivery for r in results])
         except TimeoutError:
             return ApiResult.fail(
-                KafkaError(
-                    f"in-band packets not acknowledged within {self._operation_timeout:g} s",
-                    retriable=True,
+                DeliveryTimeoutError(
+                    f"in-band packets not acknowledged within operation_timeout="
+                    f"{self._operation_timeout:g} s (the broker is down or slow; they may "
+                    "still land)"
                 )
             )
         except AiowriterError as exc:

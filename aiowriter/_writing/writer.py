@@ -123,7 +123,8 @@ class PacketWriter(SettleMixin, ReportsHealth):
             self._started.set_result(None)
             raise
         self._producer = producer
-        self._topics = TopicProvisioner(self._config)
+        # Topics of a new stream are prepared within the delivery timeout, outages ridden out.
+        self._topics = TopicProvisioner(self._config, retry_within=p.delivery_timeout)
         self._drainer = Drainer(
             producer,
             self._topics,
@@ -233,7 +234,9 @@ class PacketWriter(SettleMixin, ReportsHealth):
         Cheaper per packet than a ``write_data`` call each (one coroutine, one result). Every
         packet is checked before any is queued, so bad input queues nothing. If the queue stays
         full for ``delivery_timeout``, the result fails and ``data`` holds the deliveries of the
-        packets queued before that (they are not withdrawn).
+        packets queued before that (they are not withdrawn). Cancelled meanwhile, it leaves that
+        prefix queued too: count it with ``statistics()`` (docs/guides/services.md,
+        "Cancellation").
         """
         lane = self._checked_lane(data_source, stream, session_key)
         next_id, check, entry_of = self._next_id, self._check, self._entry
@@ -310,7 +313,10 @@ class PacketWriter(SettleMixin, ReportsHealth):
         value, _ = packet_value(packet, key, self._next_id, check=self._config.check_content)
         # The info path ignores is_essential (the server never copies info packets).
         entry = self._entry(key, value, False)
-        lane = await self._info_lane(entry.key)
+        try:
+            lane = await self._info_lane(entry.key)
+        except AiowriterError as exc:  # as write_data: the result fails, nothing was queued
+            return WriteResult.fail(exc)
         return await self._enqueue(lane, entry)
 
     async def flush(self, timeout: float = 30.0) -> ApiResult[int]:
@@ -598,7 +604,10 @@ class PacketWriter(SettleMixin, ReportsHealth):
         await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
         if self._producer is not None:
             left = deadline - loop.time()
-            timed_out = not await close_producer(self._producer, left, timed_out) or timed_out
+            # With no broker, aiokafka would hold the stop for batches whose deliveries have
+            # already failed (delivery timeout): abandon them at once, as at the deadline.
+            abandon = timed_out or self._health.reachable is False
+            timed_out = not await close_producer(self._producer, left, abandon) or timed_out
         if self._topics is not None:
             left = max(0.05, deadline - loop.time())
             await close_quietly("closing the writer's admin client", self._topics.close(), left)
