@@ -23,7 +23,14 @@ import pytest
 from _oracle import load_pb2
 from _read_back import read_partition
 
-from aiowriter import EncodedPacket, PacketWriter, StreamCreationStrategy, StreamingConfig, packets
+from aiowriter import (
+    EncodedPacket,
+    PacketWriter,
+    ProducerSettings,
+    StreamCreationStrategy,
+    StreamingConfig,
+    packets,
+)
 from aiowriter.testing import start_local_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -118,6 +125,7 @@ async def test_offloaded_batches_pass_the_brokers_check(broker: tuple[str, Path]
         bootstrap_servers=servers,
         stream_creation_strategy=StreamCreationStrategy.PARTITION_BASED,
         partition_mappings=mappings,
+        producer=ProducerSettings(compress_in_threads=True),
     )
     async with PacketWriter(config) as writer:
         await writer.ensure_topics(ds, STREAMS)
@@ -190,7 +198,10 @@ def test_offloaded_batches_on_uvloop(broker: tuple[str, Path]) -> None:
     ds = f"integrity-uv-{uuid.uuid4().hex[:8]}"
 
     async def write_and_read() -> tuple[int, list[tuple[int, int]]]:
-        async with PacketWriter(StreamingConfig(bootstrap_servers=servers)) as writer:
+        config = StreamingConfig(
+            bootstrap_servers=servers, producer=ProducerSettings(compress_in_threads=True)
+        )
+        async with PacketWriter(config) as writer:
             await writer.ensure_topics(ds, ["s0"])
             for seq in range(BURST):
                 packet = _packet(0, seq)

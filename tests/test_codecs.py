@@ -18,14 +18,29 @@ from aiowriter.open_data import Packet
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+@pytest.mark.parametrize(
+    ("codec", "threads"),
+    [
+        ("none", False),
+        ("gzip", False),
+        ("snappy", False),
+        ("lz4", False),
+        ("zstd", False),
+        ("zstd", True),  # compressed in worker threads
+    ],
+)
 async def test_every_codec_is_read_back_exactly_once_in_order(
-    kafka_bootstrap_servers: str, codec: str
+    kafka_bootstrap_servers: str, codec: str, threads: bool
 ) -> None:
     ds = f"codec_{codec}_{uuid.uuid4().hex[:8]}"
     config = StreamingConfig(
         bootstrap_servers=kafka_bootstrap_servers,
-        producer=ProducerSettings(compression=codec, linger_ms=20, max_batch_bytes=64 * 1024),
+        producer=ProducerSettings(
+            compression=codec,
+            linger_ms=20,
+            max_batch_bytes=64 * 1024,
+            compress_in_threads=threads,
+        ),
     )
     sent: list[bytes] = []
     async with PacketWriter(config) as w:
@@ -39,6 +54,8 @@ async def test_every_codec_is_read_back_exactly_once_in_order(
         drainer = w._drainer
         assert drainer is not None
         assert drainer.codec is not None  # the direct builder path
+        # Worker threads only when asked for (ProducerSettings.compress_in_threads).
+        assert (drainer.offloaded > 0) == threads
     records = await read_partition(kafka_bootstrap_servers, f"{ds}.s")
     assert [Packet.parse(r.value).content for r in records] == sent
     essentials = await read_partition(kafka_bootstrap_servers, f"{ds}_essential")

@@ -14,13 +14,13 @@ recomputes the CRC over the (already compressed) bytes. The result is byte-ident
 aiokafka's own builder produces for the same records and producer state
 (tests/test_compression.py), and the broker checks it (tests/test_batch_integrity.py).
 
-Measured trade-off (benchmarks/throughput.py, 10x100 packets, 2 loaded cores, medians of 4
-interleaved runs against main): event-loop lag p99 6.8 -> 2.7 ms at 4 streams; the loop spends
-~190 µs instead of ~1000 µs per 128 KB batch; but the process spends ~15-40 % more CPU per
-sample (thread hand-off, GIL hand-back) and flat-out throughput was 3-6 % lower (within noise at
-4 streams). Keeping the lane's next batch framing while one compresses (depth-2 pipelining) was
-tried and measured no better. To keep every batch inline, set ``OFFLOAD_MIN_BYTES`` above
-``ProducerSettings.max_batch_bytes`` before the writer starts.
+Opt-in (``ProducerSettings(compress_in_threads=True)``), because of the measured trade-off
+(benchmarks/throughput.py, 10x100 packets, 2 cores shared with the broker): event-loop lag p99
+falls (6.8 -> 2.7 ms at 4 streams; the loop spends ~190 µs instead of ~1000 µs per 128 KB
+batch), but the process spends 20-40 % more CPU per sample (thread hand-off, GIL hand-back) and
+flat-out throughput was the same or lower (on a quiet machine, 3 interleaved runs: 0.97x/0.84x
+of raw aiokafka at 1/4 streams with threads, 0.95x/1.00x without). Keeping the lane's next batch
+framing while one compresses (depth-2 pipelining) was tried and measured no better.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ class Drainer:
         max_batch_bytes: int,
         retire: Callable[[Lane, AiowriterError], None],
         health: HealthTracker | None = None,
+        compress_in_threads: bool = False,
     ) -> None:
         self.producer = producer
         self.topics = topics
@@ -74,15 +75,17 @@ class Drainer:
         self.health = health if health is not None else HealthTracker()
         self.closing = False
         self.in_flight: set[InFlight] = set()
-        # zstd batches of at least ``offload_min_bytes`` are compressed in worker threads
-        # (aiowriter._kafka.compression); any other codec keeps aiokafka's inline path.
+        # With compress_in_threads, zstd batches of at least ``offload_min_bytes`` are
+        # compressed in worker threads (aiowriter._kafka.compression).
         accumulator = getattr(producer, "_message_accumulator", None)
         codec = getattr(accumulator, "_compression_type", None)
         # Batches are framed with aiokafka's C record builder directly (its BatchBuilder wraps
         # every append in Python: a third of a small packet's drain cost) and built before they
         # are handed over; None (not aiokafka's accumulator) keeps create_batch().
         self.codec: int | None = codec if isinstance(codec, int) else None
-        self.offload_codec: int | None = codec if codec == CODEC_ZSTD else None
+        self.offload_codec: int | None = (
+            codec if codec == CODEC_ZSTD and compress_in_threads else None
+        )
         self.batch_size: int = getattr(accumulator, "_batch_size", max_batch_bytes)
         self.offload_min_bytes = OFFLOAD_MIN_BYTES
         self.offloaded = 0  # batches compressed off the loop (introspection, tests)

@@ -133,6 +133,7 @@ class PacketWriter(SettleMixin, ReportsHealth):
             max_batch_bytes=p.max_batch_bytes,
             retire=self._retire,
             health=self._health,
+            compress_in_threads=p.compress_in_threads,
         )
         self._state = "running"
         self._health.start(producer, self.health)
