@@ -9,6 +9,7 @@ the test checks the drainer's timing alone; the real-broker suites cover the sen
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -65,3 +66,53 @@ async def test_a_packet_that_already_waited_its_linger_is_sent_at_once() -> None
 async def test_a_fresh_packet_lingers_for_the_rest_of_its_linger() -> None:
     elapsed = await _first_send_after(enqueued_ago=LINGER / 2)
     assert LINGER / 2 - 0.05 <= elapsed < LINGER
+
+
+async def test_lanes_share_one_building_slice_per_loop_iteration() -> None:
+    """Batches built on the loop (about a millisecond each at 128 KB) are spread over loop
+    iterations: with 16 lanes in one iteration the loop was held for over 20 ms."""
+    loop = asyncio.get_running_loop()
+    iteration = 0
+    running = True
+
+    def tick() -> None:  # counts loop iterations (one call_soon per iteration)
+        nonlocal iteration
+        iteration += 1
+        if running:
+            loop.call_soon(tick)
+
+    built_in: list[int] = []
+    drainer = Drainer(
+        object(),
+        object(),
+        delivery_timeout=30.0,
+        linger=0.0,
+        max_batch_bytes=1 << 20,
+        retire=lambda lane, error: None,
+    )
+
+    async def build(lane: Lane) -> None:
+        built_in.append(iteration)
+        until = time.perf_counter() + 0.003  # framing and compressing a big batch
+        while time.perf_counter() < until:
+            pass
+        lane.take(len(lane.entries))
+
+    drainer.send_batch = build  # type: ignore[method-assign]
+    lanes = [_lane() for _ in range(4)]
+    for lane in lanes:
+        lane.push(Delivery(b"k", b"v", False, loop.time()))
+    loop.call_soon(tick)
+    tasks = [asyncio.ensure_future(drainer.run_lane(lane, [])) for lane in lanes]
+    try:
+        for _ in range(200):
+            if len(built_in) == len(lanes):
+                break
+            await asyncio.sleep(0.001)
+    finally:
+        running = False
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(built_in) == len(lanes)
+    assert len(set(built_in)) == len(lanes), f"several batches built in one iteration: {built_in}"

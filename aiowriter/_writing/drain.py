@@ -36,6 +36,11 @@ __all__ = ["Drainer", "InFlight"]
 
 log = logging.getLogger("aiowriter.writer")
 
+#: Seconds of each event-loop iteration that building batches (framing, compressing) may take,
+#: shared by every lane of a writer; one batch may overrun it. Measured (10x100 packets, 16
+#: streams, flat out): event-loop lag p99 22 ms without a slice, 11-13 ms at 2 ms, 9 ms at 1 ms.
+BUILD_SLICE = 0.001
+
 _NO_HEADERS: list[tuple[str, bytes | None]] = []  # shared, never mutated (aiokafka only reads it)
 
 
@@ -89,6 +94,10 @@ class Drainer:
         self.batch_size: int = getattr(accumulator, "_batch_size", max_batch_bytes)
         self.offload_min_bytes = OFFLOAD_MIN_BYTES
         self.offloaded = 0  # batches compressed off the loop (introspection, tests)
+        # Batch building shares one slice of each loop iteration, like the writers' (see
+        # run_lane); the slice starts when the loop comes round, not when a lane asks.
+        self.build_until = 0.0
+        self.build_reset_pending = False
 
     async def run_lane(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
         loop = asyncio.get_running_loop()
@@ -122,6 +131,15 @@ class Drainer:
                     # With writers keeping the lane full, handing a batch to aiokafka need not
                     # suspend at all: give the loop back between batches (event-loop lag).
                     await asyncio.sleep(0)
+                while loop.time() >= self.build_until:
+                    # This loop iteration's time for building batches is used up (by this or
+                    # other lanes): wait for the next one. Built and compressed on the loop, a
+                    # 128 KB batch takes about a millisecond; 16 lanes in one iteration held
+                    # the loop for over 20 ms.
+                    if not self.build_reset_pending:
+                        self.build_reset_pending = True
+                        loop.call_soon(self._next_build_slice, loop)
+                    await asyncio.sleep(0)
                 await self.send_batch(lane)
         except asyncio.CancelledError:
             raise
@@ -131,6 +149,10 @@ class Drainer:
         except Exception as exc:  # never let a lane die silently with packets in it
             log.exception("stream %s failed", _name(lane))
             self.retire(lane, convert_kafka_error(exc, "writing"))
+
+    def _next_build_slice(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.build_reset_pending = False
+        self.build_until = loop.time() + BUILD_SLICE
 
     async def provision(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
         if lane.ready is None:

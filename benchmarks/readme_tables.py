@@ -1,0 +1,143 @@
+"""Markdown tables of a ``throughput.py`` result, as the README's Benchmarks section shows them.
+
+``python3 benchmarks/readme_tables.py [benchmarks/results/results.json]`` prints the flat-out
+table (acknowledged samples/s, medians over repeats), process CPU seconds per million samples,
+the event-loop lag line, the fixed-rate latency table and the stall check line.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+CLIENTS = ["aiowriter-bytes", "aiowriter-many", "aiowriter-numpy", "aiokafka", "ck-aio"]
+CLIENTS += ["ck-producer"]
+RATE_CLIENTS = ["aiowriter-bytes", "aiowriter-numpy", "aiokafka", "ck-producer", "ck-aio"]
+
+
+def _si(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    return f"{value / 1e3:.0f} k"
+
+
+def _cases(rows: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int]]:
+    return sorted(
+        {(tuple(r["shape"]), r["streams"]) for r in rows},
+        key=lambda c: (-c[0][0] * c[0][1], c[1]),
+    )
+
+
+def _name(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def flat_out(result: dict[str, Any]) -> str:
+    by = {(tuple(s["shape"]), s["streams"], s["client"]): s for s in result["summary"]}
+    cpu: dict[tuple[Any, ...], list[float]] = {}
+    for run in result["runs"]:
+        if run.get("cpu_s") and run.get("acked"):
+            samples = run["acked"] * run["shape"][0] * run["shape"][1]
+            key = (tuple(run["shape"]), run["streams"], run["client"])
+            cpu.setdefault(key, []).append(run["cpu_s"] / samples * 1e6)
+    lines = [
+        "| packet | streams | "
+        + " | ".join(CLIENTS)
+        + " | bytes / aiokafka | bytes / ck-producer |",
+        "|---" * (len(CLIENTS) + 4) + "|",
+    ]
+    cpu_lines = [
+        "| packet | streams | " + " | ".join(CLIENTS) + " |",
+        "|---" * (len(CLIENTS) + 2) + "|",
+    ]
+    for shape, streams in _cases(result["summary"]):
+        cells, cpu_cells = [], []
+        for client in CLIENTS:
+            s = by.get((shape, streams, client))
+            cells.append(_si(s["acked_samples_per_s"]) if s else "-")
+            c = cpu.get((shape, streams, client))
+            cpu_cells.append(f"{statistics.median(c):.2f}" if c else "-")
+        ratios = []
+        mine = by.get((shape, streams, "aiowriter-bytes"))
+        for peer in ("aiokafka", "ck-producer"):
+            other = by.get((shape, streams, peer))
+            ratios.append(
+                f"{mine['acked_samples_per_s'] / other['acked_samples_per_s']:.2f}x"
+                if mine and other
+                else "-"
+            )
+        lines.append(f"| {_name(shape)} | {streams} | " + " | ".join(cells + ratios) + " |")
+        cpu_lines.append(f"| {_name(shape)} | {streams} | " + " | ".join(cpu_cells) + " |")
+    lag = ", ".join(
+        f"{_name(shape)}/{streams} streams {s['loop_lag_p99_ms']:.1f} ms"
+        for shape, streams in _cases(result["summary"])
+        if (s := by.get((shape, streams, "aiowriter-bytes"))) and s["loop_lag_p99_ms"] is not None
+    )
+    return (
+        "Acknowledged samples/s, every client writing flat out:\n\n"
+        + "\n".join(lines)
+        + "\n\nProcess CPU seconds per million samples (all threads, librdkafka's included):\n\n"
+        + "\n".join(cpu_lines)
+        + f"\n\nEvent-loop lag p99 while aiowriter-bytes writes flat out (target < 10 ms): {lag}.\n"
+    )
+
+
+def fixed_rate(result: dict[str, Any]) -> str:
+    rows = result.get("rate_summary") or []
+    by = {(tuple(r["shape"]), r["streams"], r["level"], r["client"]): r for r in rows}
+    levels = sorted({(tuple(r["shape"]), r["streams"], r["level"]) for r in rows},
+                    key=lambda c: (-c[0][0] * c[0][1], c[1], c[2]))  # fmt: skip
+    head = (
+        "| packet | streams | load (pkt/s) | "
+        + " | ".join(f"{c} p50 / p99" for c in RATE_CLIENTS)
+        + " |"
+    )
+    lines = [head, "|---" * (len(RATE_CLIENTS) + 3) + "|"]
+    for shape, streams, level in levels:
+        cells = []
+        offered = None
+        for client in RATE_CLIENTS:
+            r = by.get((shape, streams, level, client))
+            if r is None:
+                cells.append("-")
+                continue
+            offered = r["offered_packets_per_s"]
+            mark = "" if r["kept_up"] else " (fell behind)"
+            cells.append(f"{r['latency_p50_ms']:.1f} / {r['latency_p99_ms']:.1f}{mark}")
+        lines.append(
+            f"| {_name(shape)} | {streams} | {offered:,.0f} ({level}) | " + " | ".join(cells) + " |"
+        )
+    return (
+        "Write-to-ack latency at the same offered load for every client (fixed-rate mode, ms):\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def stall(result: dict[str, Any]) -> str:
+    s = result.get("stall_check")
+    if not s:
+        return ""
+    return (
+        f"Broker stalled (SIGSTOP, {s['stall_s']:.0f} s) while aiowriter writes flat out with a "
+        f"{s['budget_mb']:.0f} MiB queue budget: RSS grew {s['rss_growth_mb']:.0f} MB (target: "
+        f"budget + 50 MB = {s['limit_growth_mb']:.0f} MB) {'PASS' if s['pass'] else 'MISS'}; "
+        f"queued bytes peaked at {s['queued_bytes_max_mb']:.0f} MiB; "
+        f"{s['failed_total']} packets failed.\n"
+    )
+
+
+def main() -> int:
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/results.json")
+    result = json.loads(path.read_text())
+    print(flat_out(result))
+    print(fixed_rate(result))
+    print(stall(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
