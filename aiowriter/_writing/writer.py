@@ -28,8 +28,7 @@ from .._exceptions import (
     PacketTooLargeError,
     WriterClosedError,
 )
-from .._kafka.follow import close_quietly
-from .._kafka.producer import close_producer, start_producer
+from .._kafka.producer import start_producer
 from .._kafka.topics import TopicProvisioner
 from .._layout import Layout, Route, TopicRequirement, consistent_random_partition
 from .._names import SESSION_INFO_TOPIC, validate_data_source, validate_session_key, validate_stream
@@ -42,6 +41,7 @@ from .drain import Drainer
 from .info_type import InfoType
 from .lanes import Budget, Lane
 from .settle import SettleMixin
+from .stopping import StopMixin
 
 __all__ = ["InfoType", "PacketWriter"]
 
@@ -56,7 +56,7 @@ _SLICE = 0.0005
 _get_running_loop = asyncio._get_running_loop  # C; None outside a running loop
 
 
-class PacketWriter(SettleMixin, ReportsHealth):
+class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
     """Writes Open Data packets to Kafka exactly where the Stream API server would.
 
     Usage::
@@ -557,76 +557,6 @@ class PacketWriter(SettleMixin, ReportsHealth):
 
     def _all_lanes(self) -> list[Lane]:
         return [*self._lanes.values(), *self._info_lanes.values()]
-
-    # -- internals: retiring ----------------------------------------------------------------
-    def _retire(self, lane: Lane, error: AiowriterError) -> None:
-        """Take a failed lane out of service: fail what it holds; the next write makes a new one."""
-        if self._lanes.get((lane.data_source, lane.stream)) is lane:
-            del self._lanes[(lane.data_source, lane.stream)]
-        for part, info_lane in list(self._info_lanes.items()):
-            if info_lane is lane:
-                del self._info_lanes[part]
-        entries = lane.take(len(lane.entries))
-        for entry in entries:
-            if entry._fail(error):
-                lane.failed += 1
-        self._retired_acked += lane.acked
-        self._retired_failed += lane.failed
-        # Release waiting writers for good; _push tells them the lane is no longer served. (Was a
-        # wake_putters() loop, which now wakes one writer at a time, see Lane.woken.)
-        lane.close()
-
-    # -- internals: stopping -------------------------------------------------------------------
-    async def _stop(self, timeout: float) -> StopReport:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        # Keep a little of the deadline for closing the producer itself.
-        grace = min(1.0, timeout / 4)
-        self._state = "stopping"
-        await self._health.stop()
-        drainer = self._drainer
-        if drainer is not None:
-            drainer.closing = True
-        lanes = self._all_lanes()
-        for lane in lanes:
-            if lane.wakeup is not None and not lane.wakeup.done():
-                lane.wakeup.set_result(None)
-            # Writers not yet accepted learn at once that the writer is stopping.
-            lane.close()
-        timed_out = False
-        while any(lane.entries or lane.in_flight for lane in lanes):
-            if loop.time() >= deadline - grace:
-                timed_out = True
-                break
-            await asyncio.sleep(0.005)
-        for lane in lanes:
-            if lane.task is not None and not lane.task.done():
-                lane.task.cancel()
-        await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
-        if self._producer is not None:
-            left = deadline - loop.time()
-            # With no broker, aiokafka would hold the stop for batches whose deliveries have
-            # already failed (delivery timeout): abandon them at once, as at the deadline.
-            abandon = timed_out or self._health.reachable is False
-            timed_out = not await close_producer(self._producer, left, abandon) or timed_out
-        if self._topics is not None:
-            left = max(0.05, deadline - loop.time())
-            await close_quietly("closing the writer's admin client", self._topics.close(), left)
-        error = WriterClosedError("the writer stopped before the packet was acknowledged")
-        for lane in lanes:
-            for entry in lane.take(len(lane.entries)):
-                if entry._fail(error):
-                    lane.failed += 1
-        if drainer is not None:
-            for flight in drainer.in_flight:
-                drainer.settle_failed(flight, flight.entries, error)
-                if flight.timer is not None:
-                    flight.timer.cancel()
-            drainer.in_flight.clear()
-        self._state = "stopped"
-        unthrottle_kafka_logs()
-        stats = self.statistics()
-        return StopReport(stats.acked_packets, stats.failed_packets, timed_out)
 
 
 async def _settle(delivery: Delivery) -> None:
