@@ -27,7 +27,14 @@ from ._exceptions import (
     KafkaError,
 )
 
-__all__ = ["RETRY_PAUSE", "deadline_error", "is_outage", "ride_out", "start_hint"]
+__all__ = [
+    "RETRY_PAUSE",
+    "deadline_error",
+    "is_outage",
+    "ride_out",
+    "start_hint",
+    "start_waiting",
+]
 
 log = logging.getLogger("aiowriter.managed")
 
@@ -91,3 +98,56 @@ async def ride_out(step: Callable[[], Awaitable[T]], until: float) -> T:
             tries += 1
             log.debug("no broker (%s); trying again in %.2f s", exc, pause)
             await asyncio.sleep(pause)
+
+
+async def start_waiting(
+    start_once: Callable[[], Awaitable[T]],
+    wait_for_broker: float | None,
+    *,
+    servers: str,
+    retriable: Callable[[BaseException], bool],
+    logger: logging.Logger,
+    who: str = "",
+    min_step: float = 0.1,
+    retry_every: float = 2.0,
+) -> T:
+    """``start_once()``, for a ``start(wait_for_broker=...)``: tried once when
+    ``wait_for_broker`` is ``None`` (a missing broker fails it at once, the error says how to
+    wait), else tried again while its failures are ``retriable`` until ``wait_for_broker``
+    seconds have passed, each failed attempt logged at WARNING with the time left. ``who``
+    prefixes messages (``"SessionManager "``)."""
+    if wait_for_broker is None:
+        try:
+            return await start_once()
+        except BrokerUnavailableError as exc:
+            raise start_hint(exc) from exc
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    deadline = began + wait_for_broker
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with asyncio.timeout(max(min_step, deadline - loop.time())):
+                return await start_once()
+        except (AiowriterError, TimeoutError) as exc:
+            if not retriable(exc):
+                raise
+            left = deadline - loop.time()
+            if left <= 0:
+                start = f"{who.strip()}.start(): " if who else ""
+                raise BrokerUnavailableError(
+                    f"{start}no broker at {servers} answered within "
+                    f"wait_for_broker={wait_for_broker:g} s ({attempt} attempt(s)): "
+                    f"{exc or 'timed out'}"
+                ) from exc
+            logger.warning(
+                "%swaiting for the broker at %s: attempt %d failed after %.0f s, %.0f s left (%s)",
+                who,
+                servers,
+                attempt,
+                loop.time() - began,
+                left,
+                exc or "timed out",
+            )
+            await asyncio.sleep(min(retry_every, left))

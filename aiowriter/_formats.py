@@ -25,7 +25,7 @@ import attrs
 
 from . import open_data
 from ._checks import check_deadline
-from ._deadlines import deadline_error, is_outage, ride_out
+from ._deadlines import deadline_error, is_outage
 from ._encoding.encoded import EncodedPacket
 from ._events import DEFAULT_MAX_QUEUED, Subscription
 from ._exceptions import (
@@ -372,22 +372,6 @@ class DataFormatManager(ManagedLifecycle[FormatUpdated]):
                 error.__cause__ = exc
         self._note_error(error)
         return ApiResult.fail(error)
-
-    def _left(self, at: float) -> float:
-        return max(0.05, at - asyncio.get_running_loop().time())
-
-    async def _ride_out(self, step: Callable[[], Awaitable[T]], at: float) -> T:
-        """A read step, tried again while no broker answers, until ``at``."""
-
-        async def tracked() -> T:
-            try:
-                return await step()
-            except AiowriterError as exc:
-                if is_outage(exc):
-                    self._outage_errors[:] = [exc]
-                raise
-
-        return await ride_out(tracked, at)
 
     async def get_parameter_data_format_id(
         self, data_source: str, parameters: Sequence[str], *, timeout: float | None = None

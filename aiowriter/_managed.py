@@ -30,11 +30,10 @@ from typing import ClassVar, Generic, Self, TypeVar
 
 from ._checks import check_deadline
 from ._config import StreamingConfig
-from ._deadlines import is_outage, start_hint
+from ._deadlines import is_outage, ride_out, start_waiting
 from ._events import EventHub
 from ._exceptions import (
     AiowriterError,
-    BrokerUnavailableError,
     InvalidInputError,
     WriterClosedError,
 )
@@ -48,6 +47,7 @@ __all__ = ["Deadline", "ManagedLifecycle"]
 log = logging.getLogger("aiowriter.managed")
 
 E = TypeVar("E")
+R = TypeVar("R")
 
 #: Seconds a failed or overtaken start may spend releasing what it opened.
 _RELEASE_AFTER_FAILED_START = 5.0
@@ -76,6 +76,8 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
     """
 
     _kind: ClassVar[str] = "manager"
+    #: The last outage error of the operation under way (set by the subclass's ``_setup``).
+    _outage_errors: list[AiowriterError]
 
     def __init__(
         self,
@@ -126,50 +128,47 @@ class ManagedLifecycle(abc.ABC, Generic[E]):
     def _reset(self) -> None:
         """Forget what a failed start built, so that the next start begins afresh."""
 
+    # -- operations ----------------------------------------------------------------------------
+    def _left(self, at: float) -> float:
+        """Seconds left until the loop-clock deadline ``at`` (at least 50 ms)."""
+        return max(0.05, at - asyncio.get_running_loop().time())
+
+    async def _ride_out(self, step: Callable[[], Awaitable[R]], at: float) -> R:
+        """A read step of an operation, tried again while no broker answers, until ``at``;
+        the last outage error is kept for the operation's deadline error. (Writes are not
+        repeated: a record handed over may still land.)"""
+
+        async def tracked() -> R:
+            try:
+                return await step()
+            except AiowriterError as exc:
+                if is_outage(exc):
+                    self._outage_errors[:] = [exc]
+                raise
+
+        return await ride_out(tracked, at)
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def _start(
         self, open_: Callable[[], Awaitable[None]], wait_for_broker: float | None = None
     ) -> None:
         """Start once (``wait_for_broker`` ``None``: a missing broker fails it at once, the
         error says so), or retry for want of a broker up to ``wait_for_broker`` seconds."""
-        if wait_for_broker is None:
-            try:
-                await self._start_once(open_)
-            except BrokerUnavailableError as exc:
-                raise start_hint(exc) from exc
-            return
-        wait_for_broker = check_deadline(wait_for_broker, "wait_for_broker")
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        deadline = began + wait_for_broker
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with asyncio.timeout(max(_MIN_STEP, deadline - loop.time())):
-                    await self._start_once(open_)
-                return
-            except (AiowriterError, TimeoutError) as exc:
-                if self._state != "new" or not (isinstance(exc, TimeoutError) or is_outage(exc)):
-                    raise  # closed meanwhile, or a failure waiting cannot fix
-                left = deadline - loop.time()
-                if left <= 0:
-                    raise BrokerUnavailableError(
-                        f"{self._kind}.start(): no broker at {self._config.bootstrap_servers} "
-                        f"answered within wait_for_broker={wait_for_broker:g} s ({attempt} "
-                        f"attempt(s)): {exc or 'timed out'}"
-                    ) from exc
-                log.warning(
-                    "%s waiting for the broker at %s: attempt %d failed after %.0f s, %.0f s "
-                    "left (%s)",
-                    self._kind,
-                    self._config.bootstrap_servers,
-                    attempt,
-                    loop.time() - began,
-                    left,
-                    exc or "timed out",
-                )
-                await asyncio.sleep(min(_WAIT_RETRY_EVERY, left))
+        if wait_for_broker is not None:
+            wait_for_broker = check_deadline(wait_for_broker, "wait_for_broker")
+        await start_waiting(
+            lambda: self._start_once(open_),
+            wait_for_broker,
+            servers=self._config.bootstrap_servers,
+            # Not once closed meanwhile, nor for a failure waiting cannot fix.
+            retriable=lambda exc: (
+                self._state == "new" and (isinstance(exc, TimeoutError) or is_outage(exc))
+            ),
+            logger=log,
+            who=f"{self._kind} ",
+            min_step=_MIN_STEP,
+            retry_every=_WAIT_RETRY_EVERY,
+        )
 
     async def _start_once(self, open_: Callable[[], Awaitable[None]]) -> None:
         if self._state == "running":

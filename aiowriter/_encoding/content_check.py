@@ -327,7 +327,7 @@ def _mark(data: bytes, pos: int, end: int, schema: _Schema, mask: bytearray, bas
         elif kind == _FIXED32:
             pos += 4
         else:
-            n, stop = _read_varint(data, pos, end)
+            n = _read_varint(data, pos, end)[0]
             pos = _mark_varint(data, pos, mask, base, True)
             stop = pos + n
             if kind == _MESSAGE:

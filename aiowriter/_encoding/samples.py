@@ -44,7 +44,10 @@ _STATUS_COUNT: Final = 4  # DataStatus has values 0..3
 #: Below this many samples, numpy's per-call overhead costs more than it saves.
 NUMPY_MIN_SAMPLES: Final = 48
 
-_TEMPLATE: Final = b"\x0a\x0b\x09" + bytes(8) + b"\x10\x01"
+_SAMPLE_PRE: Final = b"\x0a\x0b\x09"  # DoubleSampleList.samples, 11 bytes; value, fixed64
+_SAMPLE_POST: Final = b"\x10\x01"  # status VALID
+_BETWEEN_SAMPLES: Final = _SAMPLE_POST + _SAMPLE_PRE
+_TEMPLATE: Final = _SAMPLE_PRE + bytes(8) + _SAMPLE_POST  # one DoubleSample, value to fill
 _pack_d = struct.Struct("<d").pack
 _STATUS_FIELD: Final = [b"", b"\x10\x01", b"\x10\x02", b"\x10\x03"]
 
@@ -501,11 +504,6 @@ def _small_double_lists(flat: list[float], p: int, n: int, key: bytes) -> bytes 
     lists = [_BETWEEN_SAMPLES.join(chunks[c * n : (c + 1) * n]) for c in range(p)]
     between_lists = _SAMPLE_POST + head + _SAMPLE_PRE
     return head + _SAMPLE_PRE + between_lists.join(lists) + _SAMPLE_POST
-
-
-_SAMPLE_PRE: Final = b"\x0a\x0b\x09"  # DoubleSampleList.samples, 11 bytes; value, fixed64
-_SAMPLE_POST: Final = b"\x10\x01"  # status VALID
-_BETWEEN_SAMPLES: Final = _SAMPLE_POST + _SAMPLE_PRE
 
 
 @lru_cache(maxsize=64)

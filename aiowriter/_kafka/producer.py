@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from .._config import StreamingConfig
-from .._deadlines import start_hint
+from .._deadlines import start_waiting
 from .._exceptions import BrokerUnavailableError
 from .diagnosis import explain_connect_failures
 
@@ -26,38 +26,16 @@ async def start_producer(config: StreamingConfig, *, wait_for_broker: float | No
     ``wait_for_broker``: keep trying for that many seconds (containers start in any order),
     logging each failed attempt on ``aiowriter.writer`` at WARNING with the time left.
     """
-    if wait_for_broker is None:
-        try:
-            return await _start_once(config)
-        except BrokerUnavailableError as exc:
-            raise start_hint(exc) from exc
-    if wait_for_broker < 0:
+    if wait_for_broker is not None and wait_for_broker < 0:
         raise ValueError(f"wait_for_broker must be >= 0 seconds, got {wait_for_broker!r}")
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    deadline = began + wait_for_broker
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            async with asyncio.timeout(max(0.1, deadline - loop.time())):
-                return await _start_once(config)
-        except (BrokerUnavailableError, TimeoutError) as exc:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise BrokerUnavailableError(
-                    f"no broker at {config.bootstrap_servers} answered within "
-                    f"wait_for_broker={wait_for_broker:g} s ({attempt} attempt(s)): {exc}"
-                ) from exc
-            log.warning(
-                "waiting for the broker at %s: attempt %d failed after %.0f s, %.0f s left (%s)",
-                config.bootstrap_servers,
-                attempt,
-                loop.time() - began,
-                left,
-                exc,
-            )
-            await asyncio.sleep(min(_RETRY_EVERY, left))
+    return await start_waiting(
+        lambda: _start_once(config),
+        wait_for_broker,
+        servers=config.bootstrap_servers,
+        retriable=lambda exc: isinstance(exc, BrokerUnavailableError | TimeoutError),
+        logger=log,
+        retry_every=_RETRY_EVERY,
+    )
 
 
 async def _start_once(config: StreamingConfig) -> Any:

@@ -226,22 +226,22 @@ class HealthTracker:
 
     # -- fed by the drainer ----------------------------------------------------------------
     def acked(self, data_source: str, stream: str, latency: float, count: int) -> None:
-        """A batch of ``count`` packets was acknowledged, the oldest ``latency`` s after it was
-        queued (every packet of the batch is counted with that latency: an upper bound)."""
-        hist = self.latency.get((data_source, stream))
-        if hist is None:
-            hist = self.latency[(data_source, stream)] = LatencyHistogram()
-        hist.observe(latency, count)
-        self.last_ack_at = time.time()
-        if self.reachable is not True:
-            self._reached()
+        """``count`` packets were acknowledged, each ``latency`` s after it was queued."""
+        self._histogram(data_source, stream).observe(latency, count)
+        self._acked()
 
     def acked_times(self, data_source: str, stream: str, now: float, times: list[float]) -> None:
         """Packets queued at ``times`` (sorted) were acknowledged at ``now`` (loop clock)."""
+        self._histogram(data_source, stream).observe_times(now, times)
+        self._acked()
+
+    def _histogram(self, data_source: str, stream: str) -> LatencyHistogram:
         hist = self.latency.get((data_source, stream))
         if hist is None:
             hist = self.latency[(data_source, stream)] = LatencyHistogram()
-        hist.observe_times(now, times)
+        return hist
+
+    def _acked(self) -> None:
         self.last_ack_at = time.time()
         if self.reachable is not True:
             self._reached()

@@ -30,7 +30,7 @@ import betterproto2
 
 from .. import open_data
 from .._config import StreamingConfig
-from .._deadlines import deadline_error, is_outage, ride_out
+from .._deadlines import deadline_error, is_outage
 from .._encoding.objects import encode_message
 from .._events import DEFAULT_MAX_QUEUED, Subscription
 from .._exceptions import (
@@ -329,23 +329,6 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         failed = SessionResult(False, str(error), None, error)
         failed.attempts, failed.offset = result.attempts, result.offset
         return failed
-
-    def _left(self, at: float) -> float:
-        return max(0.05, at - asyncio.get_running_loop().time())
-
-    async def _ride_out(self, step: Callable[[], Awaitable[T]], at: float) -> T:
-        """A read step of an operation, tried again while no broker answers, until ``at``.
-        (Writes are not repeated: a record handed over may still land.)"""
-
-        async def tracked() -> T:
-            try:
-                return await step()
-            except AiowriterError as exc:
-                if is_outage(exc):
-                    self._outage_errors[:] = [exc]
-                raise
-
-        return await ride_out(tracked, at)
 
     async def _base(self, session_key: str, at: float) -> tuple[SessionInfo | None, Watch]:
         """Catch up to the end of ``SessionInfo``; the session's state then, and a watch of the
