@@ -31,6 +31,7 @@ from aiowriter import (
     StreamingConfig,
     packets,
 )
+from aiowriter._kafka.compression import PreparedBatch
 from aiowriter.testing import start_local_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -117,7 +118,12 @@ def _batches(dump: str) -> list[dict[str, str]]:
     return out
 
 
-async def test_offloaded_batches_pass_the_brokers_check(broker: tuple[str, Path]) -> None:
+@pytest.mark.parametrize("in_threads", [True, False], ids=["offloaded", "inline"])
+async def test_offloaded_batches_pass_the_brokers_check(
+    broker: tuple[str, Path], in_threads: bool
+) -> None:
+    """Offloaded batches get their producer state and CRC at drain time; inline ones are
+    built with the state aiokafka will assign (predicted_state). Both pass the broker's check."""
     servers, state = broker
     ds = f"integrity-{uuid.uuid4().hex[:8]}"
     mappings = {s: i + 1 for i, s in enumerate(STREAMS)}
@@ -125,8 +131,9 @@ async def test_offloaded_batches_pass_the_brokers_check(broker: tuple[str, Path]
         bootstrap_servers=servers,
         stream_creation_strategy=StreamCreationStrategy.PARTITION_BASED,
         partition_mappings=mappings,
-        producer=ProducerSettings(compress_in_threads=True),
+        producer=ProducerSettings(compress_in_threads=in_threads),
     )
+    recomputed = PreparedBatch.recomputed
     async with PacketWriter(config) as writer:
         await writer.ensure_topics(ds, STREAMS)
         session = str(uuid.uuid4())
@@ -153,7 +160,12 @@ async def test_offloaded_batches_pass_the_brokers_check(broker: tuple[str, Path]
     per_stream = 2 * (BURST + TRICKLE)
     assert seqs == [per_stream] * len(STREAMS)
     assert writer.statistics().acked_packets == per_stream * len(STREAMS)
-    assert offloaded > 0, "no batch took the off-loop path"
+    if in_threads:
+        assert offloaded > 0, "no batch took the off-loop path"
+    else:
+        assert offloaded == 0
+        # One producer, one writer per partition: every prediction held.
+        assert PreparedBatch.recomputed == recomputed
 
     zstd_batches = 0
     for index, stream in enumerate(STREAMS):

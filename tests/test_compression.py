@@ -120,3 +120,35 @@ async def test_limiter_sized_to_cores_and_per_loop(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(_compression, "_build", counting)
     await asyncio.gather(*(_prepared(_records(50, 2000), 1) for _ in range(12)))
     assert 1 <= peak <= limiter.total_tokens
+
+
+def _built(
+    records: list[tuple[bytes, bytes]], ts: int, state: tuple[int, int, int]
+) -> PreparedBatch:
+    """A batch built inline, as the drainer builds it, with ``state`` predicted."""
+    builder = new_builder(CODEC_ZSTD, BATCH)
+    for i, (key, value) in enumerate(records):
+        assert builder.append(i, ts, key, value, []) is not None
+    builder.set_producer_state(*state)
+    return PreparedBatch(builder.build(), len(records), state)
+
+
+@pytest.mark.parametrize(
+    "actual", [(4711, 3, 12345), (4711, 3, 12352), (4711, 4, 0), (9, 3, 12345)]
+)
+def test_a_predicted_state_saves_the_second_crc_only_when_right(
+    actual: tuple[int, int, int],
+) -> None:
+    records = _records(40, 300)
+    ts = 1_764_600_000_123
+    predicted = (4711, 3, 12345)
+    prepared = _built(records, ts, predicted)
+    before = PreparedBatch.recomputed
+    prepared._set_producer_state(*actual)
+    built = bytes(prepared._build())
+    # Right or wrong, the batch is aiokafka's own for the state it was given at drain time.
+    assert built == _reference(records, ts, actual)
+    assert PreparedBatch.recomputed == before + (actual != predicted)
+    batch = DefaultRecordBatch(built)
+    assert batch.validate_crc()
+    assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == actual

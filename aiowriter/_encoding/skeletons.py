@@ -106,6 +106,20 @@ class Skeletons:
                 return what
         return None
 
+    def find(self, kind: Hashable, data: bytes) -> tuple[int, int, object] | None:
+        """The remembered ``(mask, expected, what)`` big-integer layout whole ``data`` (shorter
+        than :data:`LARGE`) has, else ``None``; a caller may keep it to compare the next message
+        of that layout itself (``int.from_bytes(data, "little") & mask == expected``)."""
+        length = len(data)
+        layouts = self._layouts.get((kind, length))
+        if layouts is None or (length >= LARGE and _numpy() is not None):
+            return None
+        value = int.from_bytes(data, "little")
+        for layout in layouts:
+            if value & layout[0] == layout[1]:
+                return layout
+        return None
+
     def known(self, kind: Hashable, data: bytes, start: int, end: int) -> bool:
         """Whether ``data[start:end]`` has a remembered layout of ``kind``."""
         return self.match(kind, data, start, end) is not None

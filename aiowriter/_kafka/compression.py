@@ -40,6 +40,7 @@ __all__ = [
     "PreparedBatch",
     "compress_limiter",
     "new_builder",
+    "predicted_state",
     "prepare",
 ]
 
@@ -96,12 +97,20 @@ class PreparedBatch:
     """A built (compressed) record batch that aiokafka's accumulator and sender take in place
     of its ``BatchBuilder`` (same duck type: ``send_batch(prepared, topic, partition=...)``)."""
 
-    __slots__ = ("_buffer", "_count", "_crc_stale")
+    __slots__ = ("_buffer", "_count", "_crc_stale", "_state")
 
-    def __init__(self, buffer: bytearray, count: int) -> None:
+    #: Batches whose CRC had to be computed again at drain time (their producer state was not
+    #: the predicted one); introspection for tests and benchmarks.
+    recomputed = 0
+
+    def __init__(
+        self, buffer: bytearray, count: int, state: tuple[int, int, int] | None = None
+    ) -> None:
         self._buffer = buffer
         self._count = count
         self._crc_stale = False
+        # The producer state the batch was built with (see predicted_state), if any.
+        self._state = state
 
     # -- what aiokafka's BatchBuilder offers and its accumulator/sender call ----------------
     def append(self, **_: Any) -> None:
@@ -122,9 +131,12 @@ class PreparedBatch:
     def _set_producer_state(
         self, producer_id: int, producer_epoch: int, base_sequence: int
     ) -> None:
+        if (producer_id, producer_epoch, base_sequence) == self._state:
+            return  # built with exactly this state: header and CRC are right already
         _PRODUCER.pack_into(
             self._buffer, _PRODUCER_OFFSET, producer_id, producer_epoch, base_sequence
         )
+        self._state = (producer_id, producer_epoch, base_sequence)
         self._crc_stale = True
 
     def _build(self) -> bytearray:
@@ -135,10 +147,38 @@ class PreparedBatch:
             crc = calc_crc32c(memoryview(self._buffer)[_ATTRIBUTES_OFFSET:])
             _CRC.pack_into(self._buffer, _CRC_OFFSET, crc)
             self._crc_stale = False
+            PreparedBatch.recomputed += 1
         return self._buffer
 
     def __repr__(self) -> str:
         return f"<PreparedBatch records={self._count} bytes={len(self._buffer)}>"
+
+
+def predicted_state(producer: Any, topic: str, partition: int) -> tuple[int, int, int] | None:
+    """The idempotent producer state aiokafka will give the next batch of ``topic:partition``
+    handed to it now, or ``None`` (not idempotent, no producer id yet).
+
+    aiokafka assigns id, epoch and base sequence when its sender drains a batch
+    (``MessageAccumulator._pop_batch``): the partition's sequence plus the records of the
+    batches queued before it. A batch built with the predicted state needs no second CRC pass
+    at drain time (~0.75 µs per KB: 5 µs of a 13 KB packet's cost); a wrong guess (another
+    lane fed the partition meanwhile, a retry, a new epoch) only costs that pass, because
+    :meth:`PreparedBatch._set_producer_state` compares before trusting it.
+    """
+    txn = getattr(producer, "_txn_manager", None)
+    if txn is None or getattr(txn, "transactional_id", None) is not None or not txn.has_pid():
+        return None
+    from aiokafka.structs import TopicPartition
+
+    tp = TopicPartition(topic, partition)
+    seq = int(txn.sequence_number(tp))
+    queued = getattr(producer._message_accumulator, "_batches", {}).get(tp, ())
+    for batch in queued:
+        if batch.retry_count == 0:
+            seq += batch.record_count
+    if seq > 2**31 - 1:  # aiokafka wraps the same way (TransactionManager)
+        seq -= 2**32
+    return int(txn.producer_id), int(txn.producer_epoch), seq
 
 
 def _build(builder: Any) -> bytearray:

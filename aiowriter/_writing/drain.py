@@ -25,11 +25,12 @@ from .._kafka.compression import (
     OFFLOAD_MIN_BYTES,
     PreparedBatch,
     new_builder,
+    predicted_state,
     prepare,
 )
 from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
-from .delivery import Delivery
+from .delivery import Delivery, settle_batch
 from .lanes import Lane
 
 __all__ = ["Drainer", "InFlight"]
@@ -215,7 +216,15 @@ class Drainer:
                     break
                 count += 1
             if not offload:
-                builder = PreparedBatch(builder.build(), count)
+                route = lane.route
+                state = (
+                    predicted_state(producer, route.topic, route.partition)
+                    if route.partition is not None
+                    else None
+                )
+                if state is not None:
+                    builder.set_producer_state(*state)
+                builder = PreparedBatch(builder.build(), count, state)
         else:
             builder = producer.create_batch()
             for entry in entries:
@@ -314,11 +323,14 @@ class Drainer:
             topic, partition = route.topic, route.partition
             assert partition is not None
             # Counted per batch, not per packet: no one observes the lane in between.
-            n = size = 0
-            for i, entry in enumerate(items):
-                if entry._ack(topic, partition, base + i, essential):
-                    n += 1
-                    size += entry.size
+            if essential:
+                n = size = 0
+                for i, entry in enumerate(items):
+                    if entry._ack(topic, partition, base + i, True):
+                        n += 1
+                        size += entry.size
+            else:
+                n, size = settle_batch(items, (topic, partition), base)
             lane.in_flight -= n
             lane.acked += n
             lane.acked_bytes += size

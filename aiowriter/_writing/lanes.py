@@ -49,11 +49,13 @@ class Lane:
         "in_flight",
         "last",
         "limits",
+        "memo",
         "putters",
         "ready",
         "route",
         "stream",
         "task",
+        "turn_ends",
         "wake_at_bytes",
         "wakeup",
         "woken",
@@ -92,6 +94,11 @@ class Lane:
         # None until the lane's topics were checked/created; then a finished future.
         self.ready: asyncio.Future[None] | None = None
         self.last: Delivery | None = None
+        # (session key, length, mask, expected, is_essential, record key) of the packet layout
+        # this lane accepted last, for PacketWriter.write_data's fast path (see its _accept).
+        self.memo: tuple[str, int, int, int, bool, bytes] | None = None
+        # When the turn of this lane's writers ends (loop clock); see PacketWriter._admit.
+        self.turn_ends = 0.0
         self.in_flight = 0
         self.acked = 0
         self.acked_bytes = 0
@@ -125,6 +132,35 @@ class Lane:
         budget = self.budget
         used = budget.used
         return used + size > budget.limit and used != 0
+
+    def offer(self, entry: Delivery) -> bool:
+        """Queue ``entry`` if it may go in at once: no writer waits or was woken, there is
+        room, and the lane's drainer runs. ``must_wait()`` and ``push()`` in one call, for the
+        writers' fast path; False changes nothing (the caller takes the slow path)."""
+        if self.putters or self.woken is not None:
+            return False
+        size = entry.size
+        n = len(self.entries)
+        limits = self.limits
+        if n >= limits.max_packets_per_stream or (
+            n and self.bytes + size > limits.max_bytes_per_stream
+        ):
+            return False
+        budget = self.budget
+        used = budget.used
+        if used + size > budget.limit and used != 0:
+            return False
+        task = self.task
+        if task is None or task.done():
+            return False
+        self.entries.append(entry)
+        self.bytes += size
+        budget.used = used + size
+        self.last = entry
+        wakeup = self.wakeup
+        if wakeup is not None and self.bytes >= self.wake_at_bytes and not wakeup.done():
+            wakeup.set_result(None)
+        return True
 
     def push(self, entry: Delivery) -> None:
         self.entries.append(entry)

@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 import warnings
 from collections.abc import Iterable
 from typing import Any
 
 from .._checks import check_deadline, check_loop
 from .._config import StreamingConfig
-from .._encoding.packet_input import embedded_session_key, packet_value
+from .._encoding.packet_input import PACKET_LAYOUTS, embedded_session_key, packet_value
+from .._encoding.skeletons import LARGE
 from .._exceptions import (
     AiowriterError,
     BufferFullError,
@@ -50,9 +52,11 @@ log = logging.getLogger("aiowriter.writer")
 # Bytes a record adds around key and value inside a batch and request (headers, varints, CRC):
 # a generous bound so a packet we accept is never rejected by the broker for size.
 _RECORD_OVERHEAD = 512
-# How long writers that never have to wait may keep the event loop per loop iteration
-# (seconds), shared by all writer tasks (see _admit).
+# Fairness between writers that never have to wait (see _admit), in seconds: the busy lanes
+# share _SLICE of each event-loop iteration in equal turns (so the loop's other tasks wait no
+# longer than with one writer), each turn at least _MIN_TURN (a few small packets).
 _SLICE = 0.0005
+_MIN_TURN = 0.00002
 _get_running_loop = asyncio._get_running_loop  # C; None outside a running loop
 
 
@@ -94,8 +98,9 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         self._delivery_timeout = p.delivery_timeout
         self._keys: dict[str, bytes] = {}
         self._started: asyncio.Future[None] | None = None
-        self._next_yield = 0.0
-        self._slice_reset_pending = False
+        self._turn = _SLICE  # the current turn length (see _next_round)
+        self._turns_taken = 0  # fairness yields since the last round began
+        self._round_pending = False
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
         self._health = HealthTracker()
@@ -111,7 +116,10 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         self._state = "starting"
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._clock = loop.time
+        # asyncio's own loop.time() is time.monotonic() behind a Python call; stamping every
+        # packet with the C function directly is the same clock, cheaper (other loops keep
+        # their own time(): uvloop's is C already).
+        self._clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
         self._started = loop.create_future()
         p = self._config.producer
         throttle_kafka_logs()  # aiokafka's outage logs, at most a line per cause per 5 s
@@ -193,7 +201,7 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         """
         # The common case first, inline: a running writer called from its loop, a stream
         # already written to, room in its queue and no turn to give up (see _admit). Each
-        # helper call or nested coroutine saved is a few percent of a small packet's cost.
+        # helper call or object saved is a few percent of a small packet's cost (budget.py).
         lane = None
         if (
             self._state == "running"
@@ -205,13 +213,20 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
             lane = self._lanes.get((data_source, stream))
         if lane is None or lane.ready is None or not lane.ready.done():
             return await self._write_data(data_source, stream, session_key, packet)
-        value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
-        entry = self._entry(session_key, value, essential)
-        if entry.enqueued_at < self._next_yield and not lane.must_wait(entry.size):
-            task = lane.task
-            if task is not None and not task.done():  # else _push says why, below
-                lane.push(entry)  # must_wait() was false: no writer waits to be woken
-                return WriteResult(True, "", entry)
+        memo = lane.memo
+        if (
+            type(packet) is bytes
+            and memo is not None
+            and len(packet) == memo[1]
+            and session_key == memo[0]
+            and int.from_bytes(packet, "little") & memo[2] == memo[3]
+        ):
+            # The layout this lane accepted last (see _accept): same verdict as the checks.
+            entry = Delivery(memo[5], packet, memo[4], self._clock())
+        else:
+            entry = self._accept(lane, session_key, packet)
+        if entry.enqueued_at < lane.turn_ends and lane.offer(entry):
+            return entry  # an accepted packet's Delivery is its WriteResult too
         return await self._enqueue(lane, entry)
 
     async def _write_data(
@@ -240,12 +255,22 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         "Cancellation").
         """
         lane = self._checked_lane(data_source, stream, session_key)
-        next_id, check, entry_of = self._next_id, self._check, self._entry
+        accept = self._accept
         now = self._clock()  # one stamp for the call: its packets are queued together
-        entries = [
-            entry_of(session_key, *packet_value(packet, session_key, next_id, check=check), now)
-            for packet in packets
-        ]
+        entries: list[Delivery] = []
+        add = entries.append
+        for packet in packets:
+            memo = lane.memo if lane is not None else None
+            if (
+                type(packet) is bytes
+                and memo is not None
+                and len(packet) == memo[1]
+                and session_key == memo[0]
+                and int.from_bytes(packet, "little") & memo[2] == memo[3]
+            ):
+                add(Delivery(memo[5], packet, memo[4], now))  # as in write_data
+            else:
+                add(accept(lane, session_key, packet, now))
         # The lane (and so its topics) comes only after every packet passed its checks.
         lane = lane or self._lane(data_source, stream)
         if lane.ready is None or not lane.ready.done():
@@ -253,11 +278,10 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
                 await self._ensure_ready(lane)
             except AiowriterError as exc:
                 return ApiResult.fail(exc)
-        clock, must_wait, push = self._clock, lane.must_wait, self._push
+        clock, offer = self._clock, lane.offer
         for i, entry in enumerate(entries):
-            if clock() < self._next_yield and not must_wait(entry.size):
-                push(lane, entry)  # room now, no turn to give up: no coroutine per packet
-                continue
+            if clock() < lane.turn_ends and offer(entry):
+                continue  # room now, no turn to give up: no coroutine per packet
             error = await self._admit(lane, entry)
             if error is not None:
                 return ApiResult(
@@ -278,7 +302,7 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
                 "bytes): await write_data() to wait for room"
             )
         self._push(lane, entry)
-        return WriteResult(True, "", entry)
+        return entry
 
     async def write_info(
         self,
@@ -454,6 +478,25 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
             )
         return Delivery(key, value, essential, self._clock() if now is None else now)
 
+    def _accept(
+        self, lane: Lane | None, session_key: str, packet: object, now: float | None = None
+    ) -> Delivery:
+        """``packet`` checked and made a queue entry; a small bytes layout that passed is kept
+        as the lane's memo, so the stream's next packets of that layout (the usual case: same
+        channels, new values) are accepted by one big-integer comparison in ``write_data``.
+
+        The memo is one of the whole-packet layouts of :data:`PACKET_LAYOUTS` (same session key
+        and check setting), so it accepts exactly what the full checks accept.
+        """
+        value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
+        entry = self._entry(session_key, value, essential, now)
+        if lane is not None and value is packet and len(value) < LARGE:
+            layout = PACKET_LAYOUTS.find((session_key, self._check), value)
+            if layout is not None:
+                mask, expected, _ = layout
+                lane.memo = (session_key, len(value), mask, expected, essential, entry.key)
+        return entry
+
     def _lane(self, data_source: str, stream: str) -> Lane:
         lane = self._lanes.get((data_source, stream))
         if lane is None:
@@ -506,22 +549,26 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         error = await self._admit(lane, entry)
         if error is not None:
             return WriteResult.fail(error)
-        return WriteResult(True, "", entry)
+        return entry
 
     async def _admit(self, lane: Lane, entry: Delivery) -> AiowriterError | None:
         """Queue ``entry``, waiting for room at most ``delivery_timeout``; the error if not.
         Cancel-safe: it suspends only before queuing, so a cancelled call queued nothing."""
-        # A writer that always finds room never suspends; hand the loop over about every
-        # _SLICE seconds so other tasks (and the drainers) keep running while it writes flat out.
-        if self._clock() >= self._next_yield:
-            if not self._slice_reset_pending:
-                # The next slice starts when the loop comes back round, not now: writers that
-                # run later in this loop iteration find the slice used up and yield after one
-                # packet, so a loop iteration holds one slice however many writers are busy.
-                self._slice_reset_pending = True
-                asyncio.get_running_loop().call_soon(self._next_slice)
+        # A writer that always finds room never suspends: at the end of its lane's turn it
+        # hands the loop over, so other tasks (drainers, other lanes' writers) keep running
+        # while it writes flat out, and takes a new turn when the loop comes back to it.
+        if self._clock() >= lane.turn_ends:
+            self._turns_taken += 1
+            if not self._round_pending:
+                self._round_pending = True
+                asyncio.get_running_loop().call_soon(self._next_round)
             await asyncio.sleep(0)
             self._check_running()
+            # Per lane, not shared by the writer: with one shared slice per iteration the first
+            # lane took it all and every other wrote one packet per iteration, so their batches
+            # shrank to a few packets each (16 streams of 190-byte packets: median 9 per batch)
+            # and the per-batch cost swamped them.
+            lane.turn_ends = self._clock() + self._turn
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
         if lane.must_wait(entry.size):
             try:
@@ -537,9 +584,13 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         self._push(lane, entry)
         return None
 
-    def _next_slice(self) -> None:
-        self._slice_reset_pending = False
-        self._next_yield = self._clock() + _SLICE
+    def _next_round(self) -> None:
+        """Size the turns of this loop iteration from how many lanes took one in the last:
+        together they take about _SLICE, each at least _MIN_TURN."""
+        self._round_pending = False
+        busy = max(1, self._turns_taken)
+        self._turns_taken = 0
+        self._turn = max(_MIN_TURN, _SLICE / busy)
 
     def _push(self, lane: Lane, entry: Delivery) -> None:
         if lane.task is None or lane.task.done():

@@ -1,0 +1,180 @@
+"""``write_data``'s fast path (issue 12): what it skips must never change what is accepted.
+
+* A lane remembers the whole-packet layout it accepted last; a same-layout packet is accepted
+  by one big-integer comparison. Property: on the real writer, with that memo primed, every
+  same-length variant of the packet gets the verdict of the full checks with empty memos.
+* An accepted write's result is its ``Delivery`` (one object per packet, not two).
+* Busy lanes take turns: each lane's writers get a share of every loop iteration, so no stream
+  is starved into one-packet batches.
+* Batches are built with the producer state aiokafka will assign, so the drain needs no second
+  CRC pass; the broker accepts every batch (a wrong CRC is refused as corrupt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_content_skeletons import CASES, _packet_verdict, _same_length_variant
+
+from aiowriter import (
+    Delivery,
+    DeliveryReport,
+    InvalidInputError,
+    PacketWriter,
+    ProducerSettings,
+    StreamingConfig,
+    WriteResult,
+    packets,
+)
+from aiowriter._encoding import content_check as cc
+from aiowriter._encoding import packet_input
+from aiowriter._encoding.skeletons import Skeletons
+from aiowriter._encoding.wire import encode_packet
+from aiowriter._kafka.compression import PreparedBatch
+
+pytestmark = pytest.mark.kafka
+
+# Each example starts a writer on the broker: a few, each with many variants.
+EXAMPLES = settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _ds() -> str:
+    return f"fast-{uuid.uuid4().hex[:10]}"
+
+
+def _fresh_verdict(data: bytes, key: str, check: bool) -> tuple[bytes, bool] | str:
+    """The full checks' verdict, with no layout remembered anywhere."""
+    saved = packet_input.PACKET_LAYOUTS, cc.SKELETONS
+    try:
+        packet_input.PACKET_LAYOUTS, cc.SKELETONS = Skeletons(), Skeletons()
+        return _packet_verdict(data, key, check)
+    finally:
+        packet_input.PACKET_LAYOUTS, cc.SKELETONS = saved
+
+
+@EXAMPLES
+@given(
+    st.sampled_from([c for c in CASES if len(c[1]) < 1024]),  # the memo is for small packets
+    st.booleans(),
+    st.booleans(),
+    st.data(),
+)
+async def test_the_lane_memo_gives_the_full_checks_verdict(
+    kafka_bootstrap_servers: str,
+    case: tuple[str, bytes],
+    check: bool,
+    essential: bool,
+    data: st.DataObject,
+) -> None:
+    type_, content = case
+    key = "memo-session"
+    raw = encode_packet(type_, key, essential, content, 1)
+    variants = [_same_length_variant(raw, data) for _ in range(25)]
+    ds = _ds()
+    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers, check_content=check)
+    accepted = 0
+    async with PacketWriter(config) as w:
+        for _ in range(3):  # the second miss remembers the layout, the third uses the memo
+            assert (await w.write_data(ds, "s", key, raw)).success
+            accepted += 1
+        lane = w._lanes[(ds, "s")]
+        assert lane.memo is not None
+        assert lane.memo[1] == len(raw)
+        for variant in variants:
+            expected = _fresh_verdict(variant, key, check)
+            if isinstance(expected, str):  # refused by the full checks: refused the same way
+                with pytest.raises(InvalidInputError) as refused:
+                    await w.write_data(ds, "s", key, variant)
+                assert type(refused.value).__name__ == expected, variant.hex()
+                continue
+            result = await w.write_data(ds, "s", key, variant)
+            assert result.success, result.message
+            assert expected == (variant, result.delivery.essential), variant.hex()
+            accepted += 1
+        assert (await w.flush(60)).success
+        stats = w.statistics()
+    assert stats.acked_packets == accepted
+    assert stats.failed_packets == 0
+
+
+async def test_an_accepted_writes_result_is_its_delivery(kafka_bootstrap_servers: str) -> None:
+    ds = _ds()
+    packet = packets.periodic_data(1, 0, 10, [[1.0, 2.0]])
+    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as w:
+        results = [await w.write_data(ds, "s", "k", packet) for _ in range(3)]
+        many = await w.write_data_many(ds, "s", "k", [packet] * 3)
+        for result in results:
+            assert isinstance(result, WriteResult)
+            assert isinstance(result, Delivery)
+            assert result.success
+            assert bool(result)
+            assert result.delivery is result
+            assert result.data is result
+            assert result.unwrap() is result
+            assert result.message == ""
+            assert result.error is None
+            with pytest.raises(AttributeError):
+                result.data = None
+        reports = [await r.delivery for r in results] + [await d for d in many.unwrap()]
+    assert all(isinstance(r, DeliveryReport) for r in reports)
+    assert [r.offset for r in reports] == list(range(6))
+    # Whatever the delivery's outcome, the write stays accepted; the outcome is the Delivery's.
+    assert results[0].success
+    assert results[0].done()
+    assert results[0].exception() is None
+    assert "delivered" in repr(results[0])
+
+
+async def test_busy_lanes_take_turns(kafka_bootstrap_servers: str) -> None:
+    """When the first of 8 flat-out writers is done, every other one is nearly done too.
+
+    With one loop-iteration slice shared by all writers, the first took it all and the others
+    wrote one packet per iteration each (about 1/150 of its pace)."""
+    ds, n, streams = _ds(), 3000, [f"s{i}" for i in range(8)]
+    content = packets.periodic_data(1, 0, 10, [[1.0]]).content
+    packet = encode_packet("PeriodicData", "k", False, content, 1)
+    done = dict.fromkeys(streams, 0)
+    at_first_finish: dict[str, int] = {}
+
+    async def writer(w: PacketWriter, stream: str) -> None:
+        for _ in range(n):
+            assert (await w.write_data(ds, stream, "k", packet)).success
+            done[stream] += 1
+        if not at_first_finish:
+            at_first_finish.update(done)
+
+    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as w:
+        await w.ensure_topics(ds, streams)
+        await asyncio.gather(*(writer(w, s) for s in streams))
+        assert (await w.flush(60)).success
+        acked = w.statistics().acked_packets
+    assert acked == n * len(streams)
+    assert min(at_first_finish.values()) >= n // 2, at_first_finish
+
+
+async def test_batches_need_no_second_crc_pass(kafka_bootstrap_servers: str) -> None:
+    """Built with the producer state aiokafka then assigns: no CRC recomputed at drain time,
+    and the broker accepted every batch (it refuses a batch whose CRC does not match)."""
+    ds = _ds()
+    packet = packets.periodic_data(1, 0, 10, [[float(i) for i in range(100)]] * 10)
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers, producer=ProducerSettings(compression="zstd")
+    )
+    before = PreparedBatch.recomputed
+    async with PacketWriter(config) as w:
+        for stream in ("a", "b"):
+            for _ in range(600):
+                assert (await w.write_data(ds, stream, "k", packet)).success
+        assert (await w.flush(60)).success
+        stats = w.statistics()
+    assert stats.acked_packets == 1200
+    assert stats.failed_packets == 0
+    assert PreparedBatch.recomputed == before
