@@ -11,16 +11,12 @@ import pytest
 
 from aiowriter import BrokerUnavailableError, DeliveryError, Health
 from aiowriter._observability.health import HealthTracker, LatencyHistogram
-
-
-class _Entry:
-    def __init__(self, t: float) -> None:
-        self.enqueued_at = t
+from aiowriter._writing.lanes import entry
 
 
 class _Lane:
     def __init__(self, *times: float) -> None:
-        self.entries = deque(_Entry(t) for t in times)
+        self.entries = deque(entry(b"k", b"v", False, t) for t in times)
         self.in_flight = 0
 
 

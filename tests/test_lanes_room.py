@@ -8,8 +8,7 @@ import itertools
 
 from aiowriter._config import QueueLimits
 from aiowriter._layout import Route
-from aiowriter._writing.delivery import Delivery
-from aiowriter._writing.lanes import Budget, Lane
+from aiowriter._writing.lanes import Budget, Lane, entry
 
 
 async def test_must_wait_matches_has_room() -> None:
@@ -22,7 +21,7 @@ async def test_must_wait_matches_has_room() -> None:
         budget = Budget(limits.max_total_bytes)
         lane = Lane("ds", "s", Route("ds", 0), None, limits, budget)
         for _ in range(queued):
-            lane.push(Delivery(b"k", b"v" * 29, False, 0.0))  # 30 bytes each
+            lane.push(entry(b"k", b"v" * 29, False, 0.0))  # 30 bytes each
         budget.used += other_used
         if putter:
             lane.putters.append(loop.create_future())

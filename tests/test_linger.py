@@ -15,9 +15,8 @@ import pytest
 
 from aiowriter import QueueLimits
 from aiowriter._layout import Route
-from aiowriter._writing.delivery import Delivery
 from aiowriter._writing.drain import Drainer
-from aiowriter._writing.lanes import Budget, Lane
+from aiowriter._writing.lanes import Budget, Lane, entry
 
 pytestmark = pytest.mark.asyncio
 
@@ -49,7 +48,7 @@ async def _first_send_after(enqueued_ago: float) -> float:
             sent.set_result(loop.time())
 
     drainer.send_batch = record  # type: ignore[method-assign]
-    lane.push(Delivery(b"k", b"v", False, loop.time() - enqueued_ago))
+    lane.push(entry(b"k", b"v", False, loop.time() - enqueued_ago))
     start = loop.time()
     task = asyncio.ensure_future(drainer.run_lane(lane, []))
     try:
@@ -101,7 +100,7 @@ async def test_lanes_share_one_building_slice_per_loop_iteration() -> None:
     drainer.send_batch = build  # type: ignore[method-assign]
     lanes = [_lane() for _ in range(4)]
     for lane in lanes:
-        lane.push(Delivery(b"k", b"v", False, loop.time()))
+        lane.push(entry(b"k", b"v", False, loop.time()))
     loop.call_soon(tick)
     tasks = [asyncio.ensure_future(drainer.run_lane(lane, [])) for lane in lanes]
     try:

@@ -11,14 +11,13 @@ import pytest
 
 from aiowriter import QueueLimits
 from aiowriter._layout import Route
-from aiowriter._writing.delivery import Delivery
-from aiowriter._writing.lanes import Budget, Lane
+from aiowriter._writing.lanes import SIZE, Budget, Entry, Lane, entry
 
 
-def _entry(size: int, tag: int = 0) -> Delivery:
+def _entry(size: int, tag: int = 0) -> Entry:
     """A queue entry of exactly ``size`` bytes (key + value)."""
     key = b"k"
-    return Delivery(key, bytes([tag % 256]) * (size - len(key)), False, 0.0)
+    return entry(key, bytes([tag % 256]) * (size - len(key)), False, 0.0)
 
 
 def _lane(budget: Budget, *, packets: int = 1000, per_stream: int = 10**9, name: str = "s") -> Lane:
@@ -32,16 +31,16 @@ def _lane(budget: Budget, *, packets: int = 1000, per_stream: int = 10**9, name:
 
 def _consistent(budget: Budget, *lanes: Lane) -> None:
     for lane in lanes:
-        assert lane.bytes == sum(e.size for e in lane.entries)
+        assert lane.bytes == sum(e[SIZE] for e in lane.entries)
         if len(lane.entries) > 1:  # a lone packet may exceed the per-stream byte limit
             assert lane.bytes <= lane.limits.max_bytes_per_stream
         assert len(lane.entries) <= lane.limits.max_packets_per_stream
     assert budget.used == sum(lane.bytes for lane in lanes)
 
 
-async def _writer(lane: Lane, entry: Delivery, order: list[int], i: int) -> None:
+async def _writer(lane: Lane, entry: Entry, order: list[int], i: int) -> None:
     """What PacketWriter._enqueue/_push do: wait in line, queue, pass the turn on."""
-    await lane.wait_for_room(entry.size)
+    await lane.wait_for_room(entry[SIZE])
     lane.push(entry)
     order.append(i)
     if lane.putters and lane.has_room(0):

@@ -6,11 +6,12 @@ KB of batch on the thread every writer needs. cramjam's zstd releases the GIL, s
 are built here in a worker thread (``anyio.to_thread.run_sync`` under one
 ``anyio.CapacityLimiter`` per event loop, sized to the cores) while the loop keeps framing.
 
-What cannot be known in advance is the idempotent producer's id, epoch and base sequence: aiokafka
-assigns them when the sender drains the batch (``MessageAccumulator._pop_batch``), and the batch's
-CRC32C covers them. :class:`PreparedBatch` therefore keeps the fully built batch (header, compressed
-records) and, when aiokafka sets the producer state, patches those three header fields and
-recomputes the CRC over the (already compressed) bytes. The result is byte-identical to what
+What is not known for sure in advance is the idempotent producer's id, epoch and base sequence:
+aiokafka assigns them when the sender drains the batch (``MessageAccumulator._pop_batch``), and
+the batch's CRC32C covers them. Batches are built with the state aiokafka will most likely assign
+(:func:`predicted_state`); :class:`PreparedBatch` keeps the fully built batch (header, compressed
+records) and, when aiokafka sets the producer state, does nothing if the guess was right, else
+patches those three header fields and recomputes the CRC over the (already compressed) bytes. The result is byte-identical to what
 aiokafka's own builder produces for the same records and producer state
 (tests/test_compression.py), and the broker checks it (tests/test_batch_integrity.py).
 
@@ -186,11 +187,16 @@ def _build(builder: Any) -> bytearray:
     return buffer
 
 
-async def prepare(builder: Any, count: int) -> PreparedBatch:
+async def prepare(
+    builder: Any, count: int, state: tuple[int, int, int] | None = None
+) -> PreparedBatch:
     """Build (compress, header, CRC) ``builder`` in a worker thread; the batch for aiokafka.
+    ``state``: the producer state it will most likely get (:func:`predicted_state`).
 
     Not cancellable half-way: a cancelled caller waits for the thread (a few hundred µs) and is
     then cancelled, so the builder is never touched by two threads.
     """
+    if state is not None:
+        builder.set_producer_state(*state)
     buffer = await anyio.to_thread.run_sync(_build, builder, limiter=compress_limiter())
-    return PreparedBatch(buffer, count)
+    return PreparedBatch(buffer, count, state)

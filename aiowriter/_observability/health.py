@@ -342,11 +342,11 @@ class HealthTracker:
         for lane in lanes:
             pending += len(lane.entries) + lane.in_flight
             if lane.entries:
-                t = lane.entries[0].enqueued_at
+                t = lane.entries[0][3]  # lanes.AT: when it was queued
                 oldest = t if oldest is None else min(oldest, t)
         for flight in flights:
             if flight.entries:
-                t = flight.entries[0].enqueued_at
+                t = flight.entries[0][3]
                 oldest = t if oldest is None else min(oldest, t)
         age = None if oldest is None else max(0.0, now - oldest)
         reason, since = "", None

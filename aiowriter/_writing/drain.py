@@ -30,10 +30,10 @@ from .._kafka.compression import (
 )
 from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
-from .delivery import Delivery, settle_batch
-from .lanes import Lane
+from .flights import InFlight, Part, acked_times, fail_flight, fail_queued, settle_part
+from .lanes import AT, ESSENTIAL, KEY, VALUE, Lane, Taken
 
-__all__ = ["Drainer", "InFlight"]
+__all__ = ["Drainer"]
 
 log = logging.getLogger("aiowriter.writer")
 
@@ -43,18 +43,6 @@ log = logging.getLogger("aiowriter.writer")
 BUILD_SLICE = 0.001
 
 _NO_HEADERS: list[tuple[str, bytes | None]] = []  # shared, never mutated (aiokafka only reads it)
-
-
-class InFlight:
-    """The batches made from one take of a lane, until all their futures are done."""
-
-    __slots__ = ("entries", "lane", "pending", "timer")
-
-    def __init__(self, lane: Lane, entries: list[Delivery]) -> None:
-        self.lane = lane
-        self.entries = entries
-        self.pending = 0
-        self.timer: asyncio.TimerHandle | None = None
 
 
 class Drainer:
@@ -116,7 +104,7 @@ class Drainer:
                 # Linger counts from the oldest queued packet, as Kafka's linger.ms counts from
                 # a batch's creation: packets that queued up while the previous batch was being
                 # handed over have waited already (restarting the wait there doubled p99).
-                linger = self.linger - (loop.time() - lane.entries[0].enqueued_at)
+                linger = self.linger - (loop.time() - lane.entries[0][AT])
                 if linger > 0 and lane.bytes < self.max_batch_bytes and not self.closing:
                     # Linger for more packets, but no longer than it takes to fill a batch.
                     wakeup = lane.wakeup = loop.create_future()
@@ -186,16 +174,14 @@ class Drainer:
         # so writers blocked on a full queue get room and learn why.
         expired = 0
         for entry in entries:
-            if now - entry.enqueued_at < timeout:
+            if now - entry[AT] < timeout:
                 break
             expired += 1
         if expired:
             error = DeliveryTimeoutError(
                 f"not acknowledged within delivery_timeout={timeout} s (broker unreachable?)"
             )
-            for entry in lane.take(expired):
-                if entry._fail(error):
-                    lane.failed += 1
+            fail_queued(lane, expired, error)
             self.health.failed(error)
             self._warn("%d packet(s) of %s expired in the queue: %s", expired, _name(lane), error)
             if not entries:
@@ -212,54 +198,56 @@ class Drainer:
             builder = new_builder(self.codec, self.batch_size)
             append = builder.append
             for entry in entries:
-                if append(count, None, entry.key, entry.value, _NO_HEADERS) is None:
+                if append(count, None, entry[KEY], entry[VALUE], _NO_HEADERS) is None:
                     break
                 count += 1
+            route = lane.route
+            state = (
+                predicted_state(producer, route.topic, route.partition)
+                if route.partition is not None
+                else None
+            )
             if not offload:
-                route = lane.route
-                state = (
-                    predicted_state(producer, route.topic, route.partition)
-                    if route.partition is not None
-                    else None
-                )
                 if state is not None:
                     builder.set_producer_state(*state)
                 builder = PreparedBatch(builder.build(), count, state)
         else:
             builder = producer.create_batch()
             for entry in entries:
-                if builder.append(timestamp=None, key=entry.key, value=entry.value) is None:
+                if builder.append(timestamp=None, key=entry[KEY], value=entry[VALUE]) is None:
                     break
                 count += 1
             builder.close()
         taken = lane.take(count)
         flight = InFlight(lane, taken)
-        lane.in_flight += len(taken)
+        lane.in_flight += count
         self.in_flight.add(flight)
-        sends: list[tuple[Any, Route, list[Delivery], bool]] = [(builder, lane.route, taken, False)]
+        flight.parts.append(Part(lane.route))
+        sends: list[Any] = [builder]
         if lane.essential_route is not None:
-            sends.extend(self.essential_batches(lane.essential_route, taken))
-        remaining = max(0.001, taken[0].enqueued_at + timeout - now)
+            for batch, part in self.essential_batches(lane.essential_route, taken):
+                sends.append(batch)
+                flight.parts.append(part)
+        remaining = max(0.001, taken.entries[0][AT] + timeout - now)
         flight.timer = loop.call_later(remaining, self.expire, flight)
         try:
             async with asyncio.timeout(remaining):
                 if offload:
-                    # The loop frames other lanes' batches meanwhile; aiokafka sets the
-                    # producer state and the CRC when it drains the prepared batch.
-                    sends[0] = (await prepare(builder, count), lane.route, taken, False)
+                    # The loop frames other lanes' batches meanwhile. Built with the predicted
+                    # producer state; aiokafka's drain sets the real one (and the CRC) if the
+                    # guess was wrong.
+                    sends[0] = await prepare(builder, count, state)
                     self.offloaded += 1
-                for batch, route, items, essential in sends:
-                    fut = await self.submit(batch, route)
+                for batch, part in zip(sends, flight.parts, strict=True):
+                    fut = await self.submit(batch, part.route)
                     flight.pending += 1
-                    fut.add_done_callback(
-                        functools.partial(self.batch_done, flight, items, route, essential)
-                    )
+                    fut.add_done_callback(functools.partial(self.batch_done, flight, part))
         except Exception as exc:
             failure = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
-            self.settle_failed(flight, taken, failure)
+            fail_flight(flight, failure)
             self.finish_flight(flight)
             self.health.failed(failure)
-            self._warn("%d packet(s) of %s failed: %s", len(taken), _name(lane), failure)
+            self._warn("%d packet(s) of %s failed: %s", count, _name(lane), failure)
 
     async def submit(self, batch: Any, route: Route) -> Any:
         """Hand a closed batch to aiokafka; the future of its acknowledgement.
@@ -277,81 +265,55 @@ class Drainer:
             except KafkaTimeoutError:
                 await asyncio.sleep(0)
 
-    def essential_batches(
-        self, route: Route, taken: list[Delivery]
-    ) -> list[tuple[Any, Route, list[Delivery], bool]]:
-        essentials = [e for e in taken if e.essential]
-        if not essentials:
+    def essential_batches(self, route: Route, taken: Taken) -> list[tuple[Any, Part]]:
+        """The batches of the essential copies among ``taken``, one per partition."""
+        first, end = taken.first, taken.first + len(taken.entries)
+        # The ledgers know which packets have an essential copy: no scan of every packet.
+        seqs = sorted(s for ledger in taken.ledgers for s in ledger.essential if first <= s < end)
+        if not seqs:
             return []
-        groups: dict[int, list[Delivery]] = {}
+        entries = taken.entries
+        groups: dict[int, list[int]] = {}
         if route.partition is not None:
-            groups[route.partition] = essentials
+            groups[route.partition] = seqs
         else:
             count = self.topics.partition_count(route.topic) or 1
-            for e in essentials:
-                groups.setdefault(consistent_random_partition(e.key, count), []).append(e)
+            for seq in seqs:
+                key = entries[seq - first][KEY]
+                groups.setdefault(consistent_random_partition(key, count), []).append(seq)
         out = []
-        for partition, items in groups.items():
+        for partition, group in groups.items():
             builder = self.producer.create_batch()
-            for e in items:  # a subset of a batch that fit, so it fits too
-                builder.append(timestamp=None, key=e.key, value=e.value)
+            for seq in group:  # a subset of a batch that fit, so it fits too
+                e = entries[seq - first]
+                assert e[ESSENTIAL]
+                builder.append(timestamp=None, key=e[KEY], value=e[VALUE])
             builder.close()
-            out.append((builder, Route(route.topic, partition), items, True))
+            out.append((builder, Part(Route(route.topic, partition), group)))
         return out
 
-    def batch_done(
-        self,
-        flight: InFlight,
-        items: list[Delivery],
-        route: Route,
-        essential: bool,
-        fut: asyncio.Future[Any],
-    ) -> None:
-        lane = flight.lane
+    def batch_done(self, flight: InFlight, part: Part, fut: asyncio.Future[Any]) -> None:
+        lane, route = flight.lane, part.route
         if fut.cancelled():
-            self.settle_failed(flight, items, DeliveryError("the producer was closed"))
+            settle_part(flight, part, DeliveryError("the producer was closed"))
         elif (exc := fut.exception()) is not None:
             error = convert_kafka_error(exc, f"producing to {route.topic}:{route.partition}")
-            n = self.settle_failed(flight, items, error)
+            n = settle_part(flight, part, error)
             self.health.failed(error)
             if n:
                 self._warn(
                     "%d packet(s) to %s:%s failed: %s", n, route.topic, route.partition, error
                 )
-        else:
-            base = fut.result().offset
-            topic, partition = route.topic, route.partition
-            assert partition is not None
-            # Counted per batch, not per packet: no one observes the lane in between.
-            if essential:
-                n = size = 0
-                for i, entry in enumerate(items):
-                    if entry._ack(topic, partition, base + i, True):
-                        n += 1
-                        size += entry.size
-            else:
-                n, size = settle_batch(items, (topic, partition), base)
-            lane.in_flight -= n
-            lane.acked += n
-            lane.acked_bytes += size
-            if not essential and items:
-                # Each packet's own latency; sorted is nearly free (packets queue in order,
-                # bar a writer that waited for room) and lets the histogram bisect per batch.
-                times = sorted([entry.enqueued_at for entry in items])
+        elif not part.settled:
+            settle_part(flight, part, fut.result().offset)
+            if part.seqs is None:
+                # Each packet's own latency, from its batch's acknowledgement.
                 now = asyncio.get_running_loop().time()
-                self.health.acked_times(lane.data_source, lane.stream, now, times)
+                self.health.acked_times(
+                    lane.data_source, lane.stream, now, acked_times(flight.taken)
+                )
         flight.pending -= 1
         self.finish_flight(flight)
-
-    def settle_failed(self, flight: InFlight, items: list[Delivery], error: AiowriterError) -> int:
-        lane = flight.lane
-        n = 0
-        for entry in items:
-            if entry._fail(error):
-                lane.in_flight -= 1
-                lane.failed += 1
-                n += 1
-        return n
 
     def _warn(self, msg: str, *args: object) -> None:
         """Packet failures at WARNING, except while the broker is known to be unreachable: the
@@ -370,7 +332,7 @@ class Drainer:
             f"no acknowledgement within delivery_timeout={self.delivery_timeout} s from "
             f"{flight.lane.route.topic} (broker unreachable?); the packet may still arrive"
         )
-        n = self.settle_failed(flight, flight.entries, error)
+        n = fail_flight(flight, error)
         self.health.failed(error)
         if n:
             self._warn("%d packet(s) of %s timed out waiting for acks", n, _name(flight.lane))

@@ -4,18 +4,65 @@ A lane holds the packets of one route (one topic partition) in write order. Writ
 it full wait in a FIFO line; space frees when the drainer hands a batch to the producer, and only
 as many writers are woken as there is room for. (aiokafka wakes every waiting sender on each
 drain, which collapses with thousands of writers: aiokafka#528.)
+
+A queued packet is an :data:`Entry`, a plain tuple of bytes and numbers: the garbage collector
+stops tracking such tuples after their first young-generation pass, so a full queue costs full
+collections nothing. Its :class:`~.delivery.Delivery` is a handle on the lane's ledger, which
+the queue does not hold (see :mod:`.delivery`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Final
 
 from .._config import QueueLimits
 from .._layout import Route
-from .delivery import Delivery
+from .delivery import SPAN, Delivery, Ledger
 
-__all__ = ["Budget", "Lane"]
+__all__ = ["AT", "ESSENTIAL", "KEY", "SIZE", "VALUE", "Budget", "Entry", "Lane", "Taken", "entry"]
+
+#: A queued packet: (record key, record value, has an essential copy, enqueued at (loop
+#: clock), key and value bytes).
+Entry = tuple[bytes, bytes, bool, float, int]
+KEY: Final = 0
+VALUE: Final = 1
+ESSENTIAL: Final = 2
+AT: Final = 3
+SIZE: Final = 4
+
+
+def entry(key: bytes, value: bytes, essential: bool, enqueued_at: float) -> Entry:
+    return (key, value, essential, enqueued_at, len(key) + len(value))
+
+
+class Taken:
+    """Packets removed from a lane together: ``entries``, numbered from ``first``, whose
+    outcomes go to ``ledgers``; ``size``: their key and value bytes."""
+
+    __slots__ = ("entries", "first", "ledgers", "size")
+
+    def __init__(self, entries: list[Entry], first: int, ledgers: list[Ledger], size: int) -> None:
+        self.entries = entries
+        self.first = first
+        self.ledgers = ledgers
+        self.size = size
+
+    def ranges(self, start: int, end: int) -> list[tuple[Ledger, int, int]]:
+        """``(ledger, from, to)`` pieces of the numbers ``start`` to ``end - 1``, by ledger."""
+        out = []
+        for ledger in self.ledgers:
+            lo, hi = max(start, ledger.first), min(end, ledger.first + SPAN)
+            if lo < hi:
+                out.append((ledger, lo, hi))
+        return out
+
+    def ledger_of(self, seq: int) -> Ledger:
+        for ledger in self.ledgers:
+            if ledger.first <= seq < ledger.first + SPAN:
+                return ledger
+        raise LookupError(seq)
 
 
 class Budget:
@@ -46,10 +93,13 @@ class Lane:
         "entries",
         "essential_route",
         "failed",
+        "head",
         "in_flight",
         "last",
+        "ledgers",
         "limits",
         "memo",
+        "pushed",
         "putters",
         "ready",
         "route",
@@ -76,7 +126,13 @@ class Lane:
         self.essential_route = essential_route
         self.limits = limits
         self.budget = budget
-        self.entries: deque[Delivery] = deque()
+        self.entries: deque[Entry] = deque()
+        # Packets are numbered in write order: ``head`` is the number of entries[0], ``pushed``
+        # the next number; ``ledgers`` record the outcomes of the numbers still queued (and the
+        # current one), oldest first.
+        self.head = 0
+        self.pushed = 0
+        self.ledgers: deque[Ledger] = deque([Ledger(0)])
         self.bytes = 0
         self.putters: deque[asyncio.Future[None]] = deque()
         self.wakeup: asyncio.Future[None] | None = None
@@ -94,9 +150,10 @@ class Lane:
         # None until the lane's topics were checked/created; then a finished future.
         self.ready: asyncio.Future[None] | None = None
         self.last: Delivery | None = None
-        # (session key, length, mask, expected, is_essential, record key) of the packet layout
-        # this lane accepted last, for PacketWriter.write_data's fast path (see its _accept).
-        self.memo: tuple[str, int, int, int, bool, bytes] | None = None
+        # (session key, length, mask, expected, is_essential, record key, entry size) of the
+        # packet layout this lane accepted last, for PacketWriter.write_data's fast path (see
+        # its _accept).
+        self.memo: tuple[str, int, int, int, bool, bytes, int] | None = None
         # When the turn of this lane's writers ends (loop clock); see PacketWriter._admit.
         self.turn_ends = 0.0
         self.in_flight = 0
@@ -133,43 +190,48 @@ class Lane:
         used = budget.used
         return used + size > budget.limit and used != 0
 
-    def offer(self, entry: Delivery) -> bool:
+    def offer(self, entry: Entry) -> Delivery | None:
         """Queue ``entry`` if it may go in at once: no writer waits or was woken, there is
-        room, and the lane's drainer runs. ``must_wait()`` and ``push()`` in one call, for the
-        writers' fast path; False changes nothing (the caller takes the slow path)."""
+        room, and the lane's drainer runs; its delivery. ``must_wait()`` and ``push()`` in one
+        call, for the writers' fast path; None changes nothing (the caller takes the slow
+        path)."""
         if self.putters or self.woken is not None:
-            return False
-        size = entry.size
+            return None
+        size = entry[SIZE]
         n = len(self.entries)
         limits = self.limits
         if n >= limits.max_packets_per_stream or (
             n and self.bytes + size > limits.max_bytes_per_stream
         ):
-            return False
+            return None
         budget = self.budget
         used = budget.used
         if used + size > budget.limit and used != 0:
-            return False
+            return None
         task = self.task
         if task is None or task.done():
-            return False
+            return None
+        return self.push(entry)
+
+    def push(self, entry: Entry) -> Delivery:
+        """Queue ``entry`` (room was checked); its delivery."""
+        seq = self.pushed
+        self.pushed = seq + 1
+        ledger = self.ledgers[-1]
+        if seq - ledger.first >= SPAN:
+            ledger = Ledger(seq)
+            self.ledgers.append(ledger)
+        size = entry[SIZE]
+        if entry[ESSENTIAL]:
+            ledger.essential[seq] = size
         self.entries.append(entry)
         self.bytes += size
-        budget.used = used + size
-        self.last = entry
+        self.budget.used += size
+        delivery = self.last = Delivery(ledger, seq, size)
         wakeup = self.wakeup
         if wakeup is not None and self.bytes >= self.wake_at_bytes and not wakeup.done():
             wakeup.set_result(None)
-        return True
-
-    def push(self, entry: Delivery) -> None:
-        self.entries.append(entry)
-        self.bytes += entry.size
-        self.budget.used += entry.size
-        self.last = entry
-        wakeup = self.wakeup
-        if wakeup is not None and self.bytes >= self.wake_at_bytes and not wakeup.done():
-            wakeup.set_result(None)
+        return delivery
 
     async def wait_for_room(self, size: int) -> None:
         """Wait, in FIFO order with other writers, until a packet of ``size`` fits."""
@@ -227,17 +289,25 @@ class Lane:
             if not fut.done():
                 fut.set_result(None)
 
-    def take(self, count: int) -> list[Delivery]:
-        """Remove the first ``count`` entries (handed to the producer) and free their room."""
-        taken = [self.entries.popleft() for _ in range(count)]
-        freed = sum(e.size for e in taken)
+    def take(self, count: int) -> Taken:
+        """Remove the first ``count`` entries (handed to the producer, or failed) and free
+        their room."""
+        popleft = self.entries.popleft
+        taken = [popleft() for _ in range(count)]
+        first = self.head
+        end = self.head = first + count
+        ledgers = self.ledgers
+        mine = [ledger for ledger in ledgers if ledger.first < end]
+        while len(ledgers) > 1 and ledgers[1].first <= end:
+            ledgers.popleft()  # all its packets are taken: the batches and handles keep it
+        freed = sum([e[SIZE] for e in taken])
         self.bytes -= freed
         self.budget.used -= freed
         self.wake_putters()
         budget = self.budget
         while budget.waiters and budget.used < budget.limit:
             budget.waiters.popleft().wake_putters()
-        return taken
+        return Taken(taken, first, mine, freed)
 
     def __repr__(self) -> str:
         return (

@@ -18,6 +18,7 @@ from .._kafka.producer import close_producer
 from .._observability.health import HealthTracker
 from .._observability.log_throttle import unthrottle_kafka_logs
 from .._observability.statistics import StopReport, WriterStatistics
+from .flights import fail_flight, fail_queued
 from .lanes import Lane
 
 __all__ = ["StopMixin"]
@@ -47,10 +48,7 @@ class StopMixin:
         for part, info_lane in list(self._info_lanes.items()):
             if info_lane is lane:
                 del self._info_lanes[part]
-        entries = lane.take(len(lane.entries))
-        for entry in entries:
-            if entry._fail(error):
-                lane.failed += 1
+        fail_queued(lane, len(lane.entries), error)
         self._retired_acked += lane.acked
         self._retired_failed += lane.failed
         # Release waiting writers for good; _push tells them the lane is no longer served. (Was a
@@ -95,12 +93,10 @@ class StopMixin:
             await close_quietly("closing the writer's admin client", self._topics.close(), left)
         error = WriterClosedError("the writer stopped before the packet was acknowledged")
         for lane in lanes:
-            for entry in lane.take(len(lane.entries)):
-                if entry._fail(error):
-                    lane.failed += 1
+            fail_queued(lane, len(lane.entries), error)
         if drainer is not None:
             for flight in drainer.in_flight:
-                drainer.settle_failed(flight, flight.entries, error)
+                fail_flight(flight, error)
                 if flight.timer is not None:
                     flight.timer.cancel()
             drainer.in_flight.clear()

@@ -38,10 +38,11 @@ from .._observability.health import HealthTracker, ReportsHealth
 from .._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
 from .._observability.statistics import StopReport, StreamStatistics, WriterStatistics
 from .._result import ApiResult
+from .admission import _SLICE, AdmitMixin
 from .delivery import Delivery, WriteResult
 from .drain import Drainer
 from .info_type import InfoType
-from .lanes import Budget, Lane
+from .lanes import AT, KEY, SIZE, Budget, Entry, Lane
 from .settle import SettleMixin
 from .stopping import StopMixin
 
@@ -52,15 +53,10 @@ log = logging.getLogger("aiowriter.writer")
 # Bytes a record adds around key and value inside a batch and request (headers, varints, CRC):
 # a generous bound so a packet we accept is never rejected by the broker for size.
 _RECORD_OVERHEAD = 512
-# Fairness between writers that never have to wait (see _admit), in seconds: the busy lanes
-# share _SLICE of each event-loop iteration in equal turns (so the loop's other tasks wait no
-# longer than with one writer), each turn at least _MIN_TURN (a few small packets).
-_SLICE = 0.0005
-_MIN_TURN = 0.00002
 _get_running_loop = asyncio._get_running_loop  # C; None outside a running loop
 
 
-class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
+class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
     """Writes Open Data packets to Kafka exactly where the Stream API server would.
 
     Usage::
@@ -222,11 +218,13 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
             and int.from_bytes(packet, "little") & memo[2] == memo[3]
         ):
             # The layout this lane accepted last (see _accept): same verdict as the checks.
-            entry = Delivery(memo[5], packet, memo[4], self._clock())
+            entry: Entry = (memo[5], packet, memo[4], self._clock(), memo[6])
         else:
             entry = self._accept(lane, session_key, packet)
-        if entry.enqueued_at < lane.turn_ends and lane.offer(entry):
-            return entry  # an accepted packet's Delivery is its WriteResult too
+        if entry[AT] < lane.turn_ends:
+            delivery = lane.offer(entry)
+            if delivery is not None:
+                return delivery  # an accepted packet's Delivery is its WriteResult too
         return await self._enqueue(lane, entry)
 
     async def _write_data(
@@ -257,7 +255,7 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         lane = self._checked_lane(data_source, stream, session_key)
         accept = self._accept
         now = self._clock()  # one stamp for the call: its packets are queued together
-        entries: list[Delivery] = []
+        entries: list[Entry] = []
         add = entries.append
         for packet in packets:
             memo = lane.memo if lane is not None else None
@@ -268,7 +266,7 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
                 and session_key == memo[0]
                 and int.from_bytes(packet, "little") & memo[2] == memo[3]
             ):
-                add(Delivery(memo[5], packet, memo[4], now))  # as in write_data
+                add((memo[5], packet, memo[4], now, memo[6]))  # as in write_data
             else:
                 add(accept(lane, session_key, packet, now))
         # The lane (and so its topics) comes only after every packet passed its checks.
@@ -279,15 +277,21 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
             except AiowriterError as exc:
                 return ApiResult.fail(exc)
         clock, offer = self._clock, lane.offer
+        deliveries: list[Delivery] = []
+        queued = deliveries.append
         for i, entry in enumerate(entries):
-            if clock() < lane.turn_ends and offer(entry):
-                continue  # room now, no turn to give up: no coroutine per packet
-            error = await self._admit(lane, entry)
-            if error is not None:
+            if clock() < lane.turn_ends:
+                delivery = offer(entry)
+                if delivery is not None:
+                    queued(delivery)  # room now, no turn to give up: no coroutine per packet
+                    continue
+            admitted = await self._admit(lane, entry)
+            if isinstance(admitted, AiowriterError):
                 return ApiResult(
-                    False, f"{error} ({i} of {len(entries)} queued)", entries[:i], error
+                    False, f"{admitted} ({i} of {len(entries)} queued)", deliveries, admitted
                 )
-        return ApiResult.ok(entries)
+            queued(admitted)
+        return ApiResult.ok(deliveries)
 
     def write_data_nowait(
         self, data_source: str, stream: str, session_key: str, packet: object
@@ -295,14 +299,13 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         """Like :meth:`write_data`, but raises :class:`BufferFullError` instead of waiting."""
         lane, entry = self._prepare(data_source, stream, session_key, packet)
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
-        if lane.must_wait(entry.size):
+        if lane.must_wait(entry[SIZE]):
             raise BufferFullError(
                 f"queue of stream {stream!r} of {data_source!r} is full ({len(lane.entries)} "
                 f"packets, {lane.bytes} bytes; global {self._budget.used}/{self._budget.limit} "
                 "bytes): await write_data() to wait for room"
             )
-        self._push(lane, entry)
-        return entry
+        return self._push(lane, entry)
 
     async def write_info(
         self,
@@ -339,7 +342,7 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
         # The info path ignores is_essential (the server never copies info packets).
         entry = self._entry(key, value, False)
         try:
-            lane = await self._info_lane(entry.key)
+            lane = await self._info_lane(entry[KEY])
         except AiowriterError as exc:  # as write_data: the result fails, nothing was queued
             return WriteResult.fail(exc)
         return await self._enqueue(lane, entry)
@@ -453,7 +456,7 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
 
     def _prepare(
         self, data_source: str, stream: str, session_key: str, packet: object
-    ) -> tuple[Lane, Delivery]:
+    ) -> tuple[Lane, Entry]:
         lane = self._checked_lane(data_source, stream, session_key)
         value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
         entry = self._entry(session_key, value, essential)
@@ -462,7 +465,7 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
 
     def _entry(
         self, session_key: str, value: bytes, essential: bool, now: float | None = None
-    ) -> Delivery:
+    ) -> Entry:
         key = self._keys.get(session_key)
         if key is None:
             if len(self._keys) >= 4096:  # sessions come and go; keep the cache small
@@ -476,11 +479,11 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
                 "record overhead): split it into smaller packets or raise max_request_size (and "
                 "the broker's message.max.bytes)"
             )
-        return Delivery(key, value, essential, self._clock() if now is None else now)
+        return (key, value, essential, self._clock() if now is None else now, len(key) + len(value))
 
     def _accept(
         self, lane: Lane | None, session_key: str, packet: object, now: float | None = None
-    ) -> Delivery:
+    ) -> Entry:
         """``packet`` checked and made a queue entry; a small bytes layout that passed is kept
         as the lane's memo, so the stream's next packets of that layout (the usual case: same
         channels, new values) are accepted by one big-integer comparison in ``write_data``.
@@ -494,7 +497,8 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
             layout = PACKET_LAYOUTS.find((session_key, self._check), value)
             if layout is not None:
                 mask, expected, _ = layout
-                lane.memo = (session_key, len(value), mask, expected, essential, entry.key)
+                key = entry[KEY]
+                lane.memo = (session_key, len(value), mask, expected, essential, key, entry[SIZE])
         return entry
 
     def _lane(self, data_source: str, stream: str) -> Lane:
@@ -545,63 +549,6 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
             lane.ready = asyncio.get_running_loop().create_future()
         await asyncio.shield(lane.ready)
 
-    async def _enqueue(self, lane: Lane, entry: Delivery) -> WriteResult:
-        error = await self._admit(lane, entry)
-        if error is not None:
-            return WriteResult.fail(error)
-        return entry
-
-    async def _admit(self, lane: Lane, entry: Delivery) -> AiowriterError | None:
-        """Queue ``entry``, waiting for room at most ``delivery_timeout``; the error if not.
-        Cancel-safe: it suspends only before queuing, so a cancelled call queued nothing."""
-        # A writer that always finds room never suspends: at the end of its lane's turn it
-        # hands the loop over, so other tasks (drainers, other lanes' writers) keep running
-        # while it writes flat out, and takes a new turn when the loop comes back to it.
-        if self._clock() >= lane.turn_ends:
-            self._turns_taken += 1
-            if not self._round_pending:
-                self._round_pending = True
-                asyncio.get_running_loop().call_soon(self._next_round)
-            await asyncio.sleep(0)
-            self._check_running()
-            # Per lane, not shared by the writer: with one shared slice per iteration the first
-            # lane took it all and every other wrote one packet per iteration, so their batches
-            # shrank to a few packets each (16 streams of 190-byte packets: median 9 per batch)
-            # and the per-batch cost swamped them.
-            lane.turn_ends = self._clock() + self._turn
-        # must_wait: also when a woken writer has not run yet (it is ahead in line).
-        if lane.must_wait(entry.size):
-            try:
-                async with asyncio.timeout(self._delivery_timeout):
-                    await lane.wait_for_room(entry.size)
-            except TimeoutError:
-                return DeliveryTimeoutError(
-                    f"stream {lane.stream!r} of {lane.data_source!r} stayed full for "
-                    f"{self._delivery_timeout} s: the broker is not acknowledging (down or "
-                    "too slow); the packet was not queued"
-                )
-            self._check_running()
-        self._push(lane, entry)
-        return None
-
-    def _next_round(self) -> None:
-        """Size the turns of this loop iteration from how many lanes took one in the last:
-        together they take about _SLICE, each at least _MIN_TURN."""
-        self._round_pending = False
-        busy = max(1, self._turns_taken)
-        self._turns_taken = 0
-        self._turn = max(_MIN_TURN, _SLICE / busy)
-
-    def _push(self, lane: Lane, entry: Delivery) -> None:
-        if lane.task is None or lane.task.done():
-            raise WriterClosedError(
-                f"stream {lane.stream!r} of {lane.data_source!r} is no longer served "
-                f"(its topics failed: {_lane_error(lane)}); write again to retry"
-            )
-        lane.push(entry)
-        if lane.putters and lane.has_room(0):
-            lane.wake_putters()
-
     def _running_drainer(self) -> Drainer:
         assert self._drainer is not None, "lanes exist only while the writer runs"
         return self._drainer
@@ -613,10 +560,3 @@ class PacketWriter(SettleMixin, StopMixin, ReportsHealth):
 async def _settle(delivery: Delivery) -> None:
     with contextlib.suppress(AiowriterError):
         await delivery
-
-
-def _lane_error(lane: Lane) -> str:
-    ready = lane.ready
-    if ready is not None and ready.done() and not ready.cancelled() and ready.exception():
-        return str(ready.exception())
-    return "drainer stopped"

@@ -1,0 +1,99 @@
+"""Admission: queuing an accepted packet, with backpressure and fair turns between writers.
+
+``PacketWriter``'s slow path, apart to keep modules small: wait (FIFO, bounded by the delivery
+timeout) while the stream's queue is full, and give up the event loop at the end of each turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from .._exceptions import AiowriterError, DeliveryTimeoutError, WriterClosedError
+from .delivery import Delivery, WriteResult
+from .lanes import SIZE, Entry, Lane
+
+__all__ = ["AdmitMixin"]
+
+# Fairness between writers that never have to wait (see _admit), in seconds: the busy lanes
+# share _SLICE of each event-loop iteration in equal turns (so the loop's other tasks wait no
+# longer than with one writer), each turn at least _MIN_TURN (a few small packets).
+_SLICE = 0.0005
+_MIN_TURN = 0.00002
+
+
+class AdmitMixin:
+    """``_enqueue``/``_admit``/``_push`` for :class:`~aiowriter.PacketWriter`."""
+
+    _clock: Any
+    _delivery_timeout: float
+    _turn: float
+    _turns_taken: int
+    _round_pending: bool
+    _check_running: Callable[[], None]
+
+    async def _enqueue(self, lane: Lane, entry: Entry) -> WriteResult:
+        admitted = await self._admit(lane, entry)
+        if isinstance(admitted, AiowriterError):
+            return WriteResult.fail(admitted)
+        return admitted
+
+    async def _admit(self, lane: Lane, entry: Entry) -> Delivery | AiowriterError:
+        """Queue ``entry``, waiting for room at most ``delivery_timeout``: its delivery, or the
+        error if it could not be queued.
+        Cancel-safe: it suspends only before queuing, so a cancelled call queued nothing."""
+        # A writer that always finds room never suspends: at the end of its lane's turn it
+        # hands the loop over, so other tasks (drainers, other lanes' writers) keep running
+        # while it writes flat out, and takes a new turn when the loop comes back to it.
+        if self._clock() >= lane.turn_ends:
+            self._turns_taken += 1
+            if not self._round_pending:
+                self._round_pending = True
+                asyncio.get_running_loop().call_soon(self._next_round)
+            await asyncio.sleep(0)
+            self._check_running()
+            # Per lane, not shared by the writer: with one shared slice per iteration the first
+            # lane took it all and every other wrote one packet per iteration, so their batches
+            # shrank to a few packets each (16 streams of 190-byte packets: median 9 per batch)
+            # and the per-batch cost swamped them.
+            lane.turn_ends = self._clock() + self._turn
+        # must_wait: also when a woken writer has not run yet (it is ahead in line).
+        if lane.must_wait(entry[SIZE]):
+            try:
+                async with asyncio.timeout(self._delivery_timeout):
+                    await lane.wait_for_room(entry[SIZE])
+            except TimeoutError:
+                return DeliveryTimeoutError(
+                    f"stream {lane.stream!r} of {lane.data_source!r} stayed full for "
+                    f"{self._delivery_timeout} s: the broker is not acknowledging (down or "
+                    "too slow); the packet was not queued"
+                )
+            self._check_running()
+        return self._push(lane, entry)
+
+    def _next_round(self) -> None:
+        """Size the turns of this loop iteration from how many lanes took one in the last:
+        together they take about _SLICE, each at least _MIN_TURN."""
+        self._round_pending = False
+        busy = max(1, self._turns_taken)
+        self._turns_taken = 0
+        self._turn = max(_MIN_TURN, _SLICE / busy)
+
+    def _push(self, lane: Lane, entry: Entry) -> Delivery:
+        if lane.task is None or lane.task.done():
+            raise WriterClosedError(
+                f"stream {lane.stream!r} of {lane.data_source!r} is no longer served "
+                f"(its topics failed: {_lane_error(lane)}); write again to retry"
+            )
+        delivery = lane.push(entry)
+        if lane.putters and lane.has_room(0):
+            lane.wake_putters()
+        return delivery
+
+
+def _lane_error(lane: Lane) -> str:
+    ready = lane.ready
+    if ready is not None and ready.done() and not ready.cancelled() and ready.exception():
+        return str(ready.exception())
+    return "drainer stopped"
