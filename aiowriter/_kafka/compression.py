@@ -11,9 +11,10 @@ aiokafka assigns them when the sender drains the batch (``MessageAccumulator._po
 the batch's CRC32C covers them. Batches are built with the state aiokafka will most likely assign
 (:func:`predicted_state`); :class:`PreparedBatch` keeps the fully built batch (header, compressed
 records) and, when aiokafka sets the producer state, does nothing if the guess was right, else
-patches those three header fields and recomputes the CRC over the (already compressed) bytes. The result is byte-identical to what
-aiokafka's own builder produces for the same records and producer state
-(tests/test_compression.py), and the broker checks it (tests/test_batch_integrity.py).
+patches those three header fields and recomputes the CRC over the (already compressed) bytes.
+The result is byte-identical to what aiokafka's own builder produces for the same records and
+producer state (tests/test_compression.py), and the broker checks it
+(tests/test_batch_integrity.py).
 
 Opt-in (``ProducerSettings(compress_in_threads=True)``), because of the measured trade-off
 (benchmarks/throughput.py, 10x100 packets, 2 cores shared with the broker): event-loop lag p99

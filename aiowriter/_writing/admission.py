@@ -29,6 +29,7 @@ class AdmitMixin:
     _clock: Any
     _delivery_timeout: float
     _turn: float
+    _turn_ends: float
     _turns_taken: int
     _round_pending: bool
     _check_running: Callable[[], None]
@@ -43,21 +44,22 @@ class AdmitMixin:
         """Queue ``entry``, waiting for room at most ``delivery_timeout``: its delivery, or the
         error if it could not be queued.
         Cancel-safe: it suspends only before queuing, so a cancelled call queued nothing."""
-        # A writer that always finds room never suspends: at the end of its lane's turn it
-        # hands the loop over, so other tasks (drainers, other lanes' writers) keep running
-        # while it writes flat out, and takes a new turn when the loop comes back to it.
-        if self._clock() >= lane.turn_ends:
+        # A writer that always finds room never suspends: at the end of its turn it hands the
+        # loop over, so other tasks (drainers, other writers) keep running while it writes flat
+        # out, and takes a new turn when the loop comes back to it.
+        if self._clock() >= self._turn_ends:
             self._turns_taken += 1
             if not self._round_pending:
                 self._round_pending = True
                 asyncio.get_running_loop().call_soon(self._next_round)
             await asyncio.sleep(0)
             self._check_running()
-            # Per lane, not shared by the writer: with one shared slice per iteration the first
-            # lane took it all and every other wrote one packet per iteration, so their batches
-            # shrank to a few packets each (16 streams of 190-byte packets: median 9 per batch)
-            # and the per-batch cost swamped them.
-            lane.turn_ends = self._clock() + self._turn
+            # The turn starts when this task resumes, so every busy writer task gets one per
+            # loop iteration. (With one slice per iteration, started by the loop, the first
+            # task took it all and every other wrote one packet per iteration: with 16 streams
+            # their batches shrank to a median of 9 packets and the per-batch cost swamped
+            # them.) One task writing many streams still has one turn, not one per stream.
+            self._turn_ends = self._clock() + self._turn
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
         if lane.must_wait(entry[SIZE]):
             try:

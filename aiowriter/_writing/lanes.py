@@ -105,7 +105,6 @@ class Lane:
         "route",
         "stream",
         "task",
-        "turn_ends",
         "wake_at_bytes",
         "wakeup",
         "woken",
@@ -154,8 +153,6 @@ class Lane:
         # packet layout this lane accepted last, for PacketWriter.write_data's fast path (see
         # its _accept).
         self.memo: tuple[str, int, int, int, bool, bytes, int] | None = None
-        # When the turn of this lane's writers ends (loop clock); see PacketWriter._admit.
-        self.turn_ends = 0.0
         self.in_flight = 0
         self.acked = 0
         self.acked_bytes = 0

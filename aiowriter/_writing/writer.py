@@ -19,7 +19,8 @@ from typing import Any
 
 from .._checks import check_deadline, check_loop
 from .._config import StreamingConfig
-from .._encoding.packet_input import PACKET_LAYOUTS, embedded_session_key, packet_value
+from .._encoding import packet_input
+from .._encoding.packet_input import embedded_session_key, packet_value
 from .._encoding.skeletons import LARGE
 from .._exceptions import (
     AiowriterError,
@@ -95,6 +96,7 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
         self._keys: dict[str, bytes] = {}
         self._started: asyncio.Future[None] | None = None
         self._turn = _SLICE  # the current turn length (see _next_round)
+        self._turn_ends = 0.0  # when the running writer task's turn ends (loop clock)
         self._turns_taken = 0  # fairness yields since the last round began
         self._round_pending = False
         # The loop's clock (monotonic), bound once: it stamps every packet.
@@ -221,7 +223,7 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
             entry: Entry = (memo[5], packet, memo[4], self._clock(), memo[6])
         else:
             entry = self._accept(lane, session_key, packet)
-        if entry[AT] < lane.turn_ends:
+        if entry[AT] < self._turn_ends:
             delivery = lane.offer(entry)
             if delivery is not None:
                 return delivery  # an accepted packet's Delivery is its WriteResult too
@@ -280,7 +282,7 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
         deliveries: list[Delivery] = []
         queued = deliveries.append
         for i, entry in enumerate(entries):
-            if clock() < lane.turn_ends:
+            if clock() < self._turn_ends:
                 delivery = offer(entry)
                 if delivery is not None:
                     queued(delivery)  # room now, no turn to give up: no coroutine per packet
@@ -488,13 +490,13 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
         as the lane's memo, so the stream's next packets of that layout (the usual case: same
         channels, new values) are accepted by one big-integer comparison in ``write_data``.
 
-        The memo is one of the whole-packet layouts of :data:`PACKET_LAYOUTS` (same session key
-        and check setting), so it accepts exactly what the full checks accept.
+        The memo is one of the whole-packet layouts of ``packet_input.PACKET_LAYOUTS`` (same
+        session key and check setting), so it accepts exactly what the full checks accept.
         """
         value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
         entry = self._entry(session_key, value, essential, now)
         if lane is not None and value is packet and len(value) < LARGE:
-            layout = PACKET_LAYOUTS.find((session_key, self._check), value)
+            layout = packet_input.PACKET_LAYOUTS.find((session_key, self._check), value)
             if layout is not None:
                 mask, expected, _ = layout
                 key = entry[KEY]
