@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from _read_back import read_partition
@@ -36,6 +37,7 @@ from aiowriter._encoding import packet_input
 from aiowriter._encoding.skeletons import Skeletons
 from aiowriter._encoding.wire import encode_packet
 from aiowriter._kafka.compression import PreparedBatch
+from aiowriter._writing import writer as writer_module
 from aiowriter._writing.admission import _SLICE
 
 pytestmark = pytest.mark.kafka
@@ -209,6 +211,46 @@ async def test_one_task_writing_many_streams_has_one_turn(
     # ... of about _SLICE each: with a turn per stream, the task handed over about 16 times as
     # often (each stream's turn ran out in the same half millisecond).
     assert handovers <= 2 * elapsed / _SLICE + 10, (handovers, elapsed)
+
+
+async def test_a_long_write_data_many_hands_over_while_checking(
+    kafka_bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another task runs while a long list is checked, not only once it is queued: the
+    longest stretch of checks without a hand-over is a small part of the list."""
+    ds = _ds()
+    batch = [packets.periodic_data(7, 1_000 + i, 10, [[float(i)] * 10] * 3) for i in range(2000)]
+    checked = 0
+    original = writer_module.packet_value
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal checked
+        checked += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "packet_value", counting)
+    seen: list[int] = []
+    done = False
+
+    async def other_task() -> None:
+        while not done:
+            seen.append(checked)
+            await asyncio.sleep(0)
+
+    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as w:
+        await w.ensure_topics(ds, ["s"])
+        ticker = asyncio.ensure_future(other_task())
+        await asyncio.sleep(0)
+        checked = 0
+        seen.clear()
+        result = await w.write_data_many(ds, "s", "k", batch)
+        done = True
+        await ticker
+        assert result.success, result.message
+        assert (await w.flush(60)).success
+    assert checked == len(batch)
+    stretches = [b - a for a, b in zip([0, *seen], [*seen, checked], strict=True)]
+    assert max(stretches) < len(batch) // 2, max(stretches)
 
 
 async def test_batches_need_no_second_crc_pass(kafka_bootstrap_servers: str) -> None:

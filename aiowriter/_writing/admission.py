@@ -48,18 +48,7 @@ class AdmitMixin:
         # loop over, so other tasks (drainers, other writers) keep running while it writes flat
         # out, and takes a new turn when the loop comes back to it.
         if self._clock() >= self._turn_ends:
-            self._turns_taken += 1
-            if not self._round_pending:
-                self._round_pending = True
-                asyncio.get_running_loop().call_soon(self._next_round)
-            await asyncio.sleep(0)
-            self._check_running()
-            # The turn starts when this task resumes, so every busy writer task gets one per
-            # loop iteration. (With one slice per iteration, started by the loop, the first
-            # task took it all and every other wrote one packet per iteration: with 16 streams
-            # their batches shrank to a median of 9 packets and the per-batch cost swamped
-            # them.) One task writing many streams still has one turn, not one per stream.
-            self._turn_ends = self._clock() + self._turn
+            await self._hand_over()
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
         if lane.must_wait(entry[SIZE]):
             try:
@@ -73,6 +62,22 @@ class AdmitMixin:
                 )
             self._check_running()
         return self._push(lane, entry)
+
+    async def _hand_over(self) -> None:
+        """End the running task's turn: let the loop run the other tasks, then start a new turn.
+        Raises WriterClosedError if the writer stopped meanwhile."""
+        self._turns_taken += 1
+        if not self._round_pending:
+            self._round_pending = True
+            asyncio.get_running_loop().call_soon(self._next_round)
+        await asyncio.sleep(0)
+        self._check_running()
+        # The turn starts when this task resumes, so every busy writer task gets one per loop
+        # iteration. (With one slice per iteration, started by the loop, the first task took
+        # it all and every other wrote one packet per iteration: with 16 streams their batches
+        # shrank to a median of 9 packets and the per-batch cost swamped them.) One task
+        # writing many streams still has one turn, not one per stream.
+        self._turn_ends = self._clock() + self._turn
 
     def _next_round(self) -> None:
         """Size the turns of this loop iteration from how many lanes took one in the last:
