@@ -14,10 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from aiowriter import EncodedPacket
 from aiowriter.testing import LocalKafkaCluster, LocalKafkaError, start_local_kafka
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = 1
+#: A minimal valid packet for the outage suites.
+PACKET = EncodedPacket(type="PeriodicData", content=b"\x18\x01")  # interval=1
 
 
 def own_broker() -> Iterator[LocalKafkaCluster]:

@@ -22,12 +22,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from _embedding_support import NODE, ensure_up, free_port, own_broker
+from _embedding_support import NODE, PACKET, ensure_up, free_port, own_broker
 
 from aiowriter import (
     BrokerUnavailableError,
     DataFormatManager,
-    EncodedPacket,
     PacketWriter,
     ProducerSettings,
     SessionManager,
@@ -37,8 +36,6 @@ from aiowriter import (
 from aiowriter.testing import LocalKafkaCluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-PACKET = EncodedPacket(type="PeriodicData", content=b"\x18\x01")  # interval=1
 
 
 @pytest.fixture(scope="module")

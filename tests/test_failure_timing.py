@@ -25,14 +25,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from _embedding_support import NODE, ensure_up, free_port, own_broker
+from _embedding_support import NODE, PACKET, ensure_up, free_port, own_broker
 
 from aiowriter import (
     AiowriterError,
     BrokerUnavailableError,
     DataFormatManager,
     DeliveryTimeoutError,
-    EncodedPacket,
     PacketWriter,
     ProducerSettings,
     SessionManager,
@@ -44,7 +43,6 @@ from aiowriter.testing import LocalKafkaCluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-PACKET = EncodedPacket(type="PeriodicData", content=b"\x18\x01")  # interval=1
 DEADLINE = 2.0  # the one knob: producer.delivery_timeout
 EARLY = 0.25  # a call may not fail more than this before its deadline (clock granularity)
 SLACK = 5.0  # bounded-hang check: a loaded 2-core machine, never a performance limit

@@ -187,6 +187,20 @@ class Lane:
         used = budget.used
         return used + size > budget.limit and used != 0
 
+    def remembered(self, packet: object, session_key: str, now: float) -> Entry | None:
+        """The queue entry of ``packet`` if it is Packet bytes of the layout this lane accepted
+        last (:attr:`memo`: same session key, length and structural bits), else ``None``."""
+        memo = self.memo
+        if (
+            type(packet) is bytes
+            and memo is not None
+            and len(packet) == memo[1]
+            and session_key == memo[0]
+            and int.from_bytes(packet, "little") & memo[2] == memo[3]
+        ):
+            return (memo[5], packet, memo[4], now, memo[6])
+        return None
+
     def offer(self, entry: Entry) -> Delivery | None:
         """Queue ``entry`` if it may go in at once: no writer waits or was woken, there is
         room, and the lane's drainer runs; its delivery. ``must_wait()`` and ``push()`` in one

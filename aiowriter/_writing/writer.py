@@ -211,18 +211,10 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
             lane = self._lanes.get((data_source, stream))
         if lane is None or lane.ready is None or not lane.ready.done():
             return await self._write_data(data_source, stream, session_key, packet)
-        memo = lane.memo
-        if (
-            type(packet) is bytes
-            and memo is not None
-            and len(packet) == memo[1]
-            and session_key == memo[0]
-            and int.from_bytes(packet, "little") & memo[2] == memo[3]
-        ):
-            # The layout this lane accepted last (see _accept): same verdict as the checks.
-            entry: Entry = (memo[5], packet, memo[4], self._clock(), memo[6])
-        else:
-            entry = self._accept(lane, session_key, packet)
+        # The layout this lane accepted last (see _accept): same verdict as the checks.
+        entry = lane.remembered(packet, session_key, self._clock()) or self._accept(
+            lane, session_key, packet
+        )
         if entry[AT] < self._turn_ends:
             delivery = lane.offer(entry)
             if delivery is not None:
@@ -266,17 +258,8 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
                 # are 20 ms of checks); nothing is queued yet, so a cancellation here leaves
                 # nothing behind.
                 await self._hand_over()
-            memo = lane.memo if lane is not None else None
-            if (
-                type(packet) is bytes
-                and memo is not None
-                and len(packet) == memo[1]
-                and session_key == memo[0]
-                and int.from_bytes(packet, "little") & memo[2] == memo[3]
-            ):
-                add((memo[5], packet, memo[4], now, memo[6]))  # as in write_data
-            else:
-                add(accept(lane, session_key, packet, now))
+            entry = lane.remembered(packet, session_key, now) if lane is not None else None
+            add(entry or accept(lane, session_key, packet, now))  # as in write_data
         # The lane (and so its topics) comes only after every packet passed its checks.
         lane = lane or self._lane(data_source, stream)
         if lane.ready is None or not lane.ready.done():
@@ -466,8 +449,7 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
         self, data_source: str, stream: str, session_key: str, packet: object
     ) -> tuple[Lane, Entry]:
         lane = self._checked_lane(data_source, stream, session_key)
-        value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
-        entry = self._entry(session_key, value, essential)
+        entry = self._accept(lane, session_key, packet)
         # The lane (and so its topics) comes only after the packet passed every check.
         return lane or self._lane(data_source, stream), entry
 
