@@ -24,12 +24,15 @@ class Part:
     """One batch of a flight: the main copies of all its packets (``seqs`` None), or the
     essential copies of the packets numbered ``seqs`` (in the batch's order)."""
 
-    __slots__ = ("route", "seqs", "settled")
+    __slots__ = ("done", "route", "seqs", "settled")
 
-    def __init__(self, route: Route, seqs: list[int] | None = None) -> None:
+    def __init__(
+        self, route: Route, seqs: list[int] | None = None, done: asyncio.Future[None] | None = None
+    ) -> None:
         self.route = route
         self.seqs = seqs
         self.settled = False
+        self.done = done  # resolved when it settles (main parts: the lane's next batch waits)
 
 
 class InFlight:
@@ -56,6 +59,8 @@ def settle_part(flight: InFlight, part: Part, base: int | AiowriterError) -> int
         return 0
     part.settled = True
     lane, taken = flight.lane, flight.taken
+    if part.seqs is None and part.done is not None and not part.done.done():
+        part.done.set_result(None)
     done = nbytes = dead = 0
     if part.seqs is None:
         first, end = taken.first, taken.first + len(taken.entries)

@@ -103,6 +103,7 @@ class Lane:
         "putters",
         "ready",
         "route",
+        "sending",
         "stream",
         "task",
         "wake_at_bytes",
@@ -154,6 +155,8 @@ class Lane:
         # its _accept).
         self.memo: tuple[str, int, int, int, bool, bytes, int] | None = None
         self.in_flight = 0
+        # Resolved when the lane's last main batch settles (Drainer.wait_for_slot).
+        self.sending: asyncio.Future[None] | None = None
         self.acked = 0
         self.acked_bytes = 0
         self.failed = 0
