@@ -1,15 +1,17 @@
-"""A stream builds its next batch when that batch can go out, not when its linger ends (issue 12).
+"""A stream builds its next batch when that batch can leave, not when its linger ends (issue 12).
 
 aiokafka sends one produce request per broker at a time, so a partition's next batch can only
 leave once the previous one was acknowledged. A batch built earlier only waits, while packets
 queued meanwhile wait for the batch after it. So a lane waits for its previous main batch to
 settle (and for aiokafka's one queued slot of the partition to be taken) before it builds: under
-load, one batch per round trip, holding everything queued during it. Proven on the real broker:
+load, one batch per round trip, holding everything queued during it. Proven on the real broker,
+holding aiokafka's first produce request (the batch is in flight, unacknowledged):
 
-* while the previous batch is unacknowledged, nothing more is handed over, however long the
-  linger has run out; once it settles, everything queued meanwhile goes as one batch, in order;
-* the wait is bounded: a batch that is never acknowledged fails at its delivery deadline and the
-  stream goes on with the next one (no hang, nothing else lost).
+* nothing more is handed over meanwhile, however long ago the linger ran out; once the ack
+  comes, everything queued meanwhile goes as one batch, in order;
+* the wait is bounded: a batch never acknowledged fails at its delivery deadline and the stream
+  goes on with the next one (nothing else lost);
+* a stream already holding a full batch builds it at once (it cannot grow).
 """
 
 from __future__ import annotations
@@ -35,36 +37,29 @@ def _packet(i: int) -> bytes:
     return encode_packet(enc.type, KEY, False, enc.content, i + 1)
 
 
-class HeldFirstBatch:
-    """Wraps the drainer's hand-over: the first batch's acknowledgement reaches the writer only
-    when ``release`` is set (the broker has it already); counts the records of each batch."""
+class HeldFirstRequest:
+    """Holds aiokafka's first produce request of the writer until ``release`` is set (the
+    batch is in flight, unacknowledged: its partition's slot in aiokafka's queue is free);
+    counts the records of each batch the drainer hands over."""
 
-    def __init__(self, drainer: Any, release: asyncio.Event | None) -> None:
-        self.real = drainer.submit
+    def __init__(self, writer: Any, release: asyncio.Event) -> None:
+        drainer, sender = writer._drainer, writer._producer._sender
         self.release = release
         self.counts: list[int] = []
-        self.handed = asyncio.Event()
+        self.sent = asyncio.Event()
+        self.real_submit, self.real_send = drainer.submit, sender._send_produce_req
         drainer.submit = self.submit
+        sender._send_produce_req = self.send_produce_req
 
     async def submit(self, batch: Any, route: Any) -> Any:
-        fut = await self.real(batch, route)
         self.counts.append(batch.record_count())
-        self.handed.set()
-        if len(self.counts) > 1:
-            return fut
-        held: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        return await self.real_submit(batch, route)
 
-        async def relay() -> None:
-            if self.release is None:
-                return  # never acknowledged: the flight's deadline must settle it
+    async def send_produce_req(self, node_id: int, batches: Any) -> Any:
+        if not self.sent.is_set():
+            self.sent.set()
             await self.release.wait()
-            try:
-                held.set_result(await fut)
-            except Exception as exc:
-                held.set_exception(exc)
-
-        self._relay = asyncio.ensure_future(relay())
-        return held
+        return await self.real_send(node_id, batches)
 
 
 async def test_the_next_batch_waits_for_the_previous_one_and_takes_all_queued_meanwhile(
@@ -77,10 +72,10 @@ async def test_the_next_batch_waits_for_the_previous_one_and_takes_all_queued_me
     async with PacketWriter(config) as w:
         await w.ensure_topics(ds, ["s"])
         release = asyncio.Event()
-        held = HeldFirstBatch(w._drainer, release)
+        held = HeldFirstRequest(w, release)
         first = await w.write_data(ds, "s", KEY, _packet(0))
         assert first.success
-        await asyncio.wait_for(held.handed.wait(), 10)
+        await asyncio.wait_for(held.sent.wait(), 10)
         later = [await w.write_data(ds, "s", KEY, _packet(i)) for i in range(1, 21)]
         assert all(r.success for r in later)
         await asyncio.sleep(0.3)  # 60 lingers: built at its linger, a batch would be out now
@@ -109,17 +104,58 @@ async def test_a_batch_never_acknowledged_holds_the_stream_only_until_its_deadli
     )
     async with PacketWriter(config) as w:
         await w.ensure_topics(ds, ["s"])
-        held = HeldFirstBatch(w._drainer, None)
+        release = asyncio.Event()
+        held = HeldFirstRequest(w, release)
         first = await w.write_data(ds, "s", KEY, _packet(0))
-        await asyncio.wait_for(held.handed.wait(), 10)
+        await asyncio.wait_for(held.sent.wait(), 10)
         await asyncio.sleep(1.0)  # the rest have a second more of deadline than the first
         later = [await w.write_data(ds, "s", KEY, _packet(i)) for i in range(1, 11)]
-        assert (await asyncio.wait_for(w.flush(30), 40)) is not None
         with pytest.raises(DeliveryTimeoutError):
-            await first.delivery
-        reports = [await r.delivery for r in later]  # not held back past the first's deadline
+            await asyncio.wait_for(first.delivery, 10)  # failed at its 2 s deadline
+        # The stream went on: the next batch was handed over (aiokafka holds it behind the
+        # request in flight, one per broker) without waiting for that acknowledgement.
+        for _ in range(100):
+            if len(held.counts) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert held.counts == [1, 10]
+        release.set()  # the held request goes out now (the first packet may still arrive)
+        reports = [await asyncio.wait_for(r.delivery, 10) for r in later]
         stats = w.statistics()
-    assert held.counts == [1, 10]
     assert stats.acked_packets == 10
     assert stats.failed_packets == 1
     assert [r.offset for r in reports] == list(range(reports[0].offset, reports[0].offset + 10))
+
+
+async def test_a_stream_holding_a_full_batch_builds_it_without_waiting(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """A full batch cannot grow: it is built while the previous one is in flight, ready for
+    the request after it (waiting would put its build between the ack and that request)."""
+    ds = f"slots-{uuid.uuid4().hex[:10]}"
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers,
+        producer=ProducerSettings(linger_ms=5, max_batch_bytes=4096),
+    )
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, ["s"])
+        release = asyncio.Event()
+        held = HeldFirstRequest(w, release)
+        first = await w.write_data(ds, "s", KEY, _packet(0))
+        await asyncio.wait_for(held.sent.wait(), 10)
+        later = [await w.write_data(ds, "s", KEY, _packet(i)) for i in range(1, 101)]
+        for _ in range(100):
+            if len(held.counts) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(held.counts) == 2, held.counts  # one full batch built, then the slot wait
+        assert held.counts[1] > 1
+        assert held.counts[1] * (len(_packet(1)) + 40) > 4096 // 2  # a full one
+        assert not first.delivery.done()
+        release.set()
+        assert (await w.flush(30)).success
+        assert sum(held.counts) == 101
+        reports = [await r.delivery for r in [first, *later]]
+    assert [r.offset for r in reports] == list(range(reports[0].offset, reports[0].offset + 101))
+    records = await read_partition(kafka_bootstrap_servers, f"{ds}.s")
+    assert [r.value for r in records] == [_packet(i) for i in range(101)]

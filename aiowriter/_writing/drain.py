@@ -151,9 +151,13 @@ class Drainer:
         aiokafka sends one request per broker at a time, so a partition's next batch leaves
         only after the previous one's acknowledgement. Built earlier (when its linger ended),
         it would just wait, while the packets queued meanwhile wait for the batch after it;
-        built now, it takes them too. Under load a batch holds what one round trip brought
-        (3x3 packets, 16 streams: median 30 -> 130-180 packets, ~15% less CPU per packet:
-        fewer per-batch costs, zstd faster per byte), and it leaves with the same request.
+        built now, it takes them too. With many busy streams it usually leaves with the
+        request after the next (the sender drains the batches already waiting a callback hop
+        before our settling wakes the lane), so a batch holds about two round trips' packets.
+        Measured, 3x3 packets on 16 streams, 9 interleaved runs: median batch 36 -> 145
+        packets, CPU per packet -9%, loop-lag p99 8.9 -> 8.1 ms. Waking the lane ahead of the
+        sender (tried: hooking aiokafka's own batch future) put every stream in every request
+        but halved the batches and gave the CPU back, so the sender's pace is left alone.
         Bounded by the oldest queued packet's delivery deadline (send_batch fails what
         expired); a flight that is never acknowledged settles at its own deadline.
         """
@@ -161,8 +165,26 @@ class Drainer:
             return
         remaining = lane.entries[0][AT] + self.delivery_timeout - loop.time()
         sending = lane.sending
-        if sending is not None and not sending.done() and remaining > 0:
-            await asyncio.wait([sending], timeout=remaining)
+        # A full batch cannot grow: build it now, ready when the slot frees (waiting for the
+        # ack would put its build, about a millisecond for 128 KB, between ack and request).
+        while (
+            sending is not None
+            and not sending.done()
+            and remaining > 0
+            and lane.bytes < self.batch_size
+        ):
+            # Woken when that batch settles (flights.settle_part), when the lane fills up to a
+            # batch (Lane.push), or by a flush or close (that re-checks, then waits on).
+            wakeup = lane.wakeup = loop.create_future()
+            lane.wake_at_bytes = self.batch_size
+            try:
+                async with asyncio.timeout(remaining):
+                    await wakeup
+            except TimeoutError:
+                break
+            finally:
+                lane.wakeup = None
+                lane.wake_at_bytes = 0
             remaining = lane.entries[0][AT] + self.delivery_timeout - loop.time()
         batches, route = self.accumulator_batches, lane.route
         if batches is None or route.partition is None or remaining <= 0:

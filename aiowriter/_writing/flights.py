@@ -60,7 +60,8 @@ def settle_part(flight: InFlight, part: Part, base: int | AiowriterError) -> int
     part.settled = True
     lane, taken = flight.lane, flight.taken
     if part.seqs is None and part.done is not None and not part.done.done():
-        part.done.set_result(None)
+        part.done.set_result(None)  # the lane's next batch may be built (Drainer.wait_for_slot)
+        lane.wake()
     done = nbytes = dead = 0
     if part.seqs is None:
         first, end = taken.first, taken.first + len(taken.entries)
