@@ -11,7 +11,8 @@ holding aiokafka's first produce request (the batch is in flight, unacknowledged
   comes, everything queued meanwhile goes as one batch, in order;
 * the wait is bounded: a batch never acknowledged fails at its delivery deadline and the stream
   goes on with the next one (nothing else lost);
-* a stream already holding a full batch builds it at once (it cannot grow).
+* a stream already holding a full batch builds it at once (it cannot grow);
+* an acknowledgement arriving while the next batch lingers does not cut its linger short.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class HeldFirstRequest:
         drainer, sender = writer._drainer, writer._producer._sender
         self.release = release
         self.counts: list[int] = []
+        self.handed_at: list[float] = []  # loop time of each hand-over
         self.sent = asyncio.Event()
         self.real_submit, self.real_send = drainer.submit, sender._send_produce_req
         drainer.submit = self.submit
@@ -53,6 +55,7 @@ class HeldFirstRequest:
 
     async def submit(self, batch: Any, route: Any) -> Any:
         self.counts.append(batch.record_count())
+        self.handed_at.append(asyncio.get_running_loop().time())
         return await self.real_submit(batch, route)
 
     async def send_produce_req(self, node_id: int, batches: Any) -> Any:
@@ -159,3 +162,29 @@ async def test_a_stream_holding_a_full_batch_builds_it_without_waiting(
     assert [r.offset for r in reports] == list(range(reports[0].offset, reports[0].offset + 101))
     records = await read_partition(kafka_bootstrap_servers, f"{ds}.s")
     assert [r.value for r in records] == [_packet(i) for i in range(101)]
+
+
+async def test_an_ack_during_the_next_batch_linger_does_not_cut_it_short(
+    kafka_bootstrap_servers: str,
+) -> None:
+    ds = f"slots-{uuid.uuid4().hex[:10]}"
+    linger = 0.4
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers,
+        producer=ProducerSettings(linger_ms=int(linger * 1000)),
+    )
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, ["s"])
+        release = asyncio.Event()
+        held = HeldFirstRequest(w, release)
+        loop = asyncio.get_running_loop()
+        first = await w.write_data(ds, "s", KEY, _packet(0))
+        await asyncio.wait_for(held.sent.wait(), 10)  # after its linger, in flight, held
+        written = loop.time()
+        second = await w.write_data(ds, "s", KEY, _packet(1))  # starts its own linger
+        await asyncio.sleep(linger / 4)
+        release.set()
+        await asyncio.wait_for(first.delivery, 10)  # acknowledged while the second lingers
+        await asyncio.wait_for(second.delivery, 10)
+    assert held.counts == [1, 1]
+    assert held.handed_at[1] - written >= linger * 0.9, "the ack cut the linger short"

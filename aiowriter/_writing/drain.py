@@ -174,9 +174,11 @@ class Drainer:
             and lane.bytes < self.batch_size
         ):
             # Woken when that batch settles (flights.settle_part), when the lane fills up to a
-            # batch (Lane.push), or by a flush or close (that re-checks, then waits on).
+            # batch (Lane.push), or by a flush or close (that re-checks, then waits on). Only
+            # this wait: a lane still lingering must not be cut short by an ack.
             wakeup = lane.wakeup = loop.create_future()
             lane.wake_at_bytes = self.batch_size
+            sending.add_done_callback(functools.partial(_wake_done, wakeup))
             try:
                 async with asyncio.timeout(remaining):
                     await wakeup
@@ -395,6 +397,11 @@ class Drainer:
         if n:
             self._warn("%d packet(s) of %s timed out waiting for acks", n, _name(flight.lane))
         self.in_flight.discard(flight)
+
+
+def _wake_done(waiter: asyncio.Future[None], _done: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

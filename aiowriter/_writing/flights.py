@@ -61,7 +61,6 @@ def settle_part(flight: InFlight, part: Part, base: int | AiowriterError) -> int
     lane, taken = flight.lane, flight.taken
     if part.seqs is None and part.done is not None and not part.done.done():
         part.done.set_result(None)  # the lane's next batch may be built (Drainer.wait_for_slot)
-        lane.wake()
     done = nbytes = dead = 0
     if part.seqs is None:
         first, end = taken.first, taken.first + len(taken.entries)

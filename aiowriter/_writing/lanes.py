@@ -247,13 +247,6 @@ class Lane:
             wakeup.set_result(None)
         return delivery
 
-    def wake(self) -> None:
-        """Wake the lane's drainer if it waits (for packets, its linger or its slot); it
-        re-checks what it waits for."""
-        wakeup = self.wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
-
     async def wait_for_room(self, size: int) -> None:
         """Wait, in FIFO order with other writers, until a packet of ``size`` fits."""
         if not self.must_wait(size):
