@@ -18,7 +18,9 @@ holding aiokafka's first produce request (the batch is in flight, unacknowledged
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -64,27 +66,41 @@ class HeldFirstRequest:
             await self.release.wait()
         return await self.real_send(node_id, batches)
 
+    async def handed(self, n: int) -> None:
+        """Wait (up to a second) until ``n`` batches were handed over."""
+        for _ in range(100):
+            if len(self.counts) >= n:
+                return
+            await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def held_writer(
+    servers: str, **producer: Any
+) -> AsyncIterator[tuple[PacketWriter, str, HeldFirstRequest, Any]]:
+    """A writer on a new data source (stream ``s``) whose first packet is in flight, its
+    produce request held: ``(writer, data source, held, the first packet's result)``."""
+    ds = f"slots-{uuid.uuid4().hex[:10]}"
+    config = StreamingConfig(bootstrap_servers=servers, producer=ProducerSettings(**producer))
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, ["s"])
+        held = HeldFirstRequest(w, asyncio.Event())
+        first = await w.write_data(ds, "s", KEY, _packet(0))
+        await asyncio.wait_for(held.sent.wait(), 10)  # after its linger, in flight, held
+        yield w, ds, held, first
+
 
 async def test_the_next_batch_waits_for_the_previous_one_and_takes_all_queued_meanwhile(
     kafka_bootstrap_servers: str,
 ) -> None:
-    ds = f"slots-{uuid.uuid4().hex[:10]}"
-    config = StreamingConfig(
-        bootstrap_servers=kafka_bootstrap_servers, producer=ProducerSettings(linger_ms=5)
-    )
-    async with PacketWriter(config) as w:
-        await w.ensure_topics(ds, ["s"])
-        release = asyncio.Event()
-        held = HeldFirstRequest(w, release)
-        first = await w.write_data(ds, "s", KEY, _packet(0))
+    async with held_writer(kafka_bootstrap_servers, linger_ms=5) as (w, ds, held, first):
         assert first.success
-        await asyncio.wait_for(held.sent.wait(), 10)
         later = [await w.write_data(ds, "s", KEY, _packet(i)) for i in range(1, 21)]
         assert all(r.success for r in later)
         await asyncio.sleep(0.3)  # 60 lingers: built at its linger, a batch would be out now
         assert held.counts == [1], "a batch was built while the previous one was unacknowledged"
         assert not first.delivery.done()
-        release.set()
+        held.release.set()
         assert (await w.flush(30)).success
         assert held.counts == [1, 20]  # everything queued meanwhile, in one batch
         reports = [await r.delivery for r in [first, *later]]
@@ -100,29 +116,17 @@ async def test_the_next_batch_waits_for_the_previous_one_and_takes_all_queued_me
 async def test_a_batch_never_acknowledged_holds_the_stream_only_until_its_deadline(
     kafka_bootstrap_servers: str,
 ) -> None:
-    ds = f"slots-{uuid.uuid4().hex[:10]}"
-    config = StreamingConfig(
-        bootstrap_servers=kafka_bootstrap_servers,
-        producer=ProducerSettings(linger_ms=5, delivery_timeout=2.0),
-    )
-    async with PacketWriter(config) as w:
-        await w.ensure_topics(ds, ["s"])
-        release = asyncio.Event()
-        held = HeldFirstRequest(w, release)
-        first = await w.write_data(ds, "s", KEY, _packet(0))
-        await asyncio.wait_for(held.sent.wait(), 10)
+    servers = kafka_bootstrap_servers
+    async with held_writer(servers, linger_ms=5, delivery_timeout=2.0) as (w, ds, held, first):
         await asyncio.sleep(1.0)  # the rest have a second more of deadline than the first
         later = [await w.write_data(ds, "s", KEY, _packet(i)) for i in range(1, 11)]
         with pytest.raises(DeliveryTimeoutError):
             await asyncio.wait_for(first.delivery, 10)  # failed at its 2 s deadline
         # The stream went on: the next batch was handed over (aiokafka holds it behind the
         # request in flight, one per broker) without waiting for that acknowledgement.
-        for _ in range(100):
-            if len(held.counts) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await held.handed(2)
         assert held.counts == [1, 10]
-        release.set()  # the held request goes out now (the first packet may still arrive)
+        held.release.set()  # the held request goes out now (the first packet may still arrive)
         reports = [await asyncio.wait_for(r.delivery, 10) for r in later]
         stats = w.statistics()
     assert stats.acked_packets == 10
@@ -135,27 +139,15 @@ async def test_a_stream_holding_a_full_batch_builds_it_without_waiting(
 ) -> None:
     """A full batch cannot grow: it is built while the previous one is in flight, ready for
     the request after it (waiting would put its build between the ack and that request)."""
-    ds = f"slots-{uuid.uuid4().hex[:10]}"
-    config = StreamingConfig(
-        bootstrap_servers=kafka_bootstrap_servers,
-        producer=ProducerSettings(linger_ms=5, max_batch_bytes=4096),
-    )
-    async with PacketWriter(config) as w:
-        await w.ensure_topics(ds, ["s"])
-        release = asyncio.Event()
-        held = HeldFirstRequest(w, release)
-        first = await w.write_data(ds, "s", KEY, _packet(0))
-        await asyncio.wait_for(held.sent.wait(), 10)
+    servers = kafka_bootstrap_servers
+    async with held_writer(servers, linger_ms=5, max_batch_bytes=4096) as (w, ds, held, first):
         later = [await w.write_data(ds, "s", KEY, _packet(i)) for i in range(1, 101)]
-        for _ in range(100):
-            if len(held.counts) >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await held.handed(2)
         assert len(held.counts) == 2, held.counts  # one full batch built, then the slot wait
         assert held.counts[1] > 1
         assert held.counts[1] * (len(_packet(1)) + 40) > 4096 // 2  # a full one
         assert not first.delivery.done()
-        release.set()
+        held.release.set()
         assert (await w.flush(30)).success
         assert sum(held.counts) == 101
         reports = [await r.delivery for r in [first, *later]]
@@ -167,23 +159,13 @@ async def test_a_stream_holding_a_full_batch_builds_it_without_waiting(
 async def test_an_ack_during_the_next_batch_linger_does_not_cut_it_short(
     kafka_bootstrap_servers: str,
 ) -> None:
-    ds = f"slots-{uuid.uuid4().hex[:10]}"
     linger = 0.4
-    config = StreamingConfig(
-        bootstrap_servers=kafka_bootstrap_servers,
-        producer=ProducerSettings(linger_ms=int(linger * 1000)),
-    )
-    async with PacketWriter(config) as w:
-        await w.ensure_topics(ds, ["s"])
-        release = asyncio.Event()
-        held = HeldFirstRequest(w, release)
-        loop = asyncio.get_running_loop()
-        first = await w.write_data(ds, "s", KEY, _packet(0))
-        await asyncio.wait_for(held.sent.wait(), 10)  # after its linger, in flight, held
-        written = loop.time()
+    servers = kafka_bootstrap_servers
+    async with held_writer(servers, linger_ms=int(linger * 1000)) as (w, ds, held, first):
+        written = asyncio.get_running_loop().time()
         second = await w.write_data(ds, "s", KEY, _packet(1))  # starts its own linger
         await asyncio.sleep(linger / 4)
-        release.set()
+        held.release.set()
         await asyncio.wait_for(first.delivery, 10)  # acknowledged while the second lingers
         await asyncio.wait_for(second.delivery, 10)
     assert held.counts == [1, 1]

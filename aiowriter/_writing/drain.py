@@ -179,7 +179,7 @@ class Drainer:
             # this wait: a lane still lingering must not be cut short by an ack.
             wakeup = lane.wakeup = loop.create_future()
             lane.wake_at_bytes = self.batch_size
-            sending.add_done_callback(functools.partial(_wake_done, wakeup))
+            sending.add_done_callback(functools.partial(_wake, wakeup))
             try:
                 async with asyncio.timeout(remaining):
                     await wakeup
@@ -400,12 +400,8 @@ class Drainer:
         self.in_flight.discard(flight)
 
 
-def _wake_done(waiter: asyncio.Future[None], _done: object) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
+def _wake(waiter: asyncio.Future[None], _done: object = None) -> None:
+    """Resolve ``waiter`` (a timer's callback, or a future's done-callback with ``_done``)."""
     if not waiter.done():
         waiter.set_result(None)
 

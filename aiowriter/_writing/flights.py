@@ -59,7 +59,7 @@ def settle_part(flight: InFlight, part: Part, base: int | AiowriterError) -> int
         return 0
     part.settled = True
     lane, taken = flight.lane, flight.taken
-    if part.seqs is None and part.done is not None and not part.done.done():
+    if part.done is not None and not part.done.done():  # only main parts have one
         part.done.set_result(None)  # the lane's next batch may be built (Drainer.wait_for_slot)
     done = nbytes = dead = 0
     if part.seqs is None:

@@ -267,7 +267,7 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
                 await self._ensure_ready(lane)
             except AiowriterError as exc:
                 return ApiResult.fail(exc)
-        clock, offer = self._clock, lane.offer
+        offer = lane.offer
         deliveries: list[Delivery] = []
         queued = deliveries.append
         for i, entry in enumerate(entries):
