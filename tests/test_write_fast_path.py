@@ -17,10 +17,11 @@ import uuid
 from typing import Any
 
 import pytest
+from _fast_paths import use
 from _read_back import read_partition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_content_skeletons import CASES, _packet_verdict, _same_length_variant
+from test_content_skeletons import CASES, LARGE_SAMPLES, _packet_verdict, _same_length_variant
 
 from aiowriter import (
     Delivery,
@@ -34,7 +35,7 @@ from aiowriter import (
 )
 from aiowriter._encoding import content_check as cc
 from aiowriter._encoding import packet_input
-from aiowriter._encoding.skeletons import Skeletons
+from aiowriter._encoding.skeletons import LARGE, Skeletons
 from aiowriter._encoding.wire import encode_packet
 from aiowriter._kafka.compression import PreparedBatch
 from aiowriter._writing import writer as writer_module
@@ -64,15 +65,24 @@ def _fresh_verdict(data: bytes, key: str, check: bool) -> tuple[bytes, bool] | s
         packet_input.PACKET_LAYOUTS, cc.SKELETONS = saved
 
 
+@pytest.fixture(params=["c", "python"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fast path's C and Python versions (tests/_fast_paths.py)."""
+    use(request.param, monkeypatch)
+    return str(request.param)
+
+
 @EXAMPLES
 @given(
-    st.sampled_from([c for c in CASES if len(c[1]) < 1024]),  # the memo is for small packets
+    # Small packets, and large ones (>= LARGE bytes: their memo is the C version's only).
+    st.sampled_from([c for c in CASES if len(c[1]) < 1024] + LARGE_SAMPLES),
     st.booleans(),
     st.booleans(),
     st.data(),
 )
 async def test_the_lane_memo_gives_the_full_checks_verdict(
     kafka_bootstrap_servers: str,
+    implementation: str,
     case: tuple[str, bytes],
     check: bool,
     essential: bool,
@@ -87,13 +97,20 @@ async def test_the_lane_memo_gives_the_full_checks_verdict(
     # Layouts remembered by earlier examples (same key and length) must not decide this one.
     packet_input.PACKET_LAYOUTS, cc.SKELETONS = Skeletons(), Skeletons()
     try:
-        await _write_variants(kafka_bootstrap_servers, check, key, raw, variants, accepted)
+        memo = len(raw) < LARGE or implementation == "c"
+        await _write_variants(kafka_bootstrap_servers, check, key, raw, variants, accepted, memo)
     finally:
         packet_input.PACKET_LAYOUTS, cc.SKELETONS = saved
 
 
 async def _write_variants(
-    servers: str, check: bool, key: str, raw: bytes, variants: list[bytes], accepted: list[bytes]
+    servers: str,
+    check: bool,
+    key: str,
+    raw: bytes,
+    variants: list[bytes],
+    accepted: list[bytes],
+    memo: bool,
 ) -> None:
     ds = _ds()
     config = StreamingConfig(bootstrap_servers=servers, check_content=check)
@@ -102,8 +119,11 @@ async def _write_variants(
             assert (await w.write_data(ds, "s", key, raw)).success
             accepted.append(raw)
         lane = w._lanes[(ds, "s")]
-        assert lane.memo is not None
-        assert lane.memo[1] == len(raw)
+        if not memo:
+            assert lane.memo is None
+        else:
+            assert lane.memo is not None
+            assert lane.memo[1] == len(raw)
         for variant in variants:
             expected = _fresh_verdict(variant, key, check)
             if isinstance(expected, str):  # refused by the full checks: refused the same way

@@ -120,6 +120,26 @@ class Skeletons:
                 return layout
         return None
 
+    def find_bytes(self, kind: Hashable, data: bytes) -> tuple[bytes, bytes] | None:
+        """The remembered layout whole ``data`` (any length) has, as ``(mask, expected)``
+        bytes of its length (``data[i] & mask[i] == expected[i]`` for every ``i``: the
+        big-integer comparison bytewise, as the C fast path makes it), else ``None``."""
+        length = len(data)
+        if length < LARGE or _numpy() is None:
+            layout = self.find(kind, data)
+            if layout is None:
+                return None
+            return layout[0].to_bytes(length, "little"), layout[1].to_bytes(length, "little")
+        for words_layout in self._layouts.get((kind, length), []):
+            if _match_words([words_layout], data, 0, length) is not None:
+                words: _Words = words_layout[0]
+                tail = length - 8 * words.words
+                return (
+                    words.mask.tobytes() + words.tail_mask.to_bytes(tail, "little"),
+                    words.expected.tobytes() + words.tail_expected.to_bytes(tail, "little"),
+                )
+        return None
+
     def known(self, kind: Hashable, data: bytes, start: int, end: int) -> bool:
         """Whether ``data[start:end]`` has a remembered layout of ``kind``."""
         return self.match(kind, data, start, end) is not None

@@ -21,7 +21,19 @@ from .._config import QueueLimits
 from .._layout import Route
 from .delivery import SPAN, Delivery, Ledger
 
-__all__ = ["AT", "ESSENTIAL", "KEY", "SIZE", "VALUE", "Budget", "Entry", "Lane", "Taken", "entry"]
+__all__ = [
+    "AT",
+    "ESSENTIAL",
+    "KEY",
+    "SIZE",
+    "VALUE",
+    "Budget",
+    "Entry",
+    "Lane",
+    "Memo",
+    "Taken",
+    "entry",
+]
 
 #: A queued packet: (record key, record value, has an essential copy, enqueued at (loop
 #: clock), key and value bytes).
@@ -31,6 +43,10 @@ VALUE: Final = 1
 ESSENTIAL: Final = 2
 AT: Final = 3
 SIZE: Final = 4
+
+
+#: See :attr:`Lane.memo`.
+Memo = tuple[str, int, int | None, int | None, bool, bytes, int, bytes, bytes]
 
 
 def entry(key: bytes, value: bytes, essential: bool, enqueued_at: float) -> Entry:
@@ -150,10 +166,10 @@ class Lane:
         # None until the lane's topics were checked/created; then a finished future.
         self.ready: asyncio.Future[None] | None = None
         self.last: Delivery | None = None
-        # (session key, length, mask, expected, is_essential, record key, entry size) of the
-        # packet layout this lane accepted last, for PacketWriter.write_data's fast path (see
-        # its _accept).
-        self.memo: tuple[str, int, int, int, bool, bytes, int] | None = None
+        # (session key, length, mask, expected, is_essential, record key, entry size, mask and
+        # expected as little-endian bytes) of the packet layout this lane accepted last, for
+        # PacketWriter.write_data's fast path (see its _accept; the bytes are for the C one).
+        self.memo: Memo | None = None
         self.in_flight = 0
         # Resolved when the lane's last main batch settles (Drainer.wait_for_slot).
         self.sending: asyncio.Future[None] | None = None
@@ -199,8 +215,16 @@ class Lane:
             and memo is not None
             and len(packet) == memo[1]
             and session_key == memo[0]
-            and int.from_bytes(packet, "little") & memo[2] == memo[3]
         ):
+            mask = memo[2]
+            if mask is not None:
+                if int.from_bytes(packet, "little") & mask != memo[3]:
+                    return None
+            # A large packet's layout, kept for the C comparison (PacketWriter._accept).
+            elif int.from_bytes(packet, "little") & int.from_bytes(
+                memo[7], "little"
+            ) != int.from_bytes(memo[8], "little"):
+                return None
             return (memo[5], packet, memo[4], now, memo[6])
         return None
 

@@ -39,11 +39,12 @@ from .._observability.health import HealthTracker, ReportsHealth
 from .._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
 from .._observability.statistics import StopReport, StreamStatistics, WriterStatistics
 from .._result import ApiResult
+from .accel import ACCELERATED, offer, offer_run, remembered, remembered_run
 from .admission import _SLICE, AdmitMixin
 from .delivery import Delivery, WriteResult
 from .drain import Drainer
 from .info_type import InfoType
-from .lanes import AT, KEY, SIZE, Budget, Entry, Lane
+from .lanes import KEY, SIZE, Budget, Entry, Lane
 from .settle import SettleMixin
 from .stopping import StopMixin
 
@@ -54,6 +55,9 @@ log = logging.getLogger("aiowriter.writer")
 # Bytes a record adds around key and value inside a batch and request (headers, varints, CRC):
 # a generous bound so a packet we accept is never rejected by the broker for size.
 _RECORD_OVERHEAD = 512
+#: Packets write_data_many checks or queues between two looks at the clock (its turn).
+_RUN = 64
+
 _get_running_loop = asyncio._get_running_loop  # C; None outside a running loop
 
 
@@ -212,11 +216,13 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
         if lane is None or lane.ready is None or not lane.ready.done():
             return await self._write_data(data_source, stream, session_key, packet)
         # The layout this lane accepted last (see _accept): same verdict as the checks.
-        entry = lane.remembered(packet, session_key, self._clock()) or self._accept(
-            lane, session_key, packet
+        # remembered() and offer() are Lane's methods, in C where built (accel.py).
+        now = self._clock()
+        entry = remembered(lane, packet, session_key, now) or self._accept(
+            lane, session_key, packet, now
         )
-        if entry[AT] < self._turn_ends:
-            delivery = lane.offer(entry)
+        if now < self._turn_ends:
+            delivery = offer(lane, entry)
             if delivery is not None:
                 return delivery  # an accepted packet's Delivery is its WriteResult too
         return await self._enqueue(lane, entry)
@@ -252,14 +258,28 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
         now = clock()  # one stamp for the call: its packets are queued together
         entries: list[Entry] = []
         add = entries.append
-        for packet in packets:
-            if clock() >= self._turn_ends:
-                # A long list hands the loop over while it is checked too (2,000 13 KB packets
-                # are 20 ms of checks); nothing is queued yet, so a cancellation here leaves
-                # nothing behind.
-                await self._hand_over()
-            entry = lane.remembered(packet, session_key, now) if lane is not None else None
-            add(entry or accept(lane, session_key, packet, now))  # as in write_data
+        if lane is not None and type(packets) in (list, tuple):
+            # Runs of packets the lane's memo knows are checked in one call each (in C where
+            # built, see accel.py); a copy, so the caller's list cannot change under us.
+            items = list(packets)
+            i, n = 0, len(items)
+            while i < n:
+                if clock() >= self._turn_ends:
+                    await self._hand_over()  # as below
+                stop = min(n, i + _RUN)
+                i = remembered_run(lane, items, i, stop, session_key, now, entries)
+                if i < stop:
+                    add(accept(lane, session_key, items[i], now))  # as in write_data
+                    i += 1
+        else:
+            for packet in packets:
+                if clock() >= self._turn_ends:
+                    # A long list hands the loop over while it is checked too (2,000 13 KB
+                    # packets are 20 ms of checks); nothing is queued yet, so a cancellation
+                    # here leaves nothing behind.
+                    await self._hand_over()
+                entry = remembered(lane, packet, session_key, now) if lane is not None else None
+                add(entry or accept(lane, session_key, packet, now))  # as in write_data
         # The lane (and so its topics) comes only after every packet passed its checks.
         lane = lane or self._lane(data_source, stream)
         if lane.ready is None or not lane.ready.done():
@@ -267,21 +287,20 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
                 await self._ensure_ready(lane)
             except AiowriterError as exc:
                 return ApiResult.fail(exc)
-        offer = lane.offer
         deliveries: list[Delivery] = []
-        queued = deliveries.append
-        for i, entry in enumerate(entries):
+        i, n = 0, len(entries)
+        while i < n:
             if clock() < self._turn_ends:
-                delivery = offer(entry)
-                if delivery is not None:
-                    queued(delivery)  # room now, no turn to give up: no coroutine per packet
+                # Room now, no turn to give up: queued without a coroutine per packet.
+                stop = min(n, i + _RUN)
+                i = offer_run(lane, entries, i, stop, deliveries)
+                if i == stop:
                     continue
-            admitted = await self._admit(lane, entry)
+            admitted = await self._admit(lane, entries[i])
             if isinstance(admitted, AiowriterError):
-                return ApiResult(
-                    False, f"{admitted} ({i} of {len(entries)} queued)", deliveries, admitted
-                )
-            queued(admitted)
+                return ApiResult(False, f"{admitted} ({i} of {n} queued)", deliveries, admitted)
+            deliveries.append(admitted)
+            i += 1
         return ApiResult.ok(deliveries)
 
     def write_data_nowait(
@@ -474,21 +493,50 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
     def _accept(
         self, lane: Lane | None, session_key: str, packet: object, now: float | None = None
     ) -> Entry:
-        """``packet`` checked and made a queue entry; a small bytes layout that passed is kept
-        as the lane's memo, so the stream's next packets of that layout (the usual case: same
-        channels, new values) are accepted by one big-integer comparison in ``write_data``.
+        """``packet`` checked and made a queue entry; a bytes layout that passed is kept as the
+        lane's memo, so the stream's next packets of that layout (the usual case: same
+        channels, new values) are accepted by one comparison in ``write_data``.
 
         The memo is one of the whole-packet layouts of ``packet_input.PACKET_LAYOUTS`` (same
         session key and check setting), so it accepts exactly what the full checks accept.
+        Layouts of :data:`LARGE` packets or more are kept only for the C comparison (in Python,
+        ``int.from_bytes`` of a 13 KB packet costs more than the full checks' numpy one).
         """
         value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
         entry = self._entry(session_key, value, essential, now)
-        if lane is not None and value is packet and len(value) < LARGE:
-            layout = packet_input.PACKET_LAYOUTS.find((session_key, self._check), value)
-            if layout is not None:
+        if lane is not None and value is packet:
+            n = len(value)
+            kind = (session_key, self._check)
+            mask: int | None = None
+            expected: int | None = None
+            if n < LARGE:
+                layout = packet_input.PACKET_LAYOUTS.find(kind, value)
+                if layout is None:
+                    return entry
                 mask, expected, _ = layout
-                key = entry[KEY]
-                lane.memo = (session_key, len(value), mask, expected, essential, key, entry[SIZE])
+                mask_bytes, expected_bytes = (
+                    mask.to_bytes(n, "little"),
+                    expected.to_bytes(n, "little"),
+                )
+            elif ACCELERATED:
+                found = packet_input.PACKET_LAYOUTS.find_bytes(kind, value)
+                if found is None:
+                    return entry
+                mask_bytes, expected_bytes = found
+            else:
+                return entry
+            key = entry[KEY]
+            lane.memo = (
+                session_key,
+                n,
+                mask,
+                expected,
+                essential,
+                key,
+                entry[SIZE],
+                mask_bytes,
+                expected_bytes,
+            )
         return entry
 
     def _lane(self, data_source: str, stream: str) -> Lane:

@@ -1,0 +1,87 @@
+"""``remembered`` and ``offer``, the steps of ``write_data``'s fast path, and their runs over
+lists for ``write_data_many``: in C when the optional extension ``_accel`` was built (see
+setup.py), else :class:`~.lanes.Lane`'s own methods and the loops below, which are the reference
+the C ones are tested against (tests/test_accel.py).
+
+Set ``AIOWRITER_PURE_PYTHON=1`` before importing aiowriter to use the Python steps anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from types import ModuleType
+
+from .delivery import SPAN, Delivery, Ledger
+from .lanes import Budget, Entry, Lane
+
+__all__ = ["ACCELERATED", "offer", "offer_run", "remembered", "remembered_run"]
+
+log = logging.getLogger("aiowriter.writer")
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get("AIOWRITER_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _accel  # type: ignore[attr-defined]
+    except ImportError:
+        return None  # not built: no C compiler where aiowriter was installed
+    try:
+        _accel.bind(Lane, Budget, Ledger, Delivery, SPAN)
+    except Exception:  # a layout it does not know: the Python steps are always right
+        log.warning("aiowriter's C fast path does not fit this build; using Python", exc_info=True)
+        return None
+    return _accel  # type: ignore[no-any-return]
+
+
+def python_remembered_run(
+    lane: Lane,
+    packets: list[object],
+    start: int,
+    stop: int,
+    session_key: str,
+    now: float,
+    out: list[Entry],
+) -> int:
+    """The entries of ``packets[start:stop]`` appended to ``out`` while the lane's memo knows
+    them; the index of the first it does not know, or ``stop``."""
+    for i in range(start, stop):
+        entry = lane.remembered(packets[i], session_key, now)
+        if entry is None:
+            return i
+        out.append(entry)
+    return stop
+
+
+def python_offer_run(
+    lane: Lane, entries: list[Entry], start: int, stop: int, out: list[Delivery]
+) -> int:
+    """``entries[start:stop]`` offered in turn, their deliveries appended to ``out``; the index
+    of the first the lane did not take, or ``stop``."""
+    for i in range(start, stop):
+        delivery = lane.offer(entries[i])
+        if delivery is None:
+            return i
+        out.append(delivery)
+    return stop
+
+
+_module = _load()
+
+#: Whether ``write_data``'s fast path runs in C.
+ACCELERATED: bool = _module is not None
+
+remembered: Callable[[Lane, object, str, float], Entry | None] = (
+    _module.remembered if _module is not None else Lane.remembered
+)
+offer: Callable[[Lane, Entry], Delivery | None] = (
+    _module.offer if _module is not None else Lane.offer
+)
+remembered_run: Callable[[Lane, list[object], int, int, str, float, list[Entry]], int] = (
+    _module.remembered_run if _module is not None else python_remembered_run
+)
+offer_run: Callable[[Lane, list[Entry], int, int, list[Delivery]], int] = (
+    _module.offer_run if _module is not None else python_offer_run
+)

@@ -1,0 +1,51 @@
+"""The two implementations of ``write_data``'s fast path, for tests that must hold for both:
+the C one (``aiowriter._writing._accel``, used wherever it was built) and the Python one
+(``Lane.remembered``/``Lane.offer``, used where it was not)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from types import ModuleType
+
+import pytest
+
+from aiowriter._writing import accel
+from aiowriter._writing import writer as writer_module
+from aiowriter._writing.delivery import SPAN, Delivery, Ledger
+from aiowriter._writing.lanes import Budget, Lane
+
+CI = bool(os.environ.get("CI") or os.environ.get("KAFKA_REQUIRED"))
+
+
+def has_compiler() -> bool:
+    cc = sysconfig.get_config_var("CC") or ""
+    return bool(cc) and shutil.which(cc.split()[0]) is not None
+
+
+def c_module() -> ModuleType:
+    """The built C module, bound to this interpreter's classes; a failure under CI (which
+    installs with a compiler) or wherever a compiler is, else a skip."""
+    try:
+        from aiowriter._writing import _accel  # type: ignore[attr-defined]
+    except ImportError:
+        if CI or has_compiler():
+            pytest.fail("aiowriter._writing._accel was not built: reinstall (pip install -e .)")
+        pytest.skip("no C compiler here: only the Python fast path exists")
+    _accel.bind(Lane, Budget, Ledger, Delivery, SPAN)  # as accel.py does (again: harmless)
+    return _accel  # type: ignore[no-any-return]
+
+
+def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``PacketWriter`` use ``implementation`` ("c" or "python") from now on."""
+    if implementation == "c":
+        module = c_module()
+        monkeypatch.setattr(writer_module, "remembered", module.remembered)
+        monkeypatch.setattr(writer_module, "offer", module.offer)
+        monkeypatch.setattr(writer_module, "ACCELERATED", True)
+    else:
+        monkeypatch.setattr(writer_module, "remembered", Lane.remembered)
+        monkeypatch.setattr(writer_module, "offer", Lane.offer)
+        monkeypatch.setattr(writer_module, "ACCELERATED", False)
+    assert accel.offer in (Lane.offer, getattr(accel._module, "offer", None))

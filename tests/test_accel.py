@@ -1,0 +1,398 @@
+"""``write_data``'s fast path in C (``aiowriter._writing._accel``) against its Python reference.
+
+The C ``remembered``/``offer`` must do exactly what ``Lane.remembered``/``Lane.offer`` do, on
+any lane state and any input: same answer, same lane afterwards. Properties compare the two on
+pairs of identical lanes; a reference count check guards the C code's bookkeeping; a real-broker
+run writes through each implementation and reads the records back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from _fast_paths import CI, c_module, has_compiler, use
+from _read_back import read_partition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aiowriter import PacketWriter, QueueLimits, StreamingConfig, packets
+from aiowriter._encoding.wire import encode_packet
+from aiowriter._layout import Route
+from aiowriter._writing import accel
+from aiowriter._writing.delivery import SPAN, Delivery, Ledger
+from aiowriter._writing.lanes import Budget, Entry, Lane
+
+
+@pytest.fixture(scope="module")
+def c() -> ModuleType:
+    return c_module()
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """For the futures a lane holds (tests here do not run it)."""
+    new = asyncio.new_event_loop()
+    yield new
+    new.close()
+
+
+def test_the_c_fast_path_is_in_use_where_it_can_be_built() -> None:
+    if accel.ACCELERATED:
+        assert accel.offer is not Lane.offer
+        assert accel.remembered is not Lane.remembered
+        return
+    if os.environ.get("AIOWRITER_PURE_PYTHON") not in (None, "", "0"):
+        pytest.skip("AIOWRITER_PURE_PYTHON is set: the Python fast path was asked for")
+    if CI or has_compiler():
+        pytest.fail("the C fast path is not in use although a C compiler is here")
+    pytest.skip("no C compiler here: only the Python fast path exists")
+
+
+def test_pure_python_is_chosen_by_the_environment() -> None:
+    code = (
+        "from aiowriter._writing import accel, lanes;"
+        "assert not accel.ACCELERATED;"
+        "assert accel.offer is lanes.Lane.offer and accel.remembered is lanes.Lane.remembered"
+    )
+    env = {**os.environ, "AIOWRITER_PURE_PYTHON": "1"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+
+
+def _lane(limits: QueueLimits | None = None, budget: Budget | None = None) -> Lane:
+    limits = limits or QueueLimits(max_total_bytes=2**40, max_bytes_per_stream=2**40)
+    return Lane("ds", "s", Route("t", 0), None, limits, budget or Budget(limits.max_total_bytes))
+
+
+def test_wrong_arguments_are_type_errors(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
+    with pytest.raises(TypeError, match="Lane"):
+        c.offer(object(), (b"k", b"v", False, 0.0, 2))
+    with pytest.raises(TypeError, match="Lane"):
+        c.remembered("lane", b"", "k", 0.0)
+    with pytest.raises(TypeError):
+        c.offer(_lane())
+    # Classes without those slots are refused, and the binding made before stays in force.
+    with pytest.raises(AttributeError):
+        c.bind(Lane, Budget, Ledger, object, SPAN)
+
+    class NotSlots:
+        _ledger = _seq = size = None
+
+    with pytest.raises(TypeError, match="__slots__"):
+        c.bind(Lane, Budget, Ledger, NotSlots, SPAN)
+    lane = _lane()
+    lane.task = loop.create_future()  # type: ignore[assignment]  # a drainer that runs
+    assert type(c.offer(lane, (b"k", b"v", False, 0.0, 2))) is Delivery
+
+
+# -- remembered -------------------------------------------------------------------------------
+
+
+class _BytesSubclass(bytes):
+    pass
+
+
+@given(st.data())
+@settings(max_examples=300)
+def test_remembered_is_lane_remembered(c: ModuleType, data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 40) | st.integers(2040, 2060), label="length")
+    mask = data.draw(st.binary(min_size=n, max_size=n), label="mask")
+    base = data.draw(st.binary(min_size=n, max_size=n), label="base")
+    expected = bytes(a & b for a, b in zip(base, mask, strict=True))
+    # Small layouts keep big integers too; large ones only bytes (PacketWriter._accept).
+    ints = data.draw(st.booleans(), label="with ints")
+    lane = _lane()
+    lane.memo = (
+        "key",
+        n,
+        int.from_bytes(mask, "little") if ints else None,
+        int.from_bytes(expected, "little") if ints else None,
+        data.draw(st.booleans(), label="essential"),
+        b"key",
+        n + 3,
+        mask,
+        expected,
+    )
+
+    def same_skeleton(noise: bytes) -> bytes:  # other bits anything: the layout matches
+        return bytes((b & m) | (x & ~m & 0xFF) for b, m, x in zip(base, mask, noise, strict=True))
+
+    def one_skeleton_bit_changed(i: int) -> bytes:  # anywhere, often in the last word
+        at = [j for j in range(n) if mask[j]]
+        if not at:
+            return base
+        j = at[i % len(at)]
+        changed = bytearray(base)
+        changed[j] ^= mask[j] & -mask[j]  # its lowest skeleton bit
+        return bytes(changed)
+
+    packet = data.draw(
+        st.one_of(
+            st.just(base),
+            st.integers(0, n - 1).map(one_skeleton_bit_changed),
+            st.integers(-8, -1).map(one_skeleton_bit_changed),
+            st.binary(min_size=n, max_size=n).map(same_skeleton),
+            st.binary(min_size=n, max_size=n),
+            st.binary(max_size=n + 9),
+            st.just(bytearray(base)),
+            st.just(_BytesSubclass(base)),
+            st.just(memoryview(base)),
+            st.just(base.decode("latin-1")),
+            st.none(),
+        ),
+        label="packet",
+    )
+    key = data.draw(st.sampled_from(["key"] * 4 + ["other", ""]), label="session key")
+    got = c.remembered(lane, packet, key, 1.25)
+    assert got == Lane.remembered(lane, packet, key, 1.25)
+    if packet is base and key == "key":
+        assert got == (b"key", base, lane.memo[4], 1.25, n + 3)
+    lane.memo = None
+    assert c.remembered(lane, base, "key", 1.25) is None
+
+
+# -- offer ------------------------------------------------------------------------------------
+
+
+@st.composite
+def _states(draw: st.DrawFn, size: int) -> dict[str, Any]:
+    """A lane state, its limits often right at the edge for a packet of ``size`` bytes."""
+    queued = draw(st.lists(st.tuples(st.booleans(), st.integers(3, 700)), max_size=6))
+    held = sum(s for _, s in queued)
+    edge = st.sampled_from([-1, 0, 1])
+    used_elsewhere = draw(st.integers(0, 4000))
+    return {
+        "max_packets": max(1, len(queued) + draw(st.integers(-1, 2))),
+        "max_bytes": max(1, held + size + draw(edge | st.integers(-2000, 2000))),
+        "total": max(1, held + used_elsewhere + size + draw(edge | st.integers(-4000, 4000))),
+        "used_elsewhere": used_elsewhere,
+        "queued": queued,
+        # The lane's first number: the new packet's number is often at a ledger's end.
+        "first": draw(st.sampled_from([0, 7]) | edge.map(lambda d: 5 * SPAN - len(queued) + d)),
+        # Mostly a lane that may take the packet: the other answers are quick to reach.
+        "putter": draw(st.sampled_from([False] * 5 + [True])),
+        "woken": draw(st.sampled_from([False] * 5 + [True])),
+        "task": draw(st.sampled_from(["running"] * 4 + ["done", None])),
+        "wakeup": draw(st.sampled_from([None, "pending", "done"])),
+        "wake_at": max(0, held + size + draw(edge | st.integers(-3000, 3000))),
+    }
+
+
+def _entry(essential: bool, size: int) -> Entry:
+    return (b"key", b"v" * (size - 3), essential, 0.5, size)
+
+
+def _build(state: dict[str, Any], loop: asyncio.AbstractEventLoop) -> Lane:
+    limits = QueueLimits(
+        max_packets_per_stream=state["max_packets"],
+        max_bytes_per_stream=state["max_bytes"],
+        max_total_bytes=state["total"],
+    )
+    budget = Budget(state["total"])
+    lane = _lane(limits, budget)
+    first = state["first"]
+    lane.head = lane.pushed = first
+    lane.ledgers = deque([Ledger(first - first % SPAN)])
+    for essential, size in state["queued"]:
+        lane.push(_entry(essential, size))  # what earlier writes queued (room not checked)
+    budget.used += state["used_elsewhere"]
+
+    def future(done: bool) -> asyncio.Future[None]:
+        f = loop.create_future()
+        if done:
+            f.set_result(None)
+        return f
+
+    if state["putter"]:
+        lane.putters.append(future(False))
+    if state["woken"]:
+        lane.woken = future(False)
+    if state["task"] is not None:
+        lane.task = future(state["task"] == "done")  # type: ignore[assignment]
+    if state["wakeup"] is not None:
+        lane.wakeup = future(state["wakeup"] == "done")
+        lane.wake_at_bytes = state["wake_at"]
+    return lane
+
+
+def _snapshot(lane: Lane, result: Delivery | None) -> dict[str, Any]:
+    def delivery(d: Delivery | None) -> object:
+        if d is None:
+            return None
+        assert type(d) is Delivery
+        assert d._ledger in lane.ledgers
+        return (d._seq, d.size, d._ledger.first, d.essential, d.done(), d.success, d.data is d)
+
+    return {
+        "result": delivery(result),
+        "pushed": lane.pushed,
+        "bytes": lane.bytes,
+        "used": lane.budget.used,
+        "entries": list(lane.entries),
+        "ledgers": [(ledger.first, dict(ledger.essential)) for ledger in lane.ledgers],
+        "last": delivery(lane.last),
+        "wakeup": None if lane.wakeup is None else lane.wakeup.done(),
+    }
+
+
+@given(st.booleans(), st.integers(3, 800), st.data())
+@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_offer_is_lane_offer(
+    c: ModuleType,
+    loop: asyncio.AbstractEventLoop,
+    essential: bool,
+    size: int,
+    data: st.DataObject,
+) -> None:
+    state = data.draw(_states(size), label="lane")
+    new = _entry(essential, size)
+    python, native = _build(state, loop), _build(state, loop)
+    expected = _snapshot(python, Lane.offer(python, new))
+    assert _snapshot(native, c.offer(native, new)) == expected
+
+
+def test_offer_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
+    lane = _lane()
+    lane.task = loop.create_future()  # type: ignore[assignment]
+    size = 10**6 + 7  # an int object of its own (small ints are shared)
+    new: Entry = (b"key", bytes(64), True, 0.5, size)
+    ledger = lane.ledgers[-1]
+    watched = [new, size, ledger, lane.budget, lane.entries]
+    before = [sys.getrefcount(x) for x in watched]
+    deliveries = [c.offer(lane, new) for _ in range(500)]
+    assert all(type(d) is Delivery for d in deliveries)
+    assert lane.pushed == 500
+    assert lane.bytes == 500 * size
+    del deliveries
+    lane.last = None
+    lane.entries.clear()
+    ledger.essential.clear()
+    assert [sys.getrefcount(x) for x in watched] == before
+
+
+@given(st.data())
+@settings(max_examples=200)
+def test_remembered_run_is_the_python_loop(c: ModuleType, data: st.DataObject) -> None:
+    n = 12
+    mask = data.draw(st.binary(min_size=n, max_size=n), label="mask")
+    base = data.draw(st.binary(min_size=n, max_size=n), label="base")
+    expected = bytes(a & b for a, b in zip(base, mask, strict=True))
+    lane = _lane()
+    lane.memo = (
+        "key",
+        n,
+        int.from_bytes(mask, "little"),
+        int.from_bytes(expected, "little"),
+        False,
+        b"key",
+        n + 3,
+        mask,
+        expected,
+    )
+    known = st.binary(min_size=n, max_size=n).map(
+        lambda x: bytes((b & m) | (y & ~m & 0xFF) for b, m, y in zip(base, mask, x, strict=True))
+    )
+    packets: list[object] = data.draw(
+        st.lists(known | st.binary(max_size=n + 1) | st.none(), max_size=20), label="packets"
+    )
+    start = data.draw(st.integers(0, len(packets)), label="start")
+    stop = data.draw(st.integers(start, len(packets)), label="stop")
+    got: list[Entry] = []
+    want: list[Entry] = []
+    index = c.remembered_run(lane, packets, start, stop, "key", 2.5, got)
+    assert index == accel.python_remembered_run(lane, packets, start, stop, "key", 2.5, want)
+    assert got == want
+
+
+@given(
+    st.integers(3, 800),
+    st.lists(st.tuples(st.booleans(), st.integers(3, 400)), max_size=8),
+    st.data(),
+)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_offer_run_is_the_python_loop(
+    c: ModuleType,
+    loop: asyncio.AbstractEventLoop,
+    size: int,
+    more: list[tuple[bool, int]],
+    data: st.DataObject,
+) -> None:
+    state = data.draw(_states(size), label="lane")
+    entries = [_entry(False, size)] + [_entry(e, s) for e, s in more]
+    start = data.draw(st.integers(0, len(entries)), label="start")
+    stop = data.draw(st.integers(start, len(entries)), label="stop")
+    python, native = _build(state, loop), _build(state, loop)
+    want: list[Delivery] = []
+    got: list[Delivery] = []
+    index = accel.python_offer_run(python, entries, start, stop, want)
+    assert c.offer_run(native, entries, start, stop, got) == index
+    assert [_snapshot(native, d) for d in got] == [_snapshot(python, d) for d in want]
+    assert _snapshot(native, None) == _snapshot(python, None)
+
+
+def test_runs_refuse_bad_bounds_and_types(c: ModuleType) -> None:
+    lane = _lane()
+    with pytest.raises(IndexError):
+        c.offer_run(lane, [], 0, 1, [])
+    with pytest.raises(IndexError):
+        c.remembered_run(lane, [b""], 1, 0, "k", 0.0, [])
+    with pytest.raises(TypeError):
+        c.offer_run(lane, (), 0, 0, [])
+    with pytest.raises(TypeError):
+        c.remembered_run(lane, [], 0, 0, "k", 0.0)
+
+
+# -- on the real broker -----------------------------------------------------------------------
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("implementation", ["c", "python"])
+async def test_both_fast_paths_write_the_same_records(
+    kafka_bootstrap_servers: str, implementation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small queues (writers wait, so both fast and slow paths run), two layouts per stream
+    (the memo changes), essential copies, and more packets than a ledger numbers: every
+    delivery reports where its record is, and the broker holds them all in order."""
+    use(implementation, monkeypatch)
+    ds = f"accel-{uuid.uuid4().hex[:10]}"
+    small = encode_packet(
+        "PeriodicData", "k", False, packets.periodic_data(1, 0, 10, [[1.0]]).content, 1
+    )
+    big = packets.periodic_data(2, 0, 10, [[float(i) for i in range(300)]] * 3)
+    large = encode_packet("PeriodicData", "k", True, big.content, 2)
+    assert len(large) >= 2048  # a layout kept for the C comparison only
+    plan = [small if i % 7 else large for i in range(1500)]
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers,
+        queues=QueueLimits(max_packets_per_stream=64, max_bytes_per_stream=64 * 1024),
+    )
+    async with PacketWriter(config) as w:
+        # The first half one by one, the rest with write_data_many (a list, a tuple, and a
+        # generator, which takes the per-packet loop).
+        half = len(plan) // 2
+        results: list[Any] = [await w.write_data(ds, "s", "k", p) for p in plan[:half]]
+        for i, chunk in enumerate(range(half, len(plan), 100)):
+            part = plan[chunk : chunk + 100]
+            many = await w.write_data_many(
+                ds, "s", "k", [part, tuple(part), (p for p in part)][i % 3]
+            )
+            results += many.unwrap()
+        assert (await w.flush(60)).success
+        reports = [await r.delivery for r in results]
+        memo = w._lanes[(ds, "s")].memo
+    assert memo is not None
+    records = await read_partition(kafka_bootstrap_servers, f"{ds}.s", 0)
+    assert [r.value for r in records] == plan
+    assert [r.offset for r in reports] == list(range(len(plan)))
+    essential = [r.essential for r in reports]
+    assert all((e is not None) == (p is large) for e, p in zip(essential, plan, strict=True))
+    copies = await read_partition(kafka_bootstrap_servers, f"{ds}_essential", 0)
+    assert [r.value for r in copies] == [p for p in plan if p is large]
