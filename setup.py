@@ -1,8 +1,10 @@
 """Build hook for the one optional C extension; all metadata is in pyproject.toml.
 
-``aiowriter._writing._accel`` is ``write_data``'s accepting fast path in C. ``optional=True``:
-where it cannot be compiled (no C compiler), the install still succeeds and the same steps
-run in Python (``aiowriter/_writing/accel.py`` says which one is in use).
+Two small optional C extensions, each beside the Python it speeds up:
+``aiowriter._writing._accel`` (``write_data``'s accepting fast path) and
+``aiowriter._encoding._accel`` (sample lists of doubles). ``optional=True``: where they cannot
+be compiled (no C compiler), the install still succeeds and their Python twins run
+(``aiowriter._writing.accel.ACCELERATED`` says which; see ``aiowriter/_native.py``).
 """
 
 from setuptools import Extension, setup
@@ -13,6 +15,11 @@ setup(
             "aiowriter._writing._accel",
             sources=["aiowriter/_writing/_accel.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "aiowriter._encoding._accel",
+            sources=["aiowriter/_encoding/_accel.c"],
+            optional=True,
+        ),
     ]
 )

@@ -129,12 +129,21 @@ def checked(packet: EncodedPacket) -> EncodedPacket:
     return packet
 
 
+# The slots' own setters (the class is frozen): a builder's packet in four stores, not four
+# object.__setattr__ lookups (a fifth of a small packet's build).
+_SET_TYPE = EncodedPacket.__dict__["type"].__set__
+_SET_CONTENT = EncodedPacket.__dict__["content"].__set__
+_SET_ESSENTIAL = EncodedPacket.__dict__["is_essential"].__set__
+_SET_CHECKED = EncodedPacket.__dict__["_checked"].__set__
+_new = object.__new__
+
+
 def trusted(type_: str, content: bytes, is_essential: bool) -> EncodedPacket:
     """An :class:`EncodedPacket` from aiowriter's own encoders, whose output is well-formed by
     construction: skips the content check the public constructor runs."""
-    packet = object.__new__(EncodedPacket)
-    object.__setattr__(packet, "type", type_)
-    object.__setattr__(packet, "content", content)
-    object.__setattr__(packet, "is_essential", is_essential)
-    object.__setattr__(packet, "_checked", True)
+    packet: EncodedPacket = _new(EncodedPacket)
+    _SET_TYPE(packet, type_)
+    _SET_CONTENT(packet, content)
+    _SET_ESSENTIAL(packet, is_essential)
+    _SET_CHECKED(packet, True)
     return packet

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import operator
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import repeat
 from typing import Any, Final, Literal, TypeAlias
 
 from .._exceptions import EncodingError
+from .._native import native_wanted
 from .wire import INT32_MAX, INT32_MIN, signed_varint, varint
 
 __all__ = [
@@ -378,12 +379,17 @@ def encode_sample_lists(
             and (sample_type is None or sample_type == "double")
             and arr.ndim == 2
             and arr.dtype.kind == "f"
-            and 0 < arr.size < NUMPY_MIN_SAMPLES
         ):
             p, n = arr.shape
-            small = _small_double_lists(arr.ravel().tolist(), p, n, key)
-            if small is not None:
-                return small, p, n
+            if _c_double_lists is not None:
+                # C-contiguous float64 without zeros, in C (_accel.c); else None, and on.
+                native = _c_double_lists(key, arr, p, n)
+                if native is not None:
+                    return native, p, n
+            if 0 < arr.size < NUMPY_MIN_SAMPLES:
+                small = _small_double_lists(arr.ravel().tolist(), p, n, key)
+                if small is not None:
+                    return small, p, n
         if arr.ndim != 2:
             raise EncodingError(f"a {what} array must be 2-D ({what}s x samples), got {arr.ndim}-D")
         p, n = arr.shape
@@ -486,6 +492,21 @@ def _small_float_lists(lists: list[Any]) -> tuple[list[float], int, int] | None:
     if set(map(type, flat)) != {float}:
         return None
     return flat, p, n
+
+
+def _load_c_double_lists() -> Callable[[bytes, Any, int, int], bytes | None] | None:
+    """``double_lists`` of the optional C extension (same bytes as the Python paths), if built
+    and wanted (:mod:`aiowriter._native`)."""
+    if not native_wanted():
+        return None
+    try:
+        from ._accel import double_lists  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return double_lists  # type: ignore[no-any-return]
+
+
+_c_double_lists = _load_c_double_lists()
 
 
 def _small_double_lists(flat: list[float], p: int, n: int, key: bytes) -> bytes | None:

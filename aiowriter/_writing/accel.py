@@ -3,16 +3,16 @@ lists for ``write_data_many``: in C when the optional extension ``_accel`` was b
 setup.py), else :class:`~.lanes.Lane`'s own methods and the loops below, which are the reference
 the C ones are tested against (tests/test_accel.py).
 
-Set ``AIOWRITER_PURE_PYTHON=1`` before importing aiowriter to use the Python steps anyway.
+``AIOWRITER_PURE_PYTHON=1`` uses the Python steps anyway (see :mod:`aiowriter._native`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from types import ModuleType
 
+from .._native import native_wanted
 from .delivery import SPAN, Delivery, Ledger
 from .lanes import Budget, Entry, Lane
 
@@ -22,7 +22,7 @@ log = logging.getLogger("aiowriter.writer")
 
 
 def _load() -> ModuleType | None:
-    if os.environ.get("AIOWRITER_PURE_PYTHON", "") not in ("", "0"):
+    if not native_wanted():
         return None
     try:
         from . import _accel  # type: ignore[attr-defined]

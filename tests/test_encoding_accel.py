@@ -1,0 +1,125 @@
+"""Sample lists of doubles in C (``aiowriter._encoding._accel``) against the Python paths.
+
+``encode_sample_lists`` hands 2-D float arrays without statuses to the C ``double_lists``
+first; whatever it returns must be the bytes the Python paths write, and the official protobuf
+runtime must read the given values back. What it declines (zeros, other dtypes or byte orders,
+arrays that are not C-contiguous) goes the Python way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from _fast_paths import CI, has_compiler
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from aiowriter import packets
+from aiowriter._encoding import samples
+
+try:
+    from _oracle import pb2
+except ImportError:  # pragma: no cover
+    from tests._oracle import pb2  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def double_lists() -> Any:
+    if samples._c_double_lists is None:
+        if CI or has_compiler():
+            pytest.fail("aiowriter._encoding._accel was not built or not loaded")
+        pytest.skip("no C compiler here: only the Python paths exist")
+    return samples._c_double_lists
+
+
+def _python(monkeypatch: pytest.MonkeyPatch, *args: Any) -> tuple[bytes, int, int]:
+    with monkeypatch.context() as m:
+        m.setattr(samples, "_c_double_lists", None)
+        return samples.encode_sample_lists(*args)
+
+
+_FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@st.composite
+def _arrays(draw: st.DrawFn) -> Any:
+    shape = draw(st.tuples(st.integers(1, 6), st.integers(1, 120)))
+    dtype = draw(st.sampled_from(["<f8", "<f8", "<f8", ">f8", "<f4"]))
+    # Mostly no zeros (C's case); sometimes zeros, which C leaves to Python.
+    elements = _FLOATS.filter(lambda x: x != 0) if draw(st.booleans()) else _FLOATS
+    with np.errstate(over="ignore"):  # float32 of a huge double is inf: fine here
+        arr = draw(hnp.arrays(np.float64, shape, elements=elements)).astype(dtype)
+    layout = draw(st.sampled_from(["c", "c", "fortran", "strided"]))
+    if layout == "fortran":
+        arr = np.asfortranarray(arr)
+    elif layout == "strided":
+        arr = np.repeat(arr, 2, axis=1)[:, ::2]
+    return arr
+
+
+@given(_arrays(), st.sampled_from([b"\x22", b"\x1a"]))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_c_writes_the_python_bytes(
+    double_lists: Any, monkeypatch: pytest.MonkeyPatch, arr: Any, key: bytes
+) -> None:
+    got = samples.encode_sample_lists(key, arr, None, None, "column")
+    assert got == _python(monkeypatch, key, arr, None, None, "column")
+    native = double_lists(key, arr, *arr.shape)
+    if native is not None:
+        assert native == got[0]
+        assert arr.dtype == np.dtype("<f8")
+        assert arr.flags.c_contiguous
+        assert (arr != 0).all()
+
+
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 5), st.integers(1, 60)),
+        elements=st.floats(allow_nan=False, width=64).filter(lambda x: x != 0),
+    )
+)
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_official_runtime_reads_the_values(double_lists: Any, pb2: Any, arr: Any) -> None:
+    assert double_lists(b"\x22", arr, *arr.shape) is not None  # C wrote it
+    content = packets.periodic_data(3, 10, 20, arr).content
+    parsed = pb2.PeriodicDataPacket.FromString(content)
+    got = [[s.value for s in c.double_samples.samples] for c in parsed.columns]
+    assert got == arr.tolist()
+    assert all(s.status == 1 for c in parsed.columns for s in c.double_samples.samples)
+
+
+def test_what_c_declines(double_lists: Any) -> None:
+    ones = np.ones((2, 3))
+    assert double_lists(b"\x22", ones, 2, 3) is not None
+    assert double_lists(b"\x22", ones, 3, 3) is None  # not p * n doubles
+    assert double_lists(b"\x22", ones, 0, 3) is None
+    assert double_lists(b"\x22", np.zeros((2, 3)), 2, 3) is None  # proto3 leaves 0 out
+    assert double_lists(b"\x22", np.full((1, 1), -0.0), 1, 1) is None
+    assert double_lists(b"\x22", ones.T, 3, 2) is None  # not C-contiguous
+    assert double_lists(b"\x22", ones.astype(">f8"), 2, 3) is None
+    assert double_lists(b"\x22", ones.astype("<f4"), 2, 3) is None
+    assert double_lists(b"\x22", [1.0, 2.0], 1, 2) is None  # no buffer
+    assert double_lists(b"\x22", math.pi, 1, 1) is None
+    with pytest.raises(TypeError):
+        double_lists("key", ones, 2, 3)
+    with pytest.raises(TypeError):
+        double_lists(b"\x22", ones, 2)
+
+
+def test_the_builders_use_it(double_lists: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+
+    def spy(key: bytes, values: Any, p: int, n: int) -> bytes | None:
+        calls.append((p, n))
+        return double_lists(key, values, p, n)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(samples, "_c_double_lists", spy)
+    arr = np.arange(1.0, 10.0).reshape(3, 3)
+    packets.periodic_data(1, 0, 10, arr)
+    packets.periodic_data(1, 0, 10, np.arange(1.0, 1001.0).reshape(10, 100))
+    assert calls == [(3, 3), (10, 100)]
