@@ -151,6 +151,17 @@ async def _write_data_cost(servers: str, values: list[bytes], repeat: int) -> di
     return best
 
 
+def _builder_cost(arrays: list[Any], repeat: int) -> float:
+    """µs per ``packets.periodic_data`` call on the benchmark's numpy columns."""
+    from _clients import FORMAT_ID, INTERVAL_NS, START_NS
+
+    from aiowriter import packets
+
+    a = arrays[0]
+    number = 20_000 if a.size < 100 else 2_000
+    return _best(lambda: packets.periodic_data(FORMAT_ID, START_NS, INTERVAL_NS, a), number, repeat)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bootstrap-servers", help="broker for the write_data line")
@@ -166,11 +177,18 @@ def main() -> int:
         local = start_local_kafka()
         servers = local.bootstrap_servers
     try:
+        from aiowriter._writing import accel
+
+        print(
+            "aiowriter's C extensions:",
+            "in use" if accel.ACCELERATED else "not in use (the Python twins run)",
+        )
         for shape in ((3, 3), (10, 100)):
-            _, values = make_pool(*shape, 64)
+            arrays, values = make_pool(*shape, 64)
             name = f"{shape[0]}x{shape[1]}"
             steps = asyncio.run(_write_data_cost(servers, values, args.repeat))
             steps.update(_steps(values, args.repeat))
+            steps["periodic_data of a numpy array"] = _builder_cost(arrays, args.repeat)
             results[name] = steps
             print(f"\n{name} ({len(values[0])} B per Packet), µs per packet, min of {args.repeat}:")
             for label, us in steps.items():

@@ -815,6 +815,16 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
             )
 
 
+def _c_extensions() -> str:
+    """Whether aiowriter's optional C extensions run here (the workers import the same)."""
+    from aiowriter._encoding import samples
+    from aiowriter._writing import accel
+
+    if accel.ACCELERATED and samples._c_double_lists is not None:
+        return "built and in use (write_data's fast path, double sample lists)"
+    return "not in use: the Python twins run (no C compiler, or AIOWRITER_PURE_PYTHON=1)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.worker:
@@ -842,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
         "many_chunk": args.many_chunk,
         "pool": args.pool,
         "check_content": not args.no_content_check,
+        "aiowriter_c_extensions": _c_extensions(),
         "flat_out": {
             "skipped": args.skip_throughput,
             "shapes": ["x".join(map(str, sh)) for sh in args.shape_list],

@@ -379,6 +379,9 @@ async def test_both_fast_paths_write_the_same_records(
         # generator, which takes the per-packet loop).
         half = len(plan) // 2
         results: list[Any] = [await w.write_data(ds, "s", "k", p) for p in plan[:half]]
+        assert (await w.flush(60)).success  # room for write_data_nowait:
+        results += [w.write_data_nowait(ds, "s", "k", p) for p in plan[half : half + 20]]
+        half += 20
         for i, chunk in enumerate(range(half, len(plan), 100)):
             part = plan[chunk : chunk + 100]
             many = await w.write_data_many(

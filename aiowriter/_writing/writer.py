@@ -307,6 +307,21 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
         self, data_source: str, stream: str, session_key: str, packet: object
     ) -> WriteResult:
         """Like :meth:`write_data`, but raises :class:`BufferFullError` instead of waiting."""
+        if (
+            self._state == "running"
+            and type(data_source) is str
+            and type(stream) is str
+            and type(session_key) is str
+            and _get_running_loop() is self._loop
+        ):
+            # write_data's fast path (a remembered layout, room at once); anything else, a
+            # full queue included, takes the checks below, which say why.
+            lane = self._lanes.get((data_source, stream))
+            if lane is not None:
+                entry = remembered(lane, packet, session_key, self._clock())
+                delivery = offer(lane, entry) if entry is not None else None
+                if delivery is not None:
+                    return delivery
         lane, entry = self._prepare(data_source, stream, session_key, packet)
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
         if lane.must_wait(entry[SIZE]):
