@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from aiowriter import packets
-from aiowriter._encoding import samples
+from aiowriter._encoding import builders, samples
 
 try:
     from _oracle import pb2
@@ -34,6 +34,15 @@ def double_lists() -> Any:
             pytest.fail("aiowriter._encoding._accel was not built or not loaded")
         pytest.skip("no C compiler here: only the Python paths exist")
     return samples._c_double_lists
+
+
+@pytest.fixture(scope="module")
+def periodic_double() -> Any:
+    if builders._c_periodic_double is None:
+        if CI or has_compiler():
+            pytest.fail("aiowriter._encoding._accel was not built or not loaded")
+        pytest.skip("no C compiler here: only the Python paths exist")
+    return builders._c_periodic_double
 
 
 def _python(monkeypatch: pytest.MonkeyPatch, *args: Any) -> tuple[bytes, int, int]:
@@ -119,7 +128,73 @@ def test_the_builders_use_it(double_lists: Any, monkeypatch: pytest.MonkeyPatch)
         return double_lists(key, values, p, n)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(samples, "_c_double_lists", spy)
+    monkeypatch.setattr(builders, "_c_periodic_double", None)  # its own test is below
     arr = np.arange(1.0, 10.0).reshape(3, 3)
     packets.periodic_data(1, 0, 10, arr)
     packets.periodic_data(1, 0, 10, np.arange(1.0, 1001.0).reshape(10, 100))
-    assert calls == [(3, 3), (10, 100)]
+    packets.row_data(1, [1, 2, 3], arr)
+    assert calls == [(3, 3), (10, 100), (3, 3)]
+
+
+@given(
+    _arrays(),
+    st.sampled_from([0, 1, 2**63, 2**64 - 1]) | st.integers(0, 2**64 - 1),
+    st.sampled_from([0, 1, 127, 128, 2**32 - 1]) | st.integers(0, 2**32 - 1),
+    st.sampled_from([0, 5, 2**64 - 1]) | st.integers(0, 2**64 - 1),
+)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_periodic_data_in_c_is_the_python_packet(
+    periodic_double: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    arr: Any,
+    start: int,
+    interval: int,
+    data_format: int,
+) -> None:
+    packets.periodic_data(data_format, 0, 1, [[1.0]])  # the id's field is known (cached)
+    got = packets.periodic_data(data_format, start, interval, arr)
+    with monkeypatch.context() as m:
+        m.setattr(builders, "_c_periodic_double", None)
+        m.setattr(samples, "_c_double_lists", None)
+        want = packets.periodic_data(data_format, start, interval, arr)
+    assert (got.type, got.content, got.is_essential) == (want.type, want.content, False)
+
+
+def test_periodic_double_declines_what_it_does_not_write(periodic_double: Any) -> None:
+    fmt = b"\x0a\x02\x08\x05"
+    assert periodic_double(fmt, 1, 2, np.ones((2, 3))) is not None
+    assert periodic_double(fmt, 1, 2, np.ones(3)) is None  # 1-D
+    assert periodic_double(fmt, 1, 2, np.ones((2, 2, 2))) is None  # 3-D
+    assert periodic_double(fmt, 1, 2, np.ones((0, 3))) is None
+    assert periodic_double(fmt, 1, 2, np.ones((2, 3)).T) is None
+    assert periodic_double(fmt, 1, 2, np.zeros((2, 3))) is None
+    assert periodic_double(fmt, 1, 2, [[1.0]]) is None
+    with pytest.raises(OverflowError):
+        periodic_double(fmt, -1, 2, np.ones((2, 3)))
+    with pytest.raises(OverflowError):
+        periodic_double(fmt, 1, 2**32, np.ones((2, 3)))
+    with pytest.raises(TypeError):
+        periodic_double("fmt", 1, 2, np.ones((2, 3)))
+
+
+def test_periodic_data_takes_c_only_for_the_plain_call(
+    periodic_double: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def spy(*args: Any) -> bytes | None:
+        calls.append(1)
+        return periodic_double(*args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(builders, "_c_periodic_double", spy)
+    arr = np.arange(1.0, 10.0).reshape(3, 3)
+    packets.periodic_data(7, 0, 10, arr)  # caches the id's field
+    packets.periodic_data(7, 0, 10, arr)
+    assert len(calls) == 1  # the first call cached the format, the second went to C
+    # Anything else takes the Python path (statuses, a type, essential, names, datetimes).
+    packets.periodic_data(7, 0, 10, arr, [[0] * 3] * 3)
+    packets.periodic_data(7, 0, 10, arr, sample_type="double")
+    packets.periodic_data(7, 0, 10, arr, is_essential=False)
+    packets.periodic_data(["a", "b", "c"], 0, 10, arr)
+    packets.periodic_data(7, 0, 10, arr.tolist())
+    assert len(calls) == 1

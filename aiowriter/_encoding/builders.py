@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 from .._exceptions import EncodingError
+from .._native import native_wanted
 from .encoded import ESSENTIAL_BY_DEFAULT, EncodedPacket, trusted
 from .samples import SampleType, encode_sample_lists
 from .values import Time, datetime64_ns, fixed64_time, timedelta_ns
@@ -161,6 +162,24 @@ def periodic_data(
             (or one per column); ``"double"`` accepts int values.
         is_essential: default False.
     """
+    if (
+        _c_periodic_double is not None
+        and statuses is None
+        and sample_type is None
+        and is_essential is None
+        and type(start_time) is int
+        and type(interval) is int
+        and 0 <= start_time <= UINT64_MAX
+        and 0 <= interval <= UINT32_MAX
+        and type(columns).__module__ == "numpy"
+    ):
+        # The commonest call (an id, a 2-D float64 array, no statuses), whole in C; None if
+        # the array is not that (or holds a zero), and on.
+        fmt = _FORMAT_CACHE.get(data_format) if type(data_format) is int else None
+        if fmt is not None:
+            content = _c_periodic_double(fmt, start_time, interval, columns)
+            if content is not None:
+                return trusted("PeriodicData", content, False)
     fmt, n_params = _sample_data_format(data_format)
     start = fixed64_time(start_time, "start_time")
     step = _interval_ns(interval, "interval")
@@ -178,6 +197,21 @@ def periodic_data(
 
 
 _pack_q = struct.Struct("<Q").pack
+
+
+def _load_c_periodic_double() -> Callable[[bytes, int, int, Any], bytes | None] | None:
+    """``periodic_double`` of the optional C extension (same bytes as the Python path), if
+    built and wanted (:mod:`aiowriter._native`)."""
+    if not native_wanted():
+        return None
+    try:
+        from ._accel import periodic_double  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return periodic_double  # type: ignore[no-any-return]
+
+
+_c_periodic_double = _load_c_periodic_double()
 
 
 def _packed_times(timestamps: Any, field: str) -> bytes:
