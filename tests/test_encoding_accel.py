@@ -187,10 +187,12 @@ def test_periodic_data_takes_c_only_for_the_plain_call(
         return periodic_double(*args)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(builders, "_c_periodic_double", spy)
+    builders._FORMAT_CACHE.pop(7, None)  # as if this process had not seen the id yet
     arr = np.arange(1.0, 10.0).reshape(3, 3)
-    packets.periodic_data(7, 0, 10, arr)  # caches the id's field
+    packets.periodic_data(7, 0, 10, arr)  # checks and caches the id's field
+    assert calls == []
     packets.periodic_data(7, 0, 10, arr)
-    assert len(calls) == 1  # the first call cached the format, the second went to C
+    assert len(calls) == 1  # the id is known: the call went to C
     # Anything else takes the Python path (statuses, a type, essential, names, datetimes).
     packets.periodic_data(7, 0, 10, arr, [[0] * 3] * 3)
     packets.periodic_data(7, 0, 10, arr, sample_type="double")
