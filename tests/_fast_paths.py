@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from aiowriter._writing import accel
+from aiowriter._writing import accel, acceptance
 from aiowriter._writing import writer as writer_module
 from aiowriter._writing.delivery import SPAN, Delivery, Ledger
 from aiowriter._writing.lanes import Budget, Lane
@@ -41,11 +41,21 @@ def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``PacketWriter`` use ``implementation`` ("c" or "python") from now on."""
     if implementation == "c":
         module = c_module()
-        monkeypatch.setattr(writer_module, "remembered", module.remembered)
-        monkeypatch.setattr(writer_module, "offer", module.offer)
-        monkeypatch.setattr(writer_module, "ACCELERATED", True)
+        steps = {
+            "remembered": module.remembered,
+            "offer": module.offer,
+            "remembered_run": module.remembered_run,
+            "offer_run": module.offer_run,
+        }
     else:
-        monkeypatch.setattr(writer_module, "remembered", Lane.remembered)
-        monkeypatch.setattr(writer_module, "offer", Lane.offer)
-        monkeypatch.setattr(writer_module, "ACCELERATED", False)
+        steps = {
+            "remembered": Lane.remembered,
+            "offer": Lane.offer,
+            "remembered_run": accel.python_remembered_run,
+            "offer_run": accel.python_offer_run,
+        }
+    for name, step in steps.items():
+        monkeypatch.setattr(writer_module, name, step)
+    # Large packets' memo exists for the C comparison only (PacketWriter._accept).
+    monkeypatch.setattr(acceptance, "ACCELERATED", implementation == "c")
     assert accel.offer in (Lane.offer, getattr(accel._module, "offer", None))

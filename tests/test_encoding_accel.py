@@ -27,22 +27,24 @@ except ImportError:  # pragma: no cover
     from tests._oracle import pb2  # noqa: F401
 
 
-@pytest.fixture(scope="module")
-def double_lists() -> Any:
-    if samples._c_double_lists is None:
+def _c_function(function: Any) -> Any:
+    """An optional C function as the module loaded it; missing is a failure in CI or where a
+    compiler is, else a skip."""
+    if function is None:
         if CI or has_compiler():
             pytest.fail("aiowriter._encoding._accel was not built or not loaded")
         pytest.skip("no C compiler here: only the Python paths exist")
-    return samples._c_double_lists
+    return function
+
+
+@pytest.fixture(scope="module")
+def double_lists() -> Any:
+    return _c_function(samples._c_double_lists)
 
 
 @pytest.fixture(scope="module")
 def periodic_double() -> Any:
-    if builders._c_periodic_double is None:
-        if CI or has_compiler():
-            pytest.fail("aiowriter._encoding._accel was not built or not loaded")
-        pytest.skip("no C compiler here: only the Python paths exist")
-    return builders._c_periodic_double
+    return _c_function(builders._c_periodic_double)
 
 
 def _python(monkeypatch: pytest.MonkeyPatch, *args: Any) -> tuple[bytes, int, int]:

@@ -38,7 +38,7 @@ from aiowriter._encoding import packet_input
 from aiowriter._encoding.skeletons import LARGE, Skeletons
 from aiowriter._encoding.wire import encode_packet
 from aiowriter._kafka.compression import PreparedBatch
-from aiowriter._writing import writer as writer_module
+from aiowriter._writing import acceptance
 from aiowriter._writing.admission import _SLICE
 
 pytestmark = pytest.mark.kafka
@@ -241,14 +241,14 @@ async def test_a_long_write_data_many_hands_over_while_checking(
     ds = _ds()
     batch = [packets.periodic_data(7, 1_000 + i, 10, [[float(i)] * 10] * 3) for i in range(2000)]
     checked = 0
-    original = writer_module.packet_value
+    original = acceptance.packet_value
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal checked
         checked += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(writer_module, "packet_value", counting)
+    monkeypatch.setattr(acceptance, "packet_value", counting)
     seen: list[int] = []
     done = False
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 from .._exceptions import EncodingError
-from .._native import native_wanted
+from .._native import native_function
 from .encoded import ESSENTIAL_BY_DEFAULT, EncodedPacket, trusted
 from .samples import SampleType, encode_sample_lists
 from .values import Time, datetime64_ns, fixed64_time, timedelta_ns
@@ -199,19 +199,10 @@ def periodic_data(
 _pack_q = struct.Struct("<Q").pack
 
 
-def _load_c_periodic_double() -> Callable[[bytes, int, int, Any], bytes | None] | None:
-    """``periodic_double`` of the optional C extension (same bytes as the Python path), if
-    built and wanted (:mod:`aiowriter._native`)."""
-    if not native_wanted():
-        return None
-    try:
-        from ._accel import periodic_double  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return periodic_double  # type: ignore[no-any-return]
-
-
-_c_periodic_double = _load_c_periodic_double()
+#: ``periodic_double`` of the optional C extension (same bytes as the Python path), or None
+#: (not built, or not wanted: :mod:`aiowriter._native`).
+_c_periodic_double: Callable[[bytes, int, int, Any], bytes | None] | None
+_c_periodic_double = native_function("aiowriter._encoding._accel", "periodic_double")
 
 
 def _packed_times(timestamps: Any, field: str) -> bytes:

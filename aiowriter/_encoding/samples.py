@@ -22,7 +22,7 @@ from itertools import repeat
 from typing import Any, Final, Literal, TypeAlias
 
 from .._exceptions import EncodingError
-from .._native import native_wanted
+from .._native import native_function
 from .wire import INT32_MAX, INT32_MIN, signed_varint, varint
 
 __all__ = [
@@ -494,19 +494,10 @@ def _small_float_lists(lists: list[Any]) -> tuple[list[float], int, int] | None:
     return flat, p, n
 
 
-def _load_c_double_lists() -> Callable[[bytes, Any, int, int], bytes | None] | None:
-    """``double_lists`` of the optional C extension (same bytes as the Python paths), if built
-    and wanted (:mod:`aiowriter._native`)."""
-    if not native_wanted():
-        return None
-    try:
-        from ._accel import double_lists  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return double_lists  # type: ignore[no-any-return]
-
-
-_c_double_lists = _load_c_double_lists()
+#: ``double_lists`` of the optional C extension (same bytes as the Python path), or None
+#: (not built, or not wanted: :mod:`aiowriter._native`).
+_c_double_lists: Callable[[bytes, Any, int, int], bytes | None] | None
+_c_double_lists = native_function("aiowriter._encoding._accel", "double_lists")
 
 
 def _small_double_lists(flat: list[float], p: int, n: int, key: bytes) -> bytes | None:

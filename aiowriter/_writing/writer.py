@@ -19,16 +19,13 @@ from typing import Any
 
 from .._checks import check_deadline, check_loop
 from .._config import StreamingConfig
-from .._encoding import packet_input
 from .._encoding.packet_input import embedded_session_key, packet_value
-from .._encoding.skeletons import LARGE
 from .._exceptions import (
     AiowriterError,
     BufferFullError,
     DeliveryError,
     DeliveryTimeoutError,
     InvalidInputError,
-    PacketTooLargeError,
     WriterClosedError,
 )
 from .._kafka.producer import start_producer
@@ -39,7 +36,8 @@ from .._observability.health import HealthTracker, ReportsHealth
 from .._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
 from .._observability.statistics import StopReport, StreamStatistics, WriterStatistics
 from .._result import ApiResult
-from .accel import ACCELERATED, offer, offer_run, remembered, remembered_run
+from .accel import offer, offer_run, remembered, remembered_run
+from .acceptance import _RECORD_OVERHEAD, AcceptMixin
 from .admission import _SLICE, AdmitMixin
 from .delivery import Delivery, WriteResult
 from .drain import Drainer
@@ -52,16 +50,13 @@ __all__ = ["InfoType", "PacketWriter"]
 
 log = logging.getLogger("aiowriter.writer")
 
-# Bytes a record adds around key and value inside a batch and request (headers, varints, CRC):
-# a generous bound so a packet we accept is never rejected by the broker for size.
-_RECORD_OVERHEAD = 512
 #: Packets write_data_many checks or queues between two looks at the clock (its turn).
 _RUN = 64
 
 _get_running_loop = asyncio._get_running_loop  # C; None outside a running loop
 
 
-class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
+class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
     """Writes Open Data packets to Kafka exactly where the Stream API server would.
 
     Usage::
@@ -307,22 +302,16 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
         self, data_source: str, stream: str, session_key: str, packet: object
     ) -> WriteResult:
         """Like :meth:`write_data`, but raises :class:`BufferFullError` instead of waiting."""
-        if (
-            self._state == "running"
-            and type(data_source) is str
-            and type(stream) is str
-            and type(session_key) is str
-            and _get_running_loop() is self._loop
-        ):
+        lane = self._checked_lane(data_source, stream, session_key)
+        if lane is not None:
             # write_data's fast path (a remembered layout, room at once); anything else, a
             # full queue included, takes the checks below, which say why.
-            lane = self._lanes.get((data_source, stream))
-            if lane is not None:
-                entry = remembered(lane, packet, session_key, self._clock())
-                delivery = offer(lane, entry) if entry is not None else None
-                if delivery is not None:
-                    return delivery
-        lane, entry = self._prepare(data_source, stream, session_key, packet)
+            entry = remembered(lane, packet, session_key, self._clock())
+            delivery = offer(lane, entry) if entry is not None else None
+            if delivery is not None:
+                return delivery
+        entry = self._accept(lane, session_key, packet)
+        lane = lane or self._lane(data_source, stream)  # only once the packet passed
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
         if lane.must_wait(entry[SIZE]):
             raise BufferFullError(
@@ -463,96 +452,6 @@ class PacketWriter(AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
                     "the writer is not started: await writer.start() or use 'async with'"
                 )
             raise WriterClosedError(f"the writer is {self._state}; create a new one to write")
-
-    def _checked_lane(self, data_source: str, stream: str, session_key: str) -> Lane | None:
-        """The existing lane of ``(data_source, stream)``, or ``None`` once the names and key
-        are known to be valid; raises if the writer is not running or an argument is wrong."""
-        self._check_running()
-        check_loop(self._loop, "write_data()")
-        # Names are checked before they are used as keys (a list would raise TypeError).
-        valid_types = type(data_source) is str and type(stream) is str
-        lane = self._lanes.get((data_source, stream)) if valid_types else None
-        if lane is None:
-            validate_data_source(data_source)
-            validate_stream(stream, data_source)
-        if type(session_key) is not str:
-            validate_session_key(session_key)
-        return lane
-
-    def _prepare(
-        self, data_source: str, stream: str, session_key: str, packet: object
-    ) -> tuple[Lane, Entry]:
-        lane = self._checked_lane(data_source, stream, session_key)
-        entry = self._accept(lane, session_key, packet)
-        # The lane (and so its topics) comes only after the packet passed every check.
-        return lane or self._lane(data_source, stream), entry
-
-    def _entry(
-        self, session_key: str, value: bytes, essential: bool, now: float | None = None
-    ) -> Entry:
-        key = self._keys.get(session_key)
-        if key is None:
-            if len(self._keys) >= 4096:  # sessions come and go; keep the cache small
-                self._keys.clear()
-            key = self._keys[session_key] = session_key.encode()
-        if len(value) + len(key) > self._max_value:
-            raise PacketTooLargeError(
-                f"packet of {len(value)} bytes exceeds the producer's max request size "
-                f"({self._config.producer.max_request_size} bytes, less {_RECORD_OVERHEAD} bytes "
-                f"of "
-                "record overhead): split it into smaller packets or raise max_request_size (and "
-                "the broker's message.max.bytes)"
-            )
-        return (key, value, essential, self._clock() if now is None else now, len(key) + len(value))
-
-    def _accept(
-        self, lane: Lane | None, session_key: str, packet: object, now: float | None = None
-    ) -> Entry:
-        """``packet`` checked and made a queue entry; a bytes layout that passed is kept as the
-        lane's memo, so the stream's next packets of that layout (the usual case: same
-        channels, new values) are accepted by one comparison in ``write_data``.
-
-        The memo is one of the whole-packet layouts of ``packet_input.PACKET_LAYOUTS`` (same
-        session key and check setting), so it accepts exactly what the full checks accept.
-        Layouts of :data:`LARGE` packets or more are kept only for the C comparison (in Python,
-        ``int.from_bytes`` of a 13 KB packet costs more than the full checks' numpy one).
-        """
-        value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
-        entry = self._entry(session_key, value, essential, now)
-        if lane is not None and value is packet:
-            n = len(value)
-            kind = (session_key, self._check)
-            mask: int | None = None
-            expected: int | None = None
-            if n < LARGE:
-                layout = packet_input.PACKET_LAYOUTS.find(kind, value)
-                if layout is None:
-                    return entry
-                mask, expected, _ = layout
-                mask_bytes, expected_bytes = (
-                    mask.to_bytes(n, "little"),
-                    expected.to_bytes(n, "little"),
-                )
-            elif ACCELERATED:
-                found = packet_input.PACKET_LAYOUTS.find_bytes(kind, value)
-                if found is None:
-                    return entry
-                mask_bytes, expected_bytes = found
-            else:
-                return entry
-            key = entry[KEY]
-            lane.memo = (
-                session_key,
-                n,
-                mask,
-                expected,
-                essential,
-                key,
-                entry[SIZE],
-                mask_bytes,
-                expected_bytes,
-            )
-        return entry
 
     def _lane(self, data_source: str, stream: str) -> Lane:
         lane = self._lanes.get((data_source, stream))
