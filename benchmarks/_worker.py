@@ -14,6 +14,7 @@ from typing import Any
 
 from _clients import (
     make_pool,
+    pool_size,
     run_aiokafka,
     run_aiowriter,
     run_confluent_aio,
@@ -29,12 +30,12 @@ def worker_main(spec_json: str) -> None:
         out = asyncio.run(run_stall(spec))
     elif spec.get("mode") == "rate":
         columns, samples = spec["shape"]
-        arrays, values = make_pool(columns, samples, spec["pool"])
+        arrays, values = make_pool(columns, samples, _pool(spec))
         out = run_rate(spec, arrays, values)
         out["value_bytes_mean"] = sum(map(len, values)) / len(values)
     else:
         columns, samples = spec["shape"]
-        arrays, values = make_pool(columns, samples, spec["pool"])
+        arrays, values = make_pool(columns, samples, _pool(spec))
         client = spec["client"]
         if client == "ck-producer":
             out = run_confluent_producer(spec, values)
@@ -52,6 +53,11 @@ def worker_main(spec_json: str) -> None:
         out["value_bytes_mean"] = sum(map(len, values)) / len(values)
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
+
+
+def _pool(spec: dict[str, Any]) -> int:
+    columns, samples = spec["shape"]
+    return pool_size(columns, samples, spec["pool"], spec["settings"]["batch_bytes"])
 
 
 async def _profiled(spec: dict[str, Any], coro: Any) -> Any:

@@ -129,7 +129,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=256 * MIB,
         help="aiowriter max_total_bytes; librdkafka queue.buffering.max.kbytes",
     )
-    p.add_argument("--pool", type=int, default=256, help="distinct packets cycled through")
+    p.add_argument(
+        "--pool",
+        type=int,
+        default=256,
+        help="distinct packets cycled through, at least (and at least two full batches' worth, "
+        "so no batch repeats a packet: _clients.pool_size)",
+    )
     p.add_argument(
         "--many-chunk", type=int, default=256, help="aiowriter-many: packets per write_data_many"
     )
@@ -937,9 +943,10 @@ def main(argv: list[str] | None = None) -> int:
                 "synchronous)",
                 "rss": "peak = ru_maxrss of the worker process (imports included); growth = "
                 "peak - RSS after warm-up. Pre-encoded clients cycle through a pool of "
-                f"{args.pool} bytes objects, so packets aiowriter queues by reference cost "
-                "no memory (aiokafka and librdkafka copy them into batches); the numpy "
-                "client and the stall check make a new packet per write",
+                f"at least {args.pool} distinct bytes objects (two full batches' worth for "
+                "small packets, so no batch repeats a packet), so packets aiowriter queues "
+                "by reference cost no memory (aiokafka and librdkafka copy them into "
+                "batches); the numpy client and the stall check make a new packet per write",
                 "payload": "PeriodicData, data_format id, float64 columns (smooth signal + "
                 "noise, distinct per packet), statuses omitted (all VALID), wrapped "
                 "in Packet with session key and id",

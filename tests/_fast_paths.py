@@ -12,6 +12,7 @@ from types import ModuleType
 import pytest
 
 from aiowriter._writing import accel, acceptance
+from aiowriter._writing import drain as drain_module
 from aiowriter._writing import writer as writer_module
 from aiowriter._writing.delivery import SPAN, Delivery, Ledger
 from aiowriter._writing.lanes import Budget, Lane
@@ -56,6 +57,12 @@ def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
         }
     for name, step in steps.items():
         monkeypatch.setattr(writer_module, name, step)
+    # write_data's whole fast path in one call (C only: Python runs it inline).
+    monkeypatch.setattr(writer_module, "write", module.write if implementation == "c" else None)
+    # The drain's loop over a batch's packets.
+    monkeypatch.setattr(
+        drain_module, "frame", module.frame if implementation == "c" else accel.python_frame
+    )
     # Large packets' memo exists for the C comparison only (PacketWriter._accept).
     monkeypatch.setattr(acceptance, "ACCELERATED", implementation == "c")
     assert accel.offer in (Lane.offer, getattr(accel._module, "offer", None))

@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -350,6 +351,284 @@ def test_runs_refuse_bad_bounds_and_types(c: ModuleType) -> None:
         c.offer_run(lane, (), 0, 0, [])
     with pytest.raises(TypeError):
         c.remembered_run(lane, [], 0, 0, "k", 0.0)
+
+
+# -- write: write_data's whole fast path ------------------------------------------------------
+
+
+class _Front:
+    """What ``write`` reads of a PacketWriter (by attribute name, as from the real one)."""
+
+    def __init__(self, **attrs: Any) -> None:
+        self.__dict__.update(attrs)
+
+
+class _Str(str):
+    pass
+
+
+def _inline_write(front: Any, data_source: Any, stream: Any, key: Any, packet: Any) -> Any:
+    """The steps write_data runs inline in Python (writer.py), stopping where they would leave
+    the fast path: the reference the C ``write`` must give the same answer as."""
+    if not (
+        front._state == "running"
+        and type(data_source) is str
+        and type(stream) is str
+        and type(key) is str
+        and asyncio._get_running_loop() is front._loop
+    ):
+        return None
+    lane = front._lanes.get((data_source, stream))
+    if lane is None or lane.ready is None or not lane.ready.done():
+        return None
+    now = front._clock()
+    entry = lane.remembered(packet, key, now)
+    if entry is None or not now < front._turn_ends:
+        return None
+    return lane.offer(entry)
+
+
+_BASE = b"\x0a\x05Event\x12\x03key\x22\x02ab"
+_MASK = bytes([0xFF] * 14 + [0, 0])  # the values' bytes are free
+_EXPECTED = bytes(b & m for b, m in zip(_BASE, _MASK, strict=True))
+
+
+@given(st.booleans(), st.integers(15, 800), st.data())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_write_is_the_inline_python(
+    c: ModuleType, loop: asyncio.AbstractEventLoop, essential: bool, size: int, data: st.DataObject
+) -> None:
+    state = data.draw(_states(size), label="lane")
+    ready = data.draw(st.sampled_from(["done"] * 6 + ["pending", None, "absent"]), label="ready")
+    packet = data.draw(
+        st.sampled_from([_BASE] * 6 + [_BASE[:-1] + b"c", b"\x0b" + _BASE[1:], _BASE[:-2]])
+        | st.sampled_from([bytearray(_BASE), _BytesSubclass(_BASE), None]),
+        label="packet",
+    )
+    names = data.draw(
+        st.sampled_from([("ds", "s", "key")] * 8 + [(_Str("ds"), "s", "key"), ("ds", "s", 1)]),
+        label="names",
+    )
+    front_state = data.draw(st.sampled_from(["running"] * 6 + ["stopping", "new"]), label="state")
+    own_loop = data.draw(st.sampled_from([True] * 6 + [False]), label="own loop")
+    turn_left = data.draw(st.sampled_from([1.0] * 6 + [0.0, -1.0]), label="turn left")
+
+    def front(lane: Lane) -> _Front:
+        lane.memo = ("key", len(_BASE), None, None, essential, b"key", size, _MASK, _EXPECTED)
+        if ready != "absent":
+            lane.ready = None if ready is None else loop.create_future()
+            if ready == "done":
+                lane.ready.set_result(None)
+        lanes = {} if ready == "absent" else {("ds", "s"): lane}
+        return _Front(
+            _state=front_state,
+            _loop=loop if own_loop else object(),
+            _lanes=lanes,
+            _clock=lambda: 100.0,
+            _turn_ends=100.0 + turn_left,
+        )
+
+    python, native = _build(state, loop), _build(state, loop)
+    py_front, c_front = front(python), front(native)
+
+    async def both() -> tuple[Any, Any]:
+        return _inline_write(py_front, *names, packet), c.write(c_front, *names, packet)
+
+    expected, got = loop.run_until_complete(both())
+    assert _snapshot(native, got) == _snapshot(python, expected)
+
+
+def test_write_outside_a_loop_and_bad_arguments(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    lane = _lane()
+    lane.task = loop.create_future()  # type: ignore[assignment]
+    lane.ready = loop.create_future()
+    lane.ready.set_result(None)
+    lane.memo = ("key", len(_BASE), None, None, False, b"key", 20, _MASK, _EXPECTED)
+    front = _Front(
+        _state="running",
+        _loop=loop,
+        _lanes={("ds", "s"): lane},
+        _clock=lambda: 1.0,
+        _turn_ends=2.0,
+    )
+    assert c.write(front, "ds", "s", "key", _BASE) is None  # no running loop: not its loop
+    assert type(loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE))) is Delivery
+    with pytest.raises(TypeError):
+        c.write(front, "ds", "s", "key")
+    del front._turn_ends  # a writer without the attribute: an error, not a silent miss
+    with pytest.raises(AttributeError):
+        loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE))
+    front._turn_ends = "later"
+    with pytest.raises(TypeError):
+        loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE))
+
+
+_MISSES: dict[str, Any] = {
+    "writer not running": lambda f, a: setattr(f, "_state", "stopping"),
+    "another loop's writer": lambda f, a: setattr(f, "_loop", object()),
+    "a new stream": lambda f, a: f._lanes.clear(),
+    "topics not ready": lambda f, a: setattr(f._lanes["ds", "s"], "ready", asyncio.Future()),
+    "no topics yet": lambda f, a: setattr(f._lanes["ds", "s"], "ready", None),
+    "the turn is over": lambda f, a: setattr(f, "_turn_ends", 1.0),
+    "no memo": lambda f, a: setattr(f._lanes["ds", "s"], "memo", None),
+    "no room": lambda f, a: setattr(f._lanes["ds", "s"], "woken", asyncio.Future()),
+    "a str subclass data source": lambda f, a: a.__setitem__(0, _Str("ds")),
+    "a str subclass stream": lambda f, a: a.__setitem__(1, _Str("s")),
+    "a str subclass key": lambda f, a: a.__setitem__(2, _Str("key")),
+    "another key": lambda f, a: a.__setitem__(2, "other"),
+    "a bytearray": lambda f, a: a.__setitem__(3, bytearray(_BASE)),
+    "a bytes subclass": lambda f, a: a.__setitem__(3, _BytesSubclass(_BASE)),
+    "another layout": lambda f, a: a.__setitem__(3, b"\x0b" + _BASE[1:]),
+}
+
+
+@pytest.mark.parametrize("miss", sorted(_MISSES))
+def test_write_leaves_each_unusual_case_to_python(
+    c: ModuleType, loop: asyncio.AbstractEventLoop, miss: str
+) -> None:
+    """Each condition alone makes ``write`` answer None, where it takes the packet otherwise."""
+
+    async def attempt(change: bool) -> Any:
+        lane = _lane()
+        lane.task = asyncio.get_running_loop().create_future()  # type: ignore[assignment]
+        lane.ready = asyncio.get_running_loop().create_future()
+        lane.ready.set_result(None)
+        lane.memo = ("key", len(_BASE), None, None, False, b"key", 20, _MASK, _EXPECTED)
+        front = _Front(
+            _state="running",
+            _loop=loop,
+            _lanes={("ds", "s"): lane},
+            _clock=lambda: 1.0,
+            _turn_ends=2.0,
+        )
+        args: list[Any] = ["ds", "s", "key", _BASE]
+        if change:
+            _MISSES[miss](front, args)
+        result = c.write(front, *args)
+        assert (result is None) == (_inline_write(front, *args) is None)
+        return result
+
+    assert type(loop.run_until_complete(attempt(False))) is Delivery
+    assert loop.run_until_complete(attempt(True)) is None
+
+
+async def _call(function: Any, *args: Any) -> Any:
+    return function(*args)
+
+
+def test_write_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
+    lane = _lane()
+    lane.task = loop.create_future()  # type: ignore[assignment]
+    lane.ready = loop.create_future()
+    lane.ready.set_result(None)
+    size = 10**6 + 7
+    lane.memo = ("key", len(_BASE), None, None, True, b"key", size, _MASK, _EXPECTED)
+    turn_ends = 10.0**9
+    front = _Front(
+        _state="running",
+        _loop=loop,
+        _lanes={("ds", "s"): lane},
+        _clock=time.monotonic,
+        _turn_ends=turn_ends,
+    )
+    watched = [front, lane, lane.ready, lane.memo, lane.budget, lane.entries, size, turn_ends]
+    before = [sys.getrefcount(x) for x in watched]
+
+    async def many() -> list[Any]:
+        return [c.write(front, "ds", "s", "key", _BASE) for _ in range(500)]
+
+    deliveries = loop.run_until_complete(many())
+    assert all(type(d) is Delivery for d in deliveries)
+    assert lane.pushed == 500
+    del deliveries
+    lane.last = None
+    lane.entries.clear()
+    for ledger in lane.ledgers:
+        ledger.essential.clear()
+    assert [sys.getrefcount(x) for x in watched] == before
+
+
+# -- frame: the drain's loop over a batch's packets ------------------------------------------
+
+
+class _Builder:
+    """Records what ``append`` was called with; full after ``room`` records."""
+
+    def __init__(self, room: int, fail_at: int | None = None) -> None:
+        self.room, self.fail_at = room, fail_at
+        self.calls: list[tuple[Any, ...]] = []
+
+    def append(self, *args: Any) -> object:
+        if len(self.calls) == self.fail_at:
+            raise RuntimeError("the builder broke")
+        if len(self.calls) >= self.room:
+            return None
+        self.calls.append(args)
+        return object()  # aiokafka returns metadata, anything but None
+
+
+_ENTRIES = st.lists(
+    st.tuples(st.binary(max_size=8), st.binary(max_size=40), st.booleans(), st.floats(0, 9)).map(
+        lambda t: (*t, len(t[0]) + len(t[1]))
+    ),
+    max_size=40,
+)
+
+
+@given(_ENTRIES, st.integers(0, 50), st.sampled_from([list, deque, tuple]))
+@settings(max_examples=200)
+def test_frame_is_the_python_loop(
+    c: ModuleType, entries: list[Entry], room: int, container: Any
+) -> None:
+    headers: list[Any] = []
+    native, python = _Builder(room), _Builder(room)
+    assert c.frame(native.append, container(entries), headers) == accel.python_frame(
+        python.append, container(entries), headers
+    )
+    assert native.calls == python.calls
+    taken = min(room, len(entries))
+    assert native.calls == [
+        (i, None, key, value, headers) for i, (key, value, *_) in enumerate(entries[:taken])
+    ]
+
+
+def test_frame_builds_aiokafkas_batch(c: ModuleType) -> None:
+    """With aiokafka's own record builder: the batch holds the records the Python loop's does
+    (the bytes differ only in the timestamps, the build's clock, and so the CRC)."""
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    from aiowriter._kafka.compression import CODEC_ZSTD, new_builder
+
+    entries = [(b"key", bytes([i % 256]) * (i * 7), False, 0.0, 3 + i * 7) for i in range(300)]
+    built = []
+    for frame in (c.frame, accel.python_frame):
+        builder = new_builder(CODEC_ZSTD, 16 * 1024)
+        count, size = frame(builder.append, deque(entries), [])
+        assert 0 < count < len(entries)  # it filled up
+        assert size == sum(e[4] for e in entries[:count])
+        batch = DefaultRecordBatch(bytes(builder.build()))
+        assert batch.validate_crc()
+        built.append((count, [(r.offset, r.key, r.value, r.headers) for r in batch]))
+    assert built[0] == built[1]
+    count, records = built[0]
+    assert records == [(i, b"key", entries[i][1], []) for i in range(count)]
+
+
+def test_frame_passes_errors_on(c: ModuleType) -> None:
+    entry = (b"k", b"v", False, 0.0, 2)
+    with pytest.raises(RuntimeError, match="the builder broke"):
+        c.frame(_Builder(10, fail_at=1).append, [entry, entry], [])
+    for bad in ([entry, [b"k", b"v", False, 0.0, 2]], [(b"k", b"v")], [entry, None]):
+        with pytest.raises(TypeError, match="lane entry"):
+            c.frame(_Builder(10).append, bad, [])
+    with pytest.raises(TypeError):
+        c.frame(_Builder(10).append, 5, [])
+    with pytest.raises(TypeError):
+        c.frame(_Builder(10).append, [entry])
+    with pytest.raises(OverflowError):
+        c.frame(_Builder(10).append, [(b"k", b"v", False, 0.0, 2**70)], [])
 
 
 # -- on the real broker -----------------------------------------------------------------------

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from aiowriter import packets
-from aiowriter._encoding import builders, samples
+from aiowriter import EncodingError, packets
+from aiowriter._encoding import builders, samples, wire
+from aiowriter._encoding.encoded import PACKET_TYPES
 
 try:
     from _oracle import pb2
@@ -202,3 +203,87 @@ def test_periodic_data_takes_c_only_for_the_plain_call(
     packets.periodic_data(["a", "b", "c"], 0, 10, arr)
     packets.periodic_data(7, 0, 10, arr.tolist())
     assert len(calls) == 1
+
+
+# -- the Packet envelope (wire.encode_packet) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def envelope() -> Any:
+    return _c_function(wire._c_envelope)
+
+
+_TYPES = st.sampled_from(sorted(PACKET_TYPES))
+_KEYS = st.text(max_size=40) | st.sampled_from(["", "k", "x" * 200, "é\u2603\U0001f600"])
+_IDS = st.sampled_from([0, 1, 127, 128, 2**63, 2**64 - 1]) | st.integers(0, 2**64 - 1)
+_CONTENTS = st.binary(max_size=300) | st.sampled_from([b"", b"\x00" * 20000])
+
+
+@given(_TYPES, _KEYS, st.booleans(), _CONTENTS, _IDS)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_envelope_in_c_is_the_python_packet(
+    envelope: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    pb2: Any,
+    type_: str,
+    key: str,
+    essential: bool,
+    content: bytes,
+    id_: int,
+) -> None:
+    got = wire.encode_packet(type_, key, essential, content, id_)
+    with monkeypatch.context() as m:
+        m.setattr(wire, "_c_envelope", None)
+        want = wire.encode_packet(type_, key, essential, content, id_)
+    assert got == want
+    parsed = pb2.Packet.FromString(got)
+    assert (parsed.type, parsed.session_key, parsed.is_essential, parsed.content, parsed.id) == (
+        type_,
+        key,
+        essential,
+        content,
+        id_,
+    )
+
+
+def test_encode_packet_leaves_the_unusual_to_python(
+    envelope: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def spy(*args: Any) -> bytes:
+        calls.append(1)
+        return envelope(*args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(wire, "_c_envelope", spy)
+    assert (
+        wire.encode_packet("Event", "k", True, b"ab", 5)
+        == b'\n\x05Event\x12\x01k\x18\x01"\x02ab(\x05'
+    )
+    assert calls == [1]
+    # Truthy non-bools, bytearray content, bool ids: the Python join, same bytes as ever.
+    assert wire.encode_packet("Event", "k", 1, bytearray(b"ab"), True) == (  # type: ignore[arg-type]
+        b'\n\x05Event\x12\x01k\x18\x01"\x02ab(\x01'
+    )
+    assert calls == [1]
+    with pytest.raises(EncodingError, match=r"Packet\.id"):
+        wire.encode_packet("Event", "k", False, b"", 2**64)
+    with pytest.raises(EncodingError, match=r"Packet\.id"):
+        wire.encode_packet("Event", "k", False, b"", -1)
+    assert calls == [1]
+
+
+def test_envelope_refuses_wrong_arguments(envelope: Any) -> None:
+    ok = (b"\n\x05Event", b"\x12\x01k", False, b"ab", 5)
+    assert envelope(*ok) == b'\n\x05Event\x12\x01k"\x02ab(\x05'
+    for i, bad in enumerate(["x", "x", 1, bytearray(b"ab"), 5.0]):
+        args = list(ok)
+        args[i] = bad
+        with pytest.raises(TypeError, match="envelope"):
+            envelope(*args)
+    with pytest.raises(TypeError):
+        envelope(*ok[:4])
+    with pytest.raises(OverflowError):
+        envelope(*ok[:4], 2**64)
+    with pytest.raises(OverflowError):
+        envelope(*ok[:4], -1)

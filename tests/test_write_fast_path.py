@@ -241,14 +241,14 @@ async def test_a_long_write_data_many_hands_over_while_checking(
     ds = _ds()
     batch = [packets.periodic_data(7, 1_000 + i, 10, [[float(i)] * 10] * 3) for i in range(2000)]
     checked = 0
-    original = acceptance.packet_value
+    original = acceptance.AcceptMixin._accept
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal checked
         checked += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(acceptance, "packet_value", counting)
+    monkeypatch.setattr(acceptance.AcceptMixin, "_accept", counting)
     seen: list[int] = []
     done = False
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
 
 from .._exceptions import EncodingError, InvalidPacketError
+from .._native import native_function
 
 __all__ = [
     "PacketEnvelope",
@@ -261,11 +262,20 @@ def encode_packet(
     ``id`` is a uint64. Raises :class:`EncodingError` for an out-of-range id or text that is not
     valid Unicode.
     """
-    parts = [
-        _TYPE_KEYS.get(type) or _string_field(_TYPE_KEYS, b"\x0a", type, "Packet.type"),
-        _SESSION_KEYS.get(session_key)
-        or _string_field(_SESSION_KEYS, b"\x12", session_key, "Packet.session_key"),
-    ]
+    type_field = _TYPE_KEYS.get(type) or _string_field(_TYPE_KEYS, b"\x0a", type, "Packet.type")
+    session_field = _SESSION_KEYS.get(session_key) or _string_field(
+        _SESSION_KEYS, b"\x12", session_key, "Packet.session_key"
+    )
+    if (
+        _c_envelope is not None
+        and id.__class__ is int
+        and 0 <= id <= UINT64_MAX
+        and is_essential.__class__ is bool
+        and content.__class__ is bytes
+    ):
+        packet: bytes = _c_envelope(type_field, session_field, is_essential, content, id)
+        return packet
+    parts = [type_field, session_field]
     if is_essential:
         parts.append(b"\x18\x01")
     n = len(content)
@@ -278,6 +288,10 @@ def encode_packet(
         parts.append(b"\x28" + (_VARINTS[id] if id < _CACHE_LIMIT else _varint_uncached(id)))
     return b"".join(parts)
 
+
+#: ``envelope`` of the optional C extension (the same bytes as the join above), or None (not
+#: built, or not wanted: :mod:`aiowriter._native`).
+_c_envelope = native_function("aiowriter._encoding._accel", "envelope")
 
 _FIELD_MAX: Final = (1 << 29) - 1
 #: Wire types of Packet's fields 1..5: type, session_key (LEN), is_essential (varint),

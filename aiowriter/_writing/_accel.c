@@ -23,7 +23,7 @@ typedef struct {
     Py_ssize_t span;
     /* Lane */
     Py_ssize_t entries, putters, woken, limits, bytes, budget, task, memo, pushed, ledgers,
-        last, wakeup, wake_at_bytes;
+        last, wakeup, wake_at_bytes, ready;
     /* Budget, Ledger, Delivery */
     Py_ssize_t used, limit, first, essential, d_ledger, d_seq, d_size;
 } Layout;
@@ -31,7 +31,9 @@ typedef struct {
 static Layout L;
 static int bound = 0;
 static PyObject *s_append, *s_done, *s_set_result, *s_remembered, *s_offer, *s_push,
-    *s_max_packets, *s_max_bytes;
+    *s_max_packets, *s_max_bytes, *s_state, *s_running, *s_loop, *s_lanes, *s_clock, *s_turn_ends;
+/* asyncio's _get_running_loop (its C version where built). */
+static PyObject *get_running_loop;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
@@ -87,6 +89,7 @@ static PyObject *bind(PyObject *module, PyObject *args) {
         member_offset(lane, "pushed", &l.pushed) || member_offset(lane, "ledgers", &l.ledgers) ||
         member_offset(lane, "last", &l.last) || member_offset(lane, "wakeup", &l.wakeup) ||
         member_offset(lane, "wake_at_bytes", &l.wake_at_bytes) ||
+        member_offset(lane, "ready", &l.ready) ||
         member_offset(budget, "used", &l.used) || member_offset(budget, "limit", &l.limit) ||
         member_offset(ledger, "first", &l.first) ||
         member_offset(ledger, "essential", &l.essential) ||
@@ -306,6 +309,81 @@ static PyObject *offer(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     return offer_impl(args[0], args[1]);
 }
 
+/* write(writer, data_source, stream, session_key, packet) -> Delivery | None: the whole fast
+ * path of PacketWriter.write_data (writer.py) in one call, the same steps as its inline Python:
+ * a running writer called from its own loop, str names of a stream already written to whose
+ * topics are ready, a packet of the lane's remembered layout, the writer's turn not over and
+ * room in the queue. None as soon as any of that does not hold: the caller then takes the
+ * Python path, which decides everything again. The Python glue around remembered() and offer()
+ * (attribute loads, the lane lookup, the checks) was ~0.6 us of write_data's ~1.2 us. */
+static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "write(writer, data_source, stream, session_key, packet)");
+        return NULL;
+    }
+    if (!bound) {
+        PyErr_SetString(PyExc_RuntimeError, "aiowriter._writing._accel: bind() was not called");
+        return NULL;
+    }
+    PyObject *self = args[0], *session_key = args[3], *packet = args[4];
+    if (!PyUnicode_CheckExact(args[1]) || !PyUnicode_CheckExact(args[2]) ||
+        !PyUnicode_CheckExact(session_key) || !PyBytes_CheckExact(packet))
+        Py_RETURN_NONE;
+    /* Every `goto out` before `result` is set leaves NULL: the failed call's error is raised. */
+    PyObject *result = NULL, *state = NULL, *running = NULL, *loop = NULL, *lanes = NULL,
+             *key = NULL, *lane = NULL, *clock = NULL, *now = NULL, *entry = NULL,
+             *turn_ends = NULL;
+    if ((state = PyObject_GetAttr(self, s_state)) == NULL) goto out;
+    if (!PyUnicode_CheckExact(state) || PyUnicode_Compare(state, s_running) != 0) goto none;
+    if ((running = PyObject_CallNoArgs(get_running_loop)) == NULL) goto out;
+    if ((loop = PyObject_GetAttr(self, s_loop)) == NULL) goto out;
+    if (running != loop) goto none;
+    if ((lanes = PyObject_GetAttr(self, s_lanes)) == NULL) goto out;
+    if (!PyDict_CheckExact(lanes)) goto none;
+    if ((key = PyTuple_Pack(2, args[1], args[2])) == NULL) goto out;
+    lane = PyDict_GetItemWithError(lanes, key); /* borrowed */
+    if (lane == NULL) {
+        if (PyErr_Occurred()) goto out;
+        goto none;
+    }
+    Py_INCREF(lane);
+    if (!PyObject_TypeCheck(lane, L.lane_type)) goto none;
+    PyObject *ready = SLOT(lane, L.ready); /* borrowed: the lane holds it */
+    if (ready == NULL || ready == Py_None) goto none;
+    PyObject *done = PyObject_CallMethodNoArgs(ready, s_done);
+    if (done == NULL) goto out;
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    if (is_done < 0) goto out;
+    if (!is_done) goto none;
+    if ((clock = PyObject_GetAttr(self, s_clock)) == NULL) goto out;
+    if ((now = PyObject_CallNoArgs(clock)) == NULL) goto out;
+    if ((entry = remembered_impl(lane, packet, session_key, now)) == NULL) goto out;
+    if (entry == Py_None) goto none;
+    if ((turn_ends = PyObject_GetAttr(self, s_turn_ends)) == NULL) goto out;
+    int in_turn = PyObject_RichCompareBool(now, turn_ends, Py_LT);
+    if (in_turn < 0) goto out;
+    if (!in_turn) goto none;
+    result = offer_impl(lane, entry); /* the Delivery, None (no room) or NULL */
+    goto out;
+none:
+    result = Py_None;
+    Py_INCREF(result);
+out:
+    Py_XDECREF(state);
+    Py_XDECREF(running);
+    Py_XDECREF(loop);
+    Py_XDECREF(lanes);
+    Py_XDECREF(key);
+    Py_XDECREF(lane);
+    Py_XDECREF(clock);
+    Py_XDECREF(now);
+    Py_XDECREF(entry);
+    Py_XDECREF(turn_ends);
+    return result;
+}
+
 /* The arguments of the *_run functions: a lane, a list, start <= stop <= its length, and the
  * list the results are appended to. */
 static int run_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
@@ -380,7 +458,63 @@ static PyObject *offer_run(PyObject *module, PyObject *const *args, Py_ssize_t n
     return PyLong_FromSsize_t(i);
 }
 
+/* frame(append, entries, headers) -> (count, size): ``append(i, None, key, value, headers)`` (a
+ * record batch builder's) for the queued entries in turn until it returns None (the batch is
+ * full); how many it took and their SIZE total. The drain's per-packet loop (drain.py), which
+ * in Python cost ~0.3 us of a 3x3 packet: ~0.1 us here, the builder's own work. */
+static PyObject *frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "frame(append, entries, headers)");
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(args[1]);
+    if (it == NULL) return NULL;
+    Py_ssize_t count = 0, size = 0;
+    PyObject *entry;
+    while ((entry = PyIter_Next(it)) != NULL) {
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) < 5) {
+            Py_DECREF(entry);
+            PyErr_SetString(PyExc_TypeError, "frame: a queue entry is not a lane entry tuple");
+            goto fail;
+        }
+        PyObject *index = PyLong_FromSsize_t(count);
+        if (index == NULL) {
+            Py_DECREF(entry);
+            goto fail;
+        }
+        PyObject *call[5] = {index, Py_None, PyTuple_GET_ITEM(entry, 0),
+                             PyTuple_GET_ITEM(entry, 1), args[2]};
+        PyObject *result = PyObject_Vectorcall(args[0], call, 5, NULL);
+        Py_DECREF(index);
+        if (result == NULL) {
+            Py_DECREF(entry);
+            goto fail;
+        }
+        int full = result == Py_None;
+        Py_DECREF(result);
+        if (full) {
+            Py_DECREF(entry);
+            break;
+        }
+        Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 4));
+        Py_DECREF(entry);
+        if (n == -1 && PyErr_Occurred()) goto fail;
+        size += n;
+        count++;
+    }
+    if (PyErr_Occurred()) goto fail;
+    Py_DECREF(it);
+    return Py_BuildValue("(nn)", count, size);
+fail:
+    Py_DECREF(it);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"write", (PyCFunction)(void (*)(void))write_data, METH_FASTCALL,
+     "write(writer, data_source, stream, session_key, packet) -> Delivery | None."},
+    {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
+     "frame(append, entries, headers) -> (count, size)."},
     {"bind", bind, METH_VARARGS,
      "bind(Lane, Budget, Ledger, Delivery, span): learn where their slots are."},
     {"remembered", (PyCFunction)(void (*)(void))remembered, METH_FASTCALL,
@@ -411,6 +545,17 @@ PyMODINIT_FUNC PyInit__accel(void) {
     INTERN(s_push, "push")
     INTERN(s_max_packets, "max_packets_per_stream")
     INTERN(s_max_bytes, "max_bytes_per_stream")
+    INTERN(s_state, "_state")
+    INTERN(s_running, "running")
+    INTERN(s_loop, "_loop")
+    INTERN(s_lanes, "_lanes")
+    INTERN(s_clock, "_clock")
+    INTERN(s_turn_ends, "_turn_ends")
 #undef INTERN
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    if (asyncio == NULL) return NULL;
+    get_running_loop = PyObject_GetAttrString(asyncio, "_get_running_loop");
+    Py_DECREF(asyncio);
+    if (get_running_loop == NULL) return NULL;
     return PyModule_Create(&module);
 }

@@ -1,7 +1,8 @@
-"""``remembered`` and ``offer``, the steps of ``write_data``'s fast path, and their runs over
-lists for ``write_data_many``: in C when the optional extension ``_accel`` was built (see
-setup.py), else :class:`~.lanes.Lane`'s own methods and the loops below, which are the reference
-the C ones are tested against (tests/test_accel.py).
+"""``remembered`` and ``offer``, the steps of ``write_data``'s fast path (and ``write``, all of
+it in one call), their runs over lists for ``write_data_many``, and ``frame``, the drain's loop
+over a batch's packets: in C when the optional extension ``_accel`` was built (see setup.py),
+else :class:`~.lanes.Lane`'s own methods and the loops below, which are the reference the C
+ones are tested against (tests/test_accel.py).
 
 ``AIOWRITER_PURE_PYTHON=1`` uses the Python steps anyway (see :mod:`aiowriter._native`).
 """
@@ -9,14 +10,23 @@ the C ones are tested against (tests/test_accel.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import ModuleType
+from typing import Any
 
 from .._native import native_wanted
 from .delivery import SPAN, Delivery, Ledger
-from .lanes import Budget, Entry, Lane
+from .lanes import KEY, SIZE, VALUE, Budget, Entry, Lane
 
-__all__ = ["ACCELERATED", "offer", "offer_run", "remembered", "remembered_run"]
+__all__ = [
+    "ACCELERATED",
+    "frame",
+    "offer",
+    "offer_run",
+    "remembered",
+    "remembered_run",
+    "write",
+]
 
 log = logging.getLogger("aiowriter.writer")
 
@@ -68,6 +78,20 @@ def python_offer_run(
     return stop
 
 
+def python_frame(
+    append: Callable[..., Any], entries: Iterable[Entry], headers: list[Any]
+) -> tuple[int, int]:
+    """``append(i, None, key, value, headers)`` (a record batch builder's) for ``entries`` in
+    turn until it returns None (the batch is full); how many it took and their SIZE total."""
+    count = size = 0
+    for entry in entries:
+        if append(count, None, entry[KEY], entry[VALUE], headers) is None:
+            break
+        count += 1
+        size += entry[SIZE]
+    return count, size
+
+
 _module = _load()
 
 #: Whether ``write_data``'s fast path runs in C.
@@ -84,4 +108,12 @@ remembered_run: Callable[[Lane, list[object], int, int, str, float, list[Entry]]
 )
 offer_run: Callable[[Lane, list[Entry], int, int, list[Delivery]], int] = (
     _module.offer_run if _module is not None else python_offer_run
+)
+frame: Callable[[Callable[..., Any], Iterable[Entry], list[Any]], tuple[int, int]] = (
+    _module.frame if _module is not None else python_frame
+)
+#: ``write_data``'s whole fast path in one C call (a Delivery, or None: take the Python path),
+#: or None without the extension: ``write_data`` then runs the same steps inline in Python.
+write: Callable[[object, str, str, str, object], Delivery | None] | None = (
+    _module.write if _module is not None else None
 )

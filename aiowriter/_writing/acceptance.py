@@ -14,8 +14,10 @@ from typing import Any
 from .._checks import check_loop
 from .._config import StreamingConfig
 from .._encoding import packet_input
+from .._encoding.encoded import EncodedPacket
 from .._encoding.packet_input import packet_value
 from .._encoding.skeletons import LARGE
+from .._encoding.wire import encode_packet
 from .._exceptions import PacketTooLargeError
 from .._names import validate_data_source, validate_session_key, validate_stream
 from .accel import ACCELERATED
@@ -95,6 +97,15 @@ class AcceptMixin:
         Layouts of :data:`LARGE` packets or more are kept only for the C comparison (in Python,
         ``int.from_bytes`` of a 13 KB packet costs more than the full checks' numpy one).
         """
+        if type(packet) is EncodedPacket and packet._checked:
+            # A builder's packet (well-formed by construction) or one checked before: only the
+            # envelope to add, as packet_value would, without its dispatch (the numpy path's
+            # commonest input: a fifth of its accepting cost on 3x3 packets).
+            essential = packet.is_essential
+            value = encode_packet(
+                packet.type, session_key, essential, packet.content, self._next_id()
+            )
+            return self._entry(session_key, value, essential, now)
         value, essential = packet_value(packet, session_key, self._next_id, check=self._check)
         entry = self._entry(session_key, value, essential, now)
         if lane is not None and value is packet:

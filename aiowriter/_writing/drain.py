@@ -31,6 +31,7 @@ from .._kafka.compression import (
 )
 from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
+from .accel import frame
 from .flights import InFlight, Part, acked_times, fail_flight, fail_queued, settle_part
 from .lanes import AT, ESSENTIAL, KEY, VALUE, Lane, Taken
 
@@ -252,15 +253,12 @@ class Drainer:
             and min(lane.bytes, self.batch_size) >= self.offload_min_bytes
         )
         count = 0
+        size: int | None = None
         builder: Any
         if self.codec is not None:
             # aiokafka's own record builder (C); built below, off the loop if offloaded.
             builder = new_builder(self.codec, self.batch_size)
-            append = builder.append
-            for entry in entries:
-                if append(count, None, entry[KEY], entry[VALUE], _NO_HEADERS) is None:
-                    break
-                count += 1
+            count, size = frame(builder.append, entries, _NO_HEADERS)
             route = lane.route
             state = (
                 predicted_state(producer, route.topic, route.partition)
@@ -278,7 +276,7 @@ class Drainer:
                     break
                 count += 1
             builder.close()
-        taken = lane.take(count)
+        taken = lane.take(count, size)
         flight = InFlight(lane, taken)
         lane.in_flight += count
         self.in_flight.add(flight)

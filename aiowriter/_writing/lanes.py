@@ -327,9 +327,9 @@ class Lane:
             if not fut.done():
                 fut.set_result(None)
 
-    def take(self, count: int) -> Taken:
+    def take(self, count: int, size: int | None = None) -> Taken:
         """Remove the first ``count`` entries (handed to the producer, or failed) and free
-        their room."""
+        their room; ``size``: their SIZE total, if the caller summed it already."""
         popleft = self.entries.popleft
         taken = [popleft() for _ in range(count)]
         first = self.head
@@ -338,7 +338,7 @@ class Lane:
         mine = [ledger for ledger in ledgers if ledger.first < end]
         while len(ledgers) > 1 and ledgers[1].first <= end:
             ledgers.popleft()  # all its packets are taken: the batches and handles keep it
-        freed = sum([e[SIZE] for e in taken])
+        freed = sum([e[SIZE] for e in taken]) if size is None else size
         self.bytes -= freed
         self.budget.used -= freed
         self.wake_putters()
