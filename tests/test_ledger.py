@@ -151,3 +151,51 @@ def test_queued_packets_are_not_tracked_by_the_garbage_collector() -> None:
     # Deliveries are handles the caller may drop: the lane keeps only the last one.
     assert len(lane.ledgers) == 1
     assert sum(isinstance(o, Delivery) for o in gc.get_referents(lane)) <= 1
+
+
+async def test_a_cancelled_awaiter_leaves_the_others_waiting() -> None:
+    """Several tasks await one delivery; cancelling some (a ``wait_for`` polling loop too)
+    wakes nobody else early and keeps no cancelled future once the packet settles."""
+    lane = _lane()
+    delivery = lane.push(entry(b"k", b"v", False, 0.0))
+    ledger = delivery._ledger
+    stays = [asyncio.ensure_future(_wait(delivery)) for _ in range(3)]
+    leaves = [asyncio.ensure_future(_wait(delivery)) for _ in range(2)]
+    await asyncio.sleep(0)
+    for task in leaves:
+        task.cancel()
+    for _ in range(20):  # a polling loop: each try gives up and leaves
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(_wait(delivery), 0)
+    await asyncio.sleep(0)
+    assert all(t.cancelled() for t in leaves)
+    assert not any(t.done() for t in stays)
+    waiting = ledger.waiters[delivery._seq]
+    assert isinstance(waiting, list)
+    assert len(waiting) <= 5  # the cancelled ones were dropped
+    taken = lane.take(1)
+    lane.in_flight += 1
+    flight = InFlight(lane, taken)
+    flight.parts.append(Part(MAIN))
+    settle_part(flight, flight.parts[0], 9)
+    assert await asyncio.gather(*stays) == [(9, None)] * 3
+    assert delivery._seq not in ledger.waiters
+    assert await _wait(delivery) == (9, None)  # settled: no future at all
+
+
+async def test_one_awaiter_costs_one_future() -> None:
+    """No asyncio.shield: one pending future per awaiter, and nothing else to collect."""
+    lane = _lane()
+    delivery = lane.push(entry(b"k", b"v", False, 0.0))
+    task = asyncio.ensure_future(_wait(delivery))
+    await asyncio.sleep(0)
+    waiting = delivery._ledger.waiters[delivery._seq]
+    assert isinstance(waiting, asyncio.Future)
+    assert task._fut_waiter is waiting  # type: ignore[attr-defined]  # awaited directly
+    task.cancel()
+    await asyncio.sleep(0)
+    assert waiting.cancelled()
+    replacement = asyncio.ensure_future(_wait(delivery))
+    await asyncio.sleep(0)
+    assert delivery._ledger.waiters[delivery._seq] is not waiting  # took the cancelled one's place
+    replacement.cancel()
