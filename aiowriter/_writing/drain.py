@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 from collections.abc import Callable
@@ -92,9 +93,17 @@ class Drainer:
         # run_lane); the slice starts when the loop comes round, not when a lane asks.
         self.build_until = 0.0
         self.build_reset_pending = False
+        # The context the drain's timers and callbacks run in: the lanes' tasks' (set when
+        # the first runs). Passed explicitly, a callback or timer does not copy the current
+        # context each time (a Context object per timer and callback, several per batch, many
+        # living long enough to bring the collector's full passes round sooner).
+        self.context: contextvars.Context | None = None
 
     async def run_lane(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
         loop = asyncio.get_running_loop()
+        if self.context is None:
+            self.context = contextvars.copy_context()
+        context = self.context
         try:
             if requirements:
                 await self.provision(lane, requirements)
@@ -114,7 +123,7 @@ class Drainer:
                     # Linger for more packets, but no longer than it takes to fill a batch.
                     wakeup = lane.wakeup = loop.create_future()
                     lane.wake_at_bytes = self.max_batch_bytes
-                    timer = loop.call_later(linger, _wake, wakeup)
+                    timer = loop.call_later(linger, _wake, wakeup, context=context)
                     try:
                         await wakeup
                     finally:
@@ -133,7 +142,7 @@ class Drainer:
                     # the loop for over 20 ms.
                     if not self.build_reset_pending:
                         self.build_reset_pending = True
-                        loop.call_soon(self._next_build_slice, loop)
+                        loop.call_soon(self._next_build_slice, loop, context=context)
                     await asyncio.sleep(0)
                 await self.send_batch(lane)
         except asyncio.CancelledError:
@@ -180,7 +189,7 @@ class Drainer:
             # this wait: a lane still lingering must not be cut short by an ack.
             wakeup = lane.wakeup = loop.create_future()
             lane.wake_at_bytes = self.batch_size
-            sending.add_done_callback(functools.partial(_wake, wakeup))
+            sending.add_done_callback(functools.partial(_wake, wakeup), context=self.context)
             try:
                 async with asyncio.timeout(remaining):
                     await wakeup
@@ -288,7 +297,7 @@ class Drainer:
                 sends.append(batch)
                 flight.parts.append(part)
         remaining = max(0.001, taken.entries[0][AT] + timeout - now)
-        flight.timer = loop.call_later(remaining, self.expire, flight)
+        flight.timer = loop.call_later(remaining, self.expire, flight, context=self.context)
         try:
             async with asyncio.timeout(remaining):
                 if offload:
@@ -300,7 +309,9 @@ class Drainer:
                 for batch, part in zip(sends, flight.parts, strict=True):
                     fut = await self.submit(batch, part.route)
                     flight.pending += 1
-                    fut.add_done_callback(functools.partial(self.batch_done, flight, part))
+                    fut.add_done_callback(
+                        functools.partial(self.batch_done, flight, part), context=self.context
+                    )
         except Exception as exc:
             failure = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
             fail_flight(flight, failure)
