@@ -842,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
         worker_main(args.worker)
         return 0
 
+    from _clients import pool_size  # numpy: not needed before a run starts
+
     settings = {
         "acks": "all",
         "enable_idempotence": True,
@@ -860,6 +862,10 @@ def main(argv: list[str] | None = None) -> int:
         "aiokafka_batching": "per stream: fill create_batch() until full, close, send_batch()",
         "many_chunk": args.many_chunk,
         "pool": args.pool,
+        "pool_per_shape": {  # what the workers cycle through (_clients.pool_size)
+            "x".join(map(str, sh)): pool_size(sh[0], sh[1], args.pool, args.batch_bytes)
+            for sh in args.shape_list
+        },
         "check_content": not args.no_content_check,
         "aiowriter_c_extensions": _c_extensions(),
         "flat_out": {
