@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _clients import SESSION_KEY, make_pool
+from _clients import SESSION_KEY, make_pool, pool_size
 
 
 def _best(fn: Any, number: int, repeat: int) -> float:
@@ -184,7 +184,8 @@ def main() -> int:
             "in use" if accel.ACCELERATED else "not in use (the Python twins run)",
         )
         for shape in ((3, 3), (10, 100)):
-            arrays, values = make_pool(*shape, 64)
+            # Two full batches of distinct packets, as throughput.py sends (see pool_size).
+            arrays, values = make_pool(*shape, pool_size(*shape, 64, 128 * 1024))
             name = f"{shape[0]}x{shape[1]}"
             steps = asyncio.run(_write_data_cost(servers, values, args.repeat))
             steps.update(_steps(values, args.repeat))
