@@ -70,6 +70,7 @@ from ._sessions.state import SessionStarted as SessionStarted
 from ._sessions.state import SessionUpdated as SessionUpdated
 from ._telemetry import Telemetry as Telemetry
 from ._telemetry import TelemetryStatistics as TelemetryStatistics
+from ._writing.delivery import Deliveries as Deliveries
 from ._writing.delivery import Delivery as Delivery
 from ._writing.delivery import DeliveryReport as DeliveryReport
 from ._writing.delivery import WriteResult as WriteResult
@@ -93,6 +94,7 @@ __all__ = [
     "DataFormatManagerStatistics",
     "DataFormatNotFoundError",
     "DataSourceFormats",
+    "Deliveries",
     "Delivery",
     "DeliveryError",
     "DeliveryReport",

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from aiowriter import DeliveryError, QueueLimits
 from aiowriter._layout import Route
-from aiowriter._writing.delivery import SPAN, Delivery
+from aiowriter._writing.delivery import SPAN, Deliveries, Delivery, Ledger
 from aiowriter._writing.flights import InFlight, Part, fail_queued, settle_part
 from aiowriter._writing.lanes import Budget, Lane, entry
 
@@ -199,3 +199,68 @@ async def test_one_awaiter_costs_one_future() -> None:
     await asyncio.sleep(0)
     assert delivery._ledger.waiters[delivery._seq] is not waiting  # took the cancelled one's place
     replacement.cancel()
+
+
+@given(
+    st.integers(0, 2 * SPAN),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 90), st.integers(0, 40)), max_size=12),
+)
+def test_deliveries_are_the_handles_push_made(skip: int, runs: list[tuple[bool, int, int]]) -> None:
+    """``Deliveries`` (write_data_many's result) gives, for each packet, a handle equal to the
+    one ``Lane.push`` returned: runs crossing ledger boundaries, other writers' packets in
+    between, single packets added one by one (a writer that waited for room)."""
+    lane = _lane()
+    lane.head = lane.pushed = skip
+    lane.ledgers.clear()
+    lane.ledgers.append(Ledger(skip - skip % SPAN))
+    mine = Deliveries()
+    made: list[Delivery] = []
+    for single, count, others in runs:
+        for _ in range(others):  # another writer of the same stream
+            lane.push(entry(b"k", b"other", False, 0.0))
+        if single:
+            for i in range(min(count, 3)):
+                d = lane.push(entry(b"k", b"x" * i, i == 1, 0.0))
+                mine.add(d)
+                made.append(d)
+            continue
+        first = lane.pushed
+        pushed = [lane.push(entry(b"k", b"y" * (i % 7), i % 5 == 0, 0.0)) for i in range(count)]
+        mine.add_run(lane.ledgers, first, [d.size for d in pushed])
+        made += pushed
+    assert len(mine) == len(made)
+    assert list(mine) == made
+    assert mine == made
+    assert [(d._ledger, d._seq, d.size, d.essential) for d in mine] == [
+        (d._ledger, d._seq, d.size, d.essential) for d in made
+    ]
+    assert all(mine[i] == made[i] and hash(mine[i]) == hash(made[i]) for i in range(len(made)))
+    if made:
+        assert mine[-1] == made[-1]
+        assert mine[1:-1:2] == made[1:-1:2]
+    with pytest.raises(IndexError):
+        mine[len(made)]
+    with pytest.raises(IndexError):
+        mine[-len(made) - 1]
+
+
+async def test_deliveries_items_resolve_like_deliveries() -> None:
+    lane = _lane()
+    mine = Deliveries()
+    first = lane.pushed
+    pushed = [lane.push(entry(b"k", b"v", False, 0.0)) for _ in range(3)]
+    mine.add_run(lane.ledgers, first, [d.size for d in pushed])
+    assert repr(mine) == "<Deliveries of 3 packets>"
+    assert not mine[0].done()
+    waiting = asyncio.ensure_future(_wait(mine[2]))
+    await asyncio.sleep(0)
+    taken = lane.take(3)
+    lane.in_flight += 3
+    flight = InFlight(lane, taken)
+    flight.parts.append(Part(MAIN))
+    settle_part(flight, flight.parts[0], 70)
+    assert await waiting == (72, None)
+    assert [(await d).offset for d in mine] == [70, 71, 72]
+    assert mine != [pushed[0]]
+    assert mine != "abc"
+    assert mine[0] != object()

@@ -66,3 +66,46 @@ async def test_many_before_start_raises() -> None:
     w = PacketWriter(StreamingConfig(bootstrap_servers="127.0.0.1:1"))
     with pytest.raises(WriterClosedError):
         await w.write_data_many("ds", "", "k", [EncodedPacket("Marker", b"")])
+
+
+async def test_deliveries_match_the_records_across_ledgers_and_waits(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """2,500 packets in one call (three ledgers of numbers) through a 300-packet queue, so the
+    call waits for room many times, while another task writes to the same stream: each item of
+    the result is the delivery of its own packet, at the offset the broker gave that packet."""
+    import asyncio
+
+    from aiowriter import Deliveries, QueueLimits
+
+    ds, key = _ds(), "k"
+    mine = [packets.periodic_data(7, 1_000 + i, 10, [[float(i)]]) for i in range(2500)]
+    others = [packets.periodic_data(8, 1_000 + i, 10, [[float(-i)]]) for i in range(400)]
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers,
+        queues=QueueLimits(max_packets_per_stream=300),
+    )
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, ["s"])
+
+        async def other_writer() -> list[int]:
+            results = [await w.write_data(ds, "s", key, p) for p in others]
+            return [(await r.unwrap()).offset for r in results]
+
+        other = asyncio.ensure_future(other_writer())
+        result = await w.write_data_many(ds, "s", key, mine)
+        assert result.success, result.message
+        deliveries = result.unwrap()
+        assert isinstance(deliveries, Deliveries)
+        reports = [await d for d in deliveries]
+        other_offsets = await other
+    records = await read_partition(kafka_bootstrap_servers, f"{ds}.s")
+    by_offset = {r.offset: r.value for r in records}
+    assert [parse_packet_envelope(by_offset[r.offset]).content for r in reports] == [
+        p.content for p in mine
+    ]
+    assert [parse_packet_envelope(by_offset[o]).content for o in other_offsets] == [
+        p.content for p in others
+    ]
+    # Each item's size is its own record's (key and value bytes).
+    assert [d.size for d in deliveries] == [len(by_offset[r.offset]) + 1 for r in reports]

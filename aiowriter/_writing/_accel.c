@@ -393,7 +393,11 @@ static int run_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, co
         return -1;
     }
     if (check_lane(args[0])) return -1;
-    if (!PyList_CheckExact(args[1]) || !PyList_CheckExact(args[nargs - 1])) {
+    PyObject *out = args[nargs - 1];
+    /* offer_run's out may be None: the deliveries are not wanted (write_data_many makes them
+     * when asked, from the lane's numbers). */
+    int out_ok = PyList_CheckExact(out) || (want == 5 && out == Py_None);
+    if (!PyList_CheckExact(args[1]) || !out_ok) {
         PyErr_SetString(PyExc_TypeError, usage);
         return -1;
     }
@@ -435,7 +439,8 @@ static PyObject *remembered_run(PyObject *module, PyObject *const *args, Py_ssiz
 }
 
 /* offer_run(lane, entries, start, stop, out) -> int: entries[start:stop] offered in turn, their
- * deliveries appended to ``out``; the index of the first the lane did not take, or ``stop``. */
+ * deliveries appended to ``out`` (a list, or None: not kept); the index of the first the lane
+ * did not take, or ``stop``. */
 static PyObject *offer_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t i, stop;
     if (run_args(args, nargs, 5, "offer_run(lane, entries, start, stop, out)", &i, &stop))
@@ -451,7 +456,7 @@ static PyObject *offer_run(PyObject *module, PyObject *const *args, Py_ssize_t n
             Py_DECREF(delivery);
             break;
         }
-        int failed = PyList_Append(out, delivery);
+        int failed = out == Py_None ? 0 : PyList_Append(out, delivery);
         Py_DECREF(delivery);
         if (failed) return NULL;
     }

@@ -66,15 +66,16 @@ def python_remembered_run(
 
 
 def python_offer_run(
-    lane: Lane, entries: list[Entry], start: int, stop: int, out: list[Delivery]
+    lane: Lane, entries: list[Entry], start: int, stop: int, out: list[Delivery] | None
 ) -> int:
-    """``entries[start:stop]`` offered in turn, their deliveries appended to ``out``; the index
-    of the first the lane did not take, or ``stop``."""
+    """``entries[start:stop]`` offered in turn, their deliveries appended to ``out`` (unless it
+    is None); the index of the first the lane did not take, or ``stop``."""
     for i in range(start, stop):
         delivery = lane.offer(entries[i])
         if delivery is None:
             return i
-        out.append(delivery)
+        if out is not None:
+            out.append(delivery)
     return stop
 
 
@@ -106,7 +107,7 @@ offer: Callable[[Lane, Entry], Delivery | None] = (
 remembered_run: Callable[[Lane, list[object], int, int, str, float, list[Entry]], int] = (
     _module.remembered_run if _module is not None else python_remembered_run
 )
-offer_run: Callable[[Lane, list[Entry], int, int, list[Delivery]], int] = (
+offer_run: Callable[[Lane, list[Entry], int, int, list[Delivery] | None], int] = (
     _module.offer_run if _module is not None else python_offer_run
 )
 frame: Callable[[Callable[..., Any], Iterable[Entry], list[Any]], tuple[int, int]] = (

@@ -14,17 +14,27 @@ every full collection walked 160,000 of them (30-50 ms pauses of the event loop)
 
 from __future__ import annotations
 
+import array
 import asyncio
 import bisect
-from collections.abc import Generator
-from typing import Any, Final
+import operator
+from collections.abc import Generator, Iterator, Sequence
+from typing import Any, Final, overload
 
 import attrs
 
 from .._exceptions import AiowriterError
 from .._result import ApiResult
 
-__all__ = ["SPAN", "Delivery", "DeliveryReport", "Ledger", "Outcome", "WriteResult"]
+__all__ = [
+    "SPAN",
+    "Deliveries",
+    "Delivery",
+    "DeliveryReport",
+    "Ledger",
+    "Outcome",
+    "WriteResult",
+]
 
 
 @attrs.frozen
@@ -269,9 +279,106 @@ class Delivery(WriteResult):
             yield from future.__await__()
         return self.result()
 
+    def __eq__(self, other: object) -> bool:
+        # Handles of the same packet are equal (write_data_many's make a new one per access).
+        if type(other) is not Delivery:
+            return NotImplemented
+        return self._seq == other._seq and self._ledger is other._ledger
+
+    def __hash__(self) -> int:
+        return hash((id(self._ledger), self._seq))
+
     def __repr__(self) -> str:
         ledger, seq = self._ledger, self._seq
         state = {PENDING: "pending", DONE: "delivered", FAILED: "failed"}[ledger.state(seq)]
         main = ledger.main(seq)
         where = f" {main[0]}:{main[1]}@{main[2]}" if isinstance(main, tuple) else ""
         return f"<Delivery {state}{where} {self.size} bytes>"
+
+
+class Deliveries(Sequence[Delivery]):
+    """The deliveries of a ``write_data_many`` call, in packet order: a sequence whose items are
+    made when asked for.
+
+    Queuing a packet records its number in its lane's ledger; a :class:`Delivery` is a handle
+    (ledger, number). So the call keeps, per packet, only its size (in an array the garbage
+    collector does not walk), and per run of packets queued together their first number and
+    ledgers. A list of a ``Delivery`` per packet outlived the young collections whenever the
+    caller held the result across its next call, and so made the full, 15-25 ms collections
+    come round often (170,000 of the 205,000 objects promoted in one benchmark run).
+
+    Indexing, slicing (a list), iterating, ``len`` and ``==`` work as on a list of deliveries;
+    each access makes a new, equal handle.
+    """
+
+    __slots__ = ("_ledgers", "_seqs", "_sizes", "_starts")
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []  # index of each run's first packet
+        self._seqs: list[int] = []  # the run's first packet number
+        self._ledgers: list[tuple[Ledger, ...]] = []  # the ledgers of the run's numbers
+        self._sizes = array.array("q")
+
+    def add_run(self, ledgers: Sequence[Ledger], first: int, sizes: Sequence[int]) -> None:
+        """Packets numbered ``first`` on, of ``sizes``, queued one after the other; ``ledgers``
+        (a lane's, oldest first) still holds theirs."""
+        if not sizes:
+            return
+        last = first + len(sizes) - 1
+        mine = []
+        for ledger in reversed(ledgers):  # the newest ones: a run spans one or two
+            if ledger.first <= last:
+                mine.append(ledger)
+                if ledger.first <= first:
+                    break
+        mine.reverse()
+        self._starts.append(len(self._sizes))
+        self._seqs.append(first)
+        self._ledgers.append(tuple(mine))
+        self._sizes.extend(sizes)
+
+    def add(self, delivery: Delivery) -> None:
+        self.add_run((delivery._ledger,), delivery._seq, (delivery.size,))
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    @overload
+    def __getitem__(self, index: int) -> Delivery: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Delivery]: ...
+
+    def __getitem__(self, index: int | slice) -> Delivery | list[Delivery]:
+        if isinstance(index, slice):
+            return [self._make(i) for i in range(*index.indices(len(self._sizes)))]
+        i = operator.index(index)
+        n = len(self._sizes)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("delivery index out of range")
+        return self._make(i)
+
+    def _make(self, i: int) -> Delivery:
+        run = bisect.bisect_right(self._starts, i) - 1
+        seq = self._seqs[run] + i - self._starts[run]
+        ledgers = self._ledgers[run]
+        ledger = ledgers[0]
+        for candidate in ledgers[1:]:
+            if candidate.first <= seq:
+                ledger = candidate
+        return Delivery(ledger, seq, self._sizes[i])
+
+    def __iter__(self) -> Iterator[Delivery]:
+        return (self._make(i) for i in range(len(self._sizes)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=False))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable while its call runs, like a list
+
+    def __repr__(self) -> str:
+        return f"<Deliveries of {len(self)} packets>"

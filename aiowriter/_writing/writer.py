@@ -39,7 +39,7 @@ from .._result import ApiResult
 from .accel import offer, offer_run, remembered, remembered_run, write
 from .acceptance import _RECORD_OVERHEAD, AcceptMixin
 from .admission import _SLICE, AdmitMixin
-from .delivery import Delivery, WriteResult
+from .delivery import Deliveries, Delivery, WriteResult
 from .drain import Drainer
 from .info_type import InfoType
 from .lanes import KEY, SIZE, Budget, Entry, Lane
@@ -242,10 +242,11 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
 
     async def write_data_many(
         self, data_source: str, stream: str, session_key: str, packets: Iterable[object]
-    ) -> ApiResult[list[Delivery]]:
+    ) -> ApiResult[Deliveries]:
         """Queue several packets of one stream and session, in order, in one call.
 
-        Cheaper per packet than a ``write_data`` call each (one coroutine, one result). Every
+        Cheaper per packet than a ``write_data`` call each (one coroutine, one result; ``data``
+        is a :class:`Deliveries` sequence, whose items are made when asked for). Every
         packet is checked before any is queued, so bad input queues nothing; a long list hands
         the event loop over between checks, as writes do, so other tasks keep running. If the
         queue stays full for ``delivery_timeout``, the result fails and ``data`` holds the
@@ -287,19 +288,23 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
                 await self._ensure_ready(lane)
             except AiowriterError as exc:
                 return ApiResult.fail(exc)
-        deliveries: list[Delivery] = []
+        # The deliveries are made when asked for (Deliveries): only the numbers the lane gave
+        # each run of packets are kept, not an object per packet.
+        deliveries = Deliveries()
         i, n = 0, len(entries)
         while i < n:
             if clock() < self._turn_ends:
                 # Room now, no turn to give up: queued without a coroutine per packet.
                 stop = min(n, i + _RUN)
-                i = offer_run(lane, entries, i, stop, deliveries)
+                first = lane.pushed
+                start, i = i, offer_run(lane, entries, i, stop, None)
+                deliveries.add_run(lane.ledgers, first, [e[SIZE] for e in entries[start:i]])
                 if i == stop:
                     continue
             admitted = await self._admit(lane, entries[i])
             if isinstance(admitted, AiowriterError):
                 return ApiResult(False, f"{admitted} ({i} of {n} queued)", deliveries, admitted)
-            deliveries.append(admitted)
+            deliveries.add(admitted)
             i += 1
         return ApiResult.ok(deliveries)
 
