@@ -445,21 +445,31 @@ def test_write_is_the_inline_python(
     assert _snapshot(native, got) == _snapshot(python, expected)
 
 
-def test_write_outside_a_loop_and_bad_arguments(
-    c: ModuleType, loop: asyncio.AbstractEventLoop
-) -> None:
+def _ready_front(
+    loop: asyncio.AbstractEventLoop,
+    *,
+    essential: bool = False,
+    size: int = 20,
+    clock: Any = lambda: 1.0,
+    turn_ends: float = 2.0,
+) -> tuple[_Front, Lane]:
+    """A running writer (as ``write`` sees it) with one stream whose topics are ready, a
+    drainer running and ``_BASE``'s layout remembered: ``write`` takes ``_BASE`` there."""
     lane = _lane()
     lane.task = loop.create_future()  # type: ignore[assignment]
     lane.ready = loop.create_future()
     lane.ready.set_result(None)
-    lane.memo = ("key", len(_BASE), None, None, False, b"key", 20, _MASK, _EXPECTED)
+    lane.memo = ("key", len(_BASE), None, None, essential, b"key", size, _MASK, _EXPECTED)
     front = _Front(
-        _state="running",
-        _loop=loop,
-        _lanes={("ds", "s"): lane},
-        _clock=lambda: 1.0,
-        _turn_ends=2.0,
+        _state="running", _loop=loop, _lanes={("ds", "s"): lane}, _clock=clock, _turn_ends=turn_ends
     )
+    return front, lane
+
+
+def test_write_outside_a_loop_and_bad_arguments(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    front, _ = _ready_front(loop)
     assert c.write(front, "ds", "s", "key", _BASE) is None  # no running loop: not its loop
     assert type(loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE))) is Delivery
     with pytest.raises(TypeError):
@@ -498,18 +508,7 @@ def test_write_leaves_each_unusual_case_to_python(
     """Each condition alone makes ``write`` answer None, where it takes the packet otherwise."""
 
     async def attempt(change: bool) -> Any:
-        lane = _lane()
-        lane.task = asyncio.get_running_loop().create_future()  # type: ignore[assignment]
-        lane.ready = asyncio.get_running_loop().create_future()
-        lane.ready.set_result(None)
-        lane.memo = ("key", len(_BASE), None, None, False, b"key", 20, _MASK, _EXPECTED)
-        front = _Front(
-            _state="running",
-            _loop=loop,
-            _lanes={("ds", "s"): lane},
-            _clock=lambda: 1.0,
-            _turn_ends=2.0,
-        )
+        front, _ = _ready_front(loop)
         args: list[Any] = ["ds", "s", "key", _BASE]
         if change:
             _MISSES[miss](front, args)
@@ -526,19 +525,10 @@ async def _call(function: Any, *args: Any) -> Any:
 
 
 def test_write_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
-    lane = _lane()
-    lane.task = loop.create_future()  # type: ignore[assignment]
-    lane.ready = loop.create_future()
-    lane.ready.set_result(None)
-    size = 10**6 + 7
-    lane.memo = ("key", len(_BASE), None, None, True, b"key", size, _MASK, _EXPECTED)
+    size = 10**6 + 7  # an int object of its own (small ints are shared)
     turn_ends = 10.0**9
-    front = _Front(
-        _state="running",
-        _loop=loop,
-        _lanes={("ds", "s"): lane},
-        _clock=time.monotonic,
-        _turn_ends=turn_ends,
+    front, lane = _ready_front(
+        loop, essential=True, size=size, clock=time.monotonic, turn_ends=turn_ends
     )
     watched = [front, lane, lane.ready, lane.memo, lane.budget, lane.entries, size, turn_ends]
     before = [sys.getrefcount(x) for x in watched]
