@@ -7,6 +7,7 @@ and headers; values are decoded with the official protobuf runtime (``tests/_ora
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import zlib
 from collections import Counter
@@ -561,6 +562,11 @@ async def test_existing_main_topic_too_small_for_mappings(kafka_bootstrap_server
             await admin.create_partitions({ds: NewPartitions(4)})
         finally:
             await admin.close()
+        # The broker answers create_partitions before its metadata shows them (KRaft applies
+        # the change a moment later): the operator's fix is done once it is visible.
+        async with asyncio.timeout(30):
+            while (await partition_counts(boot, [ds])).get(ds) != 4:  # noqa: ASYNC110 (polling the broker)
+                await asyncio.sleep(0.1)
         result = await writer.write_data(ds, "s3", key, EncodedPacket("Marker", b""))
         assert result.success, result.message
         report = await result.delivery
