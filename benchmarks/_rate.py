@@ -40,6 +40,7 @@ from _clients import (
     INTERVAL_NS,
     SESSION_KEY,
     START_NS,
+    AckSampler,
     LagTicker,
     aiokafka_producer,
     aiowriter_config,
@@ -252,16 +253,9 @@ async def rate_aiowriter(
     chunk = min(spec["settings"]["many_chunk"], n_pool)
     periodic = packets.periodic_data
     samples = arrays[0].shape[1]
-    tasks: list[asyncio.Task[None]] = []
     failed_writes = 0
-    clock, create_task = time.perf_counter, asyncio.ensure_future
-
-    async def await_ack(delivery: Any, t0: float, due: float) -> None:
-        try:
-            await delivery
-        except Exception:
-            return
-        rec.record(t0, due)
+    clock = time.perf_counter
+    sampler = AckSampler(rec.record)
 
     async with PacketWriter(aiowriter_config(spec)) as w:
         await w.ensure_topics(ds, streams)
@@ -306,13 +300,13 @@ async def rate_aiowriter(
                         failed_writes += 1
                         last = None
             if due is not None and last is not None:
-                tasks.append(create_task(await_ack(last, t0, due)))
+                sampler.sample(last, t0, due)
 
         async def flush() -> None:
             res = await w.flush(timeout=300)
             if not res.success:
                 raise RuntimeError(f"flush failed: {res.message}")
-            await asyncio.gather(*tasks)
+            await sampler.wait(timeout=60)
 
         def counts() -> tuple[int, int]:
             st = w.statistics()

@@ -10,7 +10,9 @@ lane's counts add up. Queued packets are plain tuples the garbage collector does
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -199,6 +201,99 @@ async def test_one_awaiter_costs_one_future() -> None:
     await asyncio.sleep(0)
     assert delivery._ledger.waiters[delivery._seq] is not waiting  # took the cancelled one's place
     replacement.cancel()
+
+
+def _settle(lane: Lane, count: int, outcome: object) -> None:
+    """Take ``count`` packets and settle them as one batch: ``outcome`` is the base offset or
+    the error."""
+    taken = lane.take(count)
+    lane.in_flight += count
+    flight = InFlight(lane, taken)
+    flight.parts.append(Part(MAIN))
+    settle_part(flight, flight.parts[0], outcome)  # type: ignore[arg-type]
+
+
+async def test_done_callbacks_run_once_on_the_next_iteration_after_settling() -> None:
+    """``add_done_callback``: before settling, after it, on a failure, next to awaiters;
+    never called synchronously, never twice."""
+    lane = _lane()
+    first, second = (lane.push(entry(b"k", b"v%d" % i, False, 0.0)) for i in range(2))
+    calls: list[tuple[str, Delivery, int | None]] = []
+
+    def record(tag: str) -> Callable[[Delivery], None]:
+        def cb(d: Delivery) -> None:
+            calls.append((tag, d, d.result().offset if d.exception() is None else None))
+
+        return cb
+
+    first.add_done_callback(record("a"))
+    first.add_done_callback(record("b"))
+    awaiter = asyncio.ensure_future(_wait(first))
+    await asyncio.sleep(0)
+    assert calls == []
+    _settle(lane, 1, 40)
+    assert calls == []  # scheduled, like asyncio.Future's, not run inside the settling
+    await asyncio.sleep(0)
+    assert calls == [("a", first, 40), ("b", first, 40)]
+    assert await awaiter == (40, None)
+    first.add_done_callback(record("late"))  # already done: on the next iteration
+    assert len(calls) == 2
+    await asyncio.sleep(0)
+    assert calls[2:] == [("late", first, 40)]
+    second.add_done_callback(record("failed"))
+    _settle(lane, 1, DeliveryError("refused"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert calls[3:] == [("failed", second, None)]
+    assert isinstance(second.exception(), DeliveryError)
+    assert not first._ledger.waiters
+    assert len(calls) == 4  # nothing ran twice
+
+
+async def test_a_raising_done_callback_goes_to_the_loop_and_spares_the_rest() -> None:
+    lane = _lane()
+    delivery = lane.push(entry(b"k", b"v", False, 0.0))
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+    seen: list[Delivery] = []
+    try:
+
+        def boom(_d: Delivery) -> None:
+            raise RuntimeError("callback bug")
+
+        delivery.add_done_callback(boom)
+        delivery.add_done_callback(seen.append)
+        _settle(lane, 1, 3)  # the settling (the drainer's batch callback) does not raise
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert seen == [delivery]
+    assert len(reported) == 1
+    assert isinstance(reported[0]["exception"], RuntimeError)
+
+
+async def test_done_callbacks_run_in_the_given_context() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    lane = _lane()
+    delivery = lane.push(entry(b"k", b"v", False, 0.0))
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "theirs")
+    got: list[str] = []
+    delivery.add_done_callback(lambda _d: got.append(var.get()), context=ctx)
+    var.set("ours")
+    delivery.add_done_callback(lambda _d: got.append(var.get()))  # the current context's copy
+    _settle(lane, 1, 0)
+    await asyncio.sleep(0)
+    assert got == ["theirs", "ours"]
+
+
+async def test_add_done_callback_refuses_what_it_cannot_call() -> None:
+    lane = _lane()
+    delivery = lane.push(entry(b"k", b"v", False, 0.0))
+    with pytest.raises(TypeError, match="needs a callable"):
+        delivery.add_done_callback("print")  # type: ignore[arg-type]
+    assert not delivery._ledger.waiters  # nothing registered
 
 
 @given(

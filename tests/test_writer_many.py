@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 
 import pytest
 from test_writer_layout import read_partition
 
 from aiowriter import (
+    Delivery,
     EncodedPacket,
     InvalidPacketError,
     PacketWriter,
@@ -109,3 +112,30 @@ async def test_deliveries_match_the_records_across_ledgers_and_waits(
     ]
     # Each item's size is its own record's (key and value bytes).
     assert [d.size for d in deliveries] == [len(by_offset[r.offset]) + 1 for r in reports]
+
+
+async def test_done_callbacks_report_what_the_broker_holds(kafka_bootstrap_servers: str) -> None:
+    """``Delivery.add_done_callback`` on ``write_data``'s and ``write_data_many``'s deliveries:
+    each callback runs once, after the ack, with its own packet's offset."""
+    ds, key = _ds(), str(uuid.uuid4())
+    batch = [
+        packets.periodic_data(7, start_time=1_000 + i, interval=10, columns=[[float(i)]])
+        for i in range(300)
+    ]
+    seen: dict[bytes, list[int]] = {}
+
+    def acked(content: bytes) -> Callable[[Delivery], None]:
+        return lambda d: seen.setdefault(content, []).append(d.result().offset)
+
+    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as w:
+        for p in batch[:150]:
+            (await w.write_data(ds, "s", key, p)).unwrap().add_done_callback(acked(p.content))
+        many = (await w.write_data_many(ds, "s", key, batch[150:])).unwrap()
+        for p, d in zip(batch[150:], many, strict=True):
+            d.add_done_callback(acked(p.content))
+        assert (await w.flush(timeout=60)).success
+        await asyncio.sleep(0)  # the callbacks of the last batch run on the next iteration
+    records = await read_partition(kafka_bootstrap_servers, f"{ds}.s")
+    held = {parse_packet_envelope(r.value).content: r.offset for r in records}
+    assert len(held) == 300
+    assert {c: [o] for c, o in held.items()} == seen
