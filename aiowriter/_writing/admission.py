@@ -7,6 +7,7 @@ timeout) while the stream's queue is full, and give up the event loop at the end
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,8 @@ class AdmitMixin:
     _turn_ends: float
     _turns_taken: int
     _round_pending: bool
+    _came_round: bool
+    _came_round_context: contextvars.Context
     _check_running: Callable[[], None]
 
     async def _enqueue(self, lane: Lane, entry: Entry) -> WriteResult:
@@ -65,7 +68,18 @@ class AdmitMixin:
 
     async def _hand_over(self) -> None:
         """End the running task's turn: let the loop run the other tasks, then start a new turn.
-        Raises WriterClosedError if the writer stopped meanwhile."""
+        Raises WriterClosedError if the writer stopped meanwhile.
+
+        If the loop came round since the turn began (the writer was idle: a pacing loop
+        sleeping until its next tick, a task that awaited something else), the other tasks
+        have had their go already: a new turn starts at once, without suspending. (Handing
+        over there too cost every burst of a paced writer a loop iteration before its first
+        packet: measured at 40k packets/s on 16 streams, 660 hand-overs a second, 0.2 ms each
+        at the median and 10 ms at worst, a quarter of the run.) A task that keeps writing
+        never sees the loop come round, so it still hands over after each turn."""
+        if self._came_round:
+            self._start_turn()
+            return
         self._turns_taken += 1
         if not self._round_pending:
             self._round_pending = True
@@ -77,7 +91,19 @@ class AdmitMixin:
         # it all and every other wrote one packet per iteration: with 16 streams their batches
         # shrank to a median of 9 packets and the per-batch cost swamped them.) One task
         # writing many streams still has one turn, not one per stream.
+        self._start_turn()
+
+    def _start_turn(self) -> None:
         self._turn_ends = self._clock() + self._turn
+        # Set again by the loop's next pass (one callback per turn, not per packet); run in a
+        # context of its own, so no copy of the caller's context is made each turn.
+        self._came_round = False
+        asyncio.get_running_loop().call_soon(
+            self._mark_came_round, context=self._came_round_context
+        )
+
+    def _mark_came_round(self) -> None:
+        self._came_round = True
 
     def _next_round(self) -> None:
         """Size the turns of this loop iteration from how many lanes took one in the last:

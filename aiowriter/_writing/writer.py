@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import time
@@ -98,6 +99,10 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         self._turn_ends = 0.0  # when the running writer task's turn ends (loop clock)
         self._turns_taken = 0  # fairness yields since the last round began
         self._round_pending = False
+        # Whether the loop came round since the current turn began (see _hand_over): True
+        # until the first turn, so the first write does not hand over either.
+        self._came_round = True
+        self._came_round_context = contextvars.Context()
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
         self._health = HealthTracker()
