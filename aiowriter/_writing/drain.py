@@ -89,10 +89,11 @@ class Drainer:
         self.accumulator_batches: Any = batches if isinstance(batches, dict) else None
         self.offload_min_bytes = OFFLOAD_MIN_BYTES
         self.offloaded = 0  # batches compressed off the loop (introspection, tests)
-        # Batch building shares one slice of each loop iteration, like the writers' (see
-        # run_lane); the slice starts when the loop comes round, not when a lane asks.
+        # Batch building shares one slice of each loop iteration, like the writers' turns (see
+        # run_lane and _start_build_slice).
         self.build_until = 0.0
-        self.build_reset_pending = False
+        self.build_renew_pending = False  # the next pass renews the slice if it was used
+        self.built_in_slice = False
         # The context the drain's timers and callbacks run in: the lanes' tasks' (set when
         # the first runs). Passed explicitly, a callback or timer does not copy the current
         # context each time (a Context object per timer and callback, several per batch, many
@@ -135,15 +136,7 @@ class Drainer:
                     # suspend at all: give the loop back between batches (event-loop lag).
                     await asyncio.sleep(0)
                 await self.wait_for_slot(lane, loop)
-                while loop.time() >= self.build_until:
-                    # This loop iteration's time for building batches is used up (by this or
-                    # other lanes): wait for the next one. Built and compressed on the loop, a
-                    # 128 KB batch takes about a millisecond; 16 lanes in one iteration held
-                    # the loop for over 20 ms.
-                    if not self.build_reset_pending:
-                        self.build_reset_pending = True
-                        loop.call_soon(self._next_build_slice, loop, context=context)
-                    await asyncio.sleep(0)
+                await self.wait_for_build_slice(loop)
                 await self.send_batch(lane)
         except asyncio.CancelledError:
             raise
@@ -209,9 +202,39 @@ class Drainer:
             with contextlib.suppress(Exception):
                 await pending[-1].wait_drain(timeout=remaining)
 
-    def _next_build_slice(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.build_reset_pending = False
+    async def wait_for_build_slice(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Return when a batch may be built in this loop iteration's slice (and count it as
+        built in it)."""
+        while loop.time() >= self.build_until:
+            # This iteration's time for building batches is used up (by this or other lanes):
+            # wait for the next one, which starts a new slice. Built and compressed on the
+            # loop, a 128 KB batch takes about a millisecond; 16 lanes in one iteration held
+            # the loop for over 20 ms.
+            if not self.build_renew_pending:
+                # No slice is coming: the last pass built nothing (or none ever did), so this
+                # one may start its own at once.
+                self._start_build_slice(loop)
+                break
+            await asyncio.sleep(0)
+        self.built_in_slice = True
+
+    def _start_build_slice(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start a slice now; the loop's next pass renews it if a batch was built in it.
+
+        So at most one slice starts per pass, and a lane that finds none coming (the drain
+        was idle) builds at once. (The slice used to start only on the pass after a lane asked
+        for it: at a steady 2,300 13 KB packets/s on 16 streams, where each batch comes after
+        an idle spell, that was a loop iteration of waiting for nearly every batch, 0.7 ms at
+        the median and 2 ms at p90.)"""
         self.build_until = loop.time() + BUILD_SLICE
+        self.built_in_slice = False
+        self.build_renew_pending = True
+        loop.call_soon(self._renew_build_slice, loop, context=self.context)
+
+    def _renew_build_slice(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.build_renew_pending = False
+        if self.built_in_slice:
+            self._start_build_slice(loop)
 
     async def provision(self, lane: Lane, requirements: list[TopicRequirement]) -> None:
         if lane.ready is None:
