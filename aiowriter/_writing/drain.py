@@ -90,7 +90,7 @@ class Drainer:
         self.offload_min_bytes = OFFLOAD_MIN_BYTES
         self.offloaded = 0  # batches compressed off the loop (introspection, tests)
         # Batch building shares one slice of each loop iteration, like the writers' turns (see
-        # run_lane and _start_build_slice).
+        # wait_for_build_slice).
         self.build_until = 0.0
         self.build_renew_pending = False  # the next pass renews the slice if it was used
         self.built_in_slice = False
