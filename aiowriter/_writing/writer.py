@@ -99,10 +99,13 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         self._turn_ends = 0.0  # when the running writer task's turn ends (loop clock)
         self._turns_taken = 0  # fairness yields since the last round began
         self._round_pending = False
-        # Whether the loop came round since the current turn began (see _hand_over): True
-        # until the first turn, so the first write does not hand over either.
-        self._came_round = True
-        self._came_round_context = contextvars.Context()
+        # Loop passes counted by _count_pass, and the count when the current turn began: they
+        # differ once the loop came round (see _hand_over), and do until the first turn, so
+        # the first write does not hand over either.
+        self._passes = 1
+        self._turn_pass = 0
+        self._pass_pending = False
+        self._pass_context = contextvars.Context()
         # The loop's clock (monotonic), bound once: it stamps every packet.
         self._clock: Any = None
         self._health = HealthTracker()
