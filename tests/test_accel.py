@@ -9,6 +9,7 @@ run writes through each implementation and reads the records back.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiowriter import PacketWriter, QueueLimits, StreamingConfig, packets
+from aiowriter._encoding import wire
+from aiowriter._encoding.encoded import PACKET_TYPES, EncodedPacket
 from aiowriter._encoding.wire import encode_packet
 from aiowriter._layout import Route
 from aiowriter._writing import accel
@@ -445,6 +448,125 @@ def test_write_is_the_inline_python(
     assert _snapshot(native, got) == _snapshot(python, expected)
 
 
+def _builder_packet(type_: str, content: bytes, essential: bool) -> EncodedPacket:
+    """An EncodedPacket marked checked, as the builders hand theirs over."""
+    packet = EncodedPacket(type_, content, essential)
+    object.__setattr__(packet, "_checked", True)
+    return packet
+
+
+def _accept_builder_packet(front: Any, lane: Lane, key: str, packet: EncodedPacket) -> Any:
+    """AcceptMixin._accept's branch for a builder's packet, then Lane.offer: the Python steps
+    the C ``write`` takes a builder's packet through."""
+    now = front._clock()
+    if not now < front._turn_ends:
+        return None
+    value = encode_packet(packet.type, key, packet.is_essential, packet.content, front._next_id())
+    record_key = front._keys[key]
+    assert len(value) + len(record_key) <= front._max_value  # else _entry raises
+    entry = (record_key, value, packet.is_essential, now, len(record_key) + len(value))
+    return lane.offer(entry)
+
+
+@given(st.data())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_write_wraps_a_builder_packet_as_accept_does(
+    c: ModuleType, loop: asyncio.AbstractEventLoop, data: st.DataObject
+) -> None:
+    """A builder's packet is queued by ``write`` exactly as by the Python steps (same bytes,
+    same id, same lane afterwards), or left to Python with nothing changed and no id taken:
+    only when a field cache lacks it, the record key is not made yet, or the packet's largest
+    envelope (a ten-byte id) would cross a limit its actual one may not."""
+    type_ = data.draw(st.sampled_from(sorted(PACKET_TYPES)), label="type")
+    content = data.draw(st.binary(max_size=300), label="content")
+    essential = data.draw(st.booleans(), label="essential")
+    key = data.draw(st.sampled_from(["key", "k\u00e9y", f"fresh-{uuid.uuid4().hex}"]), label="key")
+    if data.draw(st.booleans(), label="fields cached"):
+        encode_packet(type_, key, False, b"", 1)  # as the Python path does on a first write
+    first_id = data.draw(
+        st.sampled_from([1, 127, 128, 2**35]) | st.integers(1, 2**64 - 2), label="id"
+    )
+    packet = _builder_packet(type_, content, essential)
+    size = len(encode_packet(type_, key, essential, content, first_id)) + len(key.encode())
+    state = data.draw(_states(size), label="lane")
+    if data.draw(st.booleans(), label="a roomy lane"):  # else its limits are often at the edge
+        state.update(max_packets=10**6, max_bytes=10**9, total=10**9, putter=False, woken=False)
+        state.update(task="running")
+    known_key = data.draw(st.sampled_from([True] * 6 + [False]), label="record key made")
+    max_value = size + data.draw(st.sampled_from([10**6, 0, 5, 11, 12]), label="limit")
+    turn_left = data.draw(st.sampled_from([1.0] * 6 + [0.0]), label="turn left")
+
+    def front(lane: Lane) -> _Front:
+        lane.ready = loop.create_future()
+        lane.ready.set_result(None)
+        return _Front(
+            _state="running",
+            _loop=loop,
+            _lanes={("ds", "s"): lane},
+            _clock=lambda: 100.0,
+            _turn_ends=100.0 + turn_left,
+            _keys={key: key.encode()} if known_key else {},
+            _max_value=max_value,
+            _next_id=itertools.count(first_id).__next__,
+        )
+
+    python, native = _build(state, loop), _build(state, loop)
+    py_front, c_front = front(python), front(native)
+    before = _snapshot(native, None)
+    cached = type_ in wire._TYPE_KEYS and key in wire._SESSION_KEYS
+
+    async def both() -> tuple[Any, Any]:
+        got = c.write(c_front, "ds", "s", key, packet)
+        py_front._keys[key] = key.encode()  # _entry makes it
+        return _accept_builder_packet(py_front, python, key, packet), got
+
+    expected, got = loop.run_until_complete(both())
+    if got is not None:
+        assert _snapshot(native, got) == _snapshot(python, expected)
+        assert c_front._next_id() == py_front._next_id() == first_id + 1
+        return
+    assert _snapshot(native, None) == before  # nothing queued ...
+    assert c_front._next_id() == first_id  # ... and no id taken
+    if expected is not None:  # Python took it: one of the reasons to leave it to Python
+        largest = (
+            size
+            - len(encode_packet(type_, key, essential, content, first_id))
+            + len(encode_packet(type_, key, essential, content, 2**64 - 1))
+        )
+        used = native.budget.used
+        near_limit = largest > max_value
+        near_limit |= bool(native.entries) and native.bytes + largest > state["max_bytes"]
+        near_limit |= used != 0 and used + largest > state["total"]
+        assert not cached or not known_key or near_limit, (cached, known_key, largest)
+
+
+def test_write_takes_a_builder_packet_only_when_checked(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    """A hand-made EncodedPacket (not checked yet) and a subclass's go to Python, which checks
+    their content; a builder's is queued with the envelope ``encode_packet`` makes."""
+    front, lane = _ready_front(loop)
+    front._keys, front._max_value = {"key": b"key"}, 10**6
+    front._next_id = itertools.count(41).__next__
+    encode_packet("Event", "key", False, b"", 1)
+
+    class Sub(EncodedPacket):
+        pass
+
+    hand_made = EncodedPacket("Event", b"\x08\x01")
+    sub = Sub("Event", b"\x08\x01")
+    object.__setattr__(sub, "_checked", True)
+    built = _builder_packet("Event", b"\x08\x01", True)
+
+    async def writes() -> list[Any]:
+        return [c.write(front, "ds", "s", "key", p) for p in (hand_made, sub, built)]
+
+    assert loop.run_until_complete(writes())[:2] == [None, None]
+    (entry,) = lane.entries
+    assert entry[:3] == (b"key", encode_packet("Event", "key", True, b"\x08\x01", 41), True)
+    assert front._next_id() == 42
+
+
 def _ready_front(
     loop: asyncio.AbstractEventLoop,
     *,
@@ -539,6 +661,35 @@ def test_write_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEv
     deliveries = loop.run_until_complete(many())
     assert all(type(d) is Delivery for d in deliveries)
     assert lane.pushed == 500
+    del deliveries
+    lane.last = None
+    lane.entries.clear()
+    for ledger in lane.ledgers:
+        ledger.essential.clear()
+    assert [sys.getrefcount(x) for x in watched] == before
+
+
+def test_write_of_builder_packets_keeps_no_stray_references(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    front, lane = _ready_front(loop, clock=time.monotonic, turn_ends=10.0**9)
+    max_value = 10**6 + 7  # ints of their own (small ints are shared)
+    front._keys, front._max_value = {"key": b"key"}, max_value
+    front._next_id = itertools.count(10**6).__next__
+    encode_packet("Event", "key", False, b"", 1)
+    packet = _builder_packet("Event", b"\x08\x01" * 40, True)
+    fields = (wire._TYPE_KEYS["Event"], wire._SESSION_KEYS["key"])
+    watched = [front, lane, packet, packet.content, front._keys, front._keys["key"], *fields]
+    watched += [max_value, front._next_id, lane.budget, lane.entries]
+    before = [sys.getrefcount(x) for x in watched]
+
+    async def many() -> list[Any]:
+        return [c.write(front, "ds", "s", "key", packet) for _ in range(500)]
+
+    deliveries = loop.run_until_complete(many())
+    assert all(type(d) is Delivery for d in deliveries)
+    assert lane.pushed == 500
+    assert front._next_id() == 10**6 + 500
     del deliveries
     lane.last = None
     lane.entries.clear()

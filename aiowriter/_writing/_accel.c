@@ -35,6 +35,17 @@ static PyObject *s_append, *s_done, *s_set_result, *s_remembered, *s_offer, *s_p
 /* asyncio's _get_running_loop (its C version where built). */
 static PyObject *get_running_loop;
 
+/* bind_encoded(): a builder's EncodedPacket, wrapped in its Packet envelope here as
+ * AcceptMixin._accept does (see encoded_entry). */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t type_, content, is_essential, checked;
+    PyObject *type_fields, *session_fields, *envelope; /* wire.py's caches, its C envelope */
+} Encoded;
+static Encoded E;
+static int encoded_bound = 0;
+static PyObject *s_keys, *s_max_value, *s_next_id;
+
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
 /* Store `value` (a new reference) in a slot, releasing what it held. */
@@ -109,6 +120,39 @@ static PyObject *bind(PyObject *module, PyObject *args) {
     }
     L = l;
     bound = 1;
+    Py_RETURN_NONE;
+}
+
+/* bind_encoded(EncodedPacket, type_fields, session_fields, envelope): where EncodedPacket's
+ * slots are, and the Packet.type / Packet.session_key field caches and envelope function of
+ * wire.encode_packet. Without it, write() leaves every EncodedPacket to Python. */
+static PyObject *bind_encoded(PyObject *module, PyObject *args) {
+    PyTypeObject *type;
+    PyObject *type_fields, *session_fields, *envelope;
+    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyType_Type, &type, &PyDict_Type, &type_fields,
+                          &PyDict_Type, &session_fields, &envelope))
+        return NULL;
+    if (!PyCallable_Check(envelope)) {
+        PyErr_SetString(PyExc_TypeError, "bind_encoded: envelope must be callable");
+        return NULL;
+    }
+    Encoded e = {type, 0, 0, 0, 0, type_fields, session_fields, envelope};
+    if (member_offset(type, "type", &e.type_) || member_offset(type, "content", &e.content) ||
+        member_offset(type, "is_essential", &e.is_essential) ||
+        member_offset(type, "_checked", &e.checked))
+        return NULL;
+    Py_INCREF(type);
+    Py_INCREF(type_fields);
+    Py_INCREF(session_fields);
+    Py_INCREF(envelope);
+    if (encoded_bound) {
+        Py_DECREF(E.type);
+        Py_DECREF(E.type_fields);
+        Py_DECREF(E.session_fields);
+        Py_DECREF(E.envelope);
+    }
+    E = e;
+    encoded_bound = 1;
     Py_RETURN_NONE;
 }
 
@@ -242,52 +286,168 @@ error:
     return NULL;
 }
 
-/* Lane.offer for a checked lane. */
-static PyObject *offer_impl(PyObject *lane, PyObject *entry) {
-    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 5)
-        return python_offer(lane, entry);
+/* Whether `size` more bytes may be queued on the lane now, as Lane.offer decides: 1 (with the
+ * lane's bytes, its budget and the budget's use filled in), 0 (no room, or a writer waits
+ * ahead), -1 (an error is set) or -2 (a slot is unusual: Lane.offer decides). */
+static int room(PyObject *lane, Py_ssize_t size, Py_ssize_t *bytes_out, PyObject **budget_out,
+                Py_ssize_t *used_out) {
     PyObject *putters = SLOT(lane, L.putters), *woken = SLOT(lane, L.woken),
              *entries = SLOT(lane, L.entries), *limits = SLOT(lane, L.limits),
              *budget = SLOT(lane, L.budget), *task = SLOT(lane, L.task);
     if (putters == NULL || woken == NULL || entries == NULL || limits == NULL ||
         budget == NULL || task == NULL || !PyObject_TypeCheck(budget, L.budget_type))
-        return python_offer(lane, entry);
+        return -2;
     Py_ssize_t waiting = PyObject_Length(putters);
-    if (waiting < 0) return NULL;
-    if (waiting || woken != Py_None) Py_RETURN_NONE;
-    PyObject *size_obj = PyTuple_GET_ITEM(entry, 4);
-    Py_ssize_t size = PyLong_CheckExact(size_obj) ? PyLong_AsSsize_t(size_obj) : -1;
+    if (waiting < 0) return -1;
+    if (waiting || woken != Py_None) return 0;
     Py_ssize_t bytes = slot_ssize(lane, L.bytes), used = slot_ssize(budget, L.used),
                limit = slot_ssize(budget, L.limit);
-    if (size < 0 || bytes < 0 || used < 0 || limit < 0) {
+    if (size < 0 || bytes < 0 || used < 0 || limit < 0) return -2;
+    Py_ssize_t n = PyObject_Length(entries);
+    if (n < 0) return -1;
+    PyObject *max_packets = PyObject_GetAttr(limits, s_max_packets);
+    if (max_packets == NULL) return -1;
+    Py_ssize_t maxp = PyLong_AsSsize_t(max_packets);
+    Py_DECREF(max_packets);
+    if (maxp == -1 && PyErr_Occurred()) return -1;
+    if (n >= maxp) return 0;
+    if (n) {
+        PyObject *max_bytes = PyObject_GetAttr(limits, s_max_bytes);
+        if (max_bytes == NULL) return -1;
+        Py_ssize_t maxb = PyLong_AsSsize_t(max_bytes);
+        Py_DECREF(max_bytes);
+        if (maxb == -1 && PyErr_Occurred()) return -1;
+        if (bytes + size > maxb) return 0;
+    }
+    if (used + size > limit && used != 0) return 0;
+    if (task == Py_None) return 0;
+    PyObject *done = PyObject_CallMethodNoArgs(task, s_done);
+    if (done == NULL) return -1;
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    if (is_done < 0) return -1;
+    if (is_done) return 0;
+    *bytes_out = bytes;
+    *budget_out = budget;
+    *used_out = used;
+    return 1;
+}
+
+/* Lane.offer for a checked lane. */
+static PyObject *offer_impl(PyObject *lane, PyObject *entry) {
+    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 5)
+        return python_offer(lane, entry);
+    PyObject *size_obj = PyTuple_GET_ITEM(entry, 4);
+    Py_ssize_t size = PyLong_CheckExact(size_obj) ? PyLong_AsSsize_t(size_obj) : -1;
+    if (size < 0) {
         PyErr_Clear();
         return python_offer(lane, entry);
     }
-    Py_ssize_t n = PyObject_Length(entries);
-    if (n < 0) return NULL;
-    PyObject *max_packets = PyObject_GetAttr(limits, s_max_packets);
-    if (max_packets == NULL) return NULL;
-    Py_ssize_t maxp = PyLong_AsSsize_t(max_packets);
-    Py_DECREF(max_packets);
-    if (maxp == -1 && PyErr_Occurred()) return NULL;
-    if (n >= maxp) Py_RETURN_NONE;
-    if (n) {
-        PyObject *max_bytes = PyObject_GetAttr(limits, s_max_bytes);
-        if (max_bytes == NULL) return NULL;
-        Py_ssize_t maxb = PyLong_AsSsize_t(max_bytes);
-        Py_DECREF(max_bytes);
-        if (maxb == -1 && PyErr_Occurred()) return NULL;
-        if (bytes + size > maxb) Py_RETURN_NONE;
+    Py_ssize_t bytes, used;
+    PyObject *budget;
+    switch (room(lane, size, &bytes, &budget, &used)) {
+    case 1:
+        return push(lane, entry, size, bytes, budget, used);
+    case 0:
+        Py_RETURN_NONE;
+    case -2:
+        return python_offer(lane, entry);
+    default:
+        return NULL;
     }
-    if (used + size > limit && used != 0) Py_RETURN_NONE;
-    if (task == Py_None) Py_RETURN_NONE;
-    PyObject *done = PyObject_CallMethodNoArgs(task, s_done);
-    if (done == NULL) return NULL;
-    int is_done = PyObject_IsTrue(done);
-    Py_DECREF(done);
-    if (is_done < 0) return NULL;
-    if (is_done) Py_RETURN_NONE;
-    return push(lane, entry, size, bytes, budget, used);
+}
+
+static Py_ssize_t varint_size(unsigned long long v) {
+    Py_ssize_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* A builder's EncodedPacket (checked, so well-formed by construction) queued as
+ * AcceptMixin._accept and Lane.offer would: wrapped in its Packet envelope with the writer's next
+ * id, its record key, the size limit. Its Delivery; None, with no id used, when Python must
+ * decide (a field or record key not cached yet, a size near a limit, no room, unusual slots);
+ * NULL on error. The room is checked for the largest envelope the packet can have (an id of
+ * ten bytes) before the id is taken, so ids stay consecutive. */
+static PyObject *encoded_write(PyObject *self, PyObject *lane, PyObject *packet,
+                               PyObject *session_key, PyObject *now) {
+    PyObject *type = SLOT(packet, E.type_), *content = SLOT(packet, E.content),
+             *essential = SLOT(packet, E.is_essential);
+    if (SLOT(packet, E.checked) != Py_True || type == NULL || !PyUnicode_CheckExact(type) ||
+        content == NULL || !PyBytes_CheckExact(content) ||
+        (essential != Py_True && essential != Py_False))
+        Py_RETURN_NONE;
+    PyObject *type_field = PyDict_GetItemWithError(E.type_fields, type); /* borrowed */
+    if (type_field == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *session_field = PyDict_GetItemWithError(E.session_fields, session_key);
+    if (session_field == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!PyBytes_CheckExact(type_field) || !PyBytes_CheckExact(session_field))
+        Py_RETURN_NONE;
+    PyObject *result = NULL, *keys = NULL, *max_value = NULL, *next_id = NULL, *id = NULL,
+             *value = NULL, *entry = NULL;
+    if ((keys = PyObject_GetAttr(self, s_keys)) == NULL) goto out;
+    if (!PyDict_CheckExact(keys)) goto none;
+    PyObject *key = PyDict_GetItemWithError(keys, session_key); /* borrowed: keys holds it */
+    if (key == NULL) {
+        if (PyErr_Occurred()) goto out;
+        goto none;
+    }
+    if (!PyBytes_CheckExact(key)) goto none;
+    if ((max_value = PyObject_GetAttr(self, s_max_value)) == NULL) goto out;
+    Py_ssize_t limit = PyLong_CheckExact(max_value) ? PyLong_AsSsize_t(max_value) : -1;
+    if (limit < 0) {
+        PyErr_Clear();
+        goto none;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(content);
+    /* encode_packet's layout: type, session key, is_essential, content, id (<= 11 bytes). */
+    Py_ssize_t largest = PyBytes_GET_SIZE(type_field) + PyBytes_GET_SIZE(session_field) +
+                         (essential == Py_True ? 2 : 0) +
+                         (n ? 1 + varint_size((unsigned long long)n) + n : 0) + 11 +
+                         PyBytes_GET_SIZE(key);
+    if (largest > limit) goto none; /* maybe too large: Python says so, or queues it */
+    Py_ssize_t bytes, used;
+    PyObject *budget;
+    int fits = room(lane, largest, &bytes, &budget, &used);
+    if (fits < 0 && fits != -2) goto out;
+    if (fits != 1) goto none;
+    /* From here the packet is queued: the id is taken. */
+    if ((next_id = PyObject_GetAttr(self, s_next_id)) == NULL) goto out;
+    if ((id = PyObject_CallNoArgs(next_id)) == NULL) goto out;
+    PyObject *call[5] = {type_field, session_field, essential, content, id};
+    if ((value = PyObject_Vectorcall(E.envelope, call, 5, NULL)) == NULL) goto out;
+    if (!PyBytes_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "envelope() did not return bytes");
+        goto out;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(key) + PyBytes_GET_SIZE(value);
+    PyObject *size_obj = PyLong_FromSsize_t(size);
+    if (size_obj == NULL) goto out;
+    entry = PyTuple_Pack(5, key, value, essential, now, size_obj);
+    Py_DECREF(size_obj);
+    if (entry == NULL) goto out;
+    result = push(lane, entry, size, bytes, budget, used);
+    goto out;
+none:
+    result = Py_None;
+    Py_INCREF(result);
+out:
+    Py_XDECREF(keys);
+    Py_XDECREF(max_value);
+    Py_XDECREF(next_id);
+    Py_XDECREF(id);
+    Py_XDECREF(value);
+    Py_XDECREF(entry);
+    return result;
 }
 
 static PyObject *remembered(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -312,8 +472,8 @@ static PyObject *offer(PyObject *module, PyObject *const *args, Py_ssize_t nargs
 /* write(writer, data_source, stream, session_key, packet) -> Delivery | None: the whole fast
  * path of PacketWriter.write_data (writer.py) in one call, the same steps as its inline Python:
  * a running writer called from its own loop, str names of a stream already written to whose
- * topics are ready, a packet of the lane's remembered layout, the writer's turn not over and
- * room in the queue. None as soon as any of that does not hold: the caller then takes the
+ * topics are ready, the writer's turn not over, room in the queue and either Packet bytes of
+ * the lane's remembered layout or a builder's packet (encoded_write). None as soon as any of that does not hold: the caller then takes the
  * Python path, which decides everything again. The Python glue around remembered() and offer()
  * (attribute loads, the lane lookup, the checks) was ~0.6 us of write_data's ~1.2 us. */
 static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -327,8 +487,9 @@ static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     PyObject *self = args[0], *session_key = args[3], *packet = args[4];
+    int encoded = encoded_bound && Py_IS_TYPE(packet, E.type);
     if (!PyUnicode_CheckExact(args[1]) || !PyUnicode_CheckExact(args[2]) ||
-        !PyUnicode_CheckExact(session_key) || !PyBytes_CheckExact(packet))
+        !PyUnicode_CheckExact(session_key) || !(encoded || PyBytes_CheckExact(packet)))
         Py_RETURN_NONE;
     /* Every `goto out` before `result` is set leaves NULL: the failed call's error is raised. */
     PyObject *result = NULL, *state = NULL, *running = NULL, *loop = NULL, *lanes = NULL,
@@ -359,12 +520,16 @@ static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (!is_done) goto none;
     if ((clock = PyObject_GetAttr(self, s_clock)) == NULL) goto out;
     if ((now = PyObject_CallNoArgs(clock)) == NULL) goto out;
-    if ((entry = remembered_impl(lane, packet, session_key, now)) == NULL) goto out;
-    if (entry == Py_None) goto none;
     if ((turn_ends = PyObject_GetAttr(self, s_turn_ends)) == NULL) goto out;
     int in_turn = PyObject_RichCompareBool(now, turn_ends, Py_LT);
     if (in_turn < 0) goto out;
     if (!in_turn) goto none;
+    if (encoded) {
+        result = encoded_write(self, lane, packet, session_key, now);
+        goto out;
+    }
+    if ((entry = remembered_impl(lane, packet, session_key, now)) == NULL) goto out;
+    if (entry == Py_None) goto none;
     result = offer_impl(lane, entry); /* the Delivery, None (no room) or NULL */
     goto out;
 none:
@@ -520,6 +685,8 @@ static PyMethodDef methods[] = {
      "write(writer, data_source, stream, session_key, packet) -> Delivery | None."},
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
      "frame(append, entries, headers) -> (count, size)."},
+    {"bind_encoded", bind_encoded, METH_VARARGS,
+     "bind_encoded(EncodedPacket, type_fields, session_fields, envelope): see encoded_write."},
     {"bind", bind, METH_VARARGS,
      "bind(Lane, Budget, Ledger, Delivery, span): learn where their slots are."},
     {"remembered", (PyCFunction)(void (*)(void))remembered, METH_FASTCALL,
@@ -556,6 +723,9 @@ PyMODINIT_FUNC PyInit__accel(void) {
     INTERN(s_lanes, "_lanes")
     INTERN(s_clock, "_clock")
     INTERN(s_turn_ends, "_turn_ends")
+    INTERN(s_keys, "_keys")
+    INTERN(s_max_value, "_max_value")
+    INTERN(s_next_id, "_next_id")
 #undef INTERN
     PyObject *asyncio = PyImport_ImportModule("asyncio");
     if (asyncio == NULL) return NULL;

@@ -1,8 +1,9 @@
 """``remembered`` and ``offer``, the steps of ``write_data``'s fast path (and ``write``, all of
-it in one call), their runs over lists for ``write_data_many``, and ``frame``, the drain's loop
-over a batch's packets: in C when the optional extension ``_accel`` was built (see setup.py),
-else :class:`~.lanes.Lane`'s own methods and the loops below, which are the reference the C
-ones are tested against (tests/test_accel.py).
+it in one call, for ``Packet`` bytes of a remembered layout and for builders' packets), their
+runs over lists for ``write_data_many``, and ``frame``, the drain's loop over a batch's packets:
+in C when the optional extension ``_accel`` was built (see setup.py), else
+:class:`~.lanes.Lane`'s own methods and the loops below, which are the reference the C ones are
+tested against (tests/test_accel.py).
 
 ``AIOWRITER_PURE_PYTHON=1`` uses the Python steps anyway (see :mod:`aiowriter._native`).
 """
@@ -14,6 +15,8 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
+from .._encoding import wire
+from .._encoding.encoded import EncodedPacket
 from .._native import native_wanted
 from .delivery import SPAN, Delivery, Ledger
 from .lanes import KEY, SIZE, VALUE, Budget, Entry, Lane
@@ -40,6 +43,11 @@ def _load() -> ModuleType | None:
         return None  # not built: no C compiler where aiowriter was installed
     try:
         _accel.bind(Lane, Budget, Ledger, Delivery, SPAN)
+        if wire._c_envelope is not None:
+            # write() then wraps builders' packets itself (else it leaves them to Python).
+            _accel.bind_encoded(
+                EncodedPacket, wire._TYPE_KEYS, wire._SESSION_KEYS, wire._c_envelope
+            )
     except Exception:  # a layout it does not know: the Python steps are always right
         log.warning("aiowriter's C fast path does not fit this build; using Python", exc_info=True)
         return None

@@ -205,9 +205,9 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         main stream. Essential packets are also copied to ``<data_source>_essential``.
         """
         # The common case first: a running writer called from its loop, a stream already
-        # written to, a remembered layout, room in its queue and no turn to give up (see
-        # _admit). In one C call where built (accel.write), else inline below: each helper
-        # call or object saved is a few percent of a small packet's cost (budget.py).
+        # written to, a remembered layout or a builder's packet, room in its queue and no turn
+        # to give up (see _admit). In one C call where built (accel.write), else inline below:
+        # each helper call or object saved is a few percent of a small packet's cost (budget.py).
         if write is not None:
             delivery = write(self, data_source, stream, session_key, packet)
             if delivery is not None:
