@@ -604,6 +604,40 @@ def test_write_outside_a_loop_and_bad_arguments(
         loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE))
 
 
+def test_write_from_another_thread_or_a_forked_child_is_left_to_python(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    """``write`` tells the writer's loop by its thread (the loop's ``_thread_id``), not by
+    asking asyncio (a getpid() system call per packet on 3.11): a loop running in another
+    thread, a loop that stopped, and a fork's child (whose thread may carry the parent's id)
+    all go to Python, which raises the right error."""
+    import threading
+
+    front, _ = _ready_front(loop)
+    assert type(loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE))) is Delivery
+    assert loop._thread_id is None  # type: ignore[attr-defined]
+    assert c.write(front, "ds", "s", "key", _BASE) is None  # the loop stopped
+
+    answers: list[Any] = []
+
+    def other_thread() -> None:  # the writer's loop is not this thread's running loop
+        answers.append(asyncio.run(_call(c.write, front, "ds", "s", "key", _BASE)))
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert answers == [None]
+
+    async def fork_inside_the_loop() -> int:
+        pid = os.fork()
+        if pid == 0:  # the child, still inside the parent's run_forever, same thread id
+            os._exit(0 if c.write(front, "ds", "s", "key", _BASE) is None else 1)
+        return pid
+
+    child = loop.run_until_complete(fork_inside_the_loop())
+    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+
+
 _MISSES: dict[str, Any] = {
     "writer not running": lambda f, a: setattr(f, "_state", "stopping"),
     "another loop's writer": lambda f, a: setattr(f, "_loop", object()),

@@ -34,6 +34,10 @@ static PyObject *s_append, *s_done, *s_set_result, *s_remembered, *s_offer, *s_p
     *s_max_packets, *s_max_bytes, *s_state, *s_running, *s_loop, *s_lanes, *s_clock, *s_turn_ends;
 /* asyncio's _get_running_loop (its C version where built). */
 static PyObject *get_running_loop;
+/* Set in a child process after fork() (forked(), registered in accel.py): from then on,
+ * in_loop_thread asks asyncio, as before. */
+static int forked = 0;
+static PyObject *s_thread_id;
 
 /* bind_encoded(): a builder's EncodedPacket, wrapped in its Packet envelope here as
  * AcceptMixin._accept does (see encoded_entry). */
@@ -469,6 +473,48 @@ static PyObject *offer(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     return offer_impl(args[0], args[1]);
 }
 
+/* Whether `loop` is the running event loop of this thread: 1, 0, or -1 with an error set.
+ *
+ * asyncio's _get_running_loop() answers that, but on Python 3.11 it asks the kernel for the
+ * process id on every call (getpid(), a system call: ~6% of write()'s time here). A loop's
+ * _thread_id is this thread's id exactly while its run_forever() runs (set before it
+ * becomes the running loop, cleared after), and a thread runs one loop at a time, so the id
+ * compare gives the same answer. After a fork the child's thread may have the parent's id,
+ * so there, and for loops without a _thread_id, asyncio is asked. */
+static int in_loop_thread(PyObject *loop) {
+    if (!forked) {
+        PyObject *tid = PyObject_GetAttr(loop, s_thread_id);
+        if (tid == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+            PyErr_Clear();
+        } else if (tid == Py_None) {
+            Py_DECREF(tid);
+            return 0; /* not running */
+        } else if (PyLong_CheckExact(tid)) {
+            unsigned long id = PyLong_AsUnsignedLong(tid);
+            Py_DECREF(tid);
+            if (id == (unsigned long)-1 && PyErr_Occurred()) {
+                PyErr_Clear();
+            } else {
+                return id == PyThread_get_thread_ident();
+            }
+        } else {
+            Py_DECREF(tid);
+        }
+    }
+    PyObject *running = PyObject_CallNoArgs(get_running_loop);
+    if (running == NULL) return -1;
+    int same = running == loop;
+    Py_DECREF(running);
+    return same;
+}
+
+/* forked(): called in a child process after fork (os.register_at_fork in accel.py). */
+static PyObject *mark_forked(PyObject *module, PyObject *unused) {
+    forked = 1;
+    Py_RETURN_NONE;
+}
+
 /* write(writer, data_source, stream, session_key, packet) -> Delivery | None: the whole fast
  * path of PacketWriter.write_data (writer.py) in one call, the same steps as its inline Python:
  * a running writer called from its own loop, str names of a stream already written to whose
@@ -492,14 +538,15 @@ static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t 
         !PyUnicode_CheckExact(session_key) || !(encoded || PyBytes_CheckExact(packet)))
         Py_RETURN_NONE;
     /* Every `goto out` before `result` is set leaves NULL: the failed call's error is raised. */
-    PyObject *result = NULL, *state = NULL, *running = NULL, *loop = NULL, *lanes = NULL,
+    PyObject *result = NULL, *state = NULL, *loop = NULL, *lanes = NULL,
              *key = NULL, *lane = NULL, *clock = NULL, *now = NULL, *entry = NULL,
              *turn_ends = NULL;
     if ((state = PyObject_GetAttr(self, s_state)) == NULL) goto out;
     if (!PyUnicode_CheckExact(state) || PyUnicode_Compare(state, s_running) != 0) goto none;
-    if ((running = PyObject_CallNoArgs(get_running_loop)) == NULL) goto out;
     if ((loop = PyObject_GetAttr(self, s_loop)) == NULL) goto out;
-    if (running != loop) goto none;
+    int here = in_loop_thread(loop);
+    if (here < 0) goto out;
+    if (!here) goto none;
     if ((lanes = PyObject_GetAttr(self, s_lanes)) == NULL) goto out;
     if (!PyDict_CheckExact(lanes)) goto none;
     if ((key = PyTuple_Pack(2, args[1], args[2])) == NULL) goto out;
@@ -537,7 +584,6 @@ none:
     Py_INCREF(result);
 out:
     Py_XDECREF(state);
-    Py_XDECREF(running);
     Py_XDECREF(loop);
     Py_XDECREF(lanes);
     Py_XDECREF(key);
@@ -685,6 +731,8 @@ static PyMethodDef methods[] = {
      "write(writer, data_source, stream, session_key, packet) -> Delivery | None."},
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
      "frame(append, entries, headers) -> (count, size)."},
+    {"forked", mark_forked, METH_NOARGS,
+     "forked(): the process is a fork's child; ask asyncio which loop runs (in_loop_thread)."},
     {"bind_encoded", bind_encoded, METH_VARARGS,
      "bind_encoded(EncodedPacket, type_fields, session_fields, envelope): see encoded_write."},
     {"bind", bind, METH_VARARGS,
@@ -724,6 +772,7 @@ PyMODINIT_FUNC PyInit__accel(void) {
     INTERN(s_clock, "_clock")
     INTERN(s_turn_ends, "_turn_ends")
     INTERN(s_keys, "_keys")
+    INTERN(s_thread_id, "_thread_id")
     INTERN(s_max_value, "_max_value")
     INTERN(s_next_id, "_next_id")
 #undef INTERN

@@ -11,6 +11,7 @@ tested against (tests/test_accel.py).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
@@ -51,6 +52,8 @@ def _load() -> ModuleType | None:
     except Exception:  # a layout it does not know: the Python steps are always right
         log.warning("aiowriter's C fast path does not fit this build; using Python", exc_info=True)
         return None
+    # In a fork's child the parent's loop may look like this thread's (see in_loop_thread).
+    os.register_at_fork(after_in_child=_accel.forked)
     return _accel  # type: ignore[no-any-return]
 
 
