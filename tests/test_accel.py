@@ -862,3 +862,31 @@ async def test_both_fast_paths_write_the_same_records(
     assert all((e is not None) == (p is large) for e, p in zip(essential, plan, strict=True))
     copies = await read_partition(kafka_bootstrap_servers, f"{ds}_essential", 0)
     assert [r.value for r in copies] == [p for p in plan if p is large]
+
+
+# -- records: a batch's records v2 section in one call -----------------------------------------
+
+
+@given(
+    st.lists(
+        st.tuples(st.binary(max_size=40), st.binary(max_size=3000), st.booleans()), max_size=60
+    ),
+    st.integers(0, 40_000) | st.sampled_from([0, 61, 128 * 1024]),
+)
+@settings(max_examples=200)
+def test_records_is_python_records(
+    c: ModuleType, rows: list[tuple[bytes, bytes, bool]], batch_size: int
+) -> None:
+    """The C framing writes the bytes of its Python twin (the byte-identity with aiokafka's
+    builder is tested in test_compression.py), takes as many and sums their sizes alike."""
+    entries: deque[Entry] = deque((k, v, e, 0.5, len(k) + len(v)) for k, v, e in rows)
+    assert c.records(entries, batch_size) == accel.python_records(entries, batch_size)
+    assert len(entries) == len(rows)  # framing takes nothing off the queue
+
+
+def test_records_refuses_what_is_not_an_entry(c: ModuleType) -> None:
+    for bad in ([(b"k", "text", False, 0.0, 5)], [(None, b"v", False, 0.0, 1)], [b"kv"]):
+        with pytest.raises(TypeError, match="lane entry"):
+            c.records(bad, 1000)
+    with pytest.raises(TypeError):
+        c.records([], "big")

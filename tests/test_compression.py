@@ -12,7 +12,14 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
 from aiowriter._kafka import compression as _compression
-from aiowriter._kafka.compression import CODEC_ZSTD, PreparedBatch, new_builder, prepare
+from aiowriter._kafka.compression import (
+    CODEC_ZSTD,
+    PreparedBatch,
+    finish_batch,
+    new_builder,
+    prepare,
+)
+from aiowriter._writing import accel
 
 BATCH = 128 * 1024
 
@@ -25,9 +32,12 @@ def _records(n: int, size: int) -> list[tuple[bytes, bytes]]:
 
 
 def _reference(
-    records: list[tuple[bytes, bytes]], ts: int, state: tuple[int, int, int] | None
+    records: list[tuple[bytes, bytes]],
+    ts: int,
+    state: tuple[int, int, int] | None,
+    codec: int = CODEC_ZSTD,
 ) -> bytes:
-    ref = BatchBuilder(BATCH, CODEC_ZSTD)
+    ref = BatchBuilder(BATCH, codec)
     for key, value in records:
         assert ref.append(timestamp=ts, key=key, value=value) is not None
     if state is not None:
@@ -63,6 +73,44 @@ async def test_byte_identical_to_aiokafka(
     if state is not None:
         assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == state
     assert [(r.key, r.value) for r in batch] == records
+
+
+@pytest.mark.parametrize("framing", ["c", "python"])
+@pytest.mark.parametrize("codec", [CODEC_ZSTD, 0], ids=["zstd", "none"])
+@pytest.mark.parametrize("state", [None, (4711, 3, 12345), (2**62, 32000, 2**31 - 5)])
+@pytest.mark.parametrize(("n", "size"), [(1, 10), (3, 5), (40, 1000), (300, 1000), (1, 200_000)])
+def test_the_drains_own_batches_are_aiokafkas(
+    framing: str, codec: int, state: tuple[int, int, int] | None, n: int, size: int
+) -> None:
+    """accel.records + finish_batch (the drain's inline path) make the bytes aiokafka's builder
+    makes of the same records: as many as fit in the batch size (the first always does), same
+    header, same compression (also of a tiny batch zstd makes larger), same CRC."""
+    if framing == "c" and not accel.ACCELERATED:
+        pytest.skip("the C extension is not built")  # test_accel fails for that under CI
+    frame = accel.records if framing == "c" else accel.python_records
+    records = _records(n, size)
+    entries = [(k, v, False, 0.0, len(k) + len(v)) for k, v in records]
+    buffer, count, total = frame(entries, BATCH)
+    fitting = records[:count]
+    assert count == n if n * size < BATCH else 1 <= count <= n
+    assert total == sum(len(k) + len(v) for k, v in fitting)
+    ts = 1_764_600_000_123
+    built = finish_batch(buffer, count, ts, codec, state)
+    assert built.record_count() == count
+    assert bytes(built._build()) == _reference(fitting, ts, state, codec)
+    # ... and no further record would have fitted in aiokafka's builder either.
+    if count < n:
+        ref = BatchBuilder(BATCH, codec)
+        for key, value in fitting:
+            assert ref.append(timestamp=ts, key=key, value=value) is not None
+        key, value = records[count]
+        assert ref.append(timestamp=ts, key=key, value=value) is None
+
+
+def test_finish_batch_refuses_codecs_it_does_not_build() -> None:
+    buffer, count, _ = accel.records([(b"k", b"v", False, 0.0, 2)], BATCH)
+    with pytest.raises(ValueError, match="codec 1"):
+        finish_batch(buffer, count, 0, 1, None)
 
 
 async def test_compressed_with_zstd_when_it_pays() -> None:
