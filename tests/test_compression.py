@@ -88,6 +88,7 @@ def test_the_drains_own_batches_are_aiokafkas(
     if framing == "c" and not accel.ACCELERATED:
         pytest.skip("the C extension is not built")  # test_accel fails for that under CI
     frame = accel.records if framing == "c" else accel.python_records
+    assert frame is not None
     records = _records(n, size)
     entries = [(k, v, False, 0.0, len(k) + len(v)) for k, v in records]
     buffer, count, total = frame(entries, BATCH)
@@ -108,7 +109,7 @@ def test_the_drains_own_batches_are_aiokafkas(
 
 
 def test_finish_batch_refuses_codecs_it_does_not_build() -> None:
-    buffer, count, _ = accel.records([(b"k", b"v", False, 0.0, 2)], BATCH)
+    buffer, count, _ = accel.python_records([(b"k", b"v", False, 0.0, 2)], BATCH)
     with pytest.raises(ValueError, match="codec 1"):
         finish_batch(buffer, count, 0, 1, None)
 

@@ -299,7 +299,7 @@ class Drainer:
                 if route.partition is not None
                 else None
             )
-            if not offload and self.codec in _OWN_CODECS:
+            if records is not None and not offload and self.codec in _OWN_CODECS:
                 # The records framed in one C call (accel.records), compressed in place: the
                 # bytes aiokafka's builder makes, without its call per record and two copies.
                 buffer, count, size = records(entries, self.batch_size)
