@@ -4,8 +4,9 @@ Each step of a write is timed on its own (``timeit``, the minimum of ``--repeat`
 busy machine inflates it least), for the benchmark's 3x3 (190 B) and 10x100 (13 KB) packets:
 
 * accepting: ``packet_value`` (envelope and content checks; a repeat layout is one big-integer
-  compare), the queue entry, and the whole ``write_data`` call on a running writer whose
-  drainer is held, so only the accepting side runs;
+  compare), the queue entry, and the whole ``write_data`` call (of ``Packet`` bytes, and of a
+  builder's packet made beforehand) on a running writer whose drainer is held, so only the
+  accepting side runs;
 * draining: the drain's framing of a batch's records (one C call), zstd, header and CRC
   per packet at the benchmark's 128 KiB batches, and settling a delivery;
 * the same packet through raw aiokafka's ``BatchBuilder.append`` for reference.
@@ -119,8 +120,11 @@ def _steps(values: list[bytes], repeat: int) -> dict[str, float]:
     return out
 
 
-async def _write_data_cost(servers: str, values: list[bytes], repeat: int) -> dict[str, float]:
-    """µs per ``write_data``/``write_data_many`` packet on a running writer, drainer held."""
+async def _write_data_cost(
+    servers: str, values: list[bytes], built: list[Any], repeat: int
+) -> dict[str, float]:
+    """µs per ``write_data``/``write_data_many`` packet on a running writer, drainer held;
+    ``built``: builders' packets (``packets.periodic_data``), made beforehand."""
     from aiowriter import PacketWriter, QueueLimits, StreamingConfig
 
     n = 20_000 if len(values[0]) < 1024 else 2_000
@@ -139,13 +143,21 @@ async def _write_data_cost(servers: str, values: list[bytes], repeat: int) -> di
         drainer = w._drainer
         assert drainer is not None
         for _ in range(repeat):
-            for label in ("write_data (whole call)", "write_data_many (per packet)"):
+            for label in (
+                "write_data (whole call)",
+                "write_data of a builder's packet",
+                "write_data_many (per packet)",
+            ):
                 drainer.linger, drainer.max_batch_bytes = 1000.0, big  # hold the drainer
                 t0 = time.process_time()
                 if label.startswith("write_data ("):
                     write = w.write_data
                     for i in range(n):
                         await write(ds, "s", SESSION_KEY, values[i % len(values)])
+                elif label.startswith("write_data of"):
+                    write = w.write_data
+                    for i in range(n):
+                        await write(ds, "s", SESSION_KEY, built[i % len(built)])
                 else:
                     for _ in range(n // len(values)):
                         await w.write_data_many(ds, "s", SESSION_KEY, values)
@@ -195,7 +207,15 @@ def main() -> int:
             # Two full batches of distinct packets, as throughput.py sends (see pool_size).
             arrays, values = make_pool(*shape, pool_size(*shape, 64, 128 * 1024))
             name = f"{shape[0]}x{shape[1]}"
-            steps = asyncio.run(_write_data_cost(servers, values, args.repeat))
+            from _clients import FORMAT_ID, INTERVAL_NS, START_NS
+
+            from aiowriter import packets
+
+            built = [
+                packets.periodic_data(FORMAT_ID, START_NS + i * INTERVAL_NS, INTERVAL_NS, a)
+                for i, a in enumerate(arrays)
+            ]
+            steps = asyncio.run(_write_data_cost(servers, values, built, args.repeat))
             steps.update(_steps(values, args.repeat))
             steps["periodic_data of a numpy array"] = _builder_cost(arrays, args.repeat)
             results[name] = steps
