@@ -680,6 +680,15 @@ async def _call(function: Any, *args: Any) -> Any:
     return function(*args)
 
 
+def _release(lane: Lane) -> None:
+    """Drop what a lane holds of the packets written to it (its last delivery, its queue, the
+    essential records of its ledgers), so the reference counts can be compared."""
+    lane.last = None
+    lane.entries.clear()
+    for ledger in lane.ledgers:
+        ledger.essential.clear()
+
+
 def test_write_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
     size = 10**6 + 7  # an int object of its own (small ints are shared)
     turn_ends = 10.0**9
@@ -696,10 +705,7 @@ def test_write_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEv
     assert all(type(d) is Delivery for d in deliveries)
     assert lane.pushed == 500
     del deliveries
-    lane.last = None
-    lane.entries.clear()
-    for ledger in lane.ledgers:
-        ledger.essential.clear()
+    _release(lane)
     assert [sys.getrefcount(x) for x in watched] == before
 
 
@@ -725,10 +731,7 @@ def test_write_of_builder_packets_keeps_no_stray_references(
     assert lane.pushed == 500
     assert front._next_id() == 10**6 + 500
     del deliveries
-    lane.last = None
-    lane.entries.clear()
-    for ledger in lane.ledgers:
-        ledger.essential.clear()
+    _release(lane)
     assert [sys.getrefcount(x) for x in watched] == before
 
 
