@@ -680,13 +680,31 @@ async def _call(function: Any, *args: Any) -> Any:
     return function(*args)
 
 
-def _release(lane: Lane) -> None:
-    """Drop what a lane holds of the packets written to it (its last delivery, its queue, the
-    essential records of its ledgers), so the reference counts can be compared."""
+def _write_500_and_count(
+    c: ModuleType,
+    loop: asyncio.AbstractEventLoop,
+    front: Any,
+    lane: Lane,
+    packet: object,
+    watched: list[object],
+) -> None:
+    """500 ``write`` calls of ``packet``; then, once the lane dropped what it holds of them (its
+    last delivery, its queue, its ledgers' essential records), ``watched`` objects have the
+    reference counts they had before: the C code kept none it should not."""
+    before = [sys.getrefcount(x) for x in watched]
+
+    async def many() -> list[Any]:
+        return [c.write(front, "ds", "s", "key", packet) for _ in range(500)]
+
+    deliveries = loop.run_until_complete(many())
+    assert all(type(d) is Delivery for d in deliveries)
+    assert lane.pushed == 500
+    del deliveries
     lane.last = None
     lane.entries.clear()
     for ledger in lane.ledgers:
         ledger.essential.clear()
+    assert [sys.getrefcount(x) for x in watched] == before
 
 
 def test_write_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
@@ -696,17 +714,7 @@ def test_write_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEv
         loop, essential=True, size=size, clock=time.monotonic, turn_ends=turn_ends
     )
     watched = [front, lane, lane.ready, lane.memo, lane.budget, lane.entries, size, turn_ends]
-    before = [sys.getrefcount(x) for x in watched]
-
-    async def many() -> list[Any]:
-        return [c.write(front, "ds", "s", "key", _BASE) for _ in range(500)]
-
-    deliveries = loop.run_until_complete(many())
-    assert all(type(d) is Delivery for d in deliveries)
-    assert lane.pushed == 500
-    del deliveries
-    _release(lane)
-    assert [sys.getrefcount(x) for x in watched] == before
+    _write_500_and_count(c, loop, front, lane, _BASE, watched)
 
 
 def test_write_of_builder_packets_keeps_no_stray_references(
@@ -721,18 +729,8 @@ def test_write_of_builder_packets_keeps_no_stray_references(
     fields = (wire._TYPE_KEYS["Event"], wire._SESSION_KEYS["key"])
     watched = [front, lane, packet, packet.content, front._keys, front._keys["key"], *fields]
     watched += [max_value, front._next_id, lane.budget, lane.entries]
-    before = [sys.getrefcount(x) for x in watched]
-
-    async def many() -> list[Any]:
-        return [c.write(front, "ds", "s", "key", packet) for _ in range(500)]
-
-    deliveries = loop.run_until_complete(many())
-    assert all(type(d) is Delivery for d in deliveries)
-    assert lane.pushed == 500
+    _write_500_and_count(c, loop, front, lane, packet, watched)
     assert front._next_id() == 10**6 + 500
-    del deliveries
-    _release(lane)
-    assert [sys.getrefcount(x) for x in watched] == before
 
 
 # -- frame: the drain's loop over a batch's packets ------------------------------------------

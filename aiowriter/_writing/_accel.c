@@ -85,6 +85,13 @@ static int member_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) 
     return 0;
 }
 
+/* A binding's new references taken (`now`) and the previous binding's released (`was`, NULL
+ * before the first): the objects it reads stay alive as long as it is in force. */
+static void hold(PyObject **was, PyObject **now, int n) {
+    for (int i = 0; i < n; i++) Py_INCREF(now[i]);
+    for (int i = 0; i < n; i++) Py_XDECREF(was[i]);
+}
+
 static PyObject *bind(PyObject *module, PyObject *args) {
     PyTypeObject *lane, *budget, *ledger, *delivery;
     Py_ssize_t span;
@@ -112,16 +119,11 @@ static PyObject *bind(PyObject *module, PyObject *args) {
         member_offset(delivery, "_seq", &l.d_seq) || member_offset(delivery, "size", &l.d_size))
         return NULL;
     /* The classes must stay alive as long as the offsets are used. */
-    Py_INCREF(lane);
-    Py_INCREF(budget);
-    Py_INCREF(ledger);
-    Py_INCREF(delivery);
-    if (bound) {
-        Py_DECREF(L.lane_type);
-        Py_DECREF(L.budget_type);
-        Py_DECREF(L.ledger_type);
-        Py_DECREF(L.delivery_type);
-    }
+    PyObject *was[4] = {(PyObject *)L.lane_type, (PyObject *)L.budget_type,
+                        (PyObject *)L.ledger_type, (PyObject *)L.delivery_type};
+    PyObject *now[4] = {(PyObject *)lane, (PyObject *)budget, (PyObject *)ledger,
+                        (PyObject *)delivery};
+    hold(was, now, 4);
     L = l;
     bound = 1;
     Py_RETURN_NONE;
@@ -145,16 +147,9 @@ static PyObject *bind_encoded(PyObject *module, PyObject *args) {
         member_offset(type, "is_essential", &e.is_essential) ||
         member_offset(type, "_checked", &e.checked))
         return NULL;
-    Py_INCREF(type);
-    Py_INCREF(type_fields);
-    Py_INCREF(session_fields);
-    Py_INCREF(envelope);
-    if (encoded_bound) {
-        Py_DECREF(E.type);
-        Py_DECREF(E.type_fields);
-        Py_DECREF(E.session_fields);
-        Py_DECREF(E.envelope);
-    }
+    PyObject *was[4] = {(PyObject *)E.type, E.type_fields, E.session_fields, E.envelope};
+    PyObject *now[4] = {(PyObject *)type, type_fields, session_fields, envelope};
+    hold(was, now, 4);
     E = e;
     encoded_bound = 1;
     Py_RETURN_NONE;
