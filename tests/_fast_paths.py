@@ -59,10 +59,12 @@ def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(writer_module, name, step)
     # write_data's whole fast path in one call (C only: Python runs it inline).
     monkeypatch.setattr(writer_module, "write", module.write if implementation == "c" else None)
-    # The drain's loop over a batch's packets.
+    # The drain's loop over a batch's packets; its own framing of them (C only: without the
+    # extension the drain frames with aiokafka's builder, through frame).
     monkeypatch.setattr(
         drain_module, "frame", module.frame if implementation == "c" else accel.python_frame
     )
+    monkeypatch.setattr(drain_module, "records", module.records if implementation == "c" else None)
     # Large packets' memo exists for the C comparison only (PacketWriter._accept).
     monkeypatch.setattr(acceptance, "ACCELERATED", implementation == "c")
     assert accel.offer in (Lane.offer, getattr(accel._module, "offer", None))
