@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 import sysconfig
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,18 @@ def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Large packets' memo exists for the C comparison only (PacketWriter._accept).
     monkeypatch.setattr(acceptance, "ACCELERATED", implementation == "c")
     assert accel.offer in (Lane.offer, getattr(accel._module, "offer", None))
+
+
+def count_own_batches(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """From now on count the batches the drain frames itself (``compression.finish_batch``, the
+    C path): the returned function says how many so far."""
+    built = 0
+    finish = drain_module.finish_batch
+
+    def counting(*args: Any) -> Any:
+        nonlocal built
+        built += 1
+        return finish(*args)
+
+    monkeypatch.setattr(drain_module, "finish_batch", counting)
+    return lambda: built

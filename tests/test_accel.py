@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from _fast_paths import CI, c_module, has_compiler, use
+from _fast_paths import CI, c_module, count_own_batches, has_compiler, use
 from _read_back import read_partition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -827,17 +827,7 @@ async def test_both_fast_paths_write_the_same_records(
     delivery reports where its record is, and the broker holds them all in order. The drain
     frames the batches itself in C, with aiokafka's builder in Python."""
     use(implementation, monkeypatch)
-    from aiowriter._writing import drain
-
-    own_batches = 0
-    finish = drain.finish_batch
-
-    def counting(*args: Any) -> Any:
-        nonlocal own_batches
-        own_batches += 1
-        return finish(*args)
-
-    monkeypatch.setattr(drain, "finish_batch", counting)
+    own_batches = count_own_batches(monkeypatch)
     ds = f"accel-{uuid.uuid4().hex[:10]}"
     small = encode_packet(
         "PeriodicData", "k", False, packets.periodic_data(1, 0, 10, [[1.0]]).content, 1
@@ -875,7 +865,7 @@ async def test_both_fast_paths_write_the_same_records(
     assert all((e is not None) == (p is large) for e, p in zip(essential, plan, strict=True))
     copies = await read_partition(kafka_bootstrap_servers, f"{ds}_essential", 0)
     assert [r.value for r in copies] == [p for p in plan if p is large]
-    assert (own_batches > 0) == (implementation == "c"), own_batches
+    assert (own_batches() > 0) == (implementation == "c"), own_batches()
 
 
 # -- records: a batch's records v2 section in one call -----------------------------------------

@@ -18,9 +18,9 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _fast_paths import count_own_batches
 from _oracle import load_pb2
 from _read_back import read_partition
 
@@ -33,7 +33,6 @@ from aiowriter import (
     packets,
 )
 from aiowriter._kafka.compression import PreparedBatch
-from aiowriter._writing import drain
 from aiowriter.testing import start_local_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -128,15 +127,7 @@ async def test_offloaded_batches_pass_the_brokers_check(
     will assign (predicted_state), else corrected at drain time. Both pass the broker's check.
     Inline ones are framed by the drain itself (accel.records, compression.finish_batch)."""
     servers, state = broker
-    built_inline = 0
-    finish = drain.finish_batch
-
-    def counting(*args: Any) -> PreparedBatch:
-        nonlocal built_inline
-        built_inline += 1
-        return finish(*args)
-
-    monkeypatch.setattr(drain, "finish_batch", counting)
+    built_inline = count_own_batches(monkeypatch)
     ds = f"integrity-{uuid.uuid4().hex[:8]}"
     mappings = {s: i + 1 for i, s in enumerate(STREAMS)}
     config = StreamingConfig(
@@ -177,7 +168,7 @@ async def test_offloaded_batches_pass_the_brokers_check(
     else:
         assert offloaded == 0
     # At least the trickles' one-record batches (a round's first may join the burst's last).
-    assert built_inline >= 2 * (TRICKLE - 1) * len(STREAMS)
+    assert built_inline() >= 2 * (TRICKLE - 1) * len(STREAMS)
     # One producer, one writer per partition: every predicted producer state held, so no CRC
     # was computed twice (and the broker's check below shows the CRCs are right).
     assert PreparedBatch.recomputed == recomputed
