@@ -37,6 +37,7 @@ import anyio
 import anyio.to_thread
 
 __all__ = [
+    "BATCH_HEADER",
     "CODEC_ZSTD",
     "OFFLOAD_MIN_BYTES",
     "PreparedBatch",
@@ -189,6 +190,8 @@ def predicted_state(producer: Any, topic: str, partition: int) -> tuple[int, int
 # record count (aiokafka's DefaultRecordBatchBuilder.HEADER_STRUCT).
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _AFTER_LENGTH = 12  # base offset and length: not counted in the length
+#: Bytes of that header: ``accel.records`` leaves them zeroed before the records.
+BATCH_HEADER = _HEADER.size
 #: The producer state of a batch built without one (aiokafka's BatchBuilder's).
 NO_PRODUCER_STATE = (-1, -1, 0)
 
@@ -211,9 +214,9 @@ def finish_batch(
         import cramjam
 
         with memoryview(buffer) as view:
-            compressed = cramjam.zstd.compress(view[_HEADER.size :], level=3)
+            compressed = cramjam.zstd.compress(view[BATCH_HEADER:], level=3)
         # As aiokafka's C builder: compressed even when that is larger (a few tiny batches).
-        del buffer[_HEADER.size :]
+        del buffer[BATCH_HEADER:]
         buffer += memoryview(compressed)
         attributes = CODEC_ZSTD
     elif compression_type != 0:

@@ -18,13 +18,10 @@ from typing import Any
 
 from .._encoding import wire
 from .._encoding.encoded import EncodedPacket
+from .._kafka.compression import BATCH_HEADER
 from .._native import native_wanted
 from .delivery import SPAN, Delivery, Ledger
 from .lanes import KEY, SIZE, VALUE, Budget, Entry, Lane
-
-#: Bytes of a records v2 batch header (base offset to record count), written by
-#: ``compression.finish_batch``.
-BATCH_HEADER = 61
 
 __all__ = [
     "ACCELERATED",
