@@ -9,7 +9,9 @@ busy machine inflates it least), for the benchmark's 3x3 (190 B) and 10x100 (13 
   accepting side runs;
 * draining: the drain's framing of a batch's records (one C call), zstd, header and CRC
   per packet at the benchmark's 128 KiB batches, and settling a delivery;
-* the same packet through raw aiokafka's ``BatchBuilder.append`` for reference.
+* the same packet through raw aiokafka's ``BatchBuilder.append`` for reference;
+* per produce request: its bytes for the socket, aiokafka's encoding against the reused buffer
+  aiowriter writes them through (``aiowriter._kafka.requests``).
 
 Needs a broker for the ``write_data`` line (``--bootstrap-servers``, else a local one is
 started). Prints one table per shape; ``--json`` adds the figures as JSON on the last line.
@@ -120,6 +122,41 @@ def _steps(values: list[bytes], repeat: int) -> dict[str, float]:
     return out
 
 
+def _request_costs(repeat: int) -> dict[str, tuple[float, float]]:
+    """µs to turn one produce request into the bytes for the socket: aiokafka's encoding (what
+    ``AIOKafkaConnection.send`` does) against ``requests.RequestBuffer.frame`` (reused buffer),
+    for requests of ``n`` batches of ``size`` bytes (the compressed batches of 1 or 16 streams)."""
+    import os
+    import struct
+
+    from aiokafka.protocol.produce import ProduceRequest, ProduceRequest_v7
+
+    from aiowriter._kafka.requests import RequestBuffer
+
+    out: dict[str, tuple[float, float]] = {}
+    for n, size in ((1, 60_000), (16, 8_000), (16, 60_000)):
+        topics = [(f"bench.s{i:02d}", [(0, bytearray(os.urandom(size)))]) for i in range(n)]
+        request = ProduceRequest(None, -1, 30_000, topics).build(ProduceRequest_v7)
+        buffer = RequestBuffer()
+
+        def aiokafka(request: Any = request) -> bytes:
+            header = request.build_request_header(correlation_id=1, client_id="bench")
+            message = header.encode() + request.encode()
+            return struct.pack(">i", len(message)) + message
+
+        def reused(request: Any = request, buffer: RequestBuffer = buffer) -> Any:
+            header = request.build_request_header(correlation_id=1, client_id="bench").encode()
+            return buffer.frame(header, request)
+
+        assert bytes(reused()) == aiokafka()
+        number = 50 if n * size > 500_000 else 500
+        out[f"{n} x {size // 1000} KB"] = (
+            _best(aiokafka, number, repeat),
+            _best(reused, number, repeat),
+        )
+    return out
+
+
 async def _write_data_cost(
     servers: str, values: list[bytes], built: list[Any], repeat: int
 ) -> dict[str, float]:
@@ -222,6 +259,16 @@ def main() -> int:
             print(f"\n{name} ({len(values[0])} B per Packet), µs per packet, min of {args.repeat}:")
             for label, us in steps.items():
                 print(f"  {label:40s} {us:9.2f}")
+        requests = _request_costs(args.repeat)
+        print(f"\nA produce request's bytes for the socket, µs per request, min of {args.repeat}:")
+        print(f"  {'batches':40s} {'aiokafka':>9s} {'aiowriter':>9s}")
+        for label, (theirs, ours) in requests.items():
+            print(f"  {label:40s} {theirs:9.1f} {ours:9.1f}")
+        results["produce request"] = {
+            f"{label}, {who}": us
+            for label, pair in requests.items()
+            for who, us in zip(("aiokafka", "aiowriter"), pair, strict=True)
+        }
     finally:
         if local is not None:
             local.stop()
