@@ -1,8 +1,9 @@
 """Build hook for the one optional C extension; all metadata is in pyproject.toml.
 
-Two small optional C extensions, each beside the Python it speeds up:
-``aiowriter._writing._accel`` (``write_data``'s accepting fast path) and
-``aiowriter._encoding._accel`` (sample lists of doubles). ``optional=True``: where they cannot
+Three small optional C extensions, each beside the Python it speeds up:
+``aiowriter._writing._accel`` (``write_data``'s accepting fast path and the drain's record
+framing), ``aiowriter._encoding._accel`` (sample lists of doubles) and ``aiowriter._kafka._crc``
+(record batch CRCs with the CPU's crc32 instruction). ``optional=True``: where they cannot
 be compiled (no C compiler), the install still succeeds and their Python twins run
 (``aiowriter._writing.accel.ACCELERATED`` says which; see ``aiowriter/_native.py``).
 """
@@ -19,6 +20,11 @@ setup(
         Extension(
             "aiowriter._encoding._accel",
             sources=["aiowriter/_encoding/_accel.c"],
+            optional=True,
+        ),
+        Extension(
+            "aiowriter._kafka._crc",
+            sources=["aiowriter/_kafka/_crc.c"],
             optional=True,
         ),
     ]

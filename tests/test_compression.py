@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from types import ModuleType
 
 import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiowriter._kafka import compression as _compression
 from aiowriter._kafka.compression import (
@@ -201,3 +204,56 @@ def test_a_predicted_state_saves_the_second_crc_only_when_right(
     batch = DefaultRecordBatch(built)
     assert batch.validate_crc()
     assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == actual
+
+
+def _crc_module() -> ModuleType:
+    """The built ``_crc`` extension; a failure where it should exist (CI, or a compiler here)."""
+    from _fast_paths import CI, has_compiler
+
+    try:
+        from aiowriter._kafka import _crc  # type: ignore[attr-defined]
+    except ImportError:
+        if CI or has_compiler():
+            pytest.fail("aiowriter._kafka._crc was not built: reinstall (pip install -e .)")
+        pytest.skip("no C compiler here: aiokafka's CRC runs")
+    return _crc  # type: ignore[no-any-return]
+
+
+@settings(max_examples=300)
+@given(data=st.binary(max_size=3000), start=st.integers(0, 40), offset=st.integers(0, 7))
+def test_the_crc_instruction_gives_aiokafkas_crc(data: bytes, start: int, offset: int) -> None:
+    """Every length and alignment (the 8-byte steps, the byte tail), from any start."""
+    crc = _crc_module()
+    if not crc.has_instruction():
+        pytest.skip("this CPU has no crc32 instruction: aiokafka's CRC runs")
+    from aiokafka.record.util import calc_crc32c
+
+    # ``offset`` bytes before the buffer proper shift its alignment in memory.
+    buffer = bytearray(offset) + bytearray(data)
+    start = min(start, len(data)) + offset
+    expected = calc_crc32c(memoryview(buffer)[start:])
+    assert crc.crc32c(buffer, start) == expected
+    assert crc.crc32c(bytes(buffer), start) == expected
+    # The batches' CRC goes through it wherever it can (and C is wanted).
+    from aiowriter._native import native_wanted
+
+    assert (_compression.crc32c is crc.crc32c) == native_wanted()
+
+
+def test_the_crc_instruction_refuses_what_is_not_a_batch() -> None:
+    crc = _crc_module()
+    if not crc.has_instruction():
+        pytest.skip("this CPU has no crc32 instruction: aiokafka's CRC runs")
+    with pytest.raises(ValueError, match="outside a buffer of 3 bytes"):
+        crc.crc32c(b"abc", 4)
+    with pytest.raises(ValueError, match="outside"):
+        crc.crc32c(b"abc", -1)
+    with pytest.raises(TypeError):
+        crc.crc32c("not bytes", 0)
+    with pytest.raises(TypeError, match="buffer, start"):
+        crc.crc32c(b"abc")
+    # A large batch (the GIL released while it runs) has the same CRC.
+    from aiokafka.record.util import calc_crc32c
+
+    big = bytearray(os.urandom(600_000))
+    assert crc.crc32c(big, 21) == calc_crc32c(memoryview(big)[21:])
