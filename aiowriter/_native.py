@@ -1,4 +1,5 @@
-"""Whether aiowriter uses its optional C extensions (``_writing/_accel``, ``_encoding/_accel``).
+"""Whether aiowriter uses its optional C extensions (``_writing/_accel``, ``_encoding/_accel``,
+``_kafka/_crc``).
 
 They are built at install time where a C compiler is (setup.py); each has a Python twin that
 gives the same results. ``AIOWRITER_PURE_PYTHON=1`` (read once, at import) uses the twins
