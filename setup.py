@@ -1,4 +1,4 @@
-"""Build hook for the one optional C extension; all metadata is in pyproject.toml.
+"""Build hook for the optional C extensions; all metadata is in pyproject.toml.
 
 Three small optional C extensions, each beside the Python it speeds up:
 ``aiowriter._writing._accel`` (``write_data``'s accepting fast path and the drain's record

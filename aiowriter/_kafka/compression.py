@@ -167,7 +167,8 @@ class PreparedBatch:
 
     def _build(self) -> bytearray:
         if self._crc_stale:
-            # Over the compressed bytes: ~0.8 µs per KB, a fraction of compressing them.
+            # Over the compressed bytes: ~0.15 µs per KB with the crc32 instruction (~0.8
+            # with aiokafka's), a fraction of compressing them.
             crc = crc32c(self._buffer, _ATTRIBUTES_OFFSET)
             _CRC.pack_into(self._buffer, _CRC_OFFSET, crc)
             self._crc_stale = False

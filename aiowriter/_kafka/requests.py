@@ -107,8 +107,6 @@ class RequestBuffer:
 def write_produce(conn: Any, request: Any, buffer: RequestBuffer, expect_response: bool) -> Any:
     """``conn.send(request, expect_response)`` for a produce request whose struct is v3+,
     written through ``buffer``; ``None`` if it is not one (the caller hands it to aiokafka)."""
-    from aiokafka.conn import CloseReason
-    from aiokafka.errors import KafkaConnectionError
     from aiokafka.util import wait_for
 
     writer = conn._writer
@@ -126,6 +124,10 @@ def write_produce(conn: Any, request: Any, buffer: RequestBuffer, expect_respons
     try:
         writer.write(view)
     except OSError as err:
+        # As aiokafka's send (imported here: only a broken connection needs them).
+        from aiokafka.conn import CloseReason
+        from aiokafka.errors import KafkaConnectionError
+
         conn.close(reason=CloseReason.CONNECTION_BROKEN)
         raise KafkaConnectionError(
             f"Connection at {conn._host}:{conn._port} broken: {err}"
