@@ -367,10 +367,30 @@ def test_runs_refuse_bad_bounds_and_types(c: ModuleType) -> None:
 
 
 class _Front:
-    """What ``write`` reads of a PacketWriter (by attribute name, as from the real one)."""
+    """What ``write`` reads of a PacketWriter, looked up by name (as of any type but
+    PacketWriter itself: a subclass, a stand-in)."""
 
     def __init__(self, **attrs: Any) -> None:
         self.__dict__.update(attrs)
+
+
+def _shell(**attrs: Any) -> PacketWriter:
+    """A PacketWriter shell with just what ``write`` reads set: read from its ``__slots__``
+    (accel.bind_writer). Its state is reset by ``_release`` (a running writer left to the
+    collector warns)."""
+    shell = object.__new__(PacketWriter)
+    for name, value in attrs.items():
+        setattr(shell, name, value)
+    return shell
+
+
+def _release(front: Any) -> None:
+    if type(front) is PacketWriter:
+        front._state = "stopped"
+
+
+def _front(slotted: bool, **attrs: Any) -> Any:
+    return _shell(**attrs) if slotted else _Front(**attrs)
 
 
 class _Str(str):
@@ -422,15 +442,18 @@ def test_write_is_the_inline_python(
     front_state = data.draw(st.sampled_from(["running"] * 6 + ["stopping", "new"]), label="state")
     own_loop = data.draw(st.sampled_from([True] * 6 + [False]), label="own loop")
     turn_left = data.draw(st.sampled_from([1.0] * 6 + [0.0, -1.0]), label="turn left")
+    # The C front is a PacketWriter (its slots read directly) or a stand-in (read by name).
+    slotted = data.draw(st.booleans(), label="slotted")
 
-    def front(lane: Lane) -> _Front:
+    def front(lane: Lane, slotted: bool) -> Any:
         lane.memo = ("key", len(_BASE), None, None, essential, b"key", size, _MASK, _EXPECTED)
         if ready != "absent":
             lane.ready = None if ready is None else loop.create_future()
             if ready == "done":
                 lane.ready.set_result(None)
         lanes = {} if ready == "absent" else {("ds", "s"): lane}
-        return _Front(
+        return _front(
+            slotted,
             _state=front_state,
             _loop=loop if own_loop else object(),
             _lanes=lanes,
@@ -439,13 +462,86 @@ def test_write_is_the_inline_python(
         )
 
     python, native = _build(state, loop), _build(state, loop)
-    py_front, c_front = front(python), front(native)
+    py_front, c_front = front(python, False), front(native, slotted)
 
     async def both() -> tuple[Any, Any]:
         return _inline_write(py_front, *names, packet), c.write(c_front, *names, packet)
 
-    expected, got = loop.run_until_complete(both())
+    try:
+        expected, got = loop.run_until_complete(both())
+    finally:
+        _release(c_front)
     assert _snapshot(native, got) == _snapshot(python, expected)
+
+
+def test_write_reads_a_packetwriter_from_its_slots(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    """On a PacketWriter, ``write`` reads the five values from their slots, not by name: a
+    ``__getattr__``/``__getattribute__`` of a subclass is not consulted for the class itself,
+    and an unset slot is the AttributeError a lookup would raise."""
+    assert set(PacketWriter.__slots__) == {"_state", "_loop", "_lanes", "_clock", "_turn_ends"}
+    lookups: list[str] = []
+
+    class Counting(PacketWriter):
+        __slots__ = ()
+
+        def __getattribute__(self, name: str) -> Any:
+            lookups.append(name)
+            return super().__getattribute__(name)
+
+    _, lane = _ready_front(loop)
+    attrs = {
+        "_state": "running",
+        "_loop": loop,
+        "_lanes": {("ds", "s"): lane},
+        "_clock": lambda: 1.0,
+        "_turn_ends": 2.0,
+    }
+    shell = _shell(**attrs)
+    sub = object.__new__(Counting)
+    for name, value in attrs.items():
+        object.__setattr__(sub, name, value)
+    try:
+        assert type(loop.run_until_complete(_call(c.write, shell, "ds", "s", "key", _BASE))) is (
+            Delivery
+        )
+        # A subclass is read by name (it may override any of them): every lookup is seen.
+        assert type(loop.run_until_complete(_call(c.write, sub, "ds", "s", "key", _BASE))) is (
+            Delivery
+        )
+        assert {"_state", "_loop", "_lanes", "_clock", "_turn_ends"} <= set(lookups)
+        del shell._turn_ends
+        with pytest.raises(AttributeError, match="_turn_ends"):
+            loop.run_until_complete(_call(c.write, shell, "ds", "s", "key", _BASE))
+        assert lane.pushed == 2  # the failed call queued nothing
+    finally:
+        _release(shell)
+        object.__setattr__(sub, "_state", "stopped")
+
+
+def test_bind_writer_refuses_what_it_cannot_read(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    """A class without those slots is refused, and the binding made before stays in force."""
+
+    class NotSlots:
+        _state = _loop = _lanes = _clock = _turn_ends = None
+
+    with pytest.raises(TypeError, match="__slots__"):
+        c.bind_writer(NotSlots, QueueLimits)
+    with pytest.raises(AttributeError):
+        c.bind_writer(PacketWriter, object)
+    with pytest.raises(TypeError):
+        c.bind_writer(PacketWriter)
+    front, _ = _ready_front(loop)
+    shell = _shell(**{k: getattr(front, k) for k in PacketWriter.__slots__})
+    try:
+        assert type(loop.run_until_complete(_call(c.write, shell, "ds", "s", "key", _BASE))) is (
+            Delivery
+        )
+    finally:
+        _release(shell)
 
 
 def _builder_packet(type_: str, content: bytes, essential: bool) -> EncodedPacket:

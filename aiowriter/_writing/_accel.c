@@ -9,7 +9,8 @@
  *
  * Lane, Budget, Ledger and Delivery are Python classes with __slots__: bind() reads where each
  * slot sits in their instances (the offsets of their member descriptors), so the fast path
- * reads and writes those slots directly instead of looking attributes up by name. Anything
+ * reads and writes those slots directly instead of looking attributes up by name; so does
+ * bind_writer() for what write() reads of a PacketWriter and of QueueLimits. Anything
  * unusual (an unset slot, a number too big for a machine word, a full ledger) is handed to the
  * Python method of the same name, so the result is always the Python version's.
  */
@@ -48,6 +49,17 @@ typedef struct {
 } Encoded;
 static Encoded E;
 static int encoded_bound = 0;
+
+/* bind_writer(): where PacketWriter's and QueueLimits' slots are. write() reads the writer's
+ * state, loop, lanes, clock and turn from them (five attribute lookups by name, through a
+ * class with five bases, were ~a quarter of its time) and room() the lane's limits; any other
+ * type (a subclass, a test's stand-in) is read by name, as before. */
+typedef struct {
+    PyTypeObject *type, *limits_type;
+    Py_ssize_t state, loop, lanes, clock, turn_ends, max_packets, max_bytes;
+} Front;
+static Front W;
+static int writer_bound = 0;
 static PyObject *s_keys, *s_max_value, *s_next_id;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
@@ -69,6 +81,19 @@ static inline Py_ssize_t slot_ssize(PyObject *obj, Py_ssize_t off) {
         return -1;
     }
     return n;
+}
+
+/* A writer's attribute `name` (a new reference): from its slot at `off` when `slotted`, else
+ * looked up by name. An unset slot raises AttributeError, as the lookup would. */
+static inline PyObject *front_attr(PyObject *self, int slotted, Py_ssize_t off, PyObject *name) {
+    if (!slotted) return PyObject_GetAttr(self, name);
+    PyObject *v = SLOT(self, off);
+    if (v == NULL) {
+        PyErr_SetObject(PyExc_AttributeError, name);
+        return NULL;
+    }
+    Py_INCREF(v);
+    return v;
 }
 
 static int member_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
@@ -153,6 +178,32 @@ static PyObject *bind_encoded(PyObject *module, PyObject *args) {
     E = e;
     encoded_bound = 1;
     Py_RETURN_NONE;
+}
+
+/* bind_writer(PacketWriter, QueueLimits): see Front. */
+static PyObject *bind_writer(PyObject *module, PyObject *args) {
+    PyTypeObject *type, *limits;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyType_Type, &limits)) return NULL;
+    Front w;
+    w.type = type;
+    w.limits_type = limits;
+    if (member_offset(type, "_state", &w.state) || member_offset(type, "_loop", &w.loop) ||
+        member_offset(type, "_lanes", &w.lanes) || member_offset(type, "_clock", &w.clock) ||
+        member_offset(type, "_turn_ends", &w.turn_ends) ||
+        member_offset(limits, "max_packets_per_stream", &w.max_packets) ||
+        member_offset(limits, "max_bytes_per_stream", &w.max_bytes))
+        return NULL;
+    PyObject *was[2] = {(PyObject *)W.type, (PyObject *)W.limits_type};
+    PyObject *now[2] = {(PyObject *)type, (PyObject *)limits};
+    hold(was, now, 2);
+    W = w;
+    writer_bound = 1;
+    Py_RETURN_NONE;
+}
+
+/* A limit of the lane's QueueLimits (a new reference): from its slot when bound, else by name. */
+static inline PyObject *limit_attr(PyObject *limits, Py_ssize_t off, PyObject *name) {
+    return front_attr(limits, writer_bound && Py_IS_TYPE(limits, W.limits_type), off, name);
 }
 
 static int check_lane(PyObject *lane) {
@@ -304,14 +355,14 @@ static int room(PyObject *lane, Py_ssize_t size, Py_ssize_t *bytes_out, PyObject
     if (size < 0 || bytes < 0 || used < 0 || limit < 0) return -2;
     Py_ssize_t n = PyObject_Length(entries);
     if (n < 0) return -1;
-    PyObject *max_packets = PyObject_GetAttr(limits, s_max_packets);
+    PyObject *max_packets = limit_attr(limits, W.max_packets, s_max_packets);
     if (max_packets == NULL) return -1;
     Py_ssize_t maxp = PyLong_AsSsize_t(max_packets);
     Py_DECREF(max_packets);
     if (maxp == -1 && PyErr_Occurred()) return -1;
     if (n >= maxp) return 0;
     if (n) {
-        PyObject *max_bytes = PyObject_GetAttr(limits, s_max_bytes);
+        PyObject *max_bytes = limit_attr(limits, W.max_bytes, s_max_bytes);
         if (max_bytes == NULL) return -1;
         Py_ssize_t maxb = PyLong_AsSsize_t(max_bytes);
         Py_DECREF(max_bytes);
@@ -536,13 +587,16 @@ static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t 
     PyObject *result = NULL, *state = NULL, *loop = NULL, *lanes = NULL,
              *key = NULL, *lane = NULL, *clock = NULL, *now = NULL, *entry = NULL,
              *turn_ends = NULL;
-    if ((state = PyObject_GetAttr(self, s_state)) == NULL) goto out;
-    if (!PyUnicode_CheckExact(state) || PyUnicode_Compare(state, s_running) != 0) goto none;
-    if ((loop = PyObject_GetAttr(self, s_loop)) == NULL) goto out;
+    int slotted = writer_bound && Py_IS_TYPE(self, W.type);
+    if ((state = front_attr(self, slotted, W.state, s_state)) == NULL) goto out;
+    if (state != s_running &&
+        (!PyUnicode_CheckExact(state) || PyUnicode_Compare(state, s_running) != 0))
+        goto none;
+    if ((loop = front_attr(self, slotted, W.loop, s_loop)) == NULL) goto out;
     int here = in_loop_thread(loop);
     if (here < 0) goto out;
     if (!here) goto none;
-    if ((lanes = PyObject_GetAttr(self, s_lanes)) == NULL) goto out;
+    if ((lanes = front_attr(self, slotted, W.lanes, s_lanes)) == NULL) goto out;
     if (!PyDict_CheckExact(lanes)) goto none;
     if ((key = PyTuple_Pack(2, args[1], args[2])) == NULL) goto out;
     lane = PyDict_GetItemWithError(lanes, key); /* borrowed */
@@ -560,9 +614,9 @@ static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_DECREF(done);
     if (is_done < 0) goto out;
     if (!is_done) goto none;
-    if ((clock = PyObject_GetAttr(self, s_clock)) == NULL) goto out;
+    if ((clock = front_attr(self, slotted, W.clock, s_clock)) == NULL) goto out;
     if ((now = PyObject_CallNoArgs(clock)) == NULL) goto out;
-    if ((turn_ends = PyObject_GetAttr(self, s_turn_ends)) == NULL) goto out;
+    if ((turn_ends = front_attr(self, slotted, W.turn_ends, s_turn_ends)) == NULL) goto out;
     int in_turn = PyObject_RichCompareBool(now, turn_ends, Py_LT);
     if (in_turn < 0) goto out;
     if (!in_turn) goto none;
@@ -844,6 +898,8 @@ static PyMethodDef methods[] = {
      "frame(append, entries, headers) -> (count, size)."},
     {"forked", mark_forked, METH_NOARGS,
      "forked(): the process is a fork's child; ask asyncio which loop runs (in_loop_thread)."},
+    {"bind_writer", bind_writer, METH_VARARGS,
+     "bind_writer(PacketWriter, QueueLimits): learn where write() finds what it reads."},
     {"bind_encoded", bind_encoded, METH_VARARGS,
      "bind_encoded(EncodedPacket, type_fields, session_fields, envelope): see encoded_write."},
     {"bind", bind, METH_VARARGS,

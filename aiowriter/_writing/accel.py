@@ -25,6 +25,7 @@ from .lanes import KEY, SIZE, VALUE, Budget, Entry, Lane
 
 __all__ = [
     "ACCELERATED",
+    "bind_writer",
     "frame",
     "offer",
     "offer_run",
@@ -175,3 +176,18 @@ records: Callable[[Iterable[Entry], int], tuple[bytearray, int, int]] | None = (
 write: Callable[[object, str, str, str, object], Delivery | None] | None = (
     _module.write if _module is not None else None
 )
+
+
+def bind_writer(writer_type: type) -> None:
+    """Tell ``write`` where ``writer_type`` (PacketWriter, whose ``__slots__`` hold what it
+    reads on every call) and QueueLimits keep those values, so it reads them directly instead
+    of looking them up by name. Without the extension, or if the layout does not fit, ``write``
+    keeps looking them up (same results)."""
+    if _module is None:
+        return
+    from .._config import QueueLimits
+
+    try:
+        _module.bind_writer(writer_type, QueueLimits)
+    except Exception:  # a layout it does not know: lookups by name are always right
+        log.warning("aiowriter's C write() reads PacketWriter by name", exc_info=True)
