@@ -187,15 +187,27 @@ async def _write_data_cost(
         ),
     )
     best: dict[str, float] = {}
+    # 16 tasks each writing its own stream, as throughput.py's 16-stream runs: each call's
+    # share of the turns they take (a turn ends every ~15 small packets; see admission.py).
+    streams = [f"t{k}" for k in range(16)]
+
+    async def one_stream(w: Any, stream: str, count: int) -> None:
+        write = w.write_data
+        for i in range(count):
+            await write(ds, stream, SESSION_KEY, values[i % len(values)])
+
     async with PacketWriter(config) as w:
         ds = f"budget_{int(time.time())}"
-        await w.write_data(ds, "s", SESSION_KEY, values[0])
+        await w.ensure_topics(ds, ["s", *streams])
+        for stream in ("s", *streams):
+            await w.write_data(ds, stream, SESSION_KEY, values[0])
         await w.flush(30)
         drainer = w._drainer
         assert drainer is not None
         for _ in range(repeat):
             for label in (
                 "write_data (whole call)",
+                "write_data, 16 tasks taking turns",
                 "write_data of a builder's packet",
                 "write_data_many (per packet)",
             ):
@@ -205,6 +217,8 @@ async def _write_data_cost(
                     write = w.write_data
                     for i in range(n):
                         await write(ds, "s", SESSION_KEY, values[i % len(values)])
+                elif label.startswith("write_data, 16"):
+                    await asyncio.gather(*(one_stream(w, st, n // 16) for st in streams))
                 elif label.startswith("write_data of"):
                     write = w.write_data
                     for i in range(n):
