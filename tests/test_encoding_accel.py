@@ -8,7 +8,9 @@ arrays that are not C-contiguous) goes the Python way.
 
 from __future__ import annotations
 
+import gc
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -18,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from aiowriter import EncodingError, packets
+from aiowriter import EncodedPacket, EncodingError, packets
 from aiowriter._encoding import builders, samples, wire
-from aiowriter._encoding.encoded import PACKET_TYPES
+from aiowriter._encoding.encoded import PACKET_TYPES, trusted
+from aiowriter._native import native_function
 
 try:
     from _oracle import pb2
@@ -131,7 +134,8 @@ def test_the_builders_use_it(double_lists: Any, monkeypatch: pytest.MonkeyPatch)
         return double_lists(key, values, p, n)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(samples, "_c_double_lists", spy)
-    monkeypatch.setattr(builders, "_c_periodic_double", None)  # its own test is below
+    monkeypatch.setattr(builders, "_c_periodic_double", None)  # their own tests are below
+    monkeypatch.setattr(builders, "_c_periodic_packet", None)
     arr = np.arange(1.0, 10.0).reshape(3, 3)
     packets.periodic_data(1, 0, 10, arr)
     packets.periodic_data(1, 0, 10, np.arange(1.0, 1001.0).reshape(10, 100))
@@ -157,10 +161,13 @@ def test_periodic_data_in_c_is_the_python_packet(
     packets.periodic_data(data_format, 0, 1, [[1.0]])  # the id's field is known (cached)
     got = packets.periodic_data(data_format, start, interval, arr)
     with monkeypatch.context() as m:
+        m.setattr(builders, "_c_periodic_packet", None)
         m.setattr(builders, "_c_periodic_double", None)
         m.setattr(samples, "_c_double_lists", None)
         want = packets.periodic_data(data_format, start, interval, arr)
     assert (got.type, got.content, got.is_essential) == (want.type, want.content, False)
+    assert got._checked  # builders' packets skip the content check
+    assert want._checked
 
 
 def test_periodic_double_declines_what_it_does_not_write(periodic_double: Any) -> None:
@@ -184,12 +191,21 @@ def test_periodic_data_takes_c_only_for_the_plain_call(
     periodic_double: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
+    packet_c = builders._c_periodic_packet
 
     def spy(*args: Any) -> bytes | None:
         calls.append(1)
         return periodic_double(*args)  # type: ignore[no-any-return]
 
+    def packet_spy(*args: Any) -> Any:
+        packet = packet_c(*args)  # type: ignore[misc]
+        if packet is not None:
+            calls.append(1)  # written in C
+        return packet
+
     monkeypatch.setattr(builders, "_c_periodic_double", spy)
+    if packet_c is not None:
+        monkeypatch.setattr(builders, "_c_periodic_packet", packet_spy)
     builders._FORMAT_CACHE.pop(7, None)  # as if this process had not seen the id yet
     arr = np.arange(1.0, 10.0).reshape(3, 3)
     packets.periodic_data(7, 0, 10, arr)  # checks and caches the id's field
@@ -203,6 +219,107 @@ def test_periodic_data_takes_c_only_for_the_plain_call(
     packets.periodic_data(["a", "b", "c"], 0, 10, arr)
     packets.periodic_data(7, 0, 10, arr.tolist())
     assert len(calls) == 1
+
+
+@pytest.fixture(scope="module")
+def periodic_packet() -> Any:
+    return _c_function(builders._c_periodic_packet)
+
+
+def _plain_call_reference(
+    periodic_double: Any, data_format: Any, start: Any, interval: Any, columns: Any
+) -> Any:
+    """What periodic_data's plain call gave in Python around periodic_double (the steps
+    periodic_packet takes in C): the packet, or None where it leaves the call to Python."""
+    if (
+        type(start) is int
+        and type(interval) is int
+        and 0 <= start <= wire.UINT64_MAX
+        and 0 <= interval <= wire.UINT32_MAX
+        and type(columns).__module__ == "numpy"
+    ):
+        fmt = builders._FORMAT_CACHE.get(data_format) if type(data_format) is int else None
+        if fmt is not None:
+            content = periodic_double(fmt, start, interval, columns)
+            if content is not None:
+                return trusted("PeriodicData", content, False)
+    return None
+
+
+_ODD_INTS = st.sampled_from([-1, 2**32, 2**64, 2**70, -(2**63), True, False, 1.0, "1", None])
+
+
+@given(
+    st.sampled_from([1, 7, 2**64 - 1, 12345]) | _ODD_INTS,
+    st.integers(0, 2**64 - 1) | _ODD_INTS,
+    st.integers(0, 2**32 - 1) | _ODD_INTS,
+    _arrays()
+    | st.sampled_from(
+        [
+            np.ones(3),
+            np.ones((2, 3), dtype=np.int64),
+            np.ones((2, 3)).T,
+            np.zeros((2, 3)),
+            np.ones((2, 3)).tolist(),
+            np.ma.masked_array(np.ones((2, 3))),
+            np.matrix(np.ones((2, 3))),
+        ]
+    )
+    | st.builds(lambda: memoryview(np.ones((2, 3)))),  # a 2-D double buffer, not numpy's
+)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_periodic_packet_is_the_python_plain_call(
+    periodic_packet: Any,
+    periodic_double: Any,
+    data_format: Any,
+    start: Any,
+    interval: Any,
+    columns: Any,
+) -> None:
+    """On any arguments, periodic_packet gives what the Python steps around periodic_double
+    gave: the same packet (flagged checked), or None where they left the call to Python."""
+    packets.periodic_data(7, 0, 1, [[1.0]])  # 7's field is cached; the others may not be
+    want = _plain_call_reference(periodic_double, data_format, start, interval, columns)
+    got = periodic_packet(data_format, start, interval, columns)
+    assert got == want
+    if got is not None:
+        assert type(got) is EncodedPacket
+        assert got._checked
+        assert got.type is want.type
+
+
+def test_periodic_packet_keeps_no_stray_references(periodic_packet: Any) -> None:
+    packets.periodic_data(7, 0, 1, [[1.0]])
+    fmt, arr = builders._FORMAT_CACHE[7], np.arange(1.0, 10.0).reshape(3, 3)
+    watched = [fmt, arr, "PeriodicData", True, False]
+    periodic_packet(7, 5, 10, arr)  # interned and cached objects settle first
+    gc.collect()  # earlier tests' garbage, freed meanwhile, would move the counts
+    gc.disable()
+    try:
+        before = [sys.getrefcount(x) for x in watched]
+        made = [periodic_packet(7, 5, 10, arr) for _ in range(500)]
+        assert all(p is not None for p in made)
+        del made
+        after = [sys.getrefcount(x) for x in watched]
+    finally:
+        gc.enable()
+    assert after == before
+
+
+def test_bind_packet_refuses_what_it_cannot_fill(periodic_packet: Any) -> None:
+    bind = native_function("aiowriter._encoding._accel", "bind_packet")
+    assert bind is not None
+
+    class NotSlots:
+        type = content = is_essential = _checked = None
+
+    with pytest.raises(TypeError, match="__slots__"):
+        bind(NotSlots, {})
+    with pytest.raises(TypeError):
+        bind(EncodedPacket, [])
+    # The binding made before stays in force.
+    packets.periodic_data(7, 0, 1, [[1.0]])
+    assert periodic_packet(7, 0, 1, np.ones((2, 3))) is not None
 
 
 # -- the Packet envelope (wire.encode_packet) ---------------------------------------------------

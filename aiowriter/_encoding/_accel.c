@@ -5,10 +5,12 @@
  *
  * Why C: for the Writer Module's 3x3 example packet, packing and joining the 13-byte samples in
  * Python was ~4.5 us of the builder's ~6 us; here it is a copy per sample. periodic_double
- * writes a whole PeriodicData content in the commonest case (an id data format, no statuses).
+ * writes a whole PeriodicData content in the commonest case (an id data format, no statuses),
+ * and periodic_packet that whole call, its checks and the EncodedPacket included.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <string.h>
 
 /* Bytes of ``value`` as a protobuf varint. */
@@ -127,6 +129,39 @@ static PyObject *double_lists(PyObject *module, PyObject *const *args, Py_ssize_
  * content of a PeriodicData packet (builders.periodic_data) whose data format field (key
  * included) is given, start_time a uint64, interval a uint32 and columns a 2-D array as
  * double_lists takes; None when columns is not that. */
+/* The content of periodic_double once its arguments are checked: None (a new reference) when
+ * columns is not a 2-D double array as double_lists takes. */
+static PyObject *periodic_content(PyObject *fmt, unsigned long long start,
+                                  unsigned long long step, PyObject *columns) {
+    Py_ssize_t p = -1, n = -1;
+    Py_buffer view;
+    if (!double_view(columns, &view, &p, &n)) Py_RETURN_NONE;
+    Py_ssize_t fmt_len = PyBytes_GET_SIZE(fmt);
+    size_t lists = double_lists_size(1, p, n);
+    size_t size = lists + (size_t)fmt_len + (start ? 9 : 0) +
+                  (step ? 1 + (size_t)varint_len((size_t)step) : 0);
+    PyObject *result = lists ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size) : NULL;
+    if (result == NULL) {
+        PyBuffer_Release(&view);
+        if (lists == 0) Py_RETURN_NONE;
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    memcpy(out, PyBytes_AS_STRING(fmt), (size_t)fmt_len);
+    out += fmt_len;
+    if (start) { /* start_time: fixed64, field 2 */
+        *out++ = 0x11;
+        for (int i = 0; i < 8; i++) *out++ = (char)((start >> (8 * i)) & 0xFF);
+    }
+    if (step) { /* interval: uint32, field 3 */
+        *out++ = 0x18;
+        out = put_varint(out, (size_t)step);
+    }
+    put_double_lists(out, "\x22", 1, (const double *)view.buf, p, n); /* columns, field 4 */
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyObject *periodic_double(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4 || !PyBytes_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) ||
         !PyLong_CheckExact(args[2])) {
@@ -143,33 +178,126 @@ static PyObject *periodic_double(PyObject *module, PyObject *const *args, Py_ssi
         PyErr_SetString(PyExc_OverflowError, "interval is a uint32");
         return NULL;
     }
-    Py_ssize_t p = -1, n = -1;
-    Py_buffer view;
-    if (!double_view(args[3], &view, &p, &n)) Py_RETURN_NONE;
-    Py_ssize_t fmt_len = PyBytes_GET_SIZE(args[0]);
-    size_t lists = double_lists_size(1, p, n);
-    size_t size = lists + (size_t)fmt_len + (start ? 9 : 0) +
-                  (step ? 1 + (size_t)varint_len((size_t)step) : 0);
-    PyObject *result = lists ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size) : NULL;
-    if (result == NULL) {
-        PyBuffer_Release(&view);
-        if (lists == 0) Py_RETURN_NONE;
+    return periodic_content(args[0], start, step, args[3]);
+}
+
+/* bind_packet(EncodedPacket, format_cache): where EncodedPacket's slots are, and builders.py's
+ * cache of data-format fields by id; periodic_packet() needs both. */
+static struct {
+    PyTypeObject *type;
+    PyObject *formats, *periodic_name, *module_name, *numpy;
+    Py_ssize_t type_, content, is_essential, checked;
+} P;
+static int packet_bound = 0;
+
+static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
+    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
+    if (descr == NULL) return -1;
+    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a __slots__ member", type->tp_name, name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    *out = ((PyMemberDescrObject *)descr)->d_member->offset;
+    Py_DECREF(descr);
+    return 0;
+}
+
+static PyObject *bind_packet(PyObject *module, PyObject *args) {
+    PyTypeObject *type;
+    PyObject *formats;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyDict_Type, &formats)) return NULL;
+    Py_ssize_t type_, content, is_essential, checked;
+    if (slot_offset(type, "type", &type_) || slot_offset(type, "content", &content) ||
+        slot_offset(type, "is_essential", &is_essential) ||
+        slot_offset(type, "_checked", &checked))
+        return NULL;
+    if (P.periodic_name == NULL) {
+        if ((P.periodic_name = PyUnicode_InternFromString("PeriodicData")) == NULL ||
+            (P.module_name = PyUnicode_InternFromString("__module__")) == NULL ||
+            (P.numpy = PyUnicode_InternFromString("numpy")) == NULL)
+            return NULL;
+    }
+    Py_INCREF(type);
+    Py_INCREF(formats);
+    Py_XSETREF(P.type, type);
+    Py_XSETREF(P.formats, formats);
+    P.type_ = type_;
+    P.content = content;
+    P.is_essential = is_essential;
+    P.checked = checked;
+    packet_bound = 1;
+    Py_RETURN_NONE;
+}
+
+#define PSLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+/* periodic_packet(data_format, start_time, interval, columns) -> EncodedPacket | None:
+ * builders.periodic_data's commonest call whole, checks included: a data-format id whose
+ * field is cached, start_time an int in uint64, interval an int in uint32, columns a numpy
+ * array as periodic_double takes. None whenever any of that does not hold (the Python path
+ * then decides, and says what is wrong); the packet as ``trusted()`` makes it otherwise. The
+ * Python checks and the packet's four slot stores around periodic_double were ~0.6 us of a
+ * 3x3 packet's ~1.3 us. */
+static PyObject *periodic_packet(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "periodic_packet(data_format, start_time, interval, columns)");
         return NULL;
     }
-    char *out = PyBytes_AS_STRING(result);
-    memcpy(out, PyBytes_AS_STRING(args[0]), (size_t)fmt_len);
-    out += fmt_len;
-    if (start) { /* start_time: fixed64, field 2 */
-        *out++ = 0x11;
-        for (int i = 0; i < 8; i++) *out++ = (char)((start >> (8 * i)) & 0xFF);
+    if (!packet_bound) {
+        PyErr_SetString(PyExc_RuntimeError, "bind_packet() was not called");
+        return NULL;
     }
-    if (step) { /* interval: uint32, field 3 */
-        *out++ = 0x18;
-        out = put_varint(out, (size_t)step);
+    if (!PyLong_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) ||
+        !PyLong_CheckExact(args[2]))
+        Py_RETURN_NONE;
+    PyObject *fmt = PyDict_GetItemWithError(P.formats, args[0]); /* borrowed */
+    if (fmt == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
     }
-    put_double_lists(out, "\x22", 1, (const double *)view.buf, p, n); /* columns, field 4 */
-    PyBuffer_Release(&view);
-    return result;
+    if (!PyBytes_CheckExact(fmt)) Py_RETURN_NONE;
+    /* Negative or too big: the Python path says so. */
+    unsigned long long start = PyLong_AsUnsignedLongLong(args[1]);
+    if (start == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    unsigned long long step = PyLong_AsUnsignedLongLong(args[2]);
+    if (step == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (step > 0xFFFFFFFFULL) Py_RETURN_NONE;
+    /* As builders.py: type(columns).__module__ == "numpy" */
+    PyObject *where = PyObject_GetAttr((PyObject *)Py_TYPE(args[3]), P.module_name);
+    if (where == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    int numpy = where == P.numpy ||
+                (PyUnicode_CheckExact(where) && PyUnicode_Compare(where, P.numpy) == 0);
+    Py_DECREF(where);
+    if (!numpy) Py_RETURN_NONE;
+    Py_INCREF(fmt); /* the cache may drop it meanwhile (it is only ever added to) */
+    PyObject *content = periodic_content(fmt, start, step, args[3]);
+    Py_DECREF(fmt);
+    if (content == NULL || content == Py_None) return content;
+    PyObject *packet = P.type->tp_alloc(P.type, 0);
+    if (packet == NULL) {
+        Py_DECREF(content);
+        return NULL;
+    }
+    Py_INCREF(P.periodic_name);
+    PSLOT(packet, P.type_) = P.periodic_name;
+    PSLOT(packet, P.content) = content; /* takes the reference */
+    Py_INCREF(Py_False);
+    PSLOT(packet, P.is_essential) = Py_False;
+    Py_INCREF(Py_True);
+    PSLOT(packet, P.checked) = Py_True;
+    return packet;
 }
 
 /* envelope(type_field, session_field, is_essential, content, id) -> bytes: the canonical bytes of
@@ -225,6 +353,10 @@ static PyMethodDef methods[] = {
      "double_lists(key, values, p, n) -> bytes | None."},
     {"periodic_double", (PyCFunction)(void (*)(void))periodic_double, METH_FASTCALL,
      "periodic_double(data_format_field, start_time, interval, columns) -> bytes | None."},
+    {"bind_packet", bind_packet, METH_VARARGS,
+     "bind_packet(EncodedPacket, format_cache): see periodic_packet."},
+    {"periodic_packet", (PyCFunction)(void (*)(void))periodic_packet, METH_FASTCALL,
+     "periodic_packet(data_format, start_time, interval, columns) -> EncodedPacket | None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -163,6 +163,17 @@ def periodic_data(
         is_essential: default False.
     """
     if (
+        _c_periodic_packet is not None
+        and statuses is None
+        and sample_type is None
+        and is_essential is None
+    ):
+        # The commonest call (a cached id, ints in range, a 2-D float64 numpy array without
+        # zeros, no statuses), checks and all, in C; None if it is not that, and on.
+        packet = _c_periodic_packet(data_format, start_time, interval, columns)
+        if packet is not None:
+            return packet
+    elif (
         _c_periodic_double is not None
         and statuses is None
         and sample_type is None
@@ -173,8 +184,7 @@ def periodic_data(
         and 0 <= interval <= UINT32_MAX
         and type(columns).__module__ == "numpy"
     ):
-        # The commonest call (an id, a 2-D float64 array, no statuses), whole in C; None if
-        # the array is not that (or holds a zero), and on.
+        # The same, where periodic_packet could not be bound: the content in C.
         fmt = _FORMAT_CACHE.get(data_format) if type(data_format) is int else None
         if fmt is not None:
             content = _c_periodic_double(fmt, start_time, interval, columns)
@@ -203,6 +213,26 @@ _pack_q = struct.Struct("<Q").pack
 #: (not built, or not wanted: :mod:`aiowriter._native`).
 _c_periodic_double: Callable[[bytes, int, int, Any], bytes | None] | None
 _c_periodic_double = native_function("aiowriter._encoding._accel", "periodic_double")
+
+
+def _bind_periodic_packet() -> Callable[[Any, Any, Any, Any], EncodedPacket | None] | None:
+    """``periodic_packet`` of the optional C extension, bound to EncodedPacket's slots and
+    ``_FORMAT_CACHE``: ``periodic_data``'s commonest call whole (same packet as the Python
+    path); None where not built, not wanted, or the class layout does not fit."""
+    bind = native_function("aiowriter._encoding._accel", "bind_packet")
+    if bind is None:
+        return None
+    try:
+        bind(EncodedPacket, _FORMAT_CACHE)
+    except Exception:  # a layout it does not know: periodic_double and trusted() still work
+        return None
+    function: Callable[[Any, Any, Any, Any], EncodedPacket | None] | None = native_function(
+        "aiowriter._encoding._accel", "periodic_packet"
+    )
+    return function
+
+
+_c_periodic_packet = _bind_periodic_packet()
 
 
 def _packed_times(timestamps: Any, field: str) -> bytes:

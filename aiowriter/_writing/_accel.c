@@ -56,7 +56,8 @@ static int encoded_bound = 0;
  * type (a subclass, a test's stand-in) is read by name, as before. */
 typedef struct {
     PyTypeObject *type, *limits_type;
-    Py_ssize_t state, loop, lanes, clock, turn_ends, max_packets, max_bytes;
+    Py_ssize_t state, loop, lanes, clock, turn_ends, keys, max_value, next_id, max_packets,
+        max_bytes;
 } Front;
 static Front W;
 static int writer_bound = 0;
@@ -189,7 +190,9 @@ static PyObject *bind_writer(PyObject *module, PyObject *args) {
     w.limits_type = limits;
     if (member_offset(type, "_state", &w.state) || member_offset(type, "_loop", &w.loop) ||
         member_offset(type, "_lanes", &w.lanes) || member_offset(type, "_clock", &w.clock) ||
-        member_offset(type, "_turn_ends", &w.turn_ends) ||
+        member_offset(type, "_turn_ends", &w.turn_ends) || member_offset(type, "_keys", &w.keys) ||
+        member_offset(type, "_max_value", &w.max_value) ||
+        member_offset(type, "_next_id", &w.next_id) ||
         member_offset(limits, "max_packets_per_stream", &w.max_packets) ||
         member_offset(limits, "max_bytes_per_stream", &w.max_bytes))
         return NULL;
@@ -422,7 +425,7 @@ static Py_ssize_t varint_size(unsigned long long v) {
  * decide (a field or record key not cached yet, a size near a limit, no room, unusual slots);
  * NULL on error. The room is checked for the largest envelope the packet can have (an id of
  * ten bytes) before the id is taken, so ids stay consecutive. */
-static PyObject *encoded_write(PyObject *self, PyObject *lane, PyObject *packet,
+static PyObject *encoded_write(PyObject *self, int slotted, PyObject *lane, PyObject *packet,
                                PyObject *session_key, PyObject *now) {
     PyObject *type = SLOT(packet, E.type_), *content = SLOT(packet, E.content),
              *essential = SLOT(packet, E.is_essential);
@@ -444,7 +447,7 @@ static PyObject *encoded_write(PyObject *self, PyObject *lane, PyObject *packet,
         Py_RETURN_NONE;
     PyObject *result = NULL, *keys = NULL, *max_value = NULL, *next_id = NULL, *id = NULL,
              *value = NULL, *entry = NULL;
-    if ((keys = PyObject_GetAttr(self, s_keys)) == NULL) goto out;
+    if ((keys = front_attr(self, slotted, W.keys, s_keys)) == NULL) goto out;
     if (!PyDict_CheckExact(keys)) goto none;
     PyObject *key = PyDict_GetItemWithError(keys, session_key); /* borrowed: keys holds it */
     if (key == NULL) {
@@ -452,7 +455,7 @@ static PyObject *encoded_write(PyObject *self, PyObject *lane, PyObject *packet,
         goto none;
     }
     if (!PyBytes_CheckExact(key)) goto none;
-    if ((max_value = PyObject_GetAttr(self, s_max_value)) == NULL) goto out;
+    if ((max_value = front_attr(self, slotted, W.max_value, s_max_value)) == NULL) goto out;
     Py_ssize_t limit = PyLong_CheckExact(max_value) ? PyLong_AsSsize_t(max_value) : -1;
     if (limit < 0) {
         PyErr_Clear();
@@ -471,7 +474,7 @@ static PyObject *encoded_write(PyObject *self, PyObject *lane, PyObject *packet,
     if (fits < 0 && fits != -2) goto out;
     if (fits != 1) goto none;
     /* From here the packet is queued: the id is taken. */
-    if ((next_id = PyObject_GetAttr(self, s_next_id)) == NULL) goto out;
+    if ((next_id = front_attr(self, slotted, W.next_id, s_next_id)) == NULL) goto out;
     if ((id = PyObject_CallNoArgs(next_id)) == NULL) goto out;
     PyObject *call[5] = {type_field, session_field, essential, content, id};
     if ((value = PyObject_Vectorcall(E.envelope, call, 5, NULL)) == NULL) goto out;
@@ -621,7 +624,7 @@ static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (in_turn < 0) goto out;
     if (!in_turn) goto none;
     if (encoded) {
-        result = encoded_write(self, lane, packet, session_key, now);
+        result = encoded_write(self, slotted, lane, packet, session_key, now);
         goto out;
     }
     if ((entry = remembered_impl(lane, packet, session_key, now)) == NULL) goto out;

@@ -75,7 +75,16 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
 
     # What write_data's C fast path reads on every call, in slots it reads directly
     # (accel.bind_writer, below the class); every other attribute lives in __dict__.
-    __slots__ = ("_clock", "_lanes", "_loop", "_state", "_turn_ends")
+    __slots__ = (
+        "_clock",
+        "_keys",
+        "_lanes",
+        "_loop",
+        "_max_value",
+        "_next_id",
+        "_state",
+        "_turn_ends",
+    )
 
     def __init__(self, config: StreamingConfig) -> None:
         if not isinstance(config, StreamingConfig):
