@@ -15,11 +15,13 @@ setup(
         Extension(
             "aiowriter._writing._accel",
             sources=["aiowriter/_writing/_accel.c"],
+            depends=["aiowriter/_slots.h"],
             optional=True,
         ),
         Extension(
             "aiowriter._encoding._accel",
             sources=["aiowriter/_encoding/_accel.c"],
+            depends=["aiowriter/_slots.h"],
             optional=True,
         ),
         Extension(

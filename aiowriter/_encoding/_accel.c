@@ -13,6 +13,8 @@
 #include <structmember.h>
 #include <string.h>
 
+#include "../_slots.h"
+
 /* Bytes of ``value`` as a protobuf varint. */
 static Py_ssize_t varint_len(size_t value) {
     Py_ssize_t n = 1;
@@ -190,28 +192,15 @@ static struct {
 } P;
 static int packet_bound = 0;
 
-static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
-    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
-    if (descr == NULL) return -1;
-    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
-        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
-        PyErr_Format(PyExc_TypeError, "%s.%s is not a __slots__ member", type->tp_name, name);
-        Py_DECREF(descr);
-        return -1;
-    }
-    *out = ((PyMemberDescrObject *)descr)->d_member->offset;
-    Py_DECREF(descr);
-    return 0;
-}
 
 static PyObject *bind_packet(PyObject *module, PyObject *args) {
     PyTypeObject *type;
     PyObject *formats;
     if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyDict_Type, &formats)) return NULL;
     Py_ssize_t type_, content, is_essential, checked;
-    if (slot_offset(type, "type", &type_) || slot_offset(type, "content", &content) ||
-        slot_offset(type, "is_essential", &is_essential) ||
-        slot_offset(type, "_checked", &checked))
+    if (member_offset(type, "type", &type_) || member_offset(type, "content", &content) ||
+        member_offset(type, "is_essential", &is_essential) ||
+        member_offset(type, "_checked", &checked))
         return NULL;
     if (P.periodic_name == NULL) {
         if ((P.periodic_name = PyUnicode_InternFromString("PeriodicData")) == NULL ||

@@ -19,6 +19,8 @@
 #include <structmember.h>
 #include <string.h>
 
+#include "../_slots.h"
+
 typedef struct {
     PyTypeObject *lane_type, *budget_type, *ledger_type, *delivery_type;
     Py_ssize_t span;
@@ -97,19 +99,6 @@ static inline PyObject *front_attr(PyObject *self, int slotted, Py_ssize_t off, 
     return v;
 }
 
-static int member_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
-    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
-    if (descr == NULL) return -1;
-    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
-        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
-        PyErr_Format(PyExc_TypeError, "%s.%s is not a __slots__ member", type->tp_name, name);
-        Py_DECREF(descr);
-        return -1;
-    }
-    *out = ((PyMemberDescrObject *)descr)->d_member->offset;
-    Py_DECREF(descr);
-    return 0;
-}
 
 /* A binding's new references taken (`now`) and the previous binding's released (`was`, NULL
  * before the first): the objects it reads stay alive as long as it is in force. */
