@@ -246,6 +246,10 @@ def _plain_call_reference(
     return None
 
 
+class _Subclass(np.ndarray):
+    pass
+
+
 _ODD_INTS = st.sampled_from([-1, 2**32, 2**64, 2**70, -(2**63), True, False, 1.0, "1", None])
 
 
@@ -262,7 +266,7 @@ _ODD_INTS = st.sampled_from([-1, 2**32, 2**64, 2**70, -(2**63), True, False, 1.0
             np.zeros((2, 3)),
             np.ones((2, 3)).tolist(),
             np.ma.masked_array(np.ones((2, 3))),
-            np.matrix(np.ones((2, 3))),
+            np.ones((2, 3)).view(_Subclass),  # an ndarray whose type is not numpy's
         ]
     )
     | st.builds(lambda: memoryview(np.ones((2, 3)))),  # a 2-D double buffer, not numpy's
