@@ -6,6 +6,9 @@
 #include <Python.h>
 #include <structmember.h>
 
+/* The object stored in the slot at ``off`` of ``obj`` (an lvalue; NULL while it is unset). */
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
 /* The offset of ``type``'s __slots__ member ``name`` in its instances: 0, or -1 with an error
  * set (AttributeError: no such attribute; TypeError: it is not a plain object slot). */
 static int member_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {

@@ -10,7 +10,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 #include <string.h>
 
 #include "../_slots.h"
@@ -192,7 +191,6 @@ static struct {
 } P;
 static int packet_bound = 0;
 
-
 static PyObject *bind_packet(PyObject *module, PyObject *args) {
     PyTypeObject *type;
     PyObject *formats;
@@ -219,8 +217,6 @@ static PyObject *bind_packet(PyObject *module, PyObject *args) {
     packet_bound = 1;
     Py_RETURN_NONE;
 }
-
-#define PSLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
 /* periodic_packet(data_format, start_time, interval, columns) -> EncodedPacket | None:
  * builders.periodic_data's commonest call whole, checks included: a data-format id whose
@@ -280,12 +276,12 @@ static PyObject *periodic_packet(PyObject *module, PyObject *const *args, Py_ssi
         return NULL;
     }
     Py_INCREF(P.periodic_name);
-    PSLOT(packet, P.type_) = P.periodic_name;
-    PSLOT(packet, P.content) = content; /* takes the reference */
+    SLOT(packet, P.type_) = P.periodic_name;
+    SLOT(packet, P.content) = content; /* takes the reference */
     Py_INCREF(Py_False);
-    PSLOT(packet, P.is_essential) = Py_False;
+    SLOT(packet, P.is_essential) = Py_False;
     Py_INCREF(Py_True);
-    PSLOT(packet, P.checked) = Py_True;
+    SLOT(packet, P.checked) = Py_True;
     return packet;
 }
 

@@ -16,7 +16,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 #include <string.h>
 
 #include "../_slots.h"
@@ -53,9 +52,10 @@ static Encoded E;
 static int encoded_bound = 0;
 
 /* bind_writer(): where PacketWriter's and QueueLimits' slots are. write() reads the writer's
- * state, loop, lanes, clock and turn from them (five attribute lookups by name, through a
- * class with five bases, were ~a quarter of its time) and room() the lane's limits; any other
- * type (a subclass, a test's stand-in) is read by name, as before. */
+ * state, loop, lanes, clock and turn from them, and for a builder's packet its record keys,
+ * size limit and id counter (attribute lookups by name, through a class with five bases, were
+ * ~a quarter of its time); room() reads the lane's limits. Any other type (a subclass, a
+ * test's stand-in) is read by name, as before. */
 typedef struct {
     PyTypeObject *type, *limits_type;
     Py_ssize_t state, loop, lanes, clock, turn_ends, keys, max_value, next_id, max_packets,
@@ -64,8 +64,6 @@ typedef struct {
 static Front W;
 static int writer_bound = 0;
 static PyObject *s_keys, *s_max_value, *s_next_id;
-
-#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
 /* Store `value` (a new reference) in a slot, releasing what it held. */
 static inline void set_slot(PyObject *obj, Py_ssize_t off, PyObject *value) {
@@ -98,7 +96,6 @@ static inline PyObject *front_attr(PyObject *self, int slotted, Py_ssize_t off, 
     Py_INCREF(v);
     return v;
 }
-
 
 /* A binding's new references taken (`now`) and the previous binding's released (`was`, NULL
  * before the first): the objects it reads stay alive as long as it is in force. */

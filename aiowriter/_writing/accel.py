@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
+from .._config import QueueLimits
 from .._encoding import wire
 from .._encoding.encoded import EncodedPacket
 from .._kafka.compression import BATCH_HEADER
@@ -185,8 +186,6 @@ def bind_writer(writer_type: type) -> None:
     keeps looking them up (same results)."""
     if _module is None:
         return
-    from .._config import QueueLimits
-
     try:
         _module.bind_writer(writer_type, QueueLimits)
     except Exception:  # a layout it does not know: lookups by name are always right
