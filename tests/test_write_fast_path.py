@@ -286,8 +286,8 @@ async def test_a_turns_end_keeps_the_packet_on_the_fast_path(
     kafka_bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When a busy task's turn runs out, ``write_data`` hands the loop over and takes the same
-    packet through its fast path again: no packet of a stream whose layout is remembered and
-    whose queue has room goes down the Python path (``_enqueue``), however many turns end
+    packet through its fast path again: next to no packet of a stream whose layout is remembered
+    and whose queue has room goes down the Python path (``_enqueue``), however many turns end
     (it used to take one packet per turn: one in 15 with 16 writer tasks). With the C write
     only: the Python fast path hands over through ``_enqueue`` by design."""
     if accel.write is None:
@@ -322,7 +322,11 @@ async def test_a_turns_end_keeps_the_packet_on_the_fast_path(
         assert (await w.flush(60)).success
         assert w.statistics().acked_packets == 2001 * len(streams)
     assert turns > 2 * len(streams), turns  # many turns ended ...
-    assert slow == 0, (slow, turns)  # ... and none sent its packet down the slow path
+    # ... and next to none sent its packet down the slow path (without the retry: one a turn).
+    # Not none: the retry's fresh turn is _SLICE / 8 (62 us) with 8 busy tasks; a preemption
+    # or a GC pass between starting it and the retry ends it again (1 in 457 turns, seen in CI),
+    # and then the Python path hands over once more, as it should.
+    assert slow * 20 <= turns, (slow, turns)
 
 
 async def test_a_writer_back_from_idle_does_not_hand_over_first(
