@@ -501,6 +501,7 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
     base = rss_mb()
     clock = time.perf_counter
     produce, poll = producer.produce, producer.poll
+    collections = GcCount().start()
     cpu_start = time.process_time()
     t_start = clock()
     for i in range(spec["packets"]):
@@ -526,11 +527,47 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
     left = producer.flush(300)
     t_acked = clock()
     cpu_s = time.process_time() - cpu_start
+    collections.stop()
     if left:
         raise RuntimeError(f"{left} message(s) not delivered after flush")
     return _result(
-        spec, t_enqueued - t_start, t_acked - t_start, counts[0], counts[1], lat, None, base, cpu_s
+        spec,
+        t_enqueued - t_start,
+        t_acked - t_start,
+        counts[0],
+        counts[1],
+        lat,
+        None,
+        base,
+        cpu_s,
+        collections.counts,
     )
+
+
+class GcCount:
+    """Collections the interpreter ran while counting, per generation (``gc.callbacks``): how
+    often a client's allocations set the collector off, and above all its full collections,
+    which walk the whole heap (10-20 ms for a benchmark worker here) with the loop stopped."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+
+    def _started(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.counts[info["generation"]] += 1
+
+    def start(self) -> GcCount:
+        gc.callbacks.append(self._started)
+        return self
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._started)
+
+    def __enter__(self) -> GcCount:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 async def _measure(
@@ -543,17 +580,27 @@ async def _measure(
     await asyncio.sleep(0.01)
     del ticker.lags[:]  # only the writing phase counts
     clock = time.perf_counter
-    cpu_start = time.process_time()
-    t_start = clock()
-    await asyncio.gather(*writers())
-    t_enqueued = clock()
-    await flush()
-    t_acked = clock()
-    cpu_s = time.process_time() - cpu_start
+    with GcCount() as collections:
+        cpu_start = time.process_time()
+        t_start = clock()
+        await asyncio.gather(*writers())
+        t_enqueued = clock()
+        await flush()
+        t_acked = clock()
+        cpu_s = time.process_time() - cpu_start
     lag = await ticker.stop()
     acked, failed = counts()
     return _result(
-        spec, t_enqueued - t_start, t_acked - t_start, acked, failed, lat, lag, base, cpu_s
+        spec,
+        t_enqueued - t_start,
+        t_acked - t_start,
+        acked,
+        failed,
+        lat,
+        lag,
+        base,
+        cpu_s,
+        collections.counts,
     )
 
 
@@ -567,6 +614,7 @@ def _result(
     lag: dict[str, Any] | None,
     base_rss: float,
     cpu_s: float | None = None,
+    collections: list[int] | None = None,
 ) -> dict[str, Any]:
     # cpu_s: process CPU time (every thread: the event loop, compression workers, librdkafka's
     # threads) from the first write to the last acknowledgement, as ``time.process_time``.
@@ -580,6 +628,8 @@ def _result(
         "enqueue_s": enqueue_s,
         "ack_s": ack_s,
         "cpu_s": cpu_s,
+        # the collector's passes per generation (young, middle, full) over the same span
+        "gc_collections": collections,
         "latency": latency_summary(lat),
         "loop_lag": lag,
         "rss_base_mb": base_rss,

@@ -421,6 +421,10 @@ def _summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if any(r["loop_lag"] for r in rs)
                 else None,
                 "cpu_s_per_m_samples": _median([r.get("cpu_s_per_m_samples") for r in rs]),
+                # full garbage collections a run (each stops the loop for the whole heap)
+                "gc_full_collections": _median(
+                    [(r.get("gc_collections") or [None] * 3)[2] for r in rs]
+                ),
                 "rss_peak_mb": max(r["rss_peak_mb"] for r in rs),
                 "rss_growth_mb": _median([r["rss_growth_mb"] for r in rs]),
             }
@@ -840,7 +844,7 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
     head = (
         f"{'shape':>6} {'str':>3} {'client':<16} {'pkt/s':>7} {'samples/s':>9} {'MB/s':>6} "
         f"{'enq pkt/s':>9} {'lat p50':>7} {'lat p99':>7} {'lag p99':>7} {'CPU s/M':>7} "
-        f"{'RSS pk':>6} ok"
+        f"{'full GC':>7} {'RSS pk':>6} ok"
     )
     print(head, file=sys.stderr)
     order = {c: i for i, c in enumerate(CLIENTS)}
@@ -853,7 +857,7 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
             f"{_fmt(s['acked_mb_per_s']):>6} {_fmt(s['enqueue_packets_per_s'], 0):>9} "
             f"{_fmt(s['latency_p50_ms']):>7} {_fmt(s['latency_p99_ms']):>7} "
             f"{_fmt(s['loop_lag_p99_ms'], 2):>7} {_fmt(s.get('cpu_s_per_m_samples'), 2):>7} "
-            f"{_fmt(s['rss_peak_mb'], 0):>6} "
+            f"{_fmt(s.get('gc_full_collections'), 0):>7} {_fmt(s['rss_peak_mb'], 0):>6} "
             f"{'yes' if s['all_acked'] else 'NO'}",
             file=sys.stderr,
         )

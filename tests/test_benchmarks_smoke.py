@@ -95,6 +95,7 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
             "latency_p99_ms",
             "loop_lag_p99_ms",
             "cpu_s_per_m_samples",
+            "gc_full_collections",
             "rss_peak_mb",
         ):
             assert isinstance(s[field], int | float), (s["client"], field)
@@ -102,6 +103,8 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
     for run in result["runs"]:
         assert run["acked"] == run["packets"] == 200
         assert run["failed"] == 0
+        young, middle, full = run["gc_collections"]  # counted by the worker, per generation
+        assert min(young, middle, full) >= 0
 
     # fixed rate: one level (0.5 x aiokafka's flat-out pkt/s), the same for every client
     (case,) = result["rate_cases"]
@@ -136,3 +139,14 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
 
     assert (tmp_path / "results.json").is_file()
     assert (tmp_path / "throughput.png").stat().st_size > 0
+
+    # The README's tables come from such a file (clients that did not run show as "-").
+    tables = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "readme_tables.py"), str(tmp_path / "results.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "| 3x3 | 1 |" in tables
+    assert "full garbage collections" in tables

@@ -7,9 +7,10 @@ handle (ledger, number) that reads its outcome there when asked; no future is cr
 somebody awaits it.
 
 So settling a batch costs the same for 1 packet or 1,000, and the queue holds no per-packet
-object the garbage collector must walk: queued packets are plain tuples of bytes and numbers
-(:mod:`.lanes`), which it stops tracking at once. With per-packet objects in 16 full queues,
-every full collection walked 160,000 of them (30-50 ms pauses of the event loop).
+object the garbage collector must walk: queued packets are entries of bytes and numbers
+(:mod:`.lanes`) that it does not track (nor, made by the C fast path, count). With per-packet
+objects in 16 full queues, every full collection walked 160,000 of them (30-50 ms pauses of
+the event loop).
 """
 
 from __future__ import annotations

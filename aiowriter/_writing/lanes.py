@@ -5,10 +5,13 @@ it full wait in a FIFO line; space frees when the drainer hands a batch to the p
 as many writers are woken as there is room for. (aiokafka wakes every waiting sender on each
 drain, which collapses with thousands of writers: aiokafka#528.)
 
-A queued packet is an :data:`Entry`, a plain tuple of bytes and numbers: the garbage collector
-stops tracking such tuples after their first young-generation pass, so a full queue costs full
-collections nothing. Its :class:`~.delivery.Delivery` is a handle on the lane's ledger, which
-the queue does not hold (see :mod:`.delivery`).
+A queued packet is an :data:`Entry`, five fields of bytes and numbers, read by index. The C
+fast path queues them as ``_accel.QueuedEntry``, which the garbage collector does not know:
+a tuple, even one it stops tracking, counts toward the next young collection until it is
+freed, so queuing flat out ran a young collection every 700 packets, and those promoted the
+objects of the batches in flight into full collections (see ``_accel.c``). The Python paths
+queue plain tuples, which read the same. Its :class:`~.delivery.Delivery` is a handle on the
+lane's ledger, which the queue does not hold (see :mod:`.delivery`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ __all__ = [
 ]
 
 #: A queued packet: (record key, record value, has an essential copy, enqueued at (loop
-#: clock), key and value bytes).
+#: clock), key and value bytes). A tuple, or the C fast path's ``QueuedEntry``, which reads
+#: the same (by index, unpacking, ``==``): code reading entries indexes them, never asks
+#: for a tuple.
 Entry = tuple[bytes, bytes, bool, float, int]
 KEY: Final = 0
 VALUE: Final = 1
