@@ -222,3 +222,30 @@ async def test_flat_out_writing_leaves_the_collector_idle(kafka_bootstrap_server
         assert w.statistics().acked_packets == 2501 * len(streams)
     assert sum(collections) <= 8, collections
     assert collections[2] == 0, collections
+
+
+@given(
+    rows=st.lists(st.tuples(st.floats(allow_nan=False), st.booleans()), max_size=80),
+)
+@settings(max_examples=150)
+def test_queued_times_is_the_python_loop(rows: list[tuple[float, bool]]) -> None:
+    """A batch's enqueue times for the latency histogram, sorted: the same list from C and
+    Python, whether its entries are C entries, tuples or both."""
+    c = c_module()
+    lane = _lane(b"key", False, 5, 2)
+    entries = [
+        c.remembered(lane, b"vv", "k", at) if made_in_c else (b"key", b"vv", False, at, 5)
+        for at, made_in_c in rows
+    ]
+    got = c.queued_times(entries)
+    assert got == accel.python_queued_times(entries) == sorted(at for at, _ in rows)
+    assert accel.queued_times is c.queued_times
+
+
+def test_queued_times_refuses_what_is_not_a_list_of_entries() -> None:
+    c = c_module()
+    with pytest.raises(TypeError, match="list"):
+        c.queued_times((b"k", b"v", False, 0.0, 2))
+    for bad in ([b"kv"], [(b"k", b"v", False, 0.0)], [None]):
+        with pytest.raises(TypeError, match="lane entry"):
+            c.queued_times(bad)

@@ -22,7 +22,7 @@ from .._encoding.encoded import EncodedPacket
 from .._kafka.compression import BATCH_HEADER
 from .._native import native_wanted
 from .delivery import SPAN, Delivery, Ledger
-from .lanes import KEY, SIZE, VALUE, Budget, Entry, Lane
+from .lanes import AT, KEY, SIZE, VALUE, Budget, Entry, Lane
 
 __all__ = [
     "ACCELERATED",
@@ -105,6 +105,13 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+def python_queued_times(entries: list[Entry]) -> list[float]:
+    """When ``entries`` (a batch's) were queued, sorted: nearly free (packets queue in order,
+    bar a writer that waited for room), and it lets the latency histogram bisect once per
+    batch."""
+    return sorted([e[AT] for e in entries])
+
+
 def python_records(entries: Iterable[Entry], batch_size: int) -> tuple[bytearray, int, int]:
     """The records v2 section of the next batch (after 61 zero bytes for its header): records
     of ``entries`` in turn (offset i, timestamp delta 0, key, value, no headers) until the next
@@ -171,6 +178,11 @@ frame: Callable[[Callable[..., Any], Iterable[Entry], list[Any]], tuple[int, int
 #: faster than ``python_records`` (the reference the C one is tested against).
 records: Callable[[Iterable[Entry], int], tuple[bytearray, int, int]] | None = (
     _module.records if _module is not None else None
+)
+#: When a batch's packets were queued, sorted, for the latency histogram (see
+#: ``python_queued_times``).
+queued_times: Callable[[list[Entry]], list[float]] = (
+    _module.queued_times if _module is not None else python_queued_times
 )
 #: ``write_data``'s whole fast path in one C call (a Delivery, or None: take the Python path),
 #: or None without the extension: ``write_data`` then runs the same steps inline in Python.

@@ -34,8 +34,8 @@ from .._kafka.compression import (
 )
 from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
-from .accel import frame, records
-from .flights import InFlight, Part, acked_times, fail_flight, fail_queued, settle_part
+from .accel import frame, queued_times, records
+from .flights import InFlight, Part, fail_flight, fail_queued, settle_part
 from .lanes import AT, ESSENTIAL, KEY, VALUE, Lane, Taken
 
 __all__ = ["Drainer"]
@@ -414,7 +414,7 @@ class Drainer:
                 # Each packet's own latency, from its batch's acknowledgement.
                 now = asyncio.get_running_loop().time()
                 self.health.acked_times(
-                    lane.data_source, lane.stream, now, acked_times(flight.taken)
+                    lane.data_source, lane.stream, now, queued_times(flight.taken.entries)
                 )
         flight.pending -= 1
         self.finish_flight(flight)

@@ -15,7 +15,7 @@ from typing import Any
 from .._exceptions import AiowriterError
 from .._layout import Route
 from .delivery import DONE, FAILED, Outcome
-from .lanes import AT, SIZE, Lane, Taken
+from .lanes import SIZE, Lane, Taken
 
 __all__ = ["InFlight", "Part", "fail_queued", "settle_part"]
 
@@ -112,9 +112,3 @@ def fail_queued(lane: Lane, count: int, error: AiowriterError) -> int:
         dead += ledger.settle_main(lo, hi, error, 0)[2]
     lane.failed += dead
     return dead
-
-
-def acked_times(taken: Taken) -> list[float]:
-    """When the taken packets were queued, sorted: nearly free (packets queue in order, bar a
-    writer that waited for room), and it lets the latency histogram bisect once per batch."""
-    return sorted([e[AT] for e in taken.entries])
