@@ -708,6 +708,35 @@ def test_write_outside_a_loop_and_bad_arguments(
         loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE))
 
 
+def test_write_for_nowait_is_not_bound_by_the_turn(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    """``write``'s sixth argument (``write_data_nowait``'s call, which never hands the loop
+    over): a turn that is over does not make it decline; everything else still does."""
+    front, lane = _ready_front(loop, turn_ends=0.5)  # the clock says 1.0: the turn is over
+    assert loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE)) is None
+    assert loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE, False)) is None
+    got = loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE, True))
+    assert type(got) is Delivery
+    assert len(lane.entries) == 1
+    del front._turn_ends  # not read at all then
+    assert type(loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE, 1))) is (
+        Delivery
+    )
+    lane.memo = None  # another layout: still Python's to decide
+    assert loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE, True)) is None
+
+    class Undecided:
+        def __bool__(self) -> bool:
+            raise ValueError("neither")
+
+    with pytest.raises(ValueError, match="neither"):
+        loop.run_until_complete(_call(c.write, front, "ds", "s", "key", _BASE, Undecided()))
+    with pytest.raises(TypeError, match="any_turn"):
+        c.write(front, "ds", "s", "key", _BASE, True, "more")
+    assert len(lane.entries) == 2
+
+
 def test_write_from_another_thread_or_a_forked_child_is_left_to_python(
     c: ModuleType, loop: asyncio.AbstractEventLoop
 ) -> None:

@@ -24,11 +24,13 @@ from hypothesis import strategies as st
 from test_content_skeletons import CASES, LARGE_SAMPLES, _packet_verdict, _same_length_variant
 
 from aiowriter import (
+    BufferFullError,
     Delivery,
     DeliveryReport,
     InvalidInputError,
     PacketWriter,
     ProducerSettings,
+    QueueLimits,
     StreamingConfig,
     WriteResult,
     packets,
@@ -415,3 +417,50 @@ async def test_batches_need_no_second_crc_pass(kafka_bootstrap_servers: str) -> 
     assert stats.acked_packets == 1200
     assert stats.failed_packets == 0
     assert PreparedBatch.recomputed == before
+
+
+async def test_write_data_nowait_stays_on_the_fast_path_after_its_turn(
+    kafka_bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``write_data_nowait`` never hands the loop over, so a turn that ran out must not send
+    it down the Python path (``_checked_lane`` and on) for good: with the C write, none of
+    3000 packets of a remembered layout goes there. A full queue still raises
+    ``BufferFullError`` (the C write declines, the Python path says why), and every packet
+    accepted is acknowledged and read back in order."""
+    if accel.write is None:
+        pytest.skip("the C write() is not built here (test_accel fails for that under CI)")
+    ds = _ds()
+    content = packets.periodic_data(1, 0, 10, [[1.0]]).content
+    packet = encode_packet("PeriodicData", "k", False, content, 1)
+    slow = 0
+    checked_lane = PacketWriter._checked_lane
+
+    def counting(self: PacketWriter, *args: Any) -> Any:
+        nonlocal slow
+        slow += 1
+        return checked_lane(self, *args)
+
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers,
+        queues=QueueLimits(max_packets_per_stream=4000),
+    )
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, ["s"])
+        for _ in range(2):  # the lane remembers the layout
+            assert (await w.write_data(ds, "s", "k", packet)).success
+        monkeypatch.setattr(PacketWriter, "_checked_lane", counting)
+        w._turn_ends = 0.0  # the turn is long over
+        results = [w.write_data_nowait(ds, "s", "k", packet) for _ in range(3000)]
+        assert all(r.success for r in results)
+        assert slow == 0, slow
+        refused = 0
+        while refused == 0:  # fill the queue: the drainer cannot run meanwhile
+            try:
+                results.append(w.write_data_nowait(ds, "s", "k", packet))
+            except BufferFullError:
+                refused += 1
+        assert slow == 1  # the refusal's checks said why
+        assert (await w.flush(60)).success
+        assert w.statistics().acked_packets == 2 + len(results)
+    records = await read_partition(kafka_bootstrap_servers, f"{ds}.s", 0)
+    assert [r.value for r in records] == [packet] * (2 + len(results))

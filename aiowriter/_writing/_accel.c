@@ -684,19 +684,24 @@ static PyObject *mark_forked(PyObject *module, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-/* write(writer, data_source, stream, session_key, packet) -> Delivery | None: the whole fast
- * path of PacketWriter.write_data (writer.py) in one call, the same steps as its inline Python:
- * a running writer called from its own loop, str names of a stream already written to whose
- * topics are ready, the writer's turn not over, room in the queue and either Packet bytes of
+/* write(writer, data_source, stream, session_key, packet[, any_turn]) -> Delivery | None: the
+ * whole fast path of PacketWriter.write_data (writer.py) in one call, the same steps as its
+ * inline Python: a running writer called from its own loop, str names of a stream already
+ * written to whose topics are ready, the writer's turn not over (unless any_turn), room in the
+ * queue and either Packet bytes of
  * the lane's remembered layout or a builder's packet (encoded_write). None as soon as any of
  * that does not hold: the caller then takes the Python path, which decides everything again. The Python glue around remembered() and offer()
  * (attribute loads, the lane lookup, the checks) was ~0.6 us of write_data's ~1.2 us. */
 static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
+    if (nargs != 5 && nargs != 6) {
         PyErr_SetString(PyExc_TypeError,
-                        "write(writer, data_source, stream, session_key, packet)");
+                        "write(writer, data_source, stream, session_key, packet[, any_turn])");
         return NULL;
     }
+    /* any_turn: write_data_nowait's call, which never hands the loop over, so the turn does
+     * not bound it (else, once a turn ended, every later call would decline). */
+    int any_turn = nargs == 6 ? PyObject_IsTrue(args[5]) : 0;
+    if (any_turn < 0) return NULL;
     if (!bound) {
         PyErr_SetString(PyExc_RuntimeError, "aiowriter._writing._accel: bind() was not called");
         return NULL;
@@ -739,10 +744,12 @@ static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (!is_done) goto none;
     if ((clock = front_attr(self, slotted, W.clock, s_clock)) == NULL) goto out;
     if ((now = PyObject_CallNoArgs(clock)) == NULL) goto out;
-    if ((turn_ends = front_attr(self, slotted, W.turn_ends, s_turn_ends)) == NULL) goto out;
-    int in_turn = PyObject_RichCompareBool(now, turn_ends, Py_LT);
-    if (in_turn < 0) goto out;
-    if (!in_turn) goto none;
+    if (!any_turn) {
+        if ((turn_ends = front_attr(self, slotted, W.turn_ends, s_turn_ends)) == NULL) goto out;
+        int in_turn = PyObject_RichCompareBool(now, turn_ends, Py_LT);
+        if (in_turn < 0) goto out;
+        if (!in_turn) goto none;
+    }
     if (encoded) {
         result = encoded_write(self, slotted, lane, packet, session_key, now);
         goto out;
@@ -1042,7 +1049,7 @@ static PyObject *queued_times(PyObject *module, PyObject *entries) {
 
 static PyMethodDef methods[] = {
     {"write", (PyCFunction)(void (*)(void))write_data, METH_FASTCALL,
-     "write(writer, data_source, stream, session_key, packet) -> Delivery | None."},
+     "write(writer, data_source, stream, session_key, packet[, any_turn]) -> Delivery | None."},
     {"queued_times", queued_times, METH_O,
      "queued_times(entries) -> list[float]: their enqueue times, sorted."},
     {"records", (PyCFunction)(void (*)(void))records, METH_FASTCALL,

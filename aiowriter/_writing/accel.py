@@ -186,9 +186,9 @@ queued_times: Callable[[list[Entry]], list[float]] = (
 )
 #: ``write_data``'s whole fast path in one C call (a Delivery, or None: take the Python path),
 #: or None without the extension: ``write_data`` then runs the same steps inline in Python.
-write: Callable[[object, str, str, str, object], Delivery | None] | None = (
-    _module.write if _module is not None else None
-)
+#: ``write(writer, data_source, stream, session_key, packet)``, and a sixth argument ``True``
+#: for ``write_data_nowait``, which the writer's turn does not bound.
+write: Callable[..., Delivery | None] | None = _module.write if _module is not None else None
 
 
 def bind_writer(writer_type: type) -> None:

@@ -346,6 +346,12 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         self, data_source: str, stream: str, session_key: str, packet: object
     ) -> WriteResult:
         """Like :meth:`write_data`, but raises :class:`BufferFullError` instead of waiting."""
+        if write is not None:
+            # write_data's C fast path, turns aside (this call never hands the loop over): it
+            # was 1.3 us a small packet here against write_data's 0.9 (budget.py).
+            delivery = write(self, data_source, stream, session_key, packet, True)
+            if delivery is not None:
+                return delivery
         lane = self._checked_lane(data_source, stream, session_key)
         if lane is not None:
             # write_data's fast path (a remembered layout, room at once); anything else, a
