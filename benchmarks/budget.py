@@ -207,6 +207,7 @@ async def _write_data_cost(
         for _ in range(repeat):
             for label in (
                 "write_data (whole call)",
+                "write_data_nowait",
                 "write_data, 16 tasks taking turns",
                 "write_data of a builder's packet",
                 "write_data_many (per packet)",
@@ -217,6 +218,10 @@ async def _write_data_cost(
                     write = w.write_data
                     for i in range(n):
                         await write(ds, "s", SESSION_KEY, values[i % len(values)])
+                elif label == "write_data_nowait":
+                    nowait = w.write_data_nowait
+                    for i in range(n):
+                        nowait(ds, "s", SESSION_KEY, values[i % len(values)])
                 elif label.startswith("write_data, 16"):
                     await asyncio.gather(*(one_stream(w, st, n // 16) for st in streams))
                 elif label.startswith("write_data of"):
