@@ -73,6 +73,12 @@ async def test_identifier_racing_details_loses_neither(
         )
         assert r1.success
         assert r2.success
+        # Neither record reverts the other (each carries only what its call sets), so neither
+        # call writes twice, whichever lands first; a second write was what, with three
+        # processes at once, used up the attempts (SessionConflictError).
+        assert (r1.attempts, r2.attempts) == (1, 1)
+        assert r1.unwrap().identifier == f"id-{i}"
+        assert r2.unwrap().details[f"d{i}"] == "x"
     await b._follower.sync(10)  # type: ignore[union-attr]
     final = (await b.get_session_info(ds, key)).unwrap()
     assert final.identifier == "id-7"

@@ -15,10 +15,12 @@ here carries:
 The associate list is the one field a stale record can still revert. So each update starts from
 state caught up to the end of ``SessionInfo``, reads its own record back, and looks at the
 session's records that landed between its base and its record (the *window*, recorded by
-:class:`Watch`). If one changed the session, the change is written again on the newer state,
-with the associate keys our record dropped added back (:class:`Repair`; keys only ever join a
-list, so the union is always right). Identifier and details of the retry are the call's own, so
-when two calls race on one field, the one whose record lands last wins, as on the server.
+:class:`Watch`). If one added an associate key that our record dropped, the change is written
+again on the newer state, with the dropped keys added back (:class:`Repair`; keys only ever
+join a list, so the union is always right). A window that changed only identifiers or details
+needs no second record: ours carries neither a stale identifier nor stale detail values.
+Identifier and details of a retry are the call's own, so when two calls race on one field, the
+one whose record lands last wins, as on the server.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ class SessionResult(ApiResult[SessionInfo]):
     """The outcome of a session operation (``success``, ``message``, ``data``, ``error``) plus:
 
     * ``attempts``: ``SessionInfo`` records this call wrote (more than 1 when another process
-      changed the session between our base state and our record and the change was re-applied
-      on the newer state; 0 when nothing was written, e.g. an idempotent create retry).
+      added an associate key between our base state and our record, which our record dropped,
+      and the change was re-applied on the newer state; 0 when nothing was written, e.g. an
+      idempotent create retry).
     * ``offset``: offset on ``SessionInfo`` of the last record this call wrote (or ``None``).
     * ``unsettled``: packets accepted by the writer for the session's data source that were
       neither acknowledged nor failed when the call's deadline passed (``end_session``): they
