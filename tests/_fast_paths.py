@@ -40,6 +40,18 @@ def c_module() -> ModuleType:
     return _accel  # type: ignore[no-any-return]
 
 
+def need_c_write(why: str) -> None:
+    """For a test of the C ``write()`` itself: a failure under CI, or wherever a compiler is
+    and the Python twins were not asked for (``AIOWRITER_PURE_PYTHON``), else a skip saying
+    ``why`` it matters."""
+    if accel.write is not None:
+        return
+    asked = os.environ.get("AIOWRITER_PURE_PYTHON") not in (None, "", "0")
+    if CI or (has_compiler() and not asked):
+        pytest.fail(f"the C write() is not in use here although it should be: {why}")
+    pytest.skip(f"the C write() is not built here: {why}")
+
+
 def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``PacketWriter`` use ``implementation`` ("c" or "python") from now on."""
     if implementation == "c":
