@@ -563,12 +563,6 @@ class GcCount:
     def stop(self) -> None:
         gc.callbacks.remove(self._started)
 
-    def __enter__(self) -> GcCount:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 async def _measure(
     spec: dict[str, Any], writers: Any, flush: Any, counts: Any, lat: Any
@@ -580,14 +574,15 @@ async def _measure(
     await asyncio.sleep(0.01)
     del ticker.lags[:]  # only the writing phase counts
     clock = time.perf_counter
-    with GcCount() as collections:
-        cpu_start = time.process_time()
-        t_start = clock()
-        await asyncio.gather(*writers())
-        t_enqueued = clock()
-        await flush()
-        t_acked = clock()
-        cpu_s = time.process_time() - cpu_start
+    collections = GcCount().start()
+    cpu_start = time.process_time()
+    t_start = clock()
+    await asyncio.gather(*writers())
+    t_enqueued = clock()
+    await flush()
+    t_acked = clock()
+    cpu_s = time.process_time() - cpu_start
+    collections.stop()
     lag = await ticker.stop()
     acked, failed = counts()
     return _result(

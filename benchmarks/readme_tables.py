@@ -83,13 +83,10 @@ def flat_out(result: dict[str, Any]) -> str:
             lag, full = (
                 (s.get("loop_lag_p99_ms"), s.get("gc_full_collections")) if s else (None, None)
             )
-            cells.append(
-                f"{lag:.1f} / {full:.0f}"
-                if lag is not None and full is not None
-                else f"{lag:.1f} / -"
-                if lag is not None
-                else "-"
-            )
+            if lag is None:
+                cells.append("-")
+            else:
+                cells.append(f"{lag:.1f} / " + ("-" if full is None else f"{full:.0f}"))
         lag_lines.append(f"| {_name(shape)} | {streams} | " + " | ".join(cells) + " |")
     return (
         "Acknowledged samples/s, every client writing flat out:\n\n"

@@ -244,18 +244,9 @@ static PyObject *queued_tuple(PyObject *self) {
     return PyTuple_Pack(5, items[0], items[1], items[2], items[3], items[4]);
 }
 
-/* entry[i] (negative too) directly; slices and anything else as the tuple would answer. */
+/* entry[i] (negative too) directly; slices and anything else as the tuple would answer. (No
+ * per-packet loop indexes entries from Python any more: queued_times reads them in C.) */
 static PyObject *queued_subscript(PyObject *self, PyObject *key) {
-    if (PyLong_CheckExact(key)) { /* entry[AT] and the like: the common case first */
-        Py_ssize_t i = PyLong_AsSsize_t(key);
-        if (i == -1 && PyErr_Occurred()) {
-            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return NULL;
-            PyErr_Clear();
-            PyErr_SetString(PyExc_IndexError, "queue entry index out of range");
-            return NULL;
-        }
-        return queued_item(self, i < 0 ? i + 5 : i);
-    }
     if (PyIndex_Check(key)) {
         Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
         if (i == -1 && PyErr_Occurred()) return NULL;
