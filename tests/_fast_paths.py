@@ -61,6 +61,7 @@ def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
             "offer": module.offer,
             "remembered_run": module.remembered_run,
             "offer_run": module.offer_run,
+            "sizes": module.sizes,
         }
     else:
         steps = {
@@ -68,6 +69,7 @@ def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
             "offer": Lane.offer,
             "remembered_run": accel.python_remembered_run,
             "offer_run": accel.python_offer_run,
+            "sizes": accel.python_sizes,
         }
     for name, step in steps.items():
         monkeypatch.setattr(writer_module, name, step)

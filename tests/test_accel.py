@@ -347,6 +347,93 @@ def test_offer_run_is_the_python_loop(
     assert _snapshot(native, None) == _snapshot(python, None)
 
 
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(3, 60)), min_size=1, max_size=3000),
+    st.integers(0, 3 * SPAN),
+    st.data(),
+)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_long_runs_in_bulk_are_the_python_loop(
+    c: ModuleType,
+    loop: asyncio.AbstractEventLoop,
+    packets: list[tuple[bool, int]],
+    first: int,
+    data: st.DataObject,
+) -> None:
+    """Runs of thousands (write_data_many keeps no deliveries): queued in bulk in C, across
+    ledger ends and up to a limit, to the same lane as one offer at a time in Python."""
+    entries = [_entry(e, s) for e, s in packets]
+    total = sum(s for _, s in packets)
+    room = data.draw(st.integers(0, total + 100), label="bytes of room")
+    cap = data.draw(st.integers(1, len(entries) + 5), label="max packets")
+    state = {
+        "max_packets": cap,
+        "max_bytes": max(1, room),
+        "total": max(1, data.draw(st.sampled_from([room, total + 10, 2 * room + 1]))),
+        "used_elsewhere": 0,
+        "queued": [],
+        "first": first,
+        "putter": False,
+        "woken": False,
+        "task": "running",
+        "wakeup": data.draw(st.sampled_from([None, "pending"]), label="wakeup"),
+        "wake_at": data.draw(st.integers(0, total + 10), label="wake at"),
+    }
+    python, native = _build(state, loop), _build(state, loop)
+    index = accel.python_offer_run(python, entries, 0, len(entries), None)
+    assert c.offer_run(native, entries, 0, len(entries), None) == index
+    assert _snapshot(native, None) == _snapshot(python, None)
+
+
+@given(st.lists(st.integers(3, 2**70), max_size=40), st.data())
+def test_sizes_is_the_python_comprehension(
+    c: ModuleType, sizes: list[int], data: st.DataObject
+) -> None:
+    entries: list[Entry] = [(b"k", b"v", False, 0.0, n) for n in sizes]
+    if sizes:  # the C fast path's own entries (QueuedEntry) read the same
+        lane = _lane()
+        lane.memo = ("k", 1, None, None, False, b"k", sizes[0], b"\0", b"\0")
+        entries[0] = c.remembered(lane, b"v", "k", 0.0)
+        assert entries[0] == (b"k", b"v", False, 0.0, sizes[0])
+    start = data.draw(st.integers(0, len(entries)), label="start")
+    stop = data.draw(st.integers(start, len(entries)), label="stop")
+    assert c.sizes(entries, start, stop) == accel.python_sizes(entries, start, stop)
+    assert c.sizes(entries, start, stop) == sizes[start:stop]
+    for bad in ((start, len(entries) + 1), (-1, stop), (stop + 1, stop)):
+        with pytest.raises(IndexError):
+            c.sizes(entries, *bad)
+        with pytest.raises(IndexError):
+            accel.python_sizes(entries, *bad)
+    with pytest.raises(TypeError):
+        c.sizes(tuple(entries), 0, 0)
+    with pytest.raises(TypeError):
+        c.sizes([b"not an entry"], 0, 1)
+
+
+def test_bulk_runs_keep_no_stray_references(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
+    lane = _lane()
+    lane.task = loop.create_future()  # type: ignore[assignment]
+    size = 10**6 + 7
+    entries: list[Entry] = [(b"key", bytes(64), i % 3 == 0, 0.5, size) for i in range(3 * SPAN)]
+    first_ledger = lane.ledgers[-1]
+    watched = [entries[0], size, first_ledger, lane.budget, lane.entries]
+    before = [sys.getrefcount(x) for x in watched]
+    assert c.offer_run(lane, entries, 0, len(entries), None) == len(entries)
+    assert lane.pushed == len(entries)
+    assert lane.bytes == len(entries) * size
+    assert [ledger.first for ledger in lane.ledgers] == [0, SPAN, 2 * SPAN]
+    assert sum(len(ledger.essential) for ledger in lane.ledgers) == SPAN
+    assert lane.last is not None
+    assert lane.last._seq == len(entries) - 1
+    lane.last = None
+    lane.entries.clear()
+    lane.ledgers.clear()
+    first_ledger.essential.clear()
+    # The first ledger lost one holder: the lane's ledgers, cleared above.
+    before[2] -= 1
+    assert [sys.getrefcount(x) for x in watched] == before
+
+
 def test_runs_refuse_bad_bounds_and_types(c: ModuleType) -> None:
     lane = _lane()
     with pytest.raises(IndexError):

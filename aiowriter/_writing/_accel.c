@@ -32,7 +32,7 @@ typedef struct {
 
 static Layout L;
 static int bound = 0;
-static PyObject *s_append, *s_done, *s_set_result, *s_remembered, *s_offer, *s_push,
+static PyObject *s_append, *s_extend, *s_done, *s_set_result, *s_remembered, *s_offer, *s_push,
     *s_max_packets, *s_max_bytes, *s_state, *s_running, *s_loop, *s_lanes, *s_clock, *s_turn_ends;
 /* asyncio's _get_running_loop (its C version where built). */
 static PyObject *get_running_loop;
@@ -375,6 +375,24 @@ static PyObject *python_offer(PyObject *lane, PyObject *entry) {
     return PyObject_CallMethodOneArg(lane, s_offer, entry);
 }
 
+/* Wake the lane's drainer if it waits for `bytes` queued (Lane.wake_at_bytes), as Lane.push
+ * does: 0, or -1 with an error set. */
+static int wake_drainer(PyObject *lane, Py_ssize_t bytes) {
+    PyObject *wakeup = SLOT(lane, L.wakeup);
+    if (wakeup == NULL || wakeup == Py_None) return 0;
+    Py_ssize_t at = slot_ssize(lane, L.wake_at_bytes);
+    if (at < 0 || bytes < at) return 0;
+    Py_INCREF(wakeup);
+    PyObject *done = PyObject_CallMethodNoArgs(wakeup, s_done);
+    int is_done = done == NULL ? -1 : PyObject_IsTrue(done);
+    Py_XDECREF(done);
+    PyObject *r = is_done == 0 ? PyObject_CallMethodOneArg(wakeup, s_set_result, Py_None) : NULL;
+    Py_DECREF(wakeup);
+    if (is_done < 0 || (is_done == 0 && r == NULL)) return -1;
+    Py_XDECREF(r);
+    return 0;
+}
+
 /* Lane.push for an entry whose room was checked: its Delivery. */
 static PyObject *push(PyObject *lane, PyObject *entry, Py_ssize_t size, Py_ssize_t bytes,
                       PyObject *budget, Py_ssize_t used) {
@@ -419,24 +437,9 @@ static PyObject *push(PyObject *lane, PyObject *entry, Py_ssize_t size, Py_ssize
     Py_DECREF(seq_obj);
     Py_INCREF(delivery);
     set_slot(lane, L.last, delivery);
-    /* Wake the lane's drainer once enough is queued (Lane.wake_at_bytes). */
-    PyObject *wakeup = SLOT(lane, L.wakeup);
-    if (wakeup != NULL && wakeup != Py_None) {
-        Py_ssize_t at = slot_ssize(lane, L.wake_at_bytes);
-        if (at >= 0 && bytes + size >= at) {
-            Py_INCREF(wakeup);
-            PyObject *done = PyObject_CallMethodNoArgs(wakeup, s_done);
-            int is_done = done == NULL ? -1 : PyObject_IsTrue(done);
-            Py_XDECREF(done);
-            PyObject *r = is_done == 0 ? PyObject_CallMethodOneArg(wakeup, s_set_result, Py_None)
-                                       : NULL;
-            Py_DECREF(wakeup);
-            if (is_done < 0 || (is_done == 0 && r == NULL)) {
-                Py_DECREF(delivery);
-                return NULL;
-            }
-            Py_XDECREF(r);
-        }
+    if (wake_drainer(lane, bytes + size) < 0) {
+        Py_DECREF(delivery);
+        return NULL;
     }
     return delivery;
 error:
@@ -819,6 +822,145 @@ static PyObject *remembered_run(PyObject *module, PyObject *const *args, Py_ssiz
     return PyLong_FromSsize_t(i);
 }
 
+/* The bulk part of offer_run when no delivery is kept: as many of entries[start:stop] as
+ * Lane.offer would take one by one, queued together (one deque extend, the lane's and the
+ * budget's numbers set once, one Delivery: the lane's last), so the result is the per-entry
+ * loop's. It stops, for that loop to decide, at anything else: an entry that is not a plain
+ * lane entry, no room, a full ledger (Python starts the next), an unusual slot. The index of
+ * the first entry it left, or -1 with an error set (then nothing was queued).
+ *
+ * Why: per entry, offer() looked the lane's slots up, asked the drain task done(), made four
+ * ints and a Delivery, and called the deque's append by name: ~0.15 us of a 3x3 packet's
+ * ~2 us in write_data_many (perf, 16 streams), where this is a few loads and stores. */
+static Py_ssize_t push_run(PyObject *lane, PyObject *entries, Py_ssize_t start, Py_ssize_t stop) {
+    PyObject *putters = SLOT(lane, L.putters), *woken = SLOT(lane, L.woken),
+             *queue = SLOT(lane, L.entries), *limits = SLOT(lane, L.limits),
+             *budget = SLOT(lane, L.budget), *task = SLOT(lane, L.task),
+             *ledgers = SLOT(lane, L.ledgers);
+    if (start >= stop || putters == NULL || woken != Py_None || queue == NULL ||
+        limits == NULL || budget == NULL || task == NULL || task == Py_None ||
+        ledgers == NULL || !PyObject_TypeCheck(budget, L.budget_type))
+        return start;
+    Py_ssize_t waiting = PyObject_Length(putters);
+    if (waiting < 0) return -1;
+    if (waiting) return start;
+    Py_ssize_t pushed = slot_ssize(lane, L.pushed), bytes = slot_ssize(lane, L.bytes),
+               used = slot_ssize(budget, L.used), limit = slot_ssize(budget, L.limit);
+    if (pushed < 0 || bytes < 0 || used < 0 || limit < 0) return start;
+    Py_ssize_t n = PyObject_Length(queue);
+    if (n < 0) return -1;
+    Py_ssize_t maxp, maxb;
+    {
+        PyObject *mp = limit_attr(limits, W.max_packets, s_max_packets);
+        if (mp == NULL) return -1;
+        maxp = PyLong_AsSsize_t(mp);
+        Py_DECREF(mp);
+        if (maxp == -1 && PyErr_Occurred()) return -1;
+        PyObject *mb = limit_attr(limits, W.max_bytes, s_max_bytes);
+        if (mb == NULL) return -1;
+        maxb = PyLong_AsSsize_t(mb);
+        Py_DECREF(mb);
+        if (maxb == -1 && PyErr_Occurred()) return -1;
+    }
+    PyObject *done = PyObject_CallMethodNoArgs(task, s_done);
+    if (done == NULL) return -1;
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    if (is_done < 0) return -1;
+    if (is_done) return start;
+    PyObject *ledger = PySequence_GetItem(ledgers, -1);
+    if (ledger == NULL) return -1;
+    Py_ssize_t first = PyObject_TypeCheck(ledger, L.ledger_type) ? slot_ssize(ledger, L.first)
+                                                                  : -1;
+    PyObject *essential_map = first >= 0 ? SLOT(ledger, L.essential) : NULL;
+    if (first < 0 || essential_map == NULL || !PyDict_CheckExact(essential_map)) {
+        Py_DECREF(ledger);
+        return start;
+    }
+    /* What fits, decided as offer() would packet by packet (room only grows as it fills). */
+    Py_ssize_t i = start;
+    PyObject *last_size = NULL;
+    for (; i < stop && i < PyList_GET_SIZE(entries); i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i);
+        PyObject **items = entry_items(entry);
+        if (items == NULL || (PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) != 5)) break;
+        PyObject *size_obj = items[4];
+        Py_ssize_t size = PyLong_CheckExact(size_obj) ? PyLong_AsSsize_t(size_obj) : -1;
+        if (size < 0) {
+            PyErr_Clear();
+            break;
+        }
+        if (n >= maxp || (n && bytes + size > maxb) || (used + size > limit && used != 0))
+            break;
+        if (pushed + (i - start) - first >= L.span) break; /* a new ledger: Python's push */
+        n++;
+        bytes += size;
+        used += size;
+        last_size = size_obj;
+    }
+    Py_ssize_t count = i - start;
+    if (count == 0) {
+        Py_DECREF(ledger);
+        return start;
+    }
+    /* The essential copies' numbers first: if one cannot be recorded, nothing is queued. */
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject **items = entry_items(PyList_GET_ITEM(entries, start + k));
+        if (items[2] != Py_True) continue;
+        PyObject *seq = PyLong_FromSsize_t(pushed + k);
+        int failed = seq == NULL || PyDict_SetItem(essential_map, seq, items[4]) < 0;
+        Py_XDECREF(seq);
+        if (failed) {
+            for (Py_ssize_t j = 0; j < k; j++) {
+                if (entry_items(PyList_GET_ITEM(entries, start + j))[2] != Py_True) continue;
+                PyObject *back = PyLong_FromSsize_t(pushed + j);
+                if (back == NULL || PyDict_DelItem(essential_map, back) < 0) PyErr_Clear();
+                Py_XDECREF(back);
+            }
+            Py_DECREF(ledger);
+            return -1;
+        }
+    }
+    PyObject *run = PyList_GetSlice(entries, start, i);
+    PyObject *next = PyLong_FromSsize_t(pushed + count);
+    PyObject *new_bytes = PyLong_FromSsize_t(bytes);
+    PyObject *new_used = PyLong_FromSsize_t(used);
+    PyObject *seq_obj = PyLong_FromSsize_t(pushed + count - 1);
+    PyObject *delivery = L.delivery_type->tp_alloc(L.delivery_type, 0);
+    PyObject *extended = NULL;
+    if (run != NULL && next != NULL && new_bytes != NULL && new_used != NULL &&
+        seq_obj != NULL && delivery != NULL)
+        extended = PyObject_CallMethodOneArg(queue, s_extend, run);
+    Py_XDECREF(run);
+    if (extended == NULL) {
+        for (Py_ssize_t k = 0; k < count; k++) { /* as above: nothing queued */
+            if (entry_items(PyList_GET_ITEM(entries, start + k))[2] != Py_True) continue;
+            PyObject *back = PyLong_FromSsize_t(pushed + k);
+            if (back == NULL || PyDict_DelItem(essential_map, back) < 0) PyErr_Clear();
+            Py_XDECREF(back);
+        }
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        Py_DECREF(ledger);
+        Py_XDECREF(next);
+        Py_XDECREF(new_bytes);
+        Py_XDECREF(new_used);
+        Py_XDECREF(seq_obj);
+        Py_XDECREF(delivery);
+        return -1;
+    }
+    Py_DECREF(extended);
+    set_slot(lane, L.pushed, next);
+    set_slot(lane, L.bytes, new_bytes);
+    set_slot(budget, L.used, new_used);
+    Py_INCREF(last_size);
+    set_slot(delivery, L.d_ledger, ledger); /* takes the reference GetItem gave */
+    set_slot(delivery, L.d_seq, seq_obj);
+    set_slot(delivery, L.d_size, last_size);
+    set_slot(lane, L.last, delivery);
+    if (wake_drainer(lane, bytes) < 0) return -1; /* queued: the error says why */
+    return i;
+}
+
 /* offer_run(lane, entries, start, stop, out) -> int: entries[start:stop] offered in turn, their
  * deliveries appended to ``out`` (a list, or None: not kept); the index of the first the lane
  * did not take, or ``stop``. */
@@ -827,7 +969,14 @@ static PyObject *offer_run(PyObject *module, PyObject *const *args, Py_ssize_t n
     if (run_args(args, nargs, 5, "offer_run(lane, entries, start, stop, out)", &i, &stop))
         return NULL;
     PyObject *lane = args[0], *entries = args[1], *out = args[4];
-    for (; i < stop && i < PyList_GET_SIZE(entries); i++) {
+    while (i < stop && i < PyList_GET_SIZE(entries)) {
+        if (out == Py_None) {
+            /* In bulk while it can; one entry on its own where it stopped (a new ledger, no
+             * room: offer() decides), then in bulk again. */
+            i = push_run(lane, entries, i, stop);
+            if (i < 0) return NULL;
+            if (i >= stop || i >= PyList_GET_SIZE(entries)) break;
+        }
         PyObject *entry = PyList_GET_ITEM(entries, i);
         Py_INCREF(entry);
         PyObject *delivery = offer_impl(lane, entry);
@@ -840,6 +989,7 @@ static PyObject *offer_run(PyObject *module, PyObject *const *args, Py_ssize_t n
         int failed = out == Py_None ? 0 : PyList_Append(out, delivery);
         Py_DECREF(delivery);
         if (failed) return NULL;
+        i++;
     }
     return PyLong_FromSsize_t(i);
 }
@@ -1038,9 +1188,43 @@ static PyObject *queued_times(PyObject *module, PyObject *entries) {
     return times;
 }
 
+/* sizes(entries, start, stop) -> list[int]: the SIZE of entries[start:stop] (a list of lane
+ * entries), for write_data_many's Deliveries: a Python comprehension indexed each entry (~0.05
+ * us a packet, a quarter of what write_data_many spends on a 3x3 packet now). */
+static PyObject *sizes(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "sizes(entries, start, stop): entries a list");
+        return NULL;
+    }
+    PyObject *entries = args[0];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t stop = PyLong_AsSsize_t(args[2]);
+    if (stop == -1 && PyErr_Occurred()) return NULL;
+    if (start < 0 || stop < start || stop > PyList_GET_SIZE(entries)) {
+        PyErr_SetString(PyExc_IndexError, "start and stop must be 0 <= start <= stop <= len");
+        return NULL;
+    }
+    PyObject *out = PyList_New(stop - start);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = start; i < stop; i++) {
+        PyObject **items = entry_items(PyList_GET_ITEM(entries, i));
+        if (items == NULL) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_TypeError, "sizes: a queue entry is not a lane entry");
+            return NULL;
+        }
+        Py_INCREF(items[4]);
+        PyList_SET_ITEM(out, i - start, items[4]);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"write", (PyCFunction)(void (*)(void))write_data, METH_FASTCALL,
      "write(writer, data_source, stream, session_key, packet[, any_turn]) -> Delivery | None."},
+    {"sizes", (PyCFunction)(void (*)(void))sizes, METH_FASTCALL,
+     "sizes(entries, start, stop) -> list[int]: the sizes of entries[start:stop]."},
     {"queued_times", queued_times, METH_O,
      "queued_times(entries) -> list[float]: their enqueue times, sorted."},
     {"records", (PyCFunction)(void (*)(void))records, METH_FASTCALL,
@@ -1076,6 +1260,7 @@ PyMODINIT_FUNC PyInit__accel(void) {
 #define INTERN(var, text)                                                                   \
     if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
     INTERN(s_append, "append")
+    INTERN(s_extend, "extend")
     INTERN(s_done, "done")
     INTERN(s_set_result, "set_result")
     INTERN(s_remembered, "remembered")

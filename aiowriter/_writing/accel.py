@@ -33,6 +33,7 @@ __all__ = [
     "records",
     "remembered",
     "remembered_run",
+    "sizes",
     "write",
 ]
 
@@ -103,6 +104,13 @@ def _varint(value: int) -> bytes:
         z >>= 7
     out.append(z)
     return bytes(out)
+
+
+def python_sizes(entries: list[Entry], start: int, stop: int) -> list[int]:
+    """The SIZE of ``entries[start:stop]`` (write_data_many's runs, for its Deliveries)."""
+    if not 0 <= start <= stop <= len(entries):
+        raise IndexError("start and stop must be 0 <= start <= stop <= len")
+    return [e[SIZE] for e in entries[start:stop]]
 
 
 def python_queued_times(entries: list[Entry]) -> list[float]:
@@ -178,6 +186,10 @@ frame: Callable[[Callable[..., Any], Iterable[Entry], list[Any]], tuple[int, int
 #: faster than ``python_records`` (the reference the C one is tested against).
 records: Callable[[Iterable[Entry], int], tuple[bytearray, int, int]] | None = (
     _module.records if _module is not None else None
+)
+#: The sizes of a run of entries (see ``python_sizes``).
+sizes: Callable[[list[Entry], int, int], list[int]] = (
+    _module.sizes if _module is not None else python_sizes
 )
 #: When a batch's packets were queued, sorted, for the latency histogram (see
 #: ``python_queued_times``).

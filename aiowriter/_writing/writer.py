@@ -37,7 +37,7 @@ from .._observability.health import HealthTracker, ReportsHealth
 from .._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
 from .._observability.statistics import StopReport, StreamStatistics, WriterStatistics
 from .._result import ApiResult
-from .accel import bind_writer, offer, offer_run, remembered, remembered_run, write
+from .accel import bind_writer, offer, offer_run, remembered, remembered_run, sizes, write
 from .acceptance import _RECORD_OVERHEAD, AcceptMixin
 from .admission import _SLICE, AdmitMixin
 from .delivery import Deliveries, Delivery, WriteResult
@@ -332,7 +332,7 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
                 stop = min(n, i + _RUN)
                 first = lane.pushed
                 start, i = i, offer_run(lane, entries, i, stop, None)
-                deliveries.add_run(lane.ledgers, first, [e[SIZE] for e in entries[start:i]])
+                deliveries.add_run(lane.ledgers, first, sizes(entries, start, i))
                 if i == stop:
                     continue
             admitted = await self._admit(lane, entries[i])
