@@ -10,6 +10,7 @@ tested against (tests/test_accel.py).
 
 from __future__ import annotations
 
+import array
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -106,11 +107,12 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def python_sizes(entries: list[Entry], start: int, stop: int) -> list[int]:
-    """The SIZE of ``entries[start:stop]`` (write_data_many's runs, for its Deliveries)."""
+def python_sizes(entries: list[Entry], start: int, stop: int) -> bytes:
+    """The SIZE of ``entries[start:stop]`` as the machine words of an ``array("q")`` (for
+    write_data_many's Deliveries, which take them with one ``frombytes``)."""
     if not 0 <= start <= stop <= len(entries):
         raise IndexError("start and stop must be 0 <= start <= stop <= len")
-    return [e[SIZE] for e in entries[start:stop]]
+    return array.array("q", [e[SIZE] for e in entries[start:stop]]).tobytes()
 
 
 def python_queued_times(entries: list[Entry]) -> list[float]:
@@ -188,7 +190,7 @@ records: Callable[[Iterable[Entry], int], tuple[bytearray, int, int]] | None = (
     _module.records if _module is not None else None
 )
 #: The sizes of a run of entries (see ``python_sizes``).
-sizes: Callable[[list[Entry], int, int], list[int]] = (
+sizes: Callable[[list[Entry], int, int], bytes] = (
     _module.sizes if _module is not None else python_sizes
 )
 #: When a batch's packets were queued, sorted, for the latency histogram (see

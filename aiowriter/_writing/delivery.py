@@ -351,12 +351,15 @@ class Deliveries(Sequence[Delivery]):
         self._ledgers: list[tuple[Ledger, ...]] = []  # the ledgers of the run's numbers
         self._sizes = array.array("q")
 
-    def add_run(self, ledgers: Sequence[Ledger], first: int, sizes: Sequence[int]) -> None:
+    def add_run(self, ledgers: Sequence[Ledger], first: int, sizes: Sequence[int] | bytes) -> None:
         """Packets numbered ``first`` on, of ``sizes``, queued one after the other; ``ledgers``
-        (a lane's, oldest first) still holds theirs."""
-        if not sizes:
+        (a lane's, oldest first) still holds theirs. ``sizes``: ints, or ``bytes`` of the
+        array's machine words (``accel.sizes``: no int parsed per packet)."""
+        packed = isinstance(sizes, bytes)
+        count = len(sizes) // self._sizes.itemsize if packed else len(sizes)
+        if not count:
             return
-        last = first + len(sizes) - 1
+        last = first + count - 1
         mine = []
         for ledger in reversed(ledgers):  # the newest ones: a run spans one or two
             if ledger.first <= last:
@@ -367,7 +370,10 @@ class Deliveries(Sequence[Delivery]):
         self._starts.append(len(self._sizes))
         self._seqs.append(first)
         self._ledgers.append(tuple(mine))
-        self._sizes.extend(sizes)
+        if isinstance(sizes, bytes):
+            self._sizes.frombytes(sizes)
+        else:
+            self._sizes.extend(sizes)
 
     def add(self, delivery: Delivery) -> None:
         self.add_run((delivery._ledger,), delivery._seq, (delivery.size,))
