@@ -266,6 +266,49 @@ def test_offer_is_lane_offer(
     assert _snapshot(native, c.offer(native, new)) == expected
 
 
+@pytest.mark.parametrize("kind", ["c", "python", "subclass"])
+@pytest.mark.parametrize("task_done", [False, True])
+@pytest.mark.parametrize("wakeup_done", [False, True])
+def test_offer_asks_any_future_done(
+    c: ModuleType,
+    loop: asyncio.AbstractEventLoop,
+    kind: str,
+    task_done: bool,
+    wakeup_done: bool,
+) -> None:
+    """asyncio's C Future and Task are asked done() through their method; any other future
+    (the pure-Python one, a subclass overriding done()) by name: the same answers."""
+
+    class Sub(asyncio.Future):  # type: ignore[type-arg]
+        def done(self) -> bool:
+            return super().done()
+
+    def future(done: bool) -> Any:
+        f: Any = {
+            "c": loop.create_future,
+            "python": lambda: asyncio.futures._PyFuture(loop=loop),  # type: ignore[attr-defined]
+            "subclass": lambda: Sub(loop=loop),
+        }[kind]()
+        if done:
+            f.set_result(None)
+        return f
+
+    lanes = []
+    for _ in range(2):
+        lane = _lane()
+        lane.task = future(task_done)
+        lane.wakeup = future(wakeup_done)
+        lane.wake_at_bytes = 1
+        lanes.append(lane)
+    python, native = lanes
+    new = _entry(False, 10)
+    assert _snapshot(native, c.offer(native, new)) == _snapshot(python, Lane.offer(python, new))
+    # A finished drainer takes nothing; else the packet goes in and wakes the drainer.
+    assert native.pushed == (0 if task_done else 1)
+    assert native.wakeup is not None
+    assert native.wakeup.done() == (wakeup_done if task_done else True)
+
+
 def test_offer_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
     lane = _lane()
     lane.task = loop.create_future()  # type: ignore[assignment]
@@ -574,6 +617,7 @@ def test_write_reads_a_packetwriter_from_its_slots(
     assert set(PacketWriter.__slots__) == {
         *("_state", "_loop", "_lanes", "_clock", "_turn_ends"),
         *("_keys", "_max_value", "_next_id"),  # what it reads for a builder's packet
+        "_front_lane",  # its last lookup in _lanes
     }
     lookups: list[str] = []
 
@@ -612,6 +656,56 @@ def test_write_reads_a_packetwriter_from_its_slots(
     finally:
         _release(shell)
         object.__setattr__(sub, "_state", "stopped")
+
+
+def test_write_finds_the_lane_the_dict_holds_now(
+    c: ModuleType, loop: asyncio.AbstractEventLoop
+) -> None:
+    """``write`` keeps its last lookup in ``_lanes`` (``_front_lane``) and reuses it only for
+    the same dict and the same name objects: streams taking turns, equal names that are other
+    objects, a dict replaced, a lane replaced (with the reset ``_lane``/``_retire`` make) all
+    reach the lane the dict holds at that moment."""
+
+    def ready_lane() -> Lane:
+        _, lane = _ready_front(loop)
+        return lane
+
+    s_lane, t_lane = ready_lane(), ready_lane()
+    lanes = {("ds", "s"): s_lane, ("ds", "t"): t_lane}
+    shell = _shell(_state="running", _loop=loop, _lanes=lanes, _clock=lambda: 1.0, _turn_ends=2.0)
+
+    def write(ds: str, stream: str) -> None:
+        got = loop.run_until_complete(_call(c.write, shell, ds, stream, "key", _BASE))
+        assert type(got) is Delivery
+
+    try:
+        for stream in ["s", "s", "t", "s", "t", "t"]:
+            write("ds", stream)
+        assert (s_lane.pushed, t_lane.pushed) == (3, 3)
+        assert shell._front_lane == (lanes, "ds", "t", t_lane)
+        # Equal names, other objects: found through the dict, then remembered with them.
+        ds, stream = "".join(["d", "s"]), "".join(["s"])
+        write(ds, stream)
+        assert s_lane.pushed == 4
+        front = shell._front_lane
+        assert front is not None
+        assert front[1] is ds
+        assert front[2] is stream
+        # A lane replaced under the same name (as a retired stream's next write does).
+        new_s = ready_lane()
+        lanes[("ds", "s")] = new_s
+        shell._front_lane = None  # what PacketWriter._lane and _retire do
+        write(ds, stream)
+        assert (s_lane.pushed, new_s.pushed) == (4, 1)
+        # Another dict: the remembered lookup was in the old one.
+        other = ready_lane()
+        shell._lanes = {("ds", "s"): other}
+        write(ds, stream)
+        assert (new_s.pushed, other.pushed) == (1, 1)
+        # A stream that is not there: no lane, nothing remembered for it.
+        assert loop.run_until_complete(_call(c.write, shell, "ds", "u", "key", _BASE)) is None
+    finally:
+        _release(shell)
 
 
 def test_bind_writer_refuses_what_it_cannot_read(

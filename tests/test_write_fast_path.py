@@ -26,6 +26,7 @@ from test_content_skeletons import CASES, LARGE_SAMPLES, _packet_verdict, _same_
 from aiowriter import (
     BufferFullError,
     Delivery,
+    DeliveryError,
     DeliveryReport,
     InvalidInputError,
     PacketWriter,
@@ -172,6 +173,38 @@ async def test_an_accepted_writes_result_is_its_delivery(kafka_bootstrap_servers
     assert results[0].done()
     assert results[0].exception() is None
     assert "delivered" in repr(results[0])
+
+
+async def test_a_retired_streams_next_write_reaches_its_new_lane(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """The C write() reuses its last lookup of a stream's lane (``_front_lane``); a stream
+    retired and written again must reach the new lane, and every packet is on Kafka once."""
+    need_c_write("the lookup it remembers is the C write()'s")
+    ds = _ds()
+    value = packets.periodic_data(1, 0, 10, [[1.0, 2.0]])  # a builder's: C-wrapped too
+    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as w:
+        for _ in range(3):
+            assert (await w.write_data(ds, "s", "k", value)).success
+        old = w._lanes[(ds, "s")]
+        assert w._front_lane is not None
+        assert w._front_lane[3] is old  # remembered by the C call
+        assert (await w.flush(30)).success
+        w._retire(old, DeliveryError("retired by the test"))
+        assert w._front_lane is None
+        results = [await w.write_data(ds, "s", "k", value) for _ in range(3)]
+        new = w._lanes[(ds, "s")]
+        assert new is not old
+        assert [r.success for r in results] == [True] * 3
+        assert new.pushed == 3
+        assert old.pushed == 3
+        assert w._front_lane is not None
+        assert w._front_lane[3] is new
+        offsets = [(await r.delivery).offset for r in results]
+        assert offsets == [3, 4, 5]
+    records = await read_partition(kafka_bootstrap_servers, f"{ds}.s", 0)
+    assert len(records) == 6
+    assert len({r.value for r in records}) == 6  # each its own id: none written twice
 
 
 async def test_busy_lanes_take_turns(kafka_bootstrap_servers: str) -> None:

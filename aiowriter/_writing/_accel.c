@@ -36,6 +36,43 @@ static PyObject *s_append, *s_extend, *s_done, *s_set_result, *s_remembered, *s_
     *s_max_packets, *s_max_bytes, *s_state, *s_running, *s_loop, *s_lanes, *s_clock, *s_turn_ends;
 /* asyncio's _get_running_loop (its C version where built). */
 static PyObject *get_running_loop;
+/* asyncio's C Future and Task types and their done() (method descriptors), and deque.append:
+ * called through the descriptor for exactly those types, a call skips the lookup by name
+ * (_PyObject_GetMethod, _PyType_Lookup: ~12% of write()'s time, perf, for 3-4 calls a
+ * packet). Any other type (a subclass, the pure-Python Future) is called by name. NULL where
+ * _asyncio is missing. */
+static PyTypeObject *future_type, *task_type, *deque_type;
+static PyObject *future_done, *task_done, *deque_append;
+
+/* fut.done(): 1, 0, or -1 with an error set. */
+static int is_done(PyObject *fut) {
+    PyObject *r;
+    if (future_done != NULL && Py_IS_TYPE(fut, future_type))
+        r = PyObject_Vectorcall(future_done, &fut, 1, NULL);
+    else if (task_done != NULL && Py_IS_TYPE(fut, task_type))
+        r = PyObject_Vectorcall(task_done, &fut, 1, NULL);
+    else
+        r = PyObject_CallMethodNoArgs(fut, s_done);
+    if (r == NULL) return -1;
+    int t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t;
+}
+
+/* queue.append(item): 0, or -1 with an error set. */
+static int append_to(PyObject *queue, PyObject *item) {
+    PyObject *r;
+    if (deque_append != NULL && Py_IS_TYPE(queue, deque_type)) {
+        PyObject *args[2] = {queue, item};
+        r = PyObject_Vectorcall(deque_append, args, 2, NULL);
+    } else {
+        r = PyObject_CallMethodOneArg(queue, s_append, item);
+    }
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /* Set in a child process after fork() (forked(), registered in accel.py): from then on,
  * in_loop_thread asks asyncio, as before. */
 static int forked = 0;
@@ -59,7 +96,7 @@ static int encoded_bound = 0;
 typedef struct {
     PyTypeObject *type, *limits_type;
     Py_ssize_t state, loop, lanes, clock, turn_ends, keys, max_value, next_id, max_packets,
-        max_bytes;
+        max_bytes, front_lane;
 } Front;
 static Front W;
 static int writer_bound = 0;
@@ -179,6 +216,7 @@ static PyObject *bind_writer(PyObject *module, PyObject *args) {
         member_offset(type, "_turn_ends", &w.turn_ends) || member_offset(type, "_keys", &w.keys) ||
         member_offset(type, "_max_value", &w.max_value) ||
         member_offset(type, "_next_id", &w.next_id) ||
+        member_offset(type, "_front_lane", &w.front_lane) ||
         member_offset(limits, "max_packets_per_stream", &w.max_packets) ||
         member_offset(limits, "max_bytes_per_stream", &w.max_bytes))
         return NULL;
@@ -383,12 +421,10 @@ static int wake_drainer(PyObject *lane, Py_ssize_t bytes) {
     Py_ssize_t at = slot_ssize(lane, L.wake_at_bytes);
     if (at < 0 || bytes < at) return 0;
     Py_INCREF(wakeup);
-    PyObject *done = PyObject_CallMethodNoArgs(wakeup, s_done);
-    int is_done = done == NULL ? -1 : PyObject_IsTrue(done);
-    Py_XDECREF(done);
-    PyObject *r = is_done == 0 ? PyObject_CallMethodOneArg(wakeup, s_set_result, Py_None) : NULL;
+    int done = is_done(wakeup);
+    PyObject *r = done == 0 ? PyObject_CallMethodOneArg(wakeup, s_set_result, Py_None) : NULL;
     Py_DECREF(wakeup);
-    if (is_done < 0 || (is_done == 0 && r == NULL)) return -1;
+    if (done < 0 || (done == 0 && r == NULL)) return -1;
     Py_XDECREF(r);
     return 0;
 }
@@ -412,7 +448,9 @@ static PyObject *push(PyObject *lane, PyObject *entry, Py_ssize_t size, Py_ssize
     }
     PyObject **items = entry_items(entry); /* offer_impl checked it */
     PyObject *size_obj = items[4];
-    PyObject *seq_obj = PyLong_FromSsize_t(seq);
+    /* The delivery's number is the lane's pushed counter as it stands: that int, not a copy. */
+    PyObject *seq_obj = SLOT(lane, L.pushed);
+    Py_INCREF(seq_obj);
     PyObject *next = PyLong_FromSsize_t(seq + 1);
     PyObject *new_bytes = PyLong_FromSsize_t(bytes + size);
     PyObject *new_used = PyLong_FromSsize_t(used + size);
@@ -423,9 +461,7 @@ static PyObject *push(PyObject *lane, PyObject *entry, Py_ssize_t size, Py_ssize
     if (items[2] == Py_True &&
         PyDict_SetItem(essential_map, seq_obj, size_obj) < 0)
         goto error;
-    PyObject *appended = PyObject_CallMethodOneArg(SLOT(lane, L.entries), s_append, entry);
-    if (appended == NULL) goto error;
-    Py_DECREF(appended);
+    if (append_to(SLOT(lane, L.entries), entry) < 0) goto error;
     set_slot(lane, L.pushed, next);
     set_slot(lane, L.bytes, new_bytes);
     set_slot(budget, L.used, new_used);
@@ -487,12 +523,9 @@ static int room(PyObject *lane, Py_ssize_t size, Py_ssize_t *bytes_out, PyObject
     }
     if (used + size > limit && used != 0) return 0;
     if (task == Py_None) return 0;
-    PyObject *done = PyObject_CallMethodNoArgs(task, s_done);
-    if (done == NULL) return -1;
-    int is_done = PyObject_IsTrue(done);
-    Py_DECREF(done);
-    if (is_done < 0) return -1;
-    if (is_done) return 0;
+    int done = is_done(task);
+    if (done < 0) return -1;
+    if (done) return 0;
     *bytes_out = bytes;
     *budget_out = budget;
     *used_out = used;
@@ -720,22 +753,34 @@ static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (!here) goto none;
     if ((lanes = front_attr(self, slotted, W.lanes, s_lanes)) == NULL) goto out;
     if (!PyDict_CheckExact(lanes)) goto none;
-    if ((key = PyTuple_Pack(2, args[1], args[2])) == NULL) goto out;
-    lane = PyDict_GetItemWithError(lanes, key); /* borrowed */
-    if (lane == NULL) {
-        if (PyErr_Occurred()) goto out;
-        goto none;
+    /* The last lookup's lane while the same dict and name objects come (see _front_lane in
+     * PacketWriter.__init__, which resets it whenever _lanes changes); else the dict. */
+    PyObject *cache = slotted ? SLOT(self, W.front_lane) : NULL;
+    if (cache != NULL && PyTuple_CheckExact(cache) && PyTuple_GET_SIZE(cache) == 4 &&
+        PyTuple_GET_ITEM(cache, 0) == lanes && PyTuple_GET_ITEM(cache, 1) == args[1] &&
+        PyTuple_GET_ITEM(cache, 2) == args[2]) {
+        lane = PyTuple_GET_ITEM(cache, 3);
+        Py_INCREF(lane);
+    } else {
+        if ((key = PyTuple_Pack(2, args[1], args[2])) == NULL) goto out;
+        lane = PyDict_GetItemWithError(lanes, key); /* borrowed */
+        if (lane == NULL) {
+            if (PyErr_Occurred()) goto out;
+            goto none;
+        }
+        Py_INCREF(lane);
+        if (slotted) {
+            PyObject *remembered = PyTuple_Pack(4, lanes, args[1], args[2], lane);
+            if (remembered == NULL) goto out;
+            set_slot(self, W.front_lane, remembered);
+        }
     }
-    Py_INCREF(lane);
     if (!PyObject_TypeCheck(lane, L.lane_type)) goto none;
     PyObject *ready = SLOT(lane, L.ready); /* borrowed: the lane holds it */
     if (ready == NULL || ready == Py_None) goto none;
-    PyObject *done = PyObject_CallMethodNoArgs(ready, s_done);
-    if (done == NULL) goto out;
-    int is_done = PyObject_IsTrue(done);
-    Py_DECREF(done);
-    if (is_done < 0) goto out;
-    if (!is_done) goto none;
+    int done = is_done(ready);
+    if (done < 0) goto out;
+    if (!done) goto none;
     if ((clock = front_attr(self, slotted, W.clock, s_clock)) == NULL) goto out;
     if ((now = PyObject_CallNoArgs(clock)) == NULL) goto out;
     if (!any_turn) {
@@ -862,12 +907,9 @@ static Py_ssize_t push_run(PyObject *lane, PyObject *entries, Py_ssize_t start, 
         Py_DECREF(mb);
         if (maxb == -1 && PyErr_Occurred()) return -1;
     }
-    PyObject *done = PyObject_CallMethodNoArgs(task, s_done);
-    if (done == NULL) return -1;
-    int is_done = PyObject_IsTrue(done);
-    Py_DECREF(done);
-    if (is_done < 0) return -1;
-    if (is_done) return start;
+    int done = is_done(task);
+    if (done < 0) return -1;
+    if (done) return start;
     PyObject *ledger = PySequence_GetItem(ledgers, -1);
     if (ledger == NULL) return -1;
     Py_ssize_t first = PyObject_TypeCheck(ledger, L.ledger_type) ? slot_ssize(ledger, L.first)
@@ -1290,6 +1332,32 @@ PyMODINIT_FUNC PyInit__accel(void) {
     get_running_loop = PyObject_GetAttrString(asyncio, "_get_running_loop");
     Py_DECREF(asyncio);
     if (get_running_loop == NULL) return NULL;
+    PyObject *c_asyncio = PyImport_ImportModule("_asyncio");
+    if (c_asyncio == NULL) {
+        PyErr_Clear(); /* no C futures here: done() is called by name */
+    } else {
+        future_type = (PyTypeObject *)PyObject_GetAttrString(c_asyncio, "Future");
+        task_type = (PyTypeObject *)PyObject_GetAttrString(c_asyncio, "Task");
+        Py_DECREF(c_asyncio);
+        if (future_type == NULL || task_type == NULL || !PyType_Check(future_type) ||
+            !PyType_Check(task_type))
+            return NULL;
+        if ((future_done = PyObject_GetAttr((PyObject *)future_type, s_done)) == NULL ||
+            (task_done = PyObject_GetAttr((PyObject *)task_type, s_done)) == NULL)
+            return NULL;
+        if (!Py_IS_TYPE(future_done, &PyMethodDescr_Type) ||
+            !Py_IS_TYPE(task_done, &PyMethodDescr_Type)) {
+            Py_CLEAR(future_done); /* not C methods: by name */
+            Py_CLEAR(task_done);
+        }
+    }
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL) return NULL;
+    deque_type = (PyTypeObject *)PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque_type == NULL || !PyType_Check(deque_type)) return NULL;
+    if ((deque_append = PyObject_GetAttr((PyObject *)deque_type, s_append)) == NULL) return NULL;
+    if (!Py_IS_TYPE(deque_append, &PyMethodDescr_Type)) Py_CLEAR(deque_append);
     if (PyType_Ready(&QueuedEntryType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -28,6 +28,7 @@ class StopMixin:
     """``_retire`` (one failed lane) and ``_stop`` (the whole writer)."""
 
     _lanes: dict[tuple[str, str], Lane]
+    _front_lane: tuple[object, ...] | None
     _info_lanes: dict[int, Lane]
     _retired_acked: int
     _retired_failed: int
@@ -45,6 +46,7 @@ class StopMixin:
         """Take a failed lane out of service: fail what it holds; the next write makes a new one."""
         if self._lanes.get((lane.data_source, lane.stream)) is lane:
             del self._lanes[(lane.data_source, lane.stream)]
+            self._front_lane = None  # write()'s cached lookup (see PacketWriter.__init__)
         for part, info_lane in list(self._info_lanes.items()):
             if info_lane is lane:
                 del self._info_lanes[part]

@@ -77,6 +77,7 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
     # (accel.bind_writer, below the class); every other attribute lives in __dict__.
     __slots__ = (
         "_clock",
+        "_front_lane",
         "_keys",
         "_lanes",
         "_loop",
@@ -94,6 +95,11 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         self._layout = Layout(config)
         self._budget = Budget(config.queues.max_total_bytes)
         self._lanes: dict[tuple[str, str], Lane] = {}
+        # (lanes, data source, stream, lane) of the C write()'s last lookup in _lanes, reused
+        # while the same name objects come (a writer task writes one stream per turn): the
+        # lookup built and hashed a key tuple per packet (~8% of the call). Reset whenever
+        # _lanes changes (_lane, _retire).
+        self._front_lane: tuple[object, ...] | None = None
         self._info_lanes: dict[int, Lane] = {}
         self._state = "new"
         self._producer: Any = None
@@ -517,6 +523,7 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
                 self._budget,
             )
             self._lanes[(data_source, stream)] = lane
+            self._front_lane = None
             lane.task = asyncio.get_running_loop().create_task(
                 self._running_drainer().run_lane(
                     lane, self._layout.topic_requirements(data_source, stream)
