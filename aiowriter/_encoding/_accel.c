@@ -187,6 +187,10 @@ static PyObject *periodic_double(PyObject *module, PyObject *const *args, Py_ssi
 static struct {
     PyTypeObject *type;
     PyObject *formats, *periodic_name, *module_name, *numpy;
+    /* The last columns type found to be numpy's (a strong reference): a static type's
+     * __module__ is made anew from its tp_name on each lookup, a str built and interned, ~15%
+     * of this call (perf). */
+    PyTypeObject *numpy_type;
     Py_ssize_t type_, content, is_essential, checked;
 } P;
 static int packet_bound = 0;
@@ -257,15 +261,24 @@ static PyObject *periodic_packet(PyObject *module, PyObject *const *args, Py_ssi
     }
     if (step > 0xFFFFFFFFULL) Py_RETURN_NONE;
     /* As builders.py: type(columns).__module__ == "numpy" */
-    PyObject *where = PyObject_GetAttr((PyObject *)Py_TYPE(args[3]), P.module_name);
-    if (where == NULL) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
+    PyTypeObject *columns_type = Py_TYPE(args[3]);
+    if (columns_type != P.numpy_type) {
+        PyObject *where = PyObject_GetAttr((PyObject *)columns_type, P.module_name);
+        if (where == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        int numpy = where == P.numpy ||
+                    (PyUnicode_CheckExact(where) && PyUnicode_Compare(where, P.numpy) == 0);
+        Py_DECREF(where);
+        if (!numpy) Py_RETURN_NONE;
+        /* A static type's __module__ cannot change; a heap type's can, so only static ones
+         * are remembered (numpy.ndarray is one). */
+        if (!(columns_type->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+            Py_INCREF(columns_type);
+            Py_XSETREF(P.numpy_type, columns_type);
+        }
     }
-    int numpy = where == P.numpy ||
-                (PyUnicode_CheckExact(where) && PyUnicode_Compare(where, P.numpy) == 0);
-    Py_DECREF(where);
-    if (!numpy) Py_RETURN_NONE;
     Py_INCREF(fmt); /* the cache may drop it meanwhile (it is only ever added to) */
     PyObject *content = periodic_content(fmt, start, step, args[3]);
     Py_DECREF(fmt);
