@@ -164,7 +164,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate-shapes", default="10x100,3x3")
     p.add_argument("--rate-streams", help="default 1,16; quick 16")
     p.add_argument("--rate-clients", help="default: --clients")
-    p.add_argument("--rate-repeats", type=int, default=1)
+    p.add_argument(
+        "--rate-repeats",
+        type=int,
+        help="fixed-rate runs per (case, client), interleaved, medians; default 3, quick 1",
+    )
     p.add_argument("--rate-tick-ms", type=float, default=1.0)
     p.add_argument(
         "--rate-samples-per-s",
@@ -224,6 +228,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--skip-throughput needs absolute --rate levels (packets/s)")
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
+    if args.rate_repeats is None:
+        # One fixed-rate run a case let a single stall of the host decide its verdict.
+        args.rate_repeats = 1 if args.quick else 3
     return args
 
 
