@@ -14,8 +14,8 @@ setup(
     ext_modules=[
         Extension(
             "aiowriter._writing._accel",
-            sources=["aiowriter/_writing/_accel.c"],
-            depends=["aiowriter/_slots.h"],
+            sources=["aiowriter/_writing/_accel.c", "aiowriter/_writing/_write_call.c"],
+            depends=["aiowriter/_slots.h", "aiowriter/_writing/_write_call.h"],
             optional=True,
         ),
         Extension(

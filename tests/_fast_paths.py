@@ -75,6 +75,15 @@ def use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(writer_module, name, step)
     # write_data's whole fast path in one call (C only: Python runs it inline).
     monkeypatch.setattr(writer_module, "write", module.write if implementation == "c" else None)
+    # write_data itself: the C method whose awaitable calls write() directly
+    # (accel.c_write_data), or the Python coroutine function it wraps.
+    method = writer_module.PacketWriter.__dict__["write_data"]
+    python_method = getattr(method, "__wrapped__", method)
+    monkeypatch.setattr(
+        writer_module.PacketWriter,
+        "write_data",
+        method if implementation == "c" else python_method,
+    )
     # The drain's loop over a batch's packets; its own framing of them (C only: without the
     # extension the drain frames with aiokafka's builder, through frame).
     monkeypatch.setattr(

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../_slots.h"
+#include "_write_call.h"
 
 typedef struct {
     PyTypeObject *lane_type, *budget_type, *ledger_type, *delivery_type;
@@ -813,6 +814,10 @@ out:
     return result;
 }
 
+PyObject *aiowriter_write(PyObject *const *args, Py_ssize_t nargs) {
+    return write_data(NULL, args, nargs);
+}
+
 /* The arguments of the *_run functions: a lane, a list, start <= stop <= its length, and the
  * list the results are appended to. */
 static int run_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
@@ -865,6 +870,23 @@ static PyObject *remembered_run(PyObject *module, PyObject *const *args, Py_ssiz
         if (failed) return NULL;
     }
     return PyLong_FromSsize_t(i);
+}
+
+/* Undo push_run's record of essential copies: the numbers of the first ``count`` entries from
+ * ``start`` (numbered from ``pushed``) that have one leave ``essential_map``, so nothing of a run
+ * that could not be queued stays behind. The failure's error is kept through it (the undo's own
+ * errors are dropped). */
+static void forget_essentials(PyObject *essential_map, PyObject *entries, Py_ssize_t start,
+                              Py_ssize_t count, Py_ssize_t pushed) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (entry_items(PyList_GET_ITEM(entries, start + k))[2] != Py_True) continue;
+        PyObject *back = PyLong_FromSsize_t(pushed + k);
+        if (back == NULL || PyDict_DelItem(essential_map, back) < 0) PyErr_Clear();
+        Py_XDECREF(back);
+    }
+    PyErr_Restore(type, value, traceback);
 }
 
 /* The bulk part of offer_run when no delivery is kept: as many of entries[start:stop] as
@@ -953,12 +975,7 @@ static Py_ssize_t push_run(PyObject *lane, PyObject *entries, Py_ssize_t start, 
         int failed = seq == NULL || PyDict_SetItem(essential_map, seq, items[4]) < 0;
         Py_XDECREF(seq);
         if (failed) {
-            for (Py_ssize_t j = 0; j < k; j++) {
-                if (entry_items(PyList_GET_ITEM(entries, start + j))[2] != Py_True) continue;
-                PyObject *back = PyLong_FromSsize_t(pushed + j);
-                if (back == NULL || PyDict_DelItem(essential_map, back) < 0) PyErr_Clear();
-                Py_XDECREF(back);
-            }
+            forget_essentials(essential_map, entries, start, k, pushed);
             Py_DECREF(ledger);
             return -1;
         }
@@ -975,12 +992,7 @@ static Py_ssize_t push_run(PyObject *lane, PyObject *entries, Py_ssize_t start, 
         extended = PyObject_CallMethodOneArg(queue, s_extend, run);
     Py_XDECREF(run);
     if (extended == NULL) {
-        for (Py_ssize_t k = 0; k < count; k++) { /* as above: nothing queued */
-            if (entry_items(PyList_GET_ITEM(entries, start + k))[2] != Py_True) continue;
-            PyObject *back = PyLong_FromSsize_t(pushed + k);
-            if (back == NULL || PyDict_DelItem(essential_map, back) < 0) PyErr_Clear();
-            Py_XDECREF(back);
-        }
+        forget_essentials(essential_map, entries, start, count, pushed);
         if (!PyErr_Occurred()) PyErr_NoMemory();
         Py_DECREF(ledger);
         Py_XDECREF(next);
@@ -1364,6 +1376,10 @@ PyMODINIT_FUNC PyInit__accel(void) {
     Py_INCREF(&QueuedEntryType);
     if (PyModule_AddObject(m, "QueuedEntry", (PyObject *)&QueuedEntryType) < 0) {
         Py_DECREF(&QueuedEntryType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (write_call_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -11,6 +11,10 @@ tested against (tests/test_accel.py).
 from __future__ import annotations
 
 import array
+import asyncio
+import collections.abc
+import functools
+import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -28,6 +32,7 @@ from .lanes import AT, KEY, SIZE, VALUE, Budget, Entry, Lane
 __all__ = [
     "ACCELERATED",
     "bind_writer",
+    "c_write_data",
     "frame",
     "offer",
     "offer_run",
@@ -216,3 +221,29 @@ def bind_writer(writer_type: type) -> None:
         _module.bind_writer(writer_type, QueueLimits)
     except Exception:  # a layout it does not know: lookups by name are always right
         log.warning("aiowriter's C write() reads PacketWriter by name", exc_info=True)
+
+
+def c_write_data(writer_type: type) -> None:
+    """Make ``writer_type.write_data`` the C method of ``_write_call.c``: its call returns an
+    awaitable that runs ``write``'s fast path when awaited, and hands a declined write to
+    ``writer_type._write_declined``, without a Python coroutine for the packets the fast path
+    takes (~0.2 µs of a small packet's ~0.8). Name, docstring and signature stay the Python
+    method's (``functools.update_wrapper``); without the extension it stays that method."""
+    if _module is None:
+        return
+    python_method = writer_type.__dict__["write_data"]
+    method = _module.WriteMethod(python_method, writer_type.__dict__["_write_declined"])
+    functools.update_wrapper(method, python_method)
+    # asyncio.iscoroutinefunction (3.11) and inspect.iscoroutinefunction (3.12+) say True, as
+    # for the Python method: it is called like one.
+    method._is_coroutine = getattr(asyncio.coroutines, "_is_coroutine", None)
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        mark(method)
+    name = "write_data"
+    setattr(writer_type, name, method)
+
+
+if _module is not None:
+    # asyncio.create_task and every check for a coroutine (asyncio.iscoroutine) take it.
+    collections.abc.Coroutine.register(_module.WriteCall)

@@ -37,7 +37,16 @@ from .._observability.health import HealthTracker, ReportsHealth
 from .._observability.log_throttle import throttle_kafka_logs, unthrottle_kafka_logs
 from .._observability.statistics import StopReport, StreamStatistics, WriterStatistics
 from .._result import ApiResult
-from .accel import bind_writer, offer, offer_run, remembered, remembered_run, sizes, write
+from .accel import (
+    bind_writer,
+    c_write_data,
+    offer,
+    offer_run,
+    remembered,
+    remembered_run,
+    sizes,
+    write,
+)
 from .acceptance import _RECORD_OVERHEAD, AcceptMixin
 from .admission import _SLICE, AdmitMixin
 from .delivery import Deliveries, Delivery, WriteResult
@@ -225,25 +234,36 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         """
         # The common case first: a running writer called from its loop, a stream already
         # written to, a remembered layout or a builder's packet, room in its queue and no turn
-        # to give up (see _admit). In one C call where built (accel.write), else inline below:
-        # each helper call or object saved is a few percent of a small packet's cost (budget.py).
+        # to give up (see _admit). In one C call where built (accel.write). With the extension,
+        # this method is replaced by its C twin (accel.c_write_data, below the class), whose
+        # awaitable makes the same call and then awaits _write_declined as this does.
         if write is not None:
             delivery = write(self, data_source, stream, session_key, packet)
             if delivery is not None:
                 return delivery
-            if (
-                self._state == "running"
-                and _get_running_loop() is self._loop
-                and self._clock() >= self._turn_ends
-            ):
-                # The likeliest reason it declined: this task's turn is over. Hand the loop
-                # over here and try again, rather than send this one packet down the whole
-                # Python path (_enqueue hands over the same way). With 16 writer tasks a turn
-                # is ~15 small packets, so that was one packet in 15.
-                await self._hand_over()
-                delivery = write(self, data_source, stream, session_key, packet)
-                if delivery is not None:
-                    return delivery
+        return await self._write_declined(data_source, stream, session_key, packet)
+
+    async def _write_declined(
+        self, data_source: str, stream: str, session_key: str, packet: object
+    ) -> WriteResult:
+        """``write_data`` once the C fast path declined the packet, or without it: the same
+        steps inline in Python, then the checked path (``_write_data``) for anything unusual.
+        Each helper call or object saved is a few percent of a small packet's cost
+        (budget.py)."""
+        if (
+            write is not None
+            and self._state == "running"
+            and _get_running_loop() is self._loop
+            and self._clock() >= self._turn_ends
+        ):
+            # The likeliest reason it declined: this task's turn is over. Hand the loop
+            # over here and try again, rather than send this one packet down the whole
+            # Python path (_enqueue hands over the same way). With 16 writer tasks a turn
+            # is ~15 small packets, so that was one packet in 15.
+            await self._hand_over()
+            delivery = write(self, data_source, stream, session_key, packet)
+            if delivery is not None:
+                return delivery
         lane = None
         if (
             self._state == "running"
@@ -572,3 +592,4 @@ async def _settle(delivery: Delivery) -> None:
 
 
 bind_writer(PacketWriter)
+c_write_data(PacketWriter)
