@@ -119,12 +119,14 @@ class ProducerSettings:
     )
     client_id: str = attrs.field(default="aiowriter", validator=_text("client_id"))
     compress_in_threads: bool = attrs.field(default=False, validator=_bool("compress_in_threads"))
-    """Compress zstd batches of 32 KB and more in worker threads (``anyio.to_thread``, one per
-    core) instead of on the event loop. It lowers event-loop lag under heavy load, but the
-    thread hand-offs and GIL round trips cost CPU: on a 2-core machine shared with the broker
-    (10x100 packets, medians of 3) the process used 20-30% more CPU per sample for the same or
-    lower throughput, so it is off by default. Try it where cores are spare and loop lag
-    matters more than CPU."""
+    """Compress zstd batches of 32 KB and more in a worker thread (one per event loop, ended
+    when idle; ``aiowriter._kafka.offload``) instead of on the event loop. It lowers event-loop
+    lag under heavy load (3x3 and 10x100 packets flat out: p99 about halved), but each hand-off
+    and the GIL's way back cost CPU (~30 µs a batch), and a lane's batches wait for the thread:
+    on a 2-core machine shared with the broker (interleaved runs, noisy host), one busy stream
+    ran between 50% slower and 9% faster than on the loop, four or sixteen between 27% slower
+    and 38% faster. So it is off by default. Try it where cores are spare, many streams are
+    busy and loop lag matters more than CPU."""
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.acks, bool) or self.acks not in ("all", 1, 0, -1):

@@ -208,7 +208,7 @@ async def test_offloaded_batches_pass_the_brokers_check(
 
 
 def test_offloaded_batches_on_uvloop(broker: tuple[str, Path]) -> None:
-    """anyio's worker threads serve uvloop as they serve asyncio's own loop."""
+    """The compression thread hands batches back to uvloop as to asyncio's own loop."""
     import asyncio
 
     uvloop = pytest.importorskip("uvloop")

@@ -15,12 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiowriter._kafka import compression as _compression
+from aiowriter._kafka import offload
 from aiowriter._kafka.compression import (
     CODEC_ZSTD,
     PreparedBatch,
+    build_prepared,
     finish_batch,
     new_builder,
-    prepare,
 )
 from aiowriter._writing import accel
 
@@ -52,7 +53,8 @@ async def _prepared(records: list[tuple[bytes, bytes]], ts: int) -> PreparedBatc
     builder = new_builder(CODEC_ZSTD, BATCH)
     for i, (key, value) in enumerate(records):
         assert builder.append(i, ts, key, value, []) is not None
-    return await prepare(builder, len(records))
+    prepared: PreparedBatch = await offload.run_off_loop(build_prepared, builder, len(records))
+    return prepared
 
 
 @pytest.mark.parametrize("state", [None, (4711, 3, 12345), (0, 0, 0), (2**62, 32000, 2**31 - 5)])
@@ -135,43 +137,95 @@ async def test_incompressible_batch_same_as_aiokafka() -> None:
     assert DefaultRecordBatch(built).validate_crc()
 
 
-async def test_compression_runs_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[int] = []
-    real = _compression._build
-
-    def spy(builder: object) -> bytearray:
-        seen.append(threading.get_ident())
-        return real(builder)
-
-    monkeypatch.setattr(_compression, "_build", spy)
-    await _prepared(_records(10, 100), 1)
-    assert seen
-    assert seen[0] != threading.get_ident()
-
-
-async def test_limiter_sized_to_cores_and_per_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    limiter = _compression.compress_limiter()
-    assert limiter is _compression.compress_limiter()
-    assert limiter.total_tokens == len(os.sched_getaffinity(0))
-    # Many concurrent preparations never run more threads than the limiter allows.
+async def test_compression_runs_in_one_worker_thread_per_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Offloaded batches are built in the loop's worker thread, one at a time (one thread, not
+    one per batch), and their futures resolve on the loop."""
+    seen: set[int] = set()
     active = peak = 0
     lock = threading.Lock()
-    real = _compression._build
+    real = _compression.build_prepared
 
-    def counting(builder: object) -> bytearray:
+    def spy(*args: object) -> PreparedBatch:
         nonlocal active, peak
         with lock:
             active += 1
             peak = max(peak, active)
+            seen.add(threading.get_ident())
         try:
-            return real(builder)
+            return real(*args)  # type: ignore[arg-type]
         finally:
             with lock:
                 active -= 1
 
-    monkeypatch.setattr(_compression, "_build", counting)
-    await asyncio.gather(*(_prepared(_records(50, 2000), 1) for _ in range(12)))
-    assert 1 <= peak <= limiter.total_tokens
+    monkeypatch.setattr(_compression, "build_prepared", spy)
+
+    async def one() -> PreparedBatch:
+        builder = new_builder(CODEC_ZSTD, BATCH)
+        for i, (key, value) in enumerate(_records(50, 2000)):
+            assert builder.append(i, 1, key, value, []) is not None
+        prepared: PreparedBatch = await offload.run_off_loop(
+            _compression.build_prepared, builder, 50
+        )
+        return prepared
+
+    batches = await asyncio.gather(*(one() for _ in range(12)))
+    assert all(b.record_count() == 50 for b in batches)
+    assert len(seen) == 1
+    assert threading.get_ident() not in seen
+    assert peak == 1
+
+
+async def test_the_worker_hands_back_errors_and_ends_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(offload, "IDLE_SECONDS", 0.05)
+    with pytest.raises(ZeroDivisionError):
+        await offload.run_off_loop(lambda: 1 / 0)
+    loop = asyncio.get_running_loop()
+    worker = offload._workers[loop]
+    await asyncio.to_thread(worker._thread.join, 10)
+    assert worker.ended
+    assert worker.loop is None  # the registry's value no longer holds its key
+    # The next job starts a new thread.
+    assert await offload.run_off_loop(sum, (1, 2, 3)) == 6
+    assert offload._workers[loop] is not worker
+
+
+async def test_a_cancelled_waiter_leaves_the_worker_running() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    fut = offload.run_off_loop(slow)
+    assert await asyncio.to_thread(started.wait, 10)
+    fut.cancel()
+    release.set()
+    assert await offload.run_off_loop(str, 7) == "7"  # after slow(): jobs run in order
+
+
+def test_a_closed_loop_ends_its_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job that finishes after its loop closed: the thread ends then (not when idle)."""
+    monkeypatch.setattr(offload, "IDLE_SECONDS", 60.0)
+    release = threading.Event()
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def submit() -> offload.Worker:
+            offload.run_off_loop(release.wait, 10)
+            return offload._workers[asyncio.get_running_loop()]
+
+        worker = loop.run_until_complete(submit())
+    finally:
+        loop.close()
+    release.set()
+    worker._thread.join(10)
+    assert not worker._thread.is_alive()
+    assert worker.ended
 
 
 def _built(

@@ -3,8 +3,7 @@
 aiokafka compresses a batch in ``BatchBuilder._build()``, which its sender calls on the
 event-loop thread when it drains the batch into a produce request: with zstd that is ~2.7 µs per
 KB of batch on the thread every writer needs. cramjam's zstd releases the GIL, so large batches
-are built here in a worker thread (``anyio.to_thread.run_sync`` under one
-``anyio.CapacityLimiter`` per event loop, sized to the cores) while the loop keeps framing.
+can be compressed in the loop's worker thread (:mod:`.offload`) while the loop keeps framing.
 
 What is not known for sure in advance is the idempotent producer's id, epoch and base sequence:
 aiokafka assigns them when the sender drains the batch (``MessageAccumulator._pop_batch``), and
@@ -16,36 +15,25 @@ The result is byte-identical to what aiokafka's own builder produces for the sam
 producer state (tests/test_compression.py), and the broker checks it
 (tests/test_batch_integrity.py).
 
-Opt-in (``ProducerSettings(compress_in_threads=True)``), because of the measured trade-off
-(benchmarks/throughput.py, 10x100 packets, 2 cores shared with the broker): event-loop lag p99
-falls (6.8 -> 2.7 ms at 4 streams; the loop spends ~190 µs instead of ~1000 µs per 128 KB
-batch), but the process spends 20-40 % more CPU per sample (thread hand-off, GIL hand-back) and
-flat-out throughput was the same or lower (on a quiet machine, 3 interleaved runs: 0.97x/0.84x
-of raw aiokafka at 1/4 streams with threads, 0.95x/1.00x without). Keeping the lane's next batch
-framing while one compresses (depth-2 pipelining) was tried and measured no better.
+Opt-in (``ProducerSettings(compress_in_threads=True)``; the trade-off measured is in its
+docstring, aiowriter/_config.py). Keeping the lane's next batch framing while one compresses
+(depth-2 pipelining) was tried and measured no better.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import struct
-import weakref
 from typing import Any
-
-import anyio
-import anyio.to_thread
 
 __all__ = [
     "BATCH_HEADER",
     "CODEC_ZSTD",
     "OFFLOAD_MIN_BYTES",
     "PreparedBatch",
-    "compress_limiter",
+    "build_prepared",
     "finish_batch",
     "new_builder",
     "predicted_state",
-    "prepare",
 ]
 
 #: Batches whose queued packets add up to at least this many bytes are compressed in a worker
@@ -88,27 +76,6 @@ def _load_crc32c() -> Any:
 
 #: ``crc32c(buffer, start)``: the CRC32C of ``buffer[start:]``, as a record batch's CRC.
 crc32c: Any = _load_crc32c()
-
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def compress_limiter() -> anyio.CapacityLimiter:
-    """The running loop's limiter: at most one compression per core at a time, shared by every
-    writer on that loop (anyio's default limiter would allow 40 threads)."""
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(_cores())
-    return limiter
 
 
 def new_builder(compression_type: int, batch_size: int) -> Any:
@@ -264,21 +231,13 @@ def finish_batch(
     return PreparedBatch(buffer, count, state)
 
 
-def _build(builder: Any) -> bytearray:
-    buffer: bytearray = builder.build()
-    return buffer
-
-
-async def prepare(
+def build_prepared(
     builder: Any, count: int, state: tuple[int, int, int] | None = None
 ) -> PreparedBatch:
-    """Build (compress, header, CRC) ``builder`` in a worker thread; the batch for aiokafka.
-    ``state``: the producer state it will most likely get (:func:`predicted_state`).
-
-    Not cancellable half-way: a cancelled caller waits for the thread (a few hundred µs) and is
-    then cancelled, so the builder is never touched by two threads.
-    """
+    """Build (compress, header, CRC) aiokafka's ``builder`` of ``count`` records: the batch
+    for aiokafka. ``state``: the producer state it will most likely get
+    (:func:`predicted_state`). Run in the worker thread (:mod:`.offload`) when offloaded."""
     if state is not None:
         builder.set_producer_state(*state)
-    buffer = await anyio.to_thread.run_sync(_build, builder, limiter=compress_limiter())
+    buffer: bytearray = builder.build()
     return PreparedBatch(buffer, count, state)

@@ -27,11 +27,12 @@ from .._kafka.compression import (
     CODEC_ZSTD,
     OFFLOAD_MIN_BYTES,
     PreparedBatch,
+    build_prepared,
     finish_batch,
     new_builder,
     predicted_state,
-    prepare,
 )
+from .._kafka.offload import run_off_loop
 from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
 from .accel import frame, queued_times, records
@@ -299,11 +300,13 @@ class Drainer:
                 if route.partition is not None
                 else None
             )
-            if records is not None and not offload and self.codec in _OWN_CODECS:
+            if records is not None and self.codec in _OWN_CODECS:
                 # The records framed in one C call (accel.records), compressed in place: the
                 # bytes aiokafka's builder makes, without its call per record and two copies.
+                # Offloaded, the compression and the header run in the worker thread.
                 buffer, count, size = records(entries, self.batch_size)
-                builder = finish_batch(buffer, count, _now_ms(), self.codec, state)
+                job = (buffer, count, _now_ms(), self.codec, state)
+                builder = job if offload else finish_batch(*job)
             else:
                 # aiokafka's own record builder (C); built below, off the loop if offloaded.
                 builder = new_builder(self.codec, self.batch_size)
@@ -338,7 +341,10 @@ class Drainer:
                     # The loop frames other lanes' batches meanwhile. Built with the predicted
                     # producer state; aiokafka's drain sets the real one (and the CRC) if the
                     # guess was wrong.
-                    sends[0] = await prepare(builder, count, state)
+                    if isinstance(builder, tuple):
+                        sends[0] = await run_off_loop(finish_batch, *builder)
+                    else:
+                        sends[0] = await run_off_loop(build_prepared, builder, count, state)
                     self.offloaded += 1
                 for batch, part in zip(sends, flight.parts, strict=True):
                     fut = await self.submit(batch, part.route)
