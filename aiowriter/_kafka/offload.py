@@ -9,10 +9,10 @@ through ``anyio.to_thread.run_sync`` (its worker pool, limiter and one event per
 that finished while the loop had not collected them yet). A 3x3 batch of 128 KB takes ~500 µs
 to compress.
 
-One thread per loop, not one per core: on the machines this was measured on (2 cores, the
-broker on the other), a second compressing thread only took CPU from the broker. The thread
-ends after :data:`IDLE_SECONDS` without work (a service's loop may live for months and write
-once an hour; a test suite makes a loop per test), and a new one starts with the next batch.
+One thread per loop, so a loop's offloaded batches take at most one core besides the loop's
+own (on the 2-core machines measured here, the broker needs the other). The thread ends after
+:data:`IDLE_SECONDS` without work (a service's loop may live for months and write once an
+hour; a test suite makes a loop per test), and a new one starts with the next batch.
 
 A job's future is the loop's: cancelling the waiter does not stop the thread, which finishes
 the job and drops its result. Jobs must therefore own what they touch (a batch's buffer, taken
