@@ -228,6 +228,34 @@ def test_a_closed_loop_ends_its_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     assert worker.ended
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+# Python 3.12+ warns about fork() with threads running: that situation is the point here.
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_a_forks_child_starts_its_own_worker() -> None:
+    """The parent's thread is not in the child, and its lock may have been held at the fork:
+    the child forgets the parent's workers and makes its own, which work."""
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(_off_loop_sum()) == 6
+        assert loop in offload._workers
+        pid = os.fork()
+        if pid == 0:  # the child: exit code 0 only if all holds
+            ok = False
+            try:
+                ok = loop not in offload._workers and loop.run_until_complete(_off_loop_sum()) == 6
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        loop.close()
+
+
+async def _off_loop_sum() -> int:
+    result: int = await offload.run_off_loop(sum, (1, 2, 3))
+    return result
+
+
 def _built(
     records: list[tuple[bytes, bytes]], ts: int, state: tuple[int, int, int]
 ) -> PreparedBatch:

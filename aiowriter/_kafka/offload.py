@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import queue
 import threading
 import weakref
@@ -122,6 +123,10 @@ class Worker:
 
 
 _workers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Worker] = weakref.WeakKeyDictionary()
+# A fork's child has none of the parent's threads, and a worker's lock may have been held at the
+# fork (by its thread, for an instant): the child starts afresh with workers of its own.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_workers.clear)
 
 
 def run_off_loop(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
@@ -131,7 +136,7 @@ def run_off_loop(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
     worker = _workers.get(loop)
     fut = worker.submit(fn, *args) if worker is not None else None
     if fut is None:
-        # None yet, or it ended (idle, or a fork's child: the parent's thread is not there).
+        # None yet, or it ended (idle, or its thread is not there: see register_at_fork).
         worker = _workers[loop] = Worker(loop)
         fut = worker.submit(fn, *args)
         assert fut is not None  # a new worker has not ended
