@@ -15,6 +15,7 @@ import collections.abc
 import contextlib
 import gc
 import inspect
+import itertools
 import uuid
 import warnings
 from collections.abc import AsyncIterator
@@ -215,3 +216,63 @@ async def test_a_declined_write_cancelled_while_it_waits_queues_nothing(
         assert w.statistics().acked_packets == 0
         # The stream works afterwards.
         assert (await (await w.write_data(ds, "", KEY, _packet(3))).unwrap()).offset == 0
+
+
+# -- the coroutine protocol, against the Python coroutine as the oracle ---------------------------
+_OPS = ("send", "send a value", "throw", "close")
+
+
+def _outcome(call: Any, op: str) -> tuple[str, str]:
+    """What ``op`` on ``call`` gave: a yield, a return (StopIteration), an error, or close()."""
+    try:
+        if op == "send":
+            value = call.send(None)
+        elif op == "send a value":
+            value = call.send(1)
+        elif op == "throw":
+            value = call.throw(KeyError("thrown in"))
+        else:
+            return "closed", type(call.close()).__name__
+    except StopIteration as stop:
+        return "returned", type(stop.value).__name__
+    except BaseException as exc:  # whatever the coroutine raises, compared by type
+        return "raised", type(exc).__name__
+    return "yielded", type(value).__name__
+
+
+@pytest.mark.parametrize("path", ["fast path", "turn over"])
+async def test_every_sequence_of_operations_answers_as_the_python_coroutine(
+    kafka_bootstrap_servers: str, path: str
+) -> None:
+    """Every sequence of up to three send/send(value)/throw/close on a call gives what it gives
+    on the Python coroutine: on the fast path (the awaitable returns at once) and with the turn
+    over (the fast path declines, the Python path hands the loop over, so it yields first)."""
+    async with _writer_on(kafka_bootstrap_servers) as (w, ds):
+        method = _Writer.__dict__["write_data"]
+        implementations = {
+            "c": lambda *args: method.__get__(w)(*args),
+            "python": lambda *args: method.__wrapped__(w, *args),
+        }
+        returned = yielded = 0
+        for n in range(1, 4):
+            for sequence in itertools.product(_OPS, repeat=n):
+                seen = {}
+                for name, call_of in implementations.items():
+                    # The same turn for both: never over (this loop never hands over, and a
+                    # turn is 0.5 ms), or over with the loop not come round since.
+                    w._turn_ends = float("inf") if path == "fast path" else 0.0
+                    w._turn_pass = w._passes
+                    call = call_of(ds, "", KEY, _packet(n))
+                    seen[name] = [_outcome(call, op) for op in sequence]
+                    call.close()
+                assert seen["c"] == seen["python"], (path, sequence)
+                returned += 2 * (("returned", "Delivery") in seen["c"])
+                yielded += ("yielded", "NoneType") in seen["c"]
+        assert returned > 0
+        # Only the declined path hands the loop over, so only it yields.
+        assert (yielded > 0) == (path == "turn over")
+        w._start_turn()
+        assert (await w.flush(timeout=30)).success
+        stats = w.statistics()
+        assert stats.acked_packets == returned
+        assert stats.streams[0].waiting_writers == 0
