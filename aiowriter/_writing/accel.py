@@ -240,8 +240,7 @@ def c_write_data(writer_type: type) -> None:
     mark = getattr(inspect, "markcoroutinefunction", None)
     if mark is not None:
         mark(method)
-    name = "write_data"
-    setattr(writer_type, name, method)
+    setattr(writer_type, python_method.__name__, method)
 
 
 if _module is not None:

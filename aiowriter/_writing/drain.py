@@ -293,6 +293,8 @@ class Drainer:
         count = 0
         size: int | None = None
         builder: Any
+        # The step that compresses and finishes the framed batch, and its arguments.
+        job: tuple[Callable[..., PreparedBatch], tuple[Any, ...]] | None = None
         if self.codec is not None:
             route = lane.route
             state = (
@@ -303,18 +305,15 @@ class Drainer:
             if records is not None and self.codec in _OWN_CODECS:
                 # The records framed in one C call (accel.records), compressed in place: the
                 # bytes aiokafka's builder makes, without its call per record and two copies.
-                # Offloaded, the compression and the header run in the worker thread.
                 buffer, count, size = records(entries, self.batch_size)
-                job = (buffer, count, _now_ms(), self.codec, state)
-                builder = job if offload else finish_batch(*job)
+                job = (finish_batch, (buffer, count, _now_ms(), self.codec, state))
             else:
-                # aiokafka's own record builder (C); built below, off the loop if offloaded.
-                builder = new_builder(self.codec, self.batch_size)
-                count, size = frame(builder.append, entries, _NO_HEADERS)
-                if not offload:
-                    if state is not None:
-                        builder.set_producer_state(*state)
-                    builder = PreparedBatch(builder.build(), count, state)
+                # aiokafka's own record builder (C).
+                framing = new_builder(self.codec, self.batch_size)
+                count, size = frame(framing.append, entries, _NO_HEADERS)
+                job = (build_prepared, (framing, count, state))
+            # Finished now, or in the worker thread below when offloaded.
+            builder = None if offload else job[0](*job[1])
         else:
             builder = producer.create_batch()
             for entry in entries:
@@ -341,10 +340,8 @@ class Drainer:
                     # The loop frames other lanes' batches meanwhile. Built with the predicted
                     # producer state; aiokafka's drain sets the real one (and the CRC) if the
                     # guess was wrong.
-                    if isinstance(builder, tuple):
-                        sends[0] = await run_off_loop(finish_batch, *builder)
-                    else:
-                        sends[0] = await run_off_loop(build_prepared, builder, count, state)
+                    assert job is not None  # offloading needs a codec (offload_codec)
+                    sends[0] = await run_off_loop(job[0], *job[1])
                     self.offloaded += 1
                 for batch, part in zip(sends, flight.parts, strict=True):
                     fut = await self.submit(batch, part.route)
