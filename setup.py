@@ -29,5 +29,10 @@ setup(
             sources=["aiowriter/_kafka/_crc.c"],
             optional=True,
         ),
+        Extension(
+            "aiowriter._kafka._zstd_thread",
+            sources=["aiowriter/_kafka/_zstd_thread.c"],
+            optional=True,
+        ),
     ]
 )

@@ -4,6 +4,7 @@ the C one (``aiowriter._writing._accel``, used wherever it was built) and the Py
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sysconfig
@@ -25,6 +26,17 @@ CI = bool(os.environ.get("CI") or os.environ.get("KAFKA_REQUIRED"))
 def has_compiler() -> bool:
     cc = sysconfig.get_config_var("CC") or ""
     return bool(cc) and shutil.which(cc.split()[0]) is not None
+
+
+def built_extension(name: str, without: str) -> ModuleType:
+    """The optional C extension ``name``; a failure where it should have been built (CI, or a
+    compiler here), else a skip saying what runs ``without`` it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if CI or has_compiler():
+            pytest.fail(f"{name} was not built: reinstall (pip install -e .)")
+        pytest.skip(f"no C compiler here: {without}")
 
 
 def c_module() -> ModuleType:
@@ -101,10 +113,10 @@ def count_own_batches(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
     built = 0
     finish = drain_module.finish_batch
 
-    def counting(*args: Any) -> Any:
+    def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal built
         built += 1
-        return finish(*args)
+        return finish(*args, **kwargs)
 
     monkeypatch.setattr(drain_module, "finish_batch", counting)
     return lambda: built

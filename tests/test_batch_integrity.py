@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 STREAMS = ["s0", "s1"]
 BURST = 400  # per stream, written flat out: full 128 KB batches, compressed in threads
+SMALL_BURST = 4000  # ~300 B packets, one stream
 TRICKLE = 20  # per stream, one at a time: small batches, compressed inline by aiokafka
 
 
@@ -52,10 +53,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         cluster.stop()
 
 
-def _packet(stream: int, seq: int) -> EncodedPacket:
-    """A well-formed PeriodicData packet (~3.3 KB) naming its stream and sequence in start_time;
-    compressible (zstd pays), but different in every packet."""
-    columns = [[float((seq + j * k) % 97) for j in range(40)] for k in range(10)]
+def _packet(stream: int, seq: int, samples: int = 40) -> EncodedPacket:
+    """A well-formed PeriodicData packet (~3.3 KB; 10 columns of ``samples``) naming its stream
+    and sequence in start_time; compressible (zstd pays), but different in every packet."""
+    columns = [[float((seq + j * k) % 97) for j in range(samples)] for k in range(10)]
     return packets.periodic_data(1, stream * 10**9 + seq + 1, 100, columns)
 
 
@@ -143,8 +144,10 @@ async def test_offloaded_batches_pass_the_brokers_check(
         # Bursts and trickles alternate, so both paths share each partition's sequence.
         seqs = [0] * len(STREAMS)
         for _ in range(2):
-            for index, stream in enumerate(STREAMS):
-                for _ in range(BURST):
+            # The streams' bursts side by side: batches of both lanes in flight at once, so
+            # these 3.3 KB packets' batches are offloaded (Drainer.worth_offloading).
+            for _ in range(BURST):
+                for index, stream in enumerate(STREAMS):
                     packet = _packet(index, seqs[index])
                     result = await writer.write_data(ds, stream, session, packet)
                     assert result.success, result.message
@@ -221,8 +224,10 @@ def test_offloaded_batches_on_uvloop(broker: tuple[str, Path]) -> None:
         )
         async with PacketWriter(config) as writer:
             await writer.ensure_topics(ds, ["s0"])
-            for seq in range(BURST):
-                packet = _packet(0, seq)
+            # Small packets (~300 B), many per batch: one stream's batches are offloaded
+            # (Drainer.worth_offloading).
+            for seq in range(SMALL_BURST):
+                packet = _packet(0, seq, samples=3)
                 (await writer.write_data(ds, "s0", "k", packet)).unwrap()
             assert (await writer.flush(timeout=60)).success
             offloaded = writer._drainer.offloaded
@@ -233,4 +238,4 @@ def test_offloaded_batches_on_uvloop(broker: tuple[str, Path]) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         offloaded, got = runner.run(write_and_read())
     assert offloaded > 0
-    assert got == [(0, seq) for seq in range(BURST)]
+    assert got == [(0, seq) for seq in range(SMALL_BURST)]

@@ -1,11 +1,9 @@
-"""Batches compressed off the event loop (aiowriter._kafka.compression) are the batches aiokafka
-would have built: byte-identical once the producer state is set at drain time, valid CRC."""
+"""Batches the drain builds (aiowriter._kafka.compression) are the batches aiokafka would have
+built: byte-identical once the producer state is set at drain time, valid CRC."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from types import ModuleType
 
 import pytest
@@ -15,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiowriter._kafka import compression as _compression
-from aiowriter._kafka import offload
 from aiowriter._kafka.compression import (
     CODEC_ZSTD,
     PreparedBatch,
@@ -49,22 +46,19 @@ def _reference(
     return bytes(ref._build())
 
 
-async def _prepared(records: list[tuple[bytes, bytes]], ts: int) -> PreparedBatch:
+def _prepared(records: list[tuple[bytes, bytes]], ts: int) -> PreparedBatch:
     builder = new_builder(CODEC_ZSTD, BATCH)
     for i, (key, value) in enumerate(records):
         assert builder.append(i, ts, key, value, []) is not None
-    prepared: PreparedBatch = await offload.run_off_loop(build_prepared, builder, len(records))
-    return prepared
+    return build_prepared(builder, len(records))
 
 
 @pytest.mark.parametrize("state", [None, (4711, 3, 12345), (0, 0, 0), (2**62, 32000, 2**31 - 5)])
 @pytest.mark.parametrize(("n", "size"), [(1, 10), (40, 1000), (120, 1000)])
-async def test_byte_identical_to_aiokafka(
-    state: tuple[int, int, int] | None, n: int, size: int
-) -> None:
+def test_byte_identical_to_aiokafka(state: tuple[int, int, int] | None, n: int, size: int) -> None:
     records = _records(n, size)
     ts = 1_764_600_000_123
-    prepared = await _prepared(records, ts)
+    prepared = _prepared(records, ts)
     assert prepared.record_count() == n
     if state is not None:
         prepared._set_producer_state(*state)
@@ -119,141 +113,22 @@ def test_finish_batch_refuses_codecs_it_does_not_build() -> None:
         finish_batch(buffer, count, 0, 1, None)
 
 
-async def test_compressed_with_zstd_when_it_pays() -> None:
+def test_compressed_with_zstd_when_it_pays() -> None:
     records = _records(100, 1000)
-    prepared = await _prepared(records, 1)
+    prepared = _prepared(records, 1)
     batch = DefaultRecordBatch(bytes(prepared._build()))
     assert batch.compression_type == CODEC_ZSTD
     assert prepared.size() < sum(len(v) for _, v in records) // 2
 
 
-async def test_incompressible_batch_same_as_aiokafka() -> None:
+def test_incompressible_batch_same_as_aiokafka() -> None:
     records = [(b"k", os.urandom(2000)) for _ in range(10)]
-    prepared = await _prepared(records, 5)
+    prepared = _prepared(records, 5)
     prepared._set_producer_state(1, 1, 1)
     built = bytes(prepared._build())
     reference = _reference(records, 5, (1, 1, 1))
     assert built == reference
     assert DefaultRecordBatch(built).validate_crc()
-
-
-async def test_compression_runs_in_one_worker_thread_per_loop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Offloaded batches are built in the loop's worker thread, one at a time (one thread, not
-    one per batch), and their futures resolve on the loop."""
-    seen: set[int] = set()
-    active = peak = 0
-    lock = threading.Lock()
-    real = _compression.build_prepared
-
-    def spy(*args: object) -> PreparedBatch:
-        nonlocal active, peak
-        with lock:
-            active += 1
-            peak = max(peak, active)
-            seen.add(threading.get_ident())
-        try:
-            return real(*args)  # type: ignore[arg-type]
-        finally:
-            with lock:
-                active -= 1
-
-    monkeypatch.setattr(_compression, "build_prepared", spy)
-
-    async def one() -> PreparedBatch:
-        builder = new_builder(CODEC_ZSTD, BATCH)
-        for i, (key, value) in enumerate(_records(50, 2000)):
-            assert builder.append(i, 1, key, value, []) is not None
-        prepared: PreparedBatch = await offload.run_off_loop(
-            _compression.build_prepared, builder, 50
-        )
-        return prepared
-
-    batches = await asyncio.gather(*(one() for _ in range(12)))
-    assert all(b.record_count() == 50 for b in batches)
-    assert len(seen) == 1
-    assert threading.get_ident() not in seen
-    assert peak == 1
-
-
-async def test_the_worker_hands_back_errors_and_ends_when_idle(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(offload, "IDLE_SECONDS", 0.05)
-    with pytest.raises(ZeroDivisionError):
-        await offload.run_off_loop(lambda: 1 / 0)
-    loop = asyncio.get_running_loop()
-    worker = offload._workers[loop]
-    await asyncio.to_thread(worker._thread.join, 10)
-    assert worker.ended
-    assert worker.loop is None  # the registry's value no longer holds its key
-    # The next job starts a new thread.
-    assert await offload.run_off_loop(sum, (1, 2, 3)) == 6
-    assert offload._workers[loop] is not worker
-
-
-async def test_a_cancelled_waiter_leaves_the_worker_running() -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def slow() -> str:
-        started.set()
-        release.wait(10)
-        return "done"
-
-    fut = offload.run_off_loop(slow)
-    assert await asyncio.to_thread(started.wait, 10)
-    fut.cancel()
-    release.set()
-    assert await offload.run_off_loop(str, 7) == "7"  # after slow(): jobs run in order
-
-
-def test_a_closed_loop_ends_its_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A job that finishes after its loop closed: the thread ends then (not when idle)."""
-    monkeypatch.setattr(offload, "IDLE_SECONDS", 60.0)
-    release = threading.Event()
-    loop = asyncio.new_event_loop()
-    try:
-
-        async def submit() -> offload.Worker:
-            offload.run_off_loop(release.wait, 10)
-            return offload._workers[asyncio.get_running_loop()]
-
-        worker = loop.run_until_complete(submit())
-    finally:
-        loop.close()
-    release.set()
-    worker._thread.join(10)
-    assert not worker._thread.is_alive()
-    assert worker.ended
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
-# Python 3.12+ warns about fork() with threads running: that situation is the point here.
-@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
-def test_a_forks_child_starts_its_own_worker() -> None:
-    """The parent's thread is not in the child, and its lock may have been held at the fork:
-    the child forgets the parent's workers and makes its own, which work."""
-    loop = asyncio.new_event_loop()
-    try:
-        assert loop.run_until_complete(_off_loop_sum()) == 6
-        assert loop in offload._workers
-        pid = os.fork()
-        if pid == 0:  # the child: exit code 0 only if all holds
-            ok = False
-            try:
-                ok = loop not in offload._workers and loop.run_until_complete(_off_loop_sum()) == 6
-            finally:
-                os._exit(0 if ok else 1)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-    finally:
-        loop.close()
-
-
-async def _off_loop_sum() -> int:
-    result: int = await offload.run_off_loop(sum, (1, 2, 3))
-    return result
 
 
 def _built(
@@ -289,16 +164,9 @@ def test_a_predicted_state_saves_the_second_crc_only_when_right(
 
 
 def _crc_module() -> ModuleType:
-    """The built ``_crc`` extension; a failure where it should exist (CI, or a compiler here)."""
-    from _fast_paths import CI, has_compiler
+    from _fast_paths import built_extension
 
-    try:
-        from aiowriter._kafka import _crc  # type: ignore[attr-defined]
-    except ImportError:
-        if CI or has_compiler():
-            pytest.fail("aiowriter._kafka._crc was not built: reinstall (pip install -e .)")
-        pytest.skip("no C compiler here: aiokafka's CRC runs")
-    return _crc  # type: ignore[no-any-return]
+    return built_extension("aiowriter._kafka._crc", "aiokafka's CRC runs")
 
 
 @settings(max_examples=300)

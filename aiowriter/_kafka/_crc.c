@@ -36,8 +36,8 @@ crc32c_hw(const unsigned char *p, size_t n)
 #define HAVE_HW_CRC 0
 #endif
 
-/* Above this many bytes the GIL is released: a batch compressed in a worker thread
- * (ProducerSettings(compress_in_threads=True)) then lets the loop run meanwhile. */
+/* Above this many bytes the GIL is released (a batch that large is rare: max_batch_bytes is
+ * 128 KB by default), so that another Python thread may run meanwhile. */
 #define RELEASE_GIL_FROM (256 * 1024)
 
 static PyObject *

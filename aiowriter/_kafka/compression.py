@@ -1,9 +1,12 @@
-"""Record batches compressed in worker threads, finished (producer state, CRC) at drain time.
+"""Record batches framed and compressed by the drain, finished (producer state, CRC) at drain
+time.
 
 aiokafka compresses a batch in ``BatchBuilder._build()``, which its sender calls on the
 event-loop thread when it drains the batch into a produce request: with zstd that is ~2.7 µs per
-KB of batch on the thread every writer needs. cramjam's zstd releases the GIL, so large batches
-can be compressed in the loop's worker thread (:mod:`.offload`) while the loop keeps framing.
+KB of batch on the thread every writer needs. Here the drain frames the records itself
+(``accel.records``) and compresses them either on the loop (:func:`finish_batch`) or in the
+loop's native thread (:mod:`.offload`, ``ProducerSettings.compress_in_threads``), which
+hands back the compressed records for :func:`finish_batch` to finish on the loop.
 
 What is not known for sure in advance is the idempotent producer's id, epoch and base sequence:
 aiokafka assigns them when the sender drains the batch (``MessageAccumulator._pop_batch``), and
@@ -11,12 +14,11 @@ the batch's CRC32C covers them. Batches are built with the state aiokafka will m
 (:func:`predicted_state`); :class:`PreparedBatch` keeps the fully built batch (header, compressed
 records) and, when aiokafka sets the producer state, does nothing if the guess was right, else
 patches those three header fields and recomputes the CRC over the (already compressed) bytes.
-The result is byte-identical to what aiokafka's own builder produces for the same records and
-producer state (tests/test_compression.py), and the broker checks it
-(tests/test_batch_integrity.py).
-
-Opt-in (``ProducerSettings(compress_in_threads=True)``; the trade-off measured is in its
-docstring, aiowriter/_config.py). Keeping the lane's next batch framing while one compresses
+Compressed on the loop (cramjam), the result is byte-identical to what aiokafka's own builder
+produces for the same records and producer state (tests/test_compression.py); compressed by the
+system's libzstd in the thread, the records and header are (the zstd frame may differ between
+zstd versions; tests/test_zstd_thread.py). The broker checks both
+(tests/test_batch_integrity.py). Keeping the lane's next batch framing while one compresses
 (depth-2 pipelining) was tried and measured no better.
 """
 
@@ -29,6 +31,7 @@ __all__ = [
     "BATCH_HEADER",
     "CODEC_ZSTD",
     "OFFLOAD_MIN_BYTES",
+    "ZSTD_LEVEL",
     "PreparedBatch",
     "build_prepared",
     "finish_batch",
@@ -36,17 +39,19 @@ __all__ = [
     "predicted_state",
 ]
 
-#: Batches whose queued packets add up to at least this many bytes are compressed in a worker
-#: thread; smaller ones are built on the loop, with the same builder, when they are taken.
+#: Batches whose queued packets add up to at least this many bytes may be compressed in the
+#: native thread (``offload``); smaller ones are compressed on the loop when they are taken.
 #: Measured on the 2-core dev machine (loaded), event-loop thread CPU per batch of the
-#: benchmark's 10x100 packets: inline zstd 138 µs at 16 KB, 266 µs at 32 KB, 837 µs at 128 KB;
-#: offloaded ~110-130 µs at any size (anyio's hand-off and wake-up; a bare ``run_in_executor``
-#: costs ~60-80 µs). 3x3 packets compress faster (inline 78 µs at 16 KB, 141 µs at 32 KB). So
-#: ~16 KB is break-even and 32 KB halves the loop's cost.
+#: benchmark's 10x100 packets: on the loop, zstd 138 µs at 16 KB, 266 µs at 32 KB, 837 µs at
+#: 128 KB (3x3 packets: 78 µs at 16 KB, 141 µs at 32 KB). Handing a batch to the native thread
+#: and back costs the loop a pipe read and a copy; 32 KB keeps the batches that go there large
+#: enough that the loop's saving is most of a batch's compression.
 OFFLOAD_MIN_BYTES = 32 * 1024
 
 #: aiokafka's attribute value for zstd (record batch attributes, bits 0-2).
 CODEC_ZSTD = 4
+#: aiokafka's zstd level (and the broker's default, KIP-390).
+ZSTD_LEVEL = 3
 
 # v2 record batch header (KIP-98): the fields aiokafka sets at drain time and the CRC.
 _CRC_OFFSET = 17
@@ -190,22 +195,30 @@ def finish_batch(
     timestamp: int,
     compression_type: int,
     state: tuple[int, int, int] | None,
+    compressed: bool = False,
 ) -> PreparedBatch:
     """The batch aiokafka's builder makes of the records ``accel.records`` framed in
     ``buffer`` (after a zeroed header): compressed with ``compression_type`` (0 or zstd here),
     header with ``timestamp`` (ms) as first and max timestamp and
     ``state``'s producer id, epoch and base sequence, CRC. Byte-identical to aiokafka's for the
     same records and timestamp (tests/test_compression.py), with two copies of the records
-    fewer: zstd reads them in place (aiokafka copies them to ``bytes`` first)."""
+    fewer: zstd reads them in place (aiokafka copies them to ``bytes`` first).
+
+    ``compressed``: the records in ``buffer`` are compressed already (by the native thread,
+    ``offload.compress_off_loop``); only the header and CRC are left."""
     attributes = 0
-    if compression_type == CODEC_ZSTD:
+    if compressed:
+        if compression_type != CODEC_ZSTD:
+            raise ValueError(f"compressed records here are zstd's, not codec {compression_type}")
+        attributes = CODEC_ZSTD
+    elif compression_type == CODEC_ZSTD:
         import cramjam
 
         with memoryview(buffer) as view:
-            compressed = cramjam.zstd.compress(view[BATCH_HEADER:], level=3)
+            records = cramjam.zstd.compress(view[BATCH_HEADER:], level=ZSTD_LEVEL)
         # As aiokafka's C builder: compressed even when that is larger (a few tiny batches).
         del buffer[BATCH_HEADER:]
-        buffer += memoryview(compressed)
+        buffer += memoryview(records)
         attributes = CODEC_ZSTD
     elif compression_type != 0:
         raise ValueError(f"finish_batch builds zstd or plain batches, not codec {compression_type}")
@@ -236,7 +249,7 @@ def build_prepared(
 ) -> PreparedBatch:
     """Build (compress, header, CRC) aiokafka's ``builder`` of ``count`` records: the batch
     for aiokafka. ``state``: the producer state it will most likely get
-    (:func:`predicted_state`). Run in the worker thread (:mod:`.offload`) when offloaded."""
+    (:func:`predicted_state`). Codecs other than zstd and none, or no ``accel.records``."""
     if state is not None:
         builder.set_producer_state(*state)
     buffer: bytearray = builder.build()

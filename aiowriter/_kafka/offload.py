@@ -1,143 +1,176 @@
-"""Batches compressed off the event loop, in one worker thread per loop.
+"""zstd batches compressed off the event loop, in one native thread per loop.
 
-cramjam's zstd releases the GIL, so a batch can be compressed while the loop frames the next
-ones and runs the writers. The hand-off has to cost much less than the compression it moves:
-measured on the 2-core dev VM (loaded), a hand-off of an empty function costs ~94 µs of CPU
-through ``anyio.to_thread.run_sync`` (its worker pool, limiter and one event per call), 78-84
-µs through ``run_in_executor``, and ~30 µs here: a plain thread woken through a
-``SimpleQueue``, its results back to the loop in bursts (one ``call_soon_threadsafe`` for all
-that finished while the loop had not collected them yet). A 3x3 batch of 128 KB takes ~500 µs
-to compress.
+The loop thread of a busy writer spends a third of its time or more compressing (3x3 packets,
+zstd level 3, measured with py-spy: 25-34% of the loop; 10x100 packets: most of it), while
+librdkafka compresses on threads of its own. Moving that to a thread pays only if handing a
+batch over and back costs far less than compressing it, and a Python thread cannot give it
+back cheaply: cramjam releases the GIL while it compresses, but the thread must take the GIL
+again to return, and a loop thread busy writing holds it for up to the switch interval (5 ms)
+before it lets go. Measured (3x3, 16 streams, flat out, interleaved runs): batches queued
+behind that wait, packets waited 600 ms at p99 in full queues, and with the switch interval at
+0.2 ms the same code ran 1.3-2x faster (a library may not change a process's switch interval).
+anyio's ``to_thread`` and ``run_in_executor`` have the same wait, plus ~80-94 µs of CPU each.
 
-One thread per loop, so a loop's offloaded batches take at most one core besides the loop's
-own (on the 2-core machines measured here, the broker needs the other). The thread ends after
-:data:`IDLE_SECONDS` without work (a service's loop may live for months and write once an
-hour; a test suite makes a loop per test), and a new one starts with the next batch.
+So the thread here is native (``aiowriter/_kafka/_zstd_thread.c``): it compresses with the
+system's libzstd and never takes the GIL. When a result is ready it writes a byte to a pipe
+the loop watches (``loop.add_reader``); the loop collects every batch finished since, in one
+callback. The header and CRC are finished on the loop (``compression.finish_batch``), where
+the producer state is known.
 
-A job's future is the loop's: cancelling the waiter does not stop the thread, which finishes
-the job and drops its result. Jobs must therefore own what they touch (a batch's buffer, taken
-from its lane, is touched by nothing else).
+One thread per loop, ended after :data:`IDLE_SECONDS` without work (a service's loop may live
+for months and write once an hour; a test suite makes a loop per test) and started again by
+the next batch. It does not keep its loop alive: a closed, collected loop takes it along. A
+fork's child forgets the parent's compressors (their thread is not in the child) and makes its
+own. Where there is no native thread (no C compiler at install, no libzstd, a loop without
+``add_reader``, ``AIOWRITER_PURE_PYTHON``), batches are compressed on the loop.
+
+A cancelled waiter does not stop the thread, which finishes the job and drops its result; the
+job borrows its batch's buffer (which cannot be resized meanwhile) until it is collected.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
-import queue
-import threading
 import weakref
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["IDLE_SECONDS", "Worker", "run_off_loop"]
+__all__ = [
+    "IDLE_SECONDS",
+    "ThreadCompressor",
+    "compress_off_loop",
+    "native_compressor",
+    "offload_busy",
+]
 
-#: Seconds a worker thread waits for its next job before it ends.
+#: Seconds a compressing thread waits for its next job before it ends.
 IDLE_SECONDS = 2.0
 
-_Job = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
-
-class Worker:
+class ThreadCompressor:
     """The compressing thread of one event loop (see the module's docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Dropped when the thread ends: the registry's value must not keep its key (the loop)
-        # alive.
-        self.loop: asyncio.AbstractEventLoop | None = loop
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._done: collections.deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = (
-            collections.deque()
-        )
-        self._lock = threading.Lock()
-        self._wake_pending = False  # a _deliver is scheduled and has not run yet
-        self._pending = 0  # jobs submitted and not finished (under _lock)
-        self.ended = False  # the thread ended (idle, or its loop closed): make another
-        self.completed = 0  # jobs run (introspection, tests)
-        self._thread = threading.Thread(target=self._run, name="aiowriter-compress", daemon=True)
-        self._thread.start()
+    def __init__(self, loop: asyncio.AbstractEventLoop, native: Any) -> None:
+        self._loop = weakref.ref(loop)
+        self._native = native
+        self.level: int = native.level
+        self._fd: int = native.fileno()
+        # Whether an idle check is scheduled. Not its TimerHandle: that holds the loop, and
+        # the registry's value (this) must not keep its key alive.
+        self._idle_check = False
+        self._last_submit = loop.time()
+        self.ended = False
+        loop.add_reader(self._fd, self._collect)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any] | None:
-        """Run ``fn(*args)`` in the thread: the loop's future of its result, or None if this
-        worker has ended (the caller makes a new one)."""
-        with self._lock:
-            # Not alive although not ended: this is a fork's child, the thread stayed behind.
-            if self.ended or not self._thread.is_alive():
-                return None
-            self._pending += 1  # it cannot end now
-            loop = self.loop
+    @property
+    def completed(self) -> int:
+        """Jobs finished and collected (introspection, tests)."""
+        return int(self._native.completed)
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not collected yet."""
+        return int(self._native.pending)
+
+    def __repr__(self) -> str:
+        return f"<ThreadCompressor {self._native!r}{' ended' if self.ended else ''}>"
+
+    def compress(self, buffer: bytearray, offset: int) -> asyncio.Future[bytearray]:
+        """The future of ``buffer[:offset]`` followed by the zstd frame of ``buffer[offset:]``
+        (a new bytearray). ``buffer`` cannot be resized until the job is done."""
+        loop = self._loop()
+        # compress_off_loop makes a new compressor for a loop whose compressor ended.
         assert loop is not None
+        assert not self.ended
         fut = loop.create_future()
-        self._jobs.put((fut, fn, args))
+        self._native.submit(buffer, offset, fut)
+        self._last_submit = loop.time()
         return fut
 
-    def _run(self) -> None:
-        jobs, done, lock = self._jobs, self._done, self._lock
-        while True:
-            try:
-                fut, fn, args = jobs.get(timeout=IDLE_SECONDS)
-            except queue.Empty:
-                with lock:
-                    if self._pending == 0:  # nothing submitted meanwhile: end
-                        self._end()
-                        return
-                continue
-            try:
-                done.append((fut, fn(*args), None))
-            except BaseException as exc:  # handed to the waiter, whatever it is
-                done.append((fut, None, exc))
-            del fut, fn, args  # the next job's wait must not keep this one's buffers alive
-            with lock:
-                self._pending -= 1
-                self.completed += 1
-                if self._wake_pending:
-                    continue
-                self._wake_pending = True
-            loop = self.loop
-            try:
-                assert loop is not None  # only the thread itself drops it
-                loop.call_soon_threadsafe(self._deliver)
-            except RuntimeError:  # the loop is closed: nobody waits for these any more
-                with lock:
-                    self._end()
-                return
-            del loop
-
-    def _end(self) -> None:
-        """(Under the lock, in the thread.) No more jobs here."""
-        self.ended = True
-        self.loop = None
-
-    def _deliver(self) -> None:
-        with self._lock:
-            self._wake_pending = False
-        done = self._done
-        while done:
-            fut, result, exc = done.popleft()
+    def _collect(self) -> None:
+        for fut, result in self._native.collect():
             if fut.done():  # its waiter was cancelled
                 continue
-            if exc is None:
-                fut.set_result(result)
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
             else:
-                fut.set_exception(exc)
+                fut.set_result(result)
+        if self._native.pending == 0 and not self._idle_check:
+            self._arm_idle_timer()
+
+    def _arm_idle_timer(self) -> None:
+        loop = self._loop()
+        if loop is not None and not loop.is_closed():
+            loop.call_at(self._last_submit + IDLE_SECONDS, self._maybe_end)
+            self._idle_check = True
+
+    def _maybe_end(self) -> None:
+        self._idle_check = False
+        loop = self._loop()
+        if loop is None or self.ended:
+            return
+        if self._native.pending or loop.time() < self._last_submit + IDLE_SECONDS:
+            self._arm_idle_timer()  # used meanwhile
+            return
+        self.end()
+
+    def end(self) -> None:
+        """Stop the thread (idempotent); jobs not collected fail with ``RuntimeError``."""
+        if self.ended:
+            return
+        self.ended = True
+        loop = self._loop()
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)
+            if _compressors.get(loop) is self:
+                del _compressors[loop]
+        for fut in self._native.close():
+            if not fut.done():
+                fut.set_exception(RuntimeError("the compression thread was stopped"))
 
 
-_workers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Worker] = weakref.WeakKeyDictionary()
-# A fork's child has none of the parent's threads, and a worker's lock may have been held at the
-# fork (by its thread, for an instant): the child starts afresh with workers of its own.
+def _load_native_compressor() -> Any:
+    from .._native import native_function
+
+    available = native_function("aiowriter._kafka._zstd_thread", "available")
+    if available is None or not available():
+        return None
+    return native_function("aiowriter._kafka._zstd_thread", "Compressor")
+
+
+#: The native compressor type, or None (not built, no libzstd, AIOWRITER_PURE_PYTHON).
+native_compressor: Any = _load_native_compressor()
+
+_compressors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ThreadCompressor] = (
+    weakref.WeakKeyDictionary()
+)
+# A fork's child has none of the parent's threads, and a compressor's mutex may have been held
+# at the fork (by its thread, for an instant): the child starts afresh with compressors of its
+# own (the parent's, dropped here, neither join nor signal the absent thread).
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_workers.clear)
+    os.register_at_fork(after_in_child=_compressors.clear)
 
 
-def run_off_loop(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-    """``fn(*args)`` in the running loop's worker thread (started if need be); the future of
-    its result, resolved on the loop."""
+def compress_off_loop(
+    buffer: bytearray, offset: int, level: int
+) -> asyncio.Future[bytearray] | None:
+    """``ThreadCompressor.compress`` on the running loop's compressor (started if need be);
+    None where there is no native thread (the caller compresses on the loop)."""
+    if native_compressor is None:
+        return None
     loop = asyncio.get_running_loop()
-    worker = _workers.get(loop)
-    fut = worker.submit(fn, *args) if worker is not None else None
-    if fut is None:
-        # None yet, or it ended (idle, or its thread is not there: see register_at_fork).
-        worker = _workers[loop] = Worker(loop)
-        fut = worker.submit(fn, *args)
-        assert fut is not None  # a new worker has not ended
-    return fut
+    compressor = _compressors.get(loop)
+    if compressor is None or compressor.ended or compressor.level != level:
+        try:
+            compressor = ThreadCompressor(loop, native_compressor(level))
+        except NotImplementedError:  # a loop without add_reader (Windows' proactor)
+            return None
+        _compressors[loop] = compressor
+    return compressor.compress(buffer, offset)
+
+
+def offload_busy() -> bool:
+    """Whether the running loop's compressing thread has a job it has not handed back: a batch
+    offloaded now would wait behind it, so the loop compresses that one itself."""
+    compressor = _compressors.get(asyncio.get_running_loop())
+    return compressor is not None and not compressor.ended and compressor.pending > 0

@@ -1,0 +1,406 @@
+"""The native compression thread (aiowriter/_kafka/_zstd_thread.c, offload.ThreadCompressor):
+batches it compresses are the batches aiokafka reads back, its thread never needs the GIL to
+hand them over, and it ends, forgets and refuses as the worker thread does."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import uuid
+import weakref
+from types import ModuleType
+from typing import Any
+
+import cramjam
+import pytest
+from _read_back import read_partition
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiowriter import PacketWriter, ProducerSettings, StreamingConfig, packets
+from aiowriter._kafka import offload
+from aiowriter._kafka.compression import BATCH_HEADER, CODEC_ZSTD, ZSTD_LEVEL, finish_batch
+from aiowriter._writing import accel
+from aiowriter._writing.lanes import entry
+from aiowriter.open_data import Packet
+
+BATCH = 128 * 1024
+
+
+def _native() -> ModuleType:
+    """The built extension with libzstd loaded; a failure under CI or where a compiler is."""
+    from _fast_paths import CI, built_extension
+
+    native = built_extension(
+        "aiowriter._kafka._zstd_thread", "offloaded batches are compressed on the loop"
+    )
+    if not native.available():
+        if CI:
+            pytest.fail("libzstd.so.1 is not installed on this CI machine")
+        pytest.skip("no libzstd here: offloaded batches are compressed on the loop")
+    return native
+
+
+def _threads() -> int:
+    """This process's native compressing threads (by their name, Linux), after the compressors
+    of loops closed by earlier tests are collected."""
+    gc.collect()
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                count += comm.read().strip() == "aiowriter-zstd"
+        except FileNotFoundError:  # ended meanwhile
+            pass
+    return count
+
+
+async def _compressed(buffer: bytearray, offset: int = BATCH_HEADER) -> bytearray:
+    _native()
+    fut = offload.compress_off_loop(buffer, offset, ZSTD_LEVEL)
+    assert fut is not None
+    return await fut
+
+
+def _framed(records: list[tuple[bytes, bytes]]) -> tuple[bytearray, int]:
+    """``accel.records``' framing of ``records`` (as the drain frames a lane's entries)."""
+    frame = accel.records or accel.python_records
+    entries = [entry(key, value, False, 0.0) for key, value in records]
+    buffer, count, _ = frame(entries, BATCH)
+    return buffer, count
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(st.binary(min_size=1, max_size=40), st.binary(max_size=3000)),
+        min_size=1,
+        max_size=40,
+    ),
+    state=st.sampled_from([None, (4711, 3, 12345), (0, 0, 0)]),
+)
+def test_a_natively_compressed_batch_reads_back_as_aiokafkas(
+    records: list[tuple[bytes, bytes]], state: tuple[int, int, int] | None
+) -> None:
+    """Framed by the drain, compressed by the thread, finished on the loop: aiokafka's reader
+    finds the records, producer state and a valid CRC that its own builder's batch has. (The
+    bytes may differ from cramjam's where the system's libzstd is another version.)"""
+    buffer, count = _framed(records)
+    header = bytes(buffer[:BATCH_HEADER])
+    framed_records = bytes(buffer[BATCH_HEADER:])
+    built = asyncio.run(_compressed(buffer))
+    assert bytes(built[:BATCH_HEADER]) == header  # the header, as it was
+    assert bytes(cramjam.zstd.decompress(bytes(built[BATCH_HEADER:]))) == framed_records
+    ts = 1_764_600_000_123
+    batch = bytes(finish_batch(built, count, ts, CODEC_ZSTD, state, compressed=True)._build())
+
+    reference = BatchBuilder(BATCH, CODEC_ZSTD)
+    for key, value in records:
+        assert reference.append(timestamp=ts, key=key, value=value) is not None
+    if state is not None:
+        reference._set_producer_state(*state)
+    ours, theirs = DefaultRecordBatch(batch), DefaultRecordBatch(bytes(reference._build()))
+    assert ours.validate_crc()
+    for field in ("producer_id", "producer_epoch", "base_sequence", "compression_type"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    assert [(r.offset, r.timestamp, r.key, r.value) for r in ours] == [
+        (r.offset, r.timestamp, r.key, r.value) for r in theirs
+    ]
+
+
+async def test_one_thread_per_loop_results_in_order_and_in_bursts() -> None:
+    _native()
+    payloads = [bytearray(8) + bytearray(os.urandom(200) * (i + 1)) for i in range(40)]
+    before = _threads()
+    futures = [offload.compress_off_loop(p, 8, ZSTD_LEVEL) for p in payloads]
+    assert _threads() == before + 1  # one native thread, whatever the jobs
+    done = await asyncio.gather(*futures)  # type: ignore[arg-type]
+    for payload, out in zip(payloads, done, strict=True):
+        assert bytes(out[:8]) == bytes(payload[:8])
+        assert bytes(cramjam.zstd.decompress(bytes(out[8:]))) == bytes(payload[8:])
+    compressor = offload._compressors[asyncio.get_running_loop()]
+    assert compressor.completed == 40
+    assert compressor.pending == 0
+    assert "completed=40" in repr(compressor)
+
+
+async def test_the_batch_cannot_be_resized_while_the_thread_reads_it() -> None:
+    """The job borrows the bytearray (buffer protocol): a resize meanwhile raises instead of
+    moving the memory under the thread."""
+    _native()
+    buffer = bytearray(os.urandom(4_000_000))
+    fut = offload.compress_off_loop(buffer, 0, ZSTD_LEVEL)
+    assert fut is not None
+    with pytest.raises(BufferError):
+        buffer += b"more"
+    out = await fut
+    buffer += b"more"  # free again once collected
+    assert bytes(cramjam.zstd.decompress(bytes(out))) == bytes(buffer[:-4])
+
+
+async def test_the_loop_runs_while_the_thread_compresses() -> None:
+    """The loop keeps running while the thread compresses, and collects the result itself when
+    the pipe says so: nothing is called from the thread."""
+    _native()
+    buffer = bytearray(os.urandom(2_000_000))
+    fut = offload.compress_off_loop(buffer, 0, ZSTD_LEVEL)
+    assert fut is not None
+    spins = 0
+    while not fut.done():
+        spins += 1
+        await asyncio.sleep(0)  # the loop polls the pipe each iteration
+    assert spins > 1  # the loop ran while the thread compressed
+    assert len(await fut) > 0
+
+
+def test_the_native_compressor_refuses_and_closes_cleanly() -> None:
+    native = _native()
+    compressor = native.Compressor(level=ZSTD_LEVEL)
+    assert compressor.level == ZSTD_LEVEL
+    assert not compressor.closed
+    with pytest.raises(ValueError, match="outside a buffer of 3 bytes"):
+        compressor.submit(b"abc", 4, None)
+    with pytest.raises(ValueError, match="outside"):
+        compressor.submit(b"abc", -1, None)
+    with pytest.raises(TypeError):
+        compressor.submit("not bytes", 0, None)
+    with pytest.raises(TypeError, match="buffer, offset, token"):
+        compressor.submit(b"abc", 0)
+    assert compressor.pending == 0  # nothing refused was queued
+    big = bytearray(os.urandom(3_000_000))
+    for token in ("a", "b", "c"):
+        compressor.submit(big, 0, token)
+    left = compressor.close()  # joins the thread; what was not collected is named
+    assert sorted(left) == ["a", "b", "c"]
+    assert compressor.closed
+    assert compressor.pending == 0
+    assert compressor.close() == []  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        compressor.submit(big, 0, "d")
+    with pytest.raises(ValueError, match="closed"):
+        compressor.fileno()
+    assert compressor.collect() == []
+    big += b"x"  # every borrowed view was released
+
+
+async def test_ending_fails_the_jobs_not_collected_and_a_new_compressor_follows() -> None:
+    _native()
+    loop = asyncio.get_running_loop()
+    fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0, ZSTD_LEVEL)
+    assert fut is not None
+    compressor = offload._compressors[loop]
+    compressor.end()
+    compressor.end()  # idempotent
+    if not fut.done() or fut.exception() is not None:  # not collected before the end
+        with pytest.raises(RuntimeError, match="stopped"):
+            await fut
+    assert loop not in offload._compressors
+    again = await _compressed(bytearray(b"x" * 100), 10)
+    assert bytes(cramjam.zstd.decompress(bytes(again[10:]))) == b"x" * 90
+    assert offload._compressors[loop] is not compressor
+
+
+async def test_a_cancelled_waiter_leaves_the_thread_running() -> None:
+    _native()
+    fut = offload.compress_off_loop(bytearray(os.urandom(2_000_000)), 0, ZSTD_LEVEL)
+    assert fut is not None
+    fut.cancel()
+    out = await _compressed(bytearray(b"after" * 50), 0)
+    assert bytes(cramjam.zstd.decompress(bytes(out))) == b"after" * 50
+
+
+async def test_the_compressor_ends_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    _native()
+    monkeypatch.setattr(offload, "IDLE_SECONDS", 0.05)
+    loop = asyncio.get_running_loop()
+    before = _threads()
+    await _compressed(bytearray(b"y" * 1000))
+    compressor = offload._compressors[loop]
+    assert _threads() == before + 1
+    for _ in range(200):
+        if compressor.ended:
+            break
+        await asyncio.sleep(0.01)
+    assert compressor.ended
+    assert loop not in offload._compressors
+    assert _threads() == before  # joined
+    await _compressed(bytearray(b"z" * 1000))  # and the next batch starts another
+    assert offload._compressors[loop] is not compressor
+
+
+def test_a_closed_loop_does_not_keep_its_compressor() -> None:
+    """The registry holds loops weakly and the compressor holds its loop weakly: once the loop
+    is closed and gone, so are the compressor and its thread."""
+    _native()
+    loop = asyncio.new_event_loop()
+    before = _threads()
+    loop.run_until_complete(_compressed(bytearray(b"w" * 1000)))
+    compressor = weakref.ref(offload._compressors[loop])
+    assert _threads() == before + 1
+    loop.close()
+    del loop
+    gc.collect()
+    assert compressor() is None
+    assert _threads() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_a_forks_child_starts_its_own_compressor() -> None:
+    """The parent's native thread is not in the child: the child forgets the parent's
+    compressors (without joining or signalling that thread) and makes its own, which works."""
+    _native()
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_compressed(bytearray(b"p" * 1000)))
+        assert loop in offload._compressors
+        pid = os.fork()
+        if pid == 0:  # the child: exit code 0 only if all holds
+            ok = False
+            try:
+                ok = loop not in offload._compressors
+                out = loop.run_until_complete(_compressed(bytearray(b"c" * 1000), 0))
+                ok = ok and bytes(cramjam.zstd.decompress(bytes(out))) == b"c" * 1000
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # The parent's compressor still works.
+        out = loop.run_until_complete(_compressed(bytearray(b"q" * 1000), 0))
+        assert bytes(cramjam.zstd.decompress(bytes(out))) == b"q" * 1000
+    finally:
+        loop.close()
+
+
+def test_without_the_native_thread_offloading_uses_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No extension, no libzstd or AIOWRITER_PURE_PYTHON: compress_off_loop says None and the
+    drain runs the whole step in the worker thread (cramjam)."""
+    monkeypatch.setattr(offload, "native_compressor", None)
+
+    async def go() -> Any:
+        return offload.compress_off_loop(bytearray(100), 0, ZSTD_LEVEL)
+
+    assert asyncio.run(go()) is None
+
+
+def test_a_busy_thread_is_told_apart_from_an_idle_one() -> None:
+    """offload_busy(): a batch offloaded now would wait behind another (so the loop compresses
+    it itself); while the thread has nothing, it is offloaded."""
+    _native()
+
+    async def go() -> tuple[bool, bool, bool]:
+        idle = offload.offload_busy()
+        fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0, ZSTD_LEVEL)
+        busy = offload.offload_busy()
+        assert fut is not None
+        await fut
+        return idle, busy, offload.offload_busy()
+
+    assert asyncio.run(go()) == (False, True, False)
+
+
+def _columns(columns: int, samples: int, seq: int) -> list[list[float]]:
+    return [[float((seq * 7 + j * 13 + k) % 101) for j in range(samples)] for k in range(columns)]
+
+
+async def _write(
+    servers: str, streams: list[str], columns: int, samples: int, count: int
+) -> tuple[int, dict[str, list[bytes]], str]:
+    """``count`` packets of ``columns`` x ``samples`` per stream, the streams written side by
+    side (one task each), with compress_in_threads: batches offloaded, and what was sent."""
+    ds = f"zt_{uuid.uuid4().hex[:8]}"
+    config = StreamingConfig(
+        bootstrap_servers=servers, producer=ProducerSettings(compress_in_threads=True)
+    )
+    sent: dict[str, list[bytes]] = {s: [] for s in streams}
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, streams)
+
+        async def one(stream: str) -> None:
+            for seq in range(count):
+                packet = packets.periodic_data(1, seq + 1, 100, _columns(columns, samples, seq))
+                (await w.write_data(ds, stream, "k", packet)).unwrap()
+                sent[stream].append(packet.content)
+
+        await asyncio.gather(*(one(s) for s in streams))
+        assert (await w.flush(60)).success
+        drainer = w._drainer
+        assert drainer is not None
+        offloaded = drainer.offloaded
+    return offloaded, sent, ds
+
+
+async def _read_back(servers: str, ds: str, sent: dict[str, list[bytes]]) -> None:
+    for stream, contents in sent.items():
+        records = await read_partition(servers, f"{ds}.{stream}")
+        assert [Packet.parse(r.value).content for r in records] == contents, stream
+
+
+async def test_one_stream_of_large_packets_compresses_on_the_loop(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """One lane of 13 KB packets: the loop would only wait for the thread (measured slower),
+    so its batches are compressed on the loop although threads are on."""
+    _native()
+    offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["s"], 10, 100, 150)
+    assert offloaded == 0
+    await _read_back(kafka_bootstrap_servers, ds, sent)
+
+
+async def test_several_streams_of_large_packets_share_the_thread(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """Lanes busy side by side: a batch goes to the thread while it is idle (the loop frames
+    and compresses the others meanwhile)."""
+    _native()
+    offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["a", "b", "c", "d"], 10, 100, 150)
+    assert offloaded > 0
+    await _read_back(kafka_bootstrap_servers, ds, sent)
+
+
+async def test_one_stream_of_small_packets_offloads(kafka_bootstrap_servers: str) -> None:
+    """Many small packets per batch keep the loop busy writing while the thread compresses."""
+    _native()
+    offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["s"], 3, 3, 6000)
+    assert offloaded > 0
+    await _read_back(kafka_bootstrap_servers, ds, sent)
+
+
+async def test_worth_offloading_decides_by_lanes_packets_and_a_busy_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rule itself: not while the thread is busy; a batch of many packets; a batch of few
+    only when another lane has a batch in flight."""
+    from aiowriter._writing import drain as _drain
+
+    drainer = _drain.Drainer(
+        object(),
+        object(),
+        delivery_timeout=1.0,
+        linger=0.0,
+        max_batch_bytes=BATCH,
+        retire=lambda lane, exc: None,
+    )
+
+    class Flight:
+        def __init__(self, lane: object) -> None:
+            self.lane = lane
+
+    mine, other = object(), object()
+    busy = False
+    monkeypatch.setattr(_drain, "offload_busy", lambda: busy)
+    few, many = _drain.OFFLOAD_MIN_PACKETS - 1, _drain.OFFLOAD_MIN_PACKETS
+    assert drainer.worth_offloading(mine, many)  # type: ignore[arg-type]
+    assert not drainer.worth_offloading(mine, few)  # type: ignore[arg-type]
+    drainer.in_flight = {Flight(mine)}  # type: ignore[arg-type]
+    assert not drainer.worth_offloading(mine, few)  # type: ignore[arg-type]
+    drainer.in_flight.add(Flight(other))  # type: ignore[arg-type]
+    assert drainer.worth_offloading(mine, few)  # type: ignore[arg-type]
+    busy = True
+    assert not drainer.worth_offloading(mine, many)  # type: ignore[arg-type]
+    assert not drainer.worth_offloading(mine, few)  # type: ignore[arg-type]
