@@ -39,7 +39,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 STREAMS = ["s0", "s1"]
 BURST = 400  # per stream, written flat out: full 128 KB batches, compressed in threads
-SMALL_BURST = 4000  # ~300 B packets, one stream
 TRICKLE = 20  # per stream, one at a time: small batches, compressed inline by aiokafka
 
 
@@ -53,10 +52,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         cluster.stop()
 
 
-def _packet(stream: int, seq: int, samples: int = 40) -> EncodedPacket:
-    """A well-formed PeriodicData packet (~3.3 KB; 10 columns of ``samples``) naming its stream
-    and sequence in start_time; compressible (zstd pays), but different in every packet."""
-    columns = [[float((seq + j * k) % 97) for j in range(samples)] for k in range(10)]
+def _packet(stream: int, seq: int) -> EncodedPacket:
+    """A well-formed PeriodicData packet (~3.3 KB) naming its stream and sequence in start_time;
+    compressible (zstd pays), but different in every packet."""
+    columns = [[float((seq + j * k) % 97) for j in range(40)] for k in range(10)]
     return packets.periodic_data(1, stream * 10**9 + seq + 1, 100, columns)
 
 
@@ -218,24 +217,26 @@ def test_offloaded_batches_on_uvloop(broker: tuple[str, Path]) -> None:
     servers, _ = broker
     ds = f"integrity-uv-{uuid.uuid4().hex[:8]}"
 
-    async def write_and_read() -> tuple[int, list[tuple[int, int]]]:
+    async def write_and_read() -> tuple[int, list[list[tuple[int, int]]]]:
         config = StreamingConfig(
             bootstrap_servers=servers, producer=ProducerSettings(compress_in_threads=True)
         )
         async with PacketWriter(config) as writer:
-            await writer.ensure_topics(ds, ["s0"])
-            # Small packets (~300 B), many per batch: one stream's batches are offloaded
-            # (Drainer.worth_offloading).
-            for seq in range(SMALL_BURST):
-                packet = _packet(0, seq, samples=3)
-                (await writer.write_data(ds, "s0", "k", packet)).unwrap()
+            await writer.ensure_topics(ds, STREAMS)
+            # Two streams side by side: batches of both lanes in flight at once, so they go
+            # to the thread (Drainer.worth_offloading).
+            for seq in range(BURST):
+                for index, stream in enumerate(STREAMS):
+                    (await writer.write_data(ds, stream, "k", _packet(index, seq))).unwrap()
             assert (await writer.flush(timeout=60)).success
             offloaded = writer._drainer.offloaded
-        topic = f"{ds}.s0"  # TopicBased: one topic per stream
-        records = await read_partition(servers, topic, 0)
-        return offloaded, [_identity(r.value) for r in records]
+        got = []
+        for stream in STREAMS:  # TopicBased: one topic per stream
+            records = await read_partition(servers, f"{ds}.{stream}", 0)
+            got.append([_identity(r.value) for r in records])
+        return offloaded, got
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         offloaded, got = runner.run(write_and_read())
     assert offloaded > 0
-    assert got == [(0, seq) for seq in range(SMALL_BURST)]
+    assert got == [[(index, seq) for seq in range(BURST)] for index in range(len(STREAMS))]

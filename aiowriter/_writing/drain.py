@@ -44,11 +44,6 @@ __all__ = ["Drainer"]
 
 log = logging.getLogger("aiowriter.writer")
 
-#: A batch of at least this many packets is worth compressing off the loop even when its lane
-#: is the only one busy (Drainer.worth_offloading): writing them keeps the loop busy meanwhile.
-#: 3x3 packets fill a 32 KB batch with ~170, 10x100 packets a 128 KB one with 10.
-OFFLOAD_MIN_PACKETS = 64
-
 #: Seconds of each event-loop iteration that building batches (framing, compressing) may take,
 #: shared by every lane of a writer; one batch may overrun it. Measured (10x100 packets, 16
 #: streams, flat out): event-loop lag p99 22 ms without a slice, 11-13 ms at 2 ms, 9 ms at 1 ms.
@@ -319,7 +314,7 @@ class Drainer:
                 if (
                     self.offload_codec is not None
                     and min(lane.bytes, self.batch_size) >= self.offload_min_bytes
-                    and self.worth_offloading(lane, count)
+                    and self.worth_offloading(lane)
                 ):
                     # None where this loop cannot watch the thread's pipe: then on the loop.
                     compressing = compress_off_loop(buffer, BATCH_HEADER, ZSTD_LEVEL)
@@ -370,20 +365,21 @@ class Drainer:
             self.health.failed(failure)
             self._warn("%d packet(s) of %s failed: %s", count, _name(lane), failure)
 
-    def worth_offloading(self, lane: Lane, count: int) -> bool:
-        """Whether a large batch of ``count`` packets is compressed off the loop.
+    def worth_offloading(self, lane: Lane) -> bool:
+        """Whether a large batch is compressed by the native thread rather than the loop.
 
-        Only while the loop has other work to do meanwhile: other lanes' batches, or the
-        writes of many small packets (``OFFLOAD_MIN_PACKETS``) that fill this lane. One lane
-        of large packets (13 KB) leaves the loop idle while its batch compresses, and the
-        thread's libzstd compressed slower than cramjam does on the loop: measured
-        (interleaved runs, 10x100 on one stream), 0.62x of librdkafka offloaded against 0.87x
-        on the loop. And only while the thread is idle: a batch that would queue behind another
-        is compressed by the loop, so loop and thread share the work."""
+        Only while another lane has a batch in flight (the loop then frames and compresses
+        that lane's next batch meanwhile) and only while the thread is idle (a batch that
+        would queue behind another is compressed by the loop: loop and thread share the work
+        instead of queueing behind one thread). One busy lane gains nothing to measure: its
+        next batch waits for this one anyway, and this system's libzstd compressed 10-40%
+        slower than cramjam does on the loop. Measured, interleaved runs, ratio to the peer:
+        10x100 on one stream offloaded 0.62x of librdkafka against 0.87x on the loop; 3x3 on
+        one stream, offloaded when a batch held 64 packets or more, four series gave medians
+        0.92 / 0.72 / 0.84 / 0.65x of raw aiokafka against 0.80 / 0.85 / 0.78 / 0.73x, at more
+        CPU. On 4 and 16 streams the thread won (see ``ProducerSettings.compress_in_threads``)."""
         if offload_busy():
             return False
-        if count >= OFFLOAD_MIN_PACKETS:
-            return True
         return any(flight.lane is not lane for flight in self.in_flight)
 
     async def submit(self, batch: Any, route: Route) -> Any:
