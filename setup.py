@@ -1,11 +1,13 @@
 """Build hook for the optional C extensions; all metadata is in pyproject.toml.
 
-Three small optional C extensions, each beside the Python it speeds up:
+Four small optional C extensions, each beside the Python it speeds up:
 ``aiowriter._writing._accel`` (``write_data``'s accepting fast path and the drain's record
-framing), ``aiowriter._encoding._accel`` (sample lists of doubles) and ``aiowriter._kafka._crc``
-(record batch CRCs with the CPU's crc32 instruction). ``optional=True``: where they cannot
-be compiled (no C compiler), the install still succeeds and their Python twins run
-(``aiowriter._writing.accel.ACCELERATED`` says which; see ``aiowriter/_native.py``).
+framing), ``aiowriter._encoding._accel`` (sample lists of doubles), ``aiowriter._kafka._crc``
+(record batch CRCs with the CPU's crc32 instruction) and ``aiowriter._kafka._zstd_thread``
+(zstd in a native thread; it loads the system's libzstd at run time, so nothing more is
+needed to build it). ``optional=True``: where they cannot be compiled (no C compiler), the
+install still succeeds and their Python twins run, or batches are compressed on the event
+loop (``aiowriter._writing.accel.ACCELERATED`` says which; see ``aiowriter/_native.py``).
 """
 
 from setuptools import Extension, setup

@@ -1,8 +1,9 @@
 """Whether aiowriter uses its optional C extensions (``_writing/_accel``, ``_encoding/_accel``,
-``_kafka/_crc``).
+``_kafka/_crc``, ``_kafka/_zstd_thread``).
 
 They are built at install time where a C compiler is (setup.py); each has a Python twin that
-gives the same results. ``AIOWRITER_PURE_PYTHON=1`` (read once, at import) uses the twins
+gives the same results (the compression thread's twin is the event loop compressing the batch
+itself). ``AIOWRITER_PURE_PYTHON=1`` (read once, at import) uses the twins
 anyway: to rule the C code out when diagnosing, or to measure what it saves.
 """
 

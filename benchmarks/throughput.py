@@ -889,6 +889,22 @@ def _c_extensions() -> str:
     return "not in use: the Python twins run (no C compiler, or AIOWRITER_PURE_PYTHON=1)"
 
 
+def _compression_thread() -> str:
+    """Where aiowriter compresses its zstd batches in this run (its default settings)."""
+    from aiowriter._kafka import offload
+
+    if offload.native_compressor is None:
+        return "on the event loop only (no native thread: no C extension or no libzstd)"
+    from aiowriter._kafka import _zstd_thread  # type: ignore[attr-defined]
+
+    v = _zstd_thread.zstd_version()
+    version = f"{v // 10000}.{v // 100 % 100}.{v % 100}"
+    return (
+        f"event loop and a native thread (libzstd {version}) for batches of 32 KB+ while "
+        "the thread is idle and another stream has a batch in flight"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.worker:
@@ -924,6 +940,7 @@ def main(argv: list[str] | None = None) -> int:
         "check_content": not args.no_content_check,
         "broker_log_dir": _broker_dir_kind(args),
         "aiowriter_c_extensions": _c_extensions(),
+        "aiowriter_compression": _compression_thread(),
         "flat_out": {
             "skipped": args.skip_throughput,
             "shapes": ["x".join(map(str, sh)) for sh in args.shape_list],
