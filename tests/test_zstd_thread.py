@@ -10,7 +10,6 @@ import os
 import uuid
 import weakref
 from types import ModuleType
-from typing import Any
 
 import cramjam
 import pytest
@@ -275,17 +274,20 @@ def test_a_forks_child_starts_its_own_compressor() -> None:
         loop.close()
 
 
-def test_without_the_native_thread_offloading_uses_the_worker(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_without_the_native_thread_every_batch_is_compressed_on_the_loop(
+    kafka_bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No extension, no libzstd or AIOWRITER_PURE_PYTHON: compress_off_loop says None and the
-    drain runs the whole step in the worker thread (cramjam)."""
+    """No extension, no libzstd or AIOWRITER_PURE_PYTHON: compress_off_loop says None, the
+    drain offloads nothing although threads are on and streams are busy side by side, and every
+    packet still lands."""
+    from aiowriter._writing import drain as _drain
+
     monkeypatch.setattr(offload, "native_compressor", None)
-
-    async def go() -> Any:
-        return offload.compress_off_loop(bytearray(100), 0, ZSTD_LEVEL)
-
-    assert asyncio.run(go()) is None
+    monkeypatch.setattr(_drain, "native_compressor", None)
+    assert offload.compress_off_loop(bytearray(100), 0, ZSTD_LEVEL) is None
+    offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["a", "b", "c", "d"], 10, 100, 60)
+    assert offloaded == 0
+    await _read_back(kafka_bootstrap_servers, ds, sent)
 
 
 def test_a_busy_thread_is_told_apart_from_an_idle_one() -> None:
