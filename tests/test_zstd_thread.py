@@ -59,7 +59,7 @@ def _threads() -> int:
 
 async def _compressed(buffer: bytearray, offset: int = BATCH_HEADER) -> bytearray:
     _native()
-    fut = offload.compress_off_loop(buffer, offset, ZSTD_LEVEL)
+    fut = offload.compress_off_loop(buffer, offset)
     assert fut is not None
     return await fut
 
@@ -114,7 +114,7 @@ async def test_one_thread_per_loop_results_in_order_and_in_bursts() -> None:
     _native()
     payloads = [bytearray(8) + bytearray(os.urandom(200) * (i + 1)) for i in range(40)]
     before = _threads()
-    futures = [offload.compress_off_loop(p, 8, ZSTD_LEVEL) for p in payloads]
+    futures = [offload.compress_off_loop(p, 8) for p in payloads]
     assert _threads() == before + 1  # one native thread, whatever the jobs
     done = await asyncio.gather(*futures)  # type: ignore[arg-type]
     for payload, out in zip(payloads, done, strict=True):
@@ -131,7 +131,7 @@ async def test_the_batch_cannot_be_resized_while_the_thread_reads_it() -> None:
     moving the memory under the thread."""
     _native()
     buffer = bytearray(os.urandom(4_000_000))
-    fut = offload.compress_off_loop(buffer, 0, ZSTD_LEVEL)
+    fut = offload.compress_off_loop(buffer, 0)
     assert fut is not None
     with pytest.raises(BufferError):
         buffer += b"more"
@@ -145,7 +145,7 @@ async def test_the_loop_runs_while_the_thread_compresses() -> None:
     the pipe says so: nothing is called from the thread."""
     _native()
     buffer = bytearray(os.urandom(2_000_000))
-    fut = offload.compress_off_loop(buffer, 0, ZSTD_LEVEL)
+    fut = offload.compress_off_loop(buffer, 0)
     assert fut is not None
     spins = 0
     while not fut.done():
@@ -188,7 +188,7 @@ def test_the_native_compressor_refuses_and_closes_cleanly() -> None:
 async def test_ending_fails_the_jobs_not_collected_and_a_new_compressor_follows() -> None:
     _native()
     loop = asyncio.get_running_loop()
-    fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0, ZSTD_LEVEL)
+    fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0)
     assert fut is not None
     compressor = offload._compressors[loop]
     compressor.end()
@@ -204,7 +204,7 @@ async def test_ending_fails_the_jobs_not_collected_and_a_new_compressor_follows(
 
 async def test_a_cancelled_waiter_leaves_the_thread_running() -> None:
     _native()
-    fut = offload.compress_off_loop(bytearray(os.urandom(2_000_000)), 0, ZSTD_LEVEL)
+    fut = offload.compress_off_loop(bytearray(os.urandom(2_000_000)), 0)
     assert fut is not None
     fut.cancel()
     out = await _compressed(bytearray(b"after" * 50), 0)
@@ -284,7 +284,7 @@ async def test_without_the_native_thread_every_batch_is_compressed_on_the_loop(
 
     monkeypatch.setattr(offload, "native_compressor", None)
     monkeypatch.setattr(_drain, "native_compressor", None)
-    assert offload.compress_off_loop(bytearray(100), 0, ZSTD_LEVEL) is None
+    assert offload.compress_off_loop(bytearray(100), 0) is None
     offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["a", "b", "c", "d"], 10, 100, 60)
     assert offloaded == 0
     await _read_back(kafka_bootstrap_servers, ds, sent)
@@ -297,7 +297,7 @@ def test_a_busy_thread_is_told_apart_from_an_idle_one() -> None:
 
     async def go() -> tuple[bool, bool, bool]:
         idle = offload.offload_busy()
-        fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0, ZSTD_LEVEL)
+        fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0)
         busy = offload.offload_busy()
         assert fut is not None
         await fut
@@ -343,44 +343,32 @@ async def _read_back(servers: str, ds: str, sent: dict[str, list[bytes]]) -> Non
         assert [Packet.parse(r.value).content for r in records] == contents, stream
 
 
-async def test_one_stream_of_large_packets_compresses_on_the_loop(
+@pytest.mark.parametrize(
+    ("streams", "columns", "samples", "count", "offloads"),
+    [
+        # One busy lane: its next batch waits for this one anyway (measured slower
+        # offloaded), so its batches are compressed on the loop although threads are on;
+        # small packets too (measured no faster).
+        (["s"], 10, 100, 150, False),
+        (["s"], 3, 3, 6000, False),
+        # Lanes busy side by side: a batch goes to the thread while it is idle (the loop
+        # frames and compresses the others meanwhile).
+        (["a", "b", "c", "d"], 10, 100, 150, True),
+        (["a", "b"], 3, 3, 6000, True),
+    ],
+    ids=["one-stream-10x100", "one-stream-3x3", "four-streams-10x100", "two-streams-3x3"],
+)
+async def test_which_streams_share_the_thread(
     kafka_bootstrap_servers: str,
-) -> None:
-    """One busy lane: its next batch waits for this one anyway (measured slower offloaded), so
-    its batches are compressed on the loop although threads are on."""
-    _native()
-    offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["s"], 10, 100, 150)
-    assert offloaded == 0
-    await _read_back(kafka_bootstrap_servers, ds, sent)
-
-
-async def test_several_streams_of_large_packets_share_the_thread(
-    kafka_bootstrap_servers: str,
-) -> None:
-    """Lanes busy side by side: a batch goes to the thread while it is idle (the loop frames
-    and compresses the others meanwhile)."""
-    _native()
-    offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["a", "b", "c", "d"], 10, 100, 150)
-    assert offloaded > 0
-    await _read_back(kafka_bootstrap_servers, ds, sent)
-
-
-async def test_one_stream_of_small_packets_compresses_on_the_loop(
-    kafka_bootstrap_servers: str,
-) -> None:
-    """Small packets too: one busy lane is not worth the thread (measured no faster)."""
-    _native()
-    offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["s"], 3, 3, 6000)
-    assert offloaded == 0
-    await _read_back(kafka_bootstrap_servers, ds, sent)
-
-
-async def test_several_streams_of_small_packets_share_the_thread(
-    kafka_bootstrap_servers: str,
+    streams: list[str],
+    columns: int,
+    samples: int,
+    count: int,
+    offloads: bool,
 ) -> None:
     _native()
-    offloaded, sent, ds = await _write(kafka_bootstrap_servers, ["a", "b"], 3, 3, 6000)
-    assert offloaded > 0
+    offloaded, sent, ds = await _write(kafka_bootstrap_servers, streams, columns, samples, count)
+    assert (offloaded > 0) == offloads
     await _read_back(kafka_bootstrap_servers, ds, sent)
 
 

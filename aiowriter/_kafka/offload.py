@@ -35,6 +35,8 @@ import os
 import weakref
 from typing import Any
 
+from .compression import ZSTD_LEVEL
+
 __all__ = [
     "IDLE_SECONDS",
     "ThreadCompressor",
@@ -53,7 +55,6 @@ class ThreadCompressor:
     def __init__(self, loop: asyncio.AbstractEventLoop, native: Any) -> None:
         self._loop = weakref.ref(loop)
         self._native = native
-        self.level: int = native.level
         self._fd: int = native.fileno()
         # Whether an idle check is scheduled. Not its TimerHandle: that holds the loop, and
         # the registry's value (this) must not keep its key alive.
@@ -151,18 +152,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_compressors.clear)
 
 
-def compress_off_loop(
-    buffer: bytearray, offset: int, level: int
-) -> asyncio.Future[bytearray] | None:
+def compress_off_loop(buffer: bytearray, offset: int) -> asyncio.Future[bytearray] | None:
     """``ThreadCompressor.compress`` on the running loop's compressor (started if need be);
     None where there is no native thread (the caller compresses on the loop)."""
     if native_compressor is None:
         return None
     loop = asyncio.get_running_loop()
     compressor = _compressors.get(loop)
-    if compressor is None or compressor.ended or compressor.level != level:
+    if compressor is None or compressor.ended:
         try:
-            compressor = ThreadCompressor(loop, native_compressor(level))
+            compressor = ThreadCompressor(loop, native_compressor(ZSTD_LEVEL))
         except NotImplementedError:  # a loop without add_reader (Windows' proactor)
             return None
         _compressors[loop] = compressor

@@ -27,7 +27,6 @@ from .._kafka.compression import (
     BATCH_HEADER,
     CODEC_ZSTD,
     OFFLOAD_MIN_BYTES,
-    ZSTD_LEVEL,
     build_prepared,
     finish_batch,
     new_builder,
@@ -317,7 +316,7 @@ class Drainer:
                     and self.worth_offloading(lane)
                 ):
                     # None where this loop cannot watch the thread's pipe: then on the loop.
-                    compressing = compress_off_loop(buffer, BATCH_HEADER, ZSTD_LEVEL)
+                    compressing = compress_off_loop(buffer, BATCH_HEADER)
                 builder = finish_batch(buffer, *finish) if compressing is None else None
             else:
                 # aiokafka's own record builder (C).
