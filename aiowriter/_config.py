@@ -104,7 +104,8 @@ class ProducerSettings:
     compression: Compression = "zstd"
     linger_ms: int = attrs.field(default=5, validator=_int_in("linger_ms", 0))
     """How long a partition's batch may wait for more records (ms) before it is sent; must be
-    shorter than ``delivery_timeout``."""
+    shorter than ``delivery_timeout``. ``flush()``, ``settle()`` and closing send at once,
+    as Kafka's own flush does."""
     max_batch_bytes: int = attrs.field(default=128 * 1024, validator=_int_in("max_batch_bytes", 1))
     """Upper bound of one record batch sent to one partition."""
     max_request_size: int = attrs.field(

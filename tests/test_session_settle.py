@@ -3,7 +3,8 @@
 Linger of 2 s (with a longer delivery timeout), many streams, essential packets, a stream first
 written right before the end, and no await of any delivery before ``end_session``: an
 independent reader then finds every record of the session inside its snapshots. Without the
-settle, the lingering batches land after the ``EndOfSession`` snapshot.
+settle, the lingering batches land after the ``EndOfSession`` snapshot. ``flush()`` shares the
+settling (lingering batches leave at once).
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ import uuid
 import pytest
 from _session_check import outside, session_records
 
-from aiowriter import ProducerSettings, StreamCreationStrategy, StreamingConfig, packets
+from aiowriter import (
+    PacketWriter,
+    ProducerSettings,
+    StreamCreationStrategy,
+    StreamingConfig,
+    packets,
+)
 from aiowriter._sessions import SessionManager
 
 pytestmark = pytest.mark.kafka
@@ -89,3 +96,29 @@ async def test_settle_reports_what_is_still_pending(kafka_bootstrap_servers: str
         assert done.data == 0
         # Another data source is not waited for, nor counted.
         assert (await w.settle("t_settle_unrelated", timeout=0)).success
+
+
+async def test_flush_sends_lingering_batches_at_once(kafka_bootstrap_servers: str) -> None:
+    """``flush()`` does not wait out ``linger_ms`` (10 minutes here): like Kafka's flush and
+    ``settle()``, it sends what is queued now. Before, it waited for the linger to end."""
+    producer = ProducerSettings(linger_ms=600_000, delivery_timeout=900.0)
+    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers, producer=producer)
+    ds = f"t_flush_{uuid.uuid4().hex[:10]}"
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, ["a", "b"])
+        key = str(uuid.uuid4())
+        deliveries = [
+            (await w.write_data(ds, stream, key, packets.marker(i))).unwrap()
+            for i in range(3)
+            for stream in ("a", "b")
+        ]
+        early = await w.flush(timeout=0)
+        assert not early.success
+        assert early.data == len(deliveries)
+        assert early.message == f"{len(deliveries)} packet(s) still pending after 0 s"
+        assert str(early.error) == f"flush timed out with {len(deliveries)} packet(s) pending"
+        done = await w.flush(timeout=30)
+        assert done.success, done.message
+        assert done.data == 0
+        assert all(d.done() and d.exception() is None for d in deliveries)
+        assert w.statistics().acked_packets == len(deliveries)

@@ -19,7 +19,7 @@ from .._names import SESSION_INFO_TOPIC
 from .._result import ApiResult
 from .lanes import Lane
 
-__all__ = ["SettleMixin", "hurry"]
+__all__ = ["SettleMixin", "hurry", "settle_lanes"]
 
 #: Seconds between two wake-ups of lingering lanes while settling (each sends one batch).
 _HURRY_EVERY = 0.005
@@ -44,7 +44,7 @@ class SettleMixin:
         """Settle the session's ``SessionInfo`` lane only, sending at once: a session operation
         waits for its own record, and lingering would only add latency to it."""
         lanes = self._settle_lanes(None, session_key)
-        return await _settle(lanes, f"the SessionInfo lane of {session_key!r}", timeout)
+        return await settle_lanes(lanes, timeout, f"the SessionInfo lane of {session_key!r}")
 
     def _streams_of(self, data_source: str) -> list[str]:
         """The streams of ``data_source`` this writer has written (their topics exist)."""
@@ -78,10 +78,12 @@ class SettleMixin:
         if session_key is not None and not isinstance(session_key, str):
             raise InvalidInputError(f"session_key must be a str, got {type(session_key).__name__}")
         lanes = self._settle_lanes(data_source, session_key)
-        return await _settle(lanes, repr(data_source), timeout)
+        return await settle_lanes(lanes, timeout, repr(data_source))
 
 
-async def _settle(lanes: list[Lane], what: str, timeout: float) -> ApiResult[int]:
+async def settle_lanes(lanes: list[Lane], timeout: float, what: str = "") -> ApiResult[int]:
+    """Wait until the last accepted packet of each of ``lanes`` settled, sending lingering
+    batches at once; ``what`` names the lanes in the messages (none: ``flush()``'s)."""
     pending = [lane.last for lane in lanes if lane.last is not None and not lane.last.done()]
     if pending:
         waiter = asyncio.ensure_future(asyncio.gather(*(_settled(d) for d in pending)))
@@ -93,11 +95,12 @@ async def _settle(lanes: list[Lane], what: str, timeout: float) -> ApiResult[int
                     await asyncio.wait({waiter}, timeout=_HURRY_EVERY)
         except TimeoutError:
             left = sum(len(lane.entries) + lane.in_flight for lane in lanes)
+            of, action = (f" of {what}", f"settling {what}") if what else ("", "flush")
             return ApiResult(
                 False,
-                f"{left} packet(s) of {what} still pending after {timeout:g} s",
+                f"{left} packet(s){of} still pending after {timeout:g} s",
                 left,
-                DeliveryTimeoutError(f"settling {what} timed out with {left} packet(s) pending"),
+                DeliveryTimeoutError(f"{action} timed out with {left} packet(s) pending"),
             )
         finally:
             waiter.cancel()  # only the waiting stops; the packets go on (cancelled or timed out)

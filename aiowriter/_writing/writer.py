@@ -9,7 +9,6 @@ into record batches for aiokafka's batch API, so the per-packet cost is an appen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import itertools
 import logging
@@ -25,7 +24,6 @@ from .._exceptions import (
     AiowriterError,
     BufferFullError,
     DeliveryError,
-    DeliveryTimeoutError,
     InvalidInputError,
     WriterClosedError,
 )
@@ -49,11 +47,11 @@ from .accel import (
 )
 from .acceptance import _RECORD_OVERHEAD, AcceptMixin
 from .admission import _SLICE, AdmitMixin
-from .delivery import Deliveries, Delivery, WriteResult
+from .delivery import Deliveries, WriteResult
 from .drain import Drainer
 from .info_type import InfoType
 from .lanes import KEY, SIZE, Budget, Entry, Lane
-from .settle import SettleMixin
+from .settle import SettleMixin, settle_lanes
 from .stopping import StopMixin
 
 __all__ = ["InfoType", "PacketWriter"]
@@ -445,22 +443,8 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         """
         timeout = check_deadline(timeout, "flush(timeout)")
         check_loop(self._loop, "flush()")
-        lasts = [lane.last for lane in self._all_lanes() if lane.last is not None]
-        pending = [d for d in lasts if not d.done()]
-        if pending:
-            waiter = asyncio.gather(*(_settle(d) for d in pending))
-            try:
-                async with asyncio.timeout(timeout):
-                    await waiter
-            except TimeoutError:
-                left = sum(len(lane.entries) + lane.in_flight for lane in self._all_lanes())
-                return ApiResult(
-                    False,
-                    f"{left} packet(s) still pending after {timeout} s",
-                    left,
-                    DeliveryTimeoutError(f"flush timed out with {left} packet(s) pending"),
-                )
-        return ApiResult.ok(0, "all packets settled")
+        # As Kafka's flush(): what is queued is sent now, not after linger_ms.
+        return await settle_lanes(self._all_lanes(), timeout)
 
     async def ensure_topics(self, data_source: str, streams: Iterable[str] = ("",)) -> None:
         """Create/check the topics of ``data_source`` and ``streams`` now, not on first write."""
@@ -584,11 +568,6 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
 
     def _all_lanes(self) -> list[Lane]:
         return [*self._lanes.values(), *self._info_lanes.values()]
-
-
-async def _settle(delivery: Delivery) -> None:
-    with contextlib.suppress(AiowriterError):
-        await delivery
 
 
 bind_writer(PacketWriter)
