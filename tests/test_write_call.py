@@ -32,6 +32,7 @@ from aiowriter import (
     PacketWriter,
     QueueLimits,
     StreamingConfig,
+    WriterClosedError,
     WriteResult,
 )
 from aiowriter._writing.writer import PacketWriter as _Writer
@@ -216,6 +217,146 @@ async def test_a_declined_write_cancelled_while_it_waits_queues_nothing(
         assert w.statistics().acked_packets == 0
         # The stream works afterwards.
         assert (await (await w.write_data(ds, "", KEY, _packet(3))).unwrap()).offset == 0
+
+
+# -- the end of a turn, handled by the awaitable itself --------------------------------------------
+def _end_turn(w: PacketWriter) -> None:
+    """The running task's turn is over and the loop has not come round since it began."""
+    w._turn_ends = 0.0
+    w._turn_pass = w._passes
+
+
+def _handing_over(w: PacketWriter, ds: str, i: int) -> Any:
+    """A call at its turn's end, driven up to its yield (it handed the loop over)."""
+    _end_turn(w)
+    call = w.write_data(ds, "", KEY, _packet(i))
+    assert call.send(None) is None
+    return call
+
+
+async def test_at_a_turns_end_the_call_yields_once_then_queues_on_the_fast_path(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """The fast path declines only because the turn is over: the awaitable itself yields to
+    the loop once (a bare yield, as ``asyncio.sleep(0)``), starts a new turn and queues on the
+    fast path; no Python coroutine is made (before, _write_declined, _hand_over and
+    asyncio.sleep did this)."""
+    async with _writer_on(kafka_bootstrap_servers) as (w, ds):
+        await (await w.write_data(ds, "", KEY, _packet(0))).unwrap()  # the fast path's lane
+        taken = w._turns_taken
+        call = _handing_over(w, ds, 1)
+        assert "handing the loop over" in repr(call)
+        assert call.cr_await is None  # a bare yield: it waits on nothing
+        assert w._turns_taken == taken + 1
+        assert w.statistics().queued_packets == 0  # nothing queued before it resumes
+        with pytest.raises(StopIteration) as stop:
+            call.send(None)
+        delivery = stop.value.value
+        assert "finished" in repr(call)
+        assert w._turn_ends > asyncio.get_running_loop().time()  # a new turn
+        assert (await delivery.unwrap()).offset == 1
+        # Awaited by a task: the same, with the loop running other tasks in between.
+        _end_turn(w)
+        ran = []
+
+        async def other() -> None:
+            ran.append(len(ran))
+
+        task = asyncio.ensure_future(other())
+        delivery = await w.write_data(ds, "", KEY, _packet(2))
+        assert ran == [0]  # the other task ran while it yielded
+        assert task.done()
+        assert (await delivery.unwrap()).offset == 2
+
+
+async def test_at_a_turns_end_with_the_loop_come_round_it_does_not_yield(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """If the loop came round since the turn began (the writer was idle), the other tasks had
+    their go: a new turn starts at once and the call returns without suspending."""
+    async with _writer_on(kafka_bootstrap_servers) as (w, ds):
+        await (await w.write_data(ds, "", KEY, _packet(0))).unwrap()
+        w._turn_ends = 0.0
+        w._turn_pass = w._passes - 1
+        call = w.write_data(ds, "", KEY, _packet(1))
+        with pytest.raises(StopIteration) as stop:
+            call.send(None)
+        assert (await stop.value.value.unwrap()).offset == 1
+
+
+async def test_cancelled_or_closed_while_handing_over_queues_nothing(
+    kafka_bootstrap_servers: str,
+) -> None:
+    async with _writer_on(kafka_bootstrap_servers) as (w, ds):
+        await (await w.write_data(ds, "", KEY, _packet(0))).unwrap()
+        call = _handing_over(w, ds, 1)
+        with pytest.raises(asyncio.CancelledError):
+            call.throw(asyncio.CancelledError())
+        assert "finished" in repr(call)
+        other = _handing_over(w, ds, 2)
+        other.close()
+        with pytest.raises(RuntimeError, match="already awaited"):
+            other.send(None)
+        # A task cancelled while it hands over.
+        _end_turn(w)
+        task = asyncio.ensure_future(w.write_data(ds, "", KEY, _packet(3)))
+        await asyncio.sleep(0)  # it ran up to its yield
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await w.flush(timeout=30)).success
+        assert w.statistics().acked_packets == 1  # only the first
+        w._start_turn()
+        assert (await (await w.write_data(ds, "", KEY, _packet(4))).unwrap()).offset == 1
+
+
+async def test_a_writer_stopped_while_a_call_hands_over_refuses_the_packet(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """As _hand_over: resumed on a stopped writer, the call raises WriterClosedError."""
+    async with _writer_on(kafka_bootstrap_servers) as (w, ds):
+        await (await w.write_data(ds, "", KEY, _packet(0))).unwrap()
+        call = _handing_over(w, ds, 1)
+        await w.stop(timeout=10)
+        with pytest.raises(WriterClosedError):
+            call.send(None)
+        assert "finished" in repr(call)
+        assert w.statistics().acked_packets == 1
+
+
+async def test_busy_writer_tasks_take_turns_through_the_awaitable(
+    kafka_bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four tasks writing flat out, each its own stream: they hand the loop over at their
+    turns' ends through the awaitable (counted), and every packet lands once, in order."""
+    calls = {"over": 0, "resumed": 0}
+    turn_over, turn_resumed = _Writer._turn_over, _Writer._turn_resumed
+
+    def counted_over(self: Any) -> bool:
+        calls["over"] += 1
+        return turn_over(self)
+
+    def counted_resumed(self: Any) -> None:
+        calls["resumed"] += 1
+        turn_resumed(self)
+
+    monkeypatch.setattr(_Writer, "_turn_over", counted_over)
+    monkeypatch.setattr(_Writer, "_turn_resumed", counted_resumed)
+    streams = ["a", "b", "c", "d"]
+    async with _writer_on(kafka_bootstrap_servers) as (w, ds):
+        await w.ensure_topics(ds, streams)
+        for st in streams:
+            await (await w.write_data(ds, st, KEY, _packet(0))).unwrap()
+
+        async def flat_out(stream: str) -> list[Any]:
+            return [await w.write_data(ds, stream, KEY, _packet(i)) for i in range(1, 3001)]
+
+        results = await asyncio.gather(*(flat_out(st) for st in streams))
+        assert calls["resumed"] > 0  # turns ended, and the awaitable handed over
+        assert calls["over"] >= calls["resumed"]
+        for written in results:
+            reports = [await d.unwrap() for d in written]
+            assert [r.offset for r in reports] == list(range(1, 3001))
 
 
 # -- the coroutine protocol, against the Python coroutine as the oracle ---------------------------
