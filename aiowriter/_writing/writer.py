@@ -438,6 +438,7 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
     async def flush(self, timeout: float = 30.0) -> ApiResult[int]:
         """Wait until every packet accepted so far is acknowledged or failed.
 
+        Batches still lingering (``linger_ms``) are sent at once, as Kafka's ``flush()`` does.
         ``data`` is the number of those packets still pending when ``timeout`` passed (0 on
         success). ``timeout``: finite seconds >= 0.
         """
