@@ -720,7 +720,7 @@ static PyObject *mark_forked(PyObject *module, PyObject *unused) {
  * the lane's remembered layout or a builder's packet (encoded_write). None as soon as any of
  * that does not hold: the caller then takes the Python path, which decides everything again. The Python glue around remembered() and offer()
  * (attribute loads, the lane lookup, the checks) was ~0.6 us of write_data's ~1.2 us. */
-static PyObject *write_impl(PyObject *const *args, Py_ssize_t nargs, int *turn_over) {
+PyObject *aiowriter_write(PyObject *const *args, Py_ssize_t nargs, int *turn_over) {
     if (nargs != 5 && nargs != 6) {
         PyErr_SetString(PyExc_TypeError,
                         "write(writer, data_source, stream, session_key, packet[, any_turn])");
@@ -818,15 +818,7 @@ out:
 }
 
 static PyObject *write_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    return write_impl(args, nargs, NULL);
-}
-
-PyObject *aiowriter_write(PyObject *const *args, Py_ssize_t nargs) {
-    return write_impl(args, nargs, NULL);
-}
-
-PyObject *aiowriter_write_turn(PyObject *const *args, Py_ssize_t nargs, int *turn_over) {
-    return write_impl(args, nargs, turn_over);
+    return aiowriter_write(args, nargs, NULL);
 }
 
 /* The arguments of the *_run functions: a lane, a list, start <= stop <= its length, and the

@@ -74,7 +74,7 @@ static int writer_says(WriteCall *self, PyObject *name) {
  * an error set), 0 when it declined. With turn_over non-NULL, that is set to 1 when it
  * declined only because the turn is over. */
 static int fast_path(WriteCall *self, int *turn_over, PyObject **result) {
-    PyObject *delivery = aiowriter_write_turn(self->args, 5, turn_over);
+    PyObject *delivery = aiowriter_write(self->args, 5, turn_over);
     if (delivery == NULL || delivery != Py_None) {
         *result = delivery;
         return 1;
