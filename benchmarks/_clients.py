@@ -49,6 +49,45 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+class ThreadCpu:
+    """CPU seconds of each of this process's threads over a span, by thread name (Linux
+    ``/proc/self/task``; empty elsewhere). Which thread is busiest, and how busy, tells a client
+    bound by one thread (an event loop doing everything; librdkafka's broker thread) from one
+    that waits. A thread that ends within the span is missed (its CPU stays in ``cpu_s``)."""
+
+    def __init__(self) -> None:
+        self.start = _threads_cpu()
+
+    def stop(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for tid, (name, cpu) in _threads_cpu().items():
+            spent = cpu - self.start.get(tid, (name, 0.0))[1]
+            if spent > 0:
+                out[name] = round(out.get(name, 0.0) + spent, 3)
+        return out
+
+
+def _threads_cpu() -> dict[str, tuple[str, float]]:
+    """``{thread id: (name, CPU seconds so far)}``; the main thread is named ``main``. From
+    ``schedstat`` (nanoseconds on the CPU), not ``stat``'s 10 ms ticks: short runs count too."""
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return {}
+    pid = str(os.getpid())
+    out = {}
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                on_cpu_ns = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):  # ended meanwhile, or no schedstat
+            continue
+        out[tid] = ("main" if tid == pid else name, on_cpu_ns / 1e9)
+    return out
+
+
 # -- inputs ------------------------------------------------------------------------------------
 def pool_size(columns: int, samples: int, minimum: int, batch_bytes: int) -> int:
     """Distinct packets to cycle through: ``minimum``, and at least two full batches' worth.
@@ -502,6 +541,7 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
     clock = time.perf_counter
     produce, poll = producer.produce, producer.poll
     collections = GcCount().start()
+    threads = ThreadCpu()
     cpu_start = time.process_time()
     t_start = clock()
     for i in range(spec["packets"]):
@@ -527,6 +567,7 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
     left = producer.flush(300)
     t_acked = clock()
     cpu_s = time.process_time() - cpu_start
+    threads_cpu = threads.stop()
     collections.stop()
     if left:
         raise RuntimeError(f"{left} message(s) not delivered after flush")
@@ -541,6 +582,7 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
         base,
         cpu_s,
         collections.counts,
+        threads_cpu,
     )
 
 
@@ -575,6 +617,7 @@ async def _measure(
     del ticker.lags[:]  # only the writing phase counts
     clock = time.perf_counter
     collections = GcCount().start()
+    threads = ThreadCpu()
     cpu_start = time.process_time()
     t_start = clock()
     await asyncio.gather(*writers())
@@ -582,6 +625,7 @@ async def _measure(
     await flush()
     t_acked = clock()
     cpu_s = time.process_time() - cpu_start
+    threads_cpu = threads.stop()
     collections.stop()
     lag = await ticker.stop()
     acked, failed = counts()
@@ -596,6 +640,7 @@ async def _measure(
         base,
         cpu_s,
         collections.counts,
+        threads_cpu,
     )
 
 
@@ -610,6 +655,7 @@ def _result(
     base_rss: float,
     cpu_s: float | None = None,
     collections: list[int] | None = None,
+    threads_cpu: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     # cpu_s: process CPU time (every thread: the event loop, compression workers, librdkafka's
     # threads) from the first write to the last acknowledgement, as ``time.process_time``.
@@ -623,6 +669,8 @@ def _result(
         "enqueue_s": enqueue_s,
         "ack_s": ack_s,
         "cpu_s": cpu_s,
+        # the same span's CPU seconds per thread name (ThreadCpu)
+        "threads_cpu_s": threads_cpu,
         # the collector's passes per generation (young, middle, full) over the same span
         "gc_collections": collections,
         "latency": latency_summary(lat),

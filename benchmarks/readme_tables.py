@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,33 +72,55 @@ def flat_out(result: dict[str, Any]) -> str:
             )
         lines.append(f"| {_name(shape)} | {streams} | " + " | ".join(cells + ratios) + " |")
         cpu_lines.append(f"| {_name(shape)} | {streams} | " + " | ".join(cpu_cells) + " |")
+
+    def busiest(s: dict[str, Any]) -> str:
+        share = s.get("busiest_thread_share")
+        return "-" if share is None else f"{share:.2f} {s['busiest_thread']}"
+
+    def lag(s: dict[str, Any]) -> str:
+        lag, full = s.get("loop_lag_p99_ms"), s.get("gc_full_collections")
+        if lag is None:
+            return "-"
+        return f"{lag:.1f} / " + ("-" if full is None else f"{full:.0f}")
+
+    busy_lines = _per_client(result["summary"], by, CLIENTS, busiest)
     loop_clients = [c for c in CLIENTS if c != "ck-producer"]  # no event loop to lag
-    lag_lines = [
-        "| packet | streams | " + " | ".join(loop_clients) + " |",
-        "|---" * (len(loop_clients) + 2) + "|",
-    ]
-    for shape, streams in _cases(result["summary"]):
-        cells = []
-        for client in loop_clients:
-            s = by.get((shape, streams, client))
-            lag, full = (
-                (s.get("loop_lag_p99_ms"), s.get("gc_full_collections")) if s else (None, None)
-            )
-            if lag is None:
-                cells.append("-")
-            else:
-                cells.append(f"{lag:.1f} / " + ("-" if full is None else f"{full:.0f}"))
-        lag_lines.append(f"| {_name(shape)} | {streams} | " + " | ".join(cells) + " |")
+    lag_lines = _per_client(result["summary"], by, loop_clients, lag)
     return (
         "Acknowledged samples/s, every client writing flat out:\n\n"
         + "\n".join(lines)
         + "\n\nProcess CPU seconds per million samples (all threads, librdkafka's included):\n\n"
         + "\n".join(cpu_lines)
+        + "\n\nThe busiest thread's CPU time as a share of the run (1.00: it never waited), and its"
+        " name (`main`: the thread that runs the event loop or calls `produce()`; `rdk:broker1`:"
+        " librdkafka's thread for the broker; `aiowriter-zstd`: aiowriter's compressing"
+        " thread):\n\n"
+        + "\n".join(busy_lines)
         + "\n\nEvent-loop lag p99 in ms (target for aiowriter: < 10 ms) / full garbage collections"
         " a run (each stops the loop to walk the whole heap), writing flat out (medians):\n\n"
         + "\n".join(lag_lines)
         + "\n"
     )
+
+
+def _per_client(
+    summary: list[dict[str, Any]],
+    by: dict[tuple[Any, ...], dict[str, Any]],
+    clients: list[str],
+    cell: Callable[[dict[str, Any]], str],
+) -> list[str]:
+    """A table's lines: a row per case, ``cell`` of each client's summary ("-" if none)."""
+    lines = [
+        "| packet | streams | " + " | ".join(clients) + " |",
+        "|---" * (len(clients) + 2) + "|",
+    ]
+    for shape, streams in _cases(summary):
+        cells = []
+        for client in clients:
+            s = by.get((shape, streams, client))
+            cells.append(cell(s) if s else "-")
+        lines.append(f"| {_name(shape)} | {streams} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def fixed_rate(result: dict[str, Any]) -> str:

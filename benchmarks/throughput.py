@@ -393,12 +393,24 @@ def _derive(run: dict[str, Any]) -> dict[str, Any]:
     cpu = run.get("cpu_s")
     # Efficiency, not only speed: process CPU seconds spent per million acknowledged samples.
     run["cpu_s_per_m_samples"] = cpu / (n * columns * samples) * 1e6 if cpu and n else None
+    # The busiest thread and its CPU share of the run (1.0: it never waited): a client bound
+    # by one thread shows near 1.0 there, whatever its other threads do.
+    threads = run.get("threads_cpu_s") or {}
+    if threads and run["ack_s"] > 0:
+        name = max(threads, key=threads.__getitem__)
+        run["busiest_thread"] = name
+        run["busiest_thread_share"] = threads[name] / run["ack_s"]
     return run
 
 
 def _median(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return statistics.median(vals) if vals else None
+
+
+def _most_common(values: list[Any]) -> Any:
+    vals = [v for v in values if v is not None]
+    return max(set(vals), key=vals.count) if vals else None
 
 
 def _summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -428,6 +440,8 @@ def _summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if any(r["loop_lag"] for r in rs)
                 else None,
                 "cpu_s_per_m_samples": _median([r.get("cpu_s_per_m_samples") for r in rs]),
+                "busiest_thread": _most_common([r.get("busiest_thread") for r in rs]),
+                "busiest_thread_share": _median([r.get("busiest_thread_share") for r in rs]),
                 # full garbage collections a run (each stops the loop for the whole heap)
                 "gc_full_collections": _median(
                     [(r.get("gc_collections") or [None] * 3)[2] for r in rs]
@@ -851,7 +865,7 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
     head = (
         f"{'shape':>6} {'str':>3} {'client':<16} {'pkt/s':>7} {'samples/s':>9} {'MB/s':>6} "
         f"{'enq pkt/s':>9} {'lat p50':>7} {'lat p99':>7} {'lag p99':>7} {'CPU s/M':>7} "
-        f"{'full GC':>7} {'RSS pk':>6} ok"
+        f"{'busiest':>7} {'full GC':>7} {'RSS pk':>6} ok"
     )
     print(head, file=sys.stderr)
     order = {c: i for i, c in enumerate(CLIENTS)}
@@ -864,6 +878,7 @@ def _print_table(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -
             f"{_fmt(s['acked_mb_per_s']):>6} {_fmt(s['enqueue_packets_per_s'], 0):>9} "
             f"{_fmt(s['latency_p50_ms']):>7} {_fmt(s['latency_p99_ms']):>7} "
             f"{_fmt(s['loop_lag_p99_ms'], 2):>7} {_fmt(s.get('cpu_s_per_m_samples'), 2):>7} "
+            f"{_fmt(s.get('busiest_thread_share'), 2):>7} "
             f"{_fmt(s.get('gc_full_collections'), 0):>7} {_fmt(s['rss_peak_mb'], 0):>6} "
             f"{'yes' if s['all_acked'] else 'NO'}",
             file=sys.stderr,

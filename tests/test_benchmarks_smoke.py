@@ -100,9 +100,15 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
         ):
             assert isinstance(s[field], int | float), (s["client"], field)
             assert s[field] >= 0, (s["client"], field)
+        if sys.platform == "linux":
+            # the busiest thread's CPU share of the run (ThreadCpu): a share, by a named thread
+            assert isinstance(s["busiest_thread"], str), s["client"]
+            assert 0 < s["busiest_thread_share"] <= 1.5, (s["client"], s["busiest_thread_share"])
     for run in result["runs"]:
         assert run["acked"] == run["packets"] == 200
         assert run["failed"] == 0
+        if sys.platform == "linux":
+            assert run["threads_cpu_s"]["main"] > 0, run["client"]
         young, middle, full = run["gc_collections"]  # counted by the worker, per generation
         assert min(young, middle, full) >= 0
 
