@@ -78,10 +78,10 @@ def flat_out(result: dict[str, Any]) -> str:
         return "-" if share is None else f"{share:.2f} {s['busiest_thread']}"
 
     def lag(s: dict[str, Any]) -> str:
-        lag, full = s.get("loop_lag_p99_ms"), s.get("gc_full_collections")
-        if lag is None:
+        p99, full = s.get("loop_lag_p99_ms"), s.get("gc_full_collections")
+        if p99 is None:
             return "-"
-        return f"{lag:.1f} / " + ("-" if full is None else f"{full:.0f}")
+        return f"{p99:.1f} / " + ("-" if full is None else f"{full:.0f}")
 
     busy_lines = _per_client(result["summary"], by, CLIENTS, busiest)
     loop_clients = [c for c in CLIENTS if c != "ck-producer"]  # no event loop to lag
