@@ -105,7 +105,11 @@ class ProducerSettings:
     linger_ms: int = attrs.field(default=5, validator=_int_in("linger_ms", 0))
     """How long a partition's batch may wait for more records (ms) before it is sent; must be
     shorter than ``delivery_timeout``. ``flush()``, ``settle()`` and closing send at once,
-    as Kafka's own flush does."""
+    as Kafka's own flush does. While writer tasks keep the event loop busy writing small
+    packets (a full batch holds 64 or more), a batch that is not full waits on, one
+    ``linger_ms`` at a time, up to six times ``linger_ms`` in all (and at most half of
+    ``delivery_timeout``): fuller batches, so less work per packet, when the loop is the
+    limit. A paced writer that sleeps between bursts is not busy in this sense."""
     max_batch_bytes: int = attrs.field(default=128 * 1024, validator=_int_in("max_batch_bytes", 1))
     """Upper bound of one record batch sent to one partition."""
     max_request_size: int = attrs.field(

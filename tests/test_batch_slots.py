@@ -28,6 +28,7 @@ from _read_back import read_partition
 
 from aiowriter import DeliveryTimeoutError, PacketWriter, ProducerSettings, StreamingConfig, packets
 from aiowriter._encoding.wire import encode_packet
+from aiowriter._writing.drain import Drainer
 
 pytestmark = pytest.mark.kafka
 
@@ -170,3 +171,57 @@ async def test_an_ack_during_the_next_batch_linger_does_not_cut_it_short(
         await asyncio.wait_for(second.delivery, 10)
     assert held.counts == [1, 1]
     assert held.handed_at[1] - written >= linger * 0.9, "the ack cut the linger short"
+
+
+async def test_busy_writers_linger_on_lose_nothing_and_a_flush_still_sends_at_once(
+    kafka_bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers that keep using up their turns let batches linger on (Drainer.busy_linger), on
+    the real broker: the extension is taken; a flush while they go on writing sends what they
+    left lingering at once (a linger of 0.2 s is extended up to 1.2 s); and every packet
+    arrives once and in order."""
+    extended: list[float] = []
+    real = Drainer.busy_linger
+
+    def spy(self: Drainer, lane: Any, now: float) -> float:
+        more = real(self, lane, now)
+        if more > 0:
+            extended.append(more)
+        return more
+
+    monkeypatch.setattr(Drainer, "busy_linger", spy)
+    ds = f"busy-{uuid.uuid4().hex[:10]}"
+    streams = ["a", "b"]
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers, producer=ProducerSettings(linger_ms=200)
+    )
+    written = dict.fromkeys(streams, 0)
+    stop = asyncio.Event()
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, streams)
+
+        async def write(stream: str) -> None:
+            while not stop.is_set() and written[stream] < 40_000:
+                assert (await w.write_data(ds, stream, KEY, _packet(written[stream]))).success
+                written[stream] += 1
+
+        writers = [asyncio.ensure_future(write(s)) for s in streams]
+        loop = asyncio.get_running_loop()
+        for _ in range(100):  # until a linger was extended (busy writers), up to 5 s
+            await asyncio.sleep(0.05)
+            if extended:
+                break
+        assert extended, "busy writers never extended a linger"
+        started = loop.time()
+        assert (await w.flush(30)).success
+        flushed_in = loop.time() - started
+        stop.set()
+        await asyncio.gather(*writers)
+        assert (await w.flush(30)).success
+        stats = w.statistics()
+    assert flushed_in < 0.6, f"flush took {flushed_in:.2f} s: busy lingering held it"
+    assert stats.acked_packets == sum(written.values())
+    assert stats.failed_packets == 0
+    for stream in streams:
+        records = await read_partition(kafka_bootstrap_servers, f"{ds}.{stream}")
+        assert [r.value for r in records] == [_packet(i) for i in range(written[stream])]

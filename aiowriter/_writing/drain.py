@@ -48,6 +48,13 @@ log = logging.getLogger("aiowriter.writer")
 #: streams, flat out): event-loop lag p99 22 ms without a slice, 11-13 ms at 2 ms, 9 ms at 1 ms.
 BUILD_SLICE = 0.001
 
+#: While the writers are busy, a batch that is not full lingers on for at most this many more
+#: linger periods (30 ms at the default 5 ms); see Drainer.busy_linger.
+BUSY_LINGERS = 5
+#: ... and only where a full batch holds at least this many of the lane's packets (their mean
+#: size): below 2 KB a packet at the default 128 KiB batches.
+BUSY_MIN_PACKETS = 64
+
 # Codecs whose batches the drain builds itself (compression.finish_batch): none and zstd (the
 # default). The others go through aiokafka's builder.
 _OWN_CODECS = (0, CODEC_ZSTD)
@@ -68,6 +75,7 @@ class Drainer:
         retire: Callable[[Lane, AiowriterError], None],
         health: HealthTracker | None = None,
         compress_in_threads: bool = False,
+        writers_busy: Callable[[float, float], bool] | None = None,
     ) -> None:
         self.producer = producer
         self.topics = topics
@@ -77,6 +85,8 @@ class Drainer:
         self.retire = retire
         self.health = health if health is not None else HealthTracker()
         self.closing = False
+        # Whether the writers kept the loop busy lately (PacketWriter._writers_busy), or None.
+        self.writers_busy = writers_busy
         self.in_flight: set[InFlight] = set()
         accumulator = getattr(producer, "_message_accumulator", None)
         codec = getattr(accumulator, "_compression_type", None)
@@ -132,21 +142,30 @@ class Drainer:
                 # a batch's creation: packets that queued up while the previous batch was being
                 # handed over have waited already (restarting the wait there doubled p99).
                 linger = self.linger - (loop.time() - lane.entries[0][AT])
-                if linger > 0 and lane.bytes < self.max_batch_bytes and not self.closing:
+                if linger <= 0:
+                    linger = self.busy_linger(lane, loop.time())
+                lingered = False
+                while linger > 0 and lane.bytes < self.max_batch_bytes and not self.closing:
                     # Linger for more packets, but no longer than it takes to fill a batch.
+                    lingered = True
                     wakeup = lane.wakeup = loop.create_future()
                     lane.wake_at_bytes = self.max_batch_bytes
-                    timer = loop.call_later(linger, _wake, wakeup, context=context)
+                    timer = loop.call_later(linger, _time_up, wakeup, context=context)
                     try:
-                        await wakeup
+                        timed_out = await wakeup
                     finally:
                         timer.cancel()
                         lane.wakeup = None
                         lane.wake_at_bytes = 0
-                else:
+                    if not timed_out:
+                        break  # a full batch's worth, or a flush: it goes now
+                    linger = self.busy_linger(lane, loop.time())
+                if not lingered:
                     # With writers keeping the lane full, handing a batch to aiokafka need not
                     # suspend at all: give the loop back between batches (event-loop lag).
                     await asyncio.sleep(0)
+                elif not lane.entries:
+                    continue  # failed meanwhile (the writer stopping): nothing to send
                 await self.wait_for_slot(lane, loop)
                 await self.wait_for_build_slice(loop)
                 await self.send_batch(lane)
@@ -158,6 +177,42 @@ class Drainer:
         except Exception as exc:  # never let a lane die silently with packets in it
             log.exception("stream %s failed", _name(lane))
             self.retire(lane, convert_kafka_error(exc, "writing"))
+
+    def busy_linger(self, lane: Lane, now: float) -> float:
+        """How much longer a batch that is not full waits, its linger over: another linger
+        period while the writers keep the loop busy (over the last period, one used up its
+        turn and none came back from being idle: PacketWriter._writers_busy), up to
+        ``BUSY_LINGERS`` periods more in all; else 0.
+
+        Writers that use up their turns keep the loop busy writing, so the packets come faster
+        than the lane's previous batches are acknowledged, and the next batch leaves the
+        moment a slot frees, with whatever queued: on 16 streams of 3x3 packets built from
+        numpy arrays, a median of 270 packets (a 128 KB batch holds 606), each batch's fixed
+        cost (about 0.3 ms of CPU: handing over, request, acknowledgement, settling) taken from
+        the writers. Lingering on fills the batches instead. Measured there, eight interleaved
+        pairs: 230k -> 267k packets/s (7 of 8 pairs faster), CPU per packet 4.7 -> 4.4 µs,
+        half the batches, event-loop lag unchanged. Each extension is one linger period and is
+        renewed only while the writers stay busy, so a burst costs its last batch at most one
+        period more; a full batch, a flush or a close still sends at once, a linger of 0 is
+        never extended, and no batch lingers past half its delivery timeout.
+
+        Only for small packets (a full batch would hold ``BUSY_MIN_PACKETS`` or more): a batch
+        of 13 KB packets holds ten, whose compressing outweighs its fixed cost, and lingering
+        on there only left the produce requests fewer batches to carry (10x100 on 16 streams,
+        two interleaved pairs: 9.2 / 9.9 -> 7.6 / 8.1 M samples/s).
+        """
+        writers_busy = self.writers_busy
+        if (
+            writers_busy is None
+            or not lane.entries
+            or lane.bytes * BUSY_MIN_PACKETS > self.max_batch_bytes * len(lane.entries)
+            or not writers_busy(now, self.linger)
+        ):
+            return 0.0
+        # At most half the delivery timeout in all: the packets must still have time to go.
+        cap = min(self.linger * (1 + BUSY_LINGERS), self.delivery_timeout / 2)
+        left = cap - (now - lane.entries[0][AT])
+        return min(self.linger, left)
 
     async def wait_for_slot(self, lane: Lane, loop: asyncio.AbstractEventLoop) -> None:
         """Wait until this lane's next batch can leave: its previous main batch settled and
@@ -480,6 +535,12 @@ def _wake(waiter: asyncio.Future[None], _done: object = None) -> None:
     """Resolve ``waiter`` (a timer's callback, or a future's done-callback with ``_done``)."""
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _time_up(waiter: asyncio.Future[bool | None]) -> None:
+    """Resolve ``waiter`` with True: its timer ran out (an early wake-up resolves it with None)."""
+    if not waiter.done():
+        waiter.set_result(True)
 
 
 def _name(lane: Lane) -> str:

@@ -156,7 +156,7 @@ class Lane:
         self.ledgers: deque[Ledger] = deque([Ledger(0)])
         self.bytes = 0
         self.putters: deque[asyncio.Future[None]] = deque()
-        self.wakeup: asyncio.Future[None] | None = None
+        self.wakeup: asyncio.Future[bool | None] | None = None  # True: its linger timer ran out
         # push() wakes the drainer once this many bytes are queued: 0 while it is idle, a full
         # batch while it lingers (so a batch that fills early goes at once).
         self.wake_at_bytes = 0

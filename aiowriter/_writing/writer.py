@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import math
 import time
 import warnings
 from collections.abc import Iterable
@@ -125,6 +126,10 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         self._turn_ends = 0.0  # when the running writer task's turn ends (loop clock)
         self._turns_taken = 0  # fairness yields since the last round began
         self._round_pending = False
+        # When a writer task last used up its turn, and last came back from being idle (loop
+        # clock): see _writers_busy.
+        self._busy_at = -math.inf
+        self._idle_at = -math.inf
         # Loop passes counted by _count_pass, and the count when the current turn began: they
         # differ once the loop came round (see _hand_over), and do until the first turn, so
         # the first write does not hand over either.
@@ -173,6 +178,7 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
             retire=self._retire,
             health=self._health,
             compress_in_threads=p.compress_in_threads,
+            writers_busy=self._writers_busy,
         )
         self._state = "running"
         self._health.start(producer, self.health)
