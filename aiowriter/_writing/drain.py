@@ -197,9 +197,10 @@ class Drainer:
         never extended, and no batch lingers past half its delivery timeout.
 
         Only for small packets (a full batch would hold ``BUSY_MIN_PACKETS`` or more): a batch
-        of 13 KB packets holds ten, whose compressing outweighs its fixed cost, and lingering
-        on there only left the produce requests fewer batches to carry (10x100 on 16 streams,
-        two interleaved pairs: 9.2 / 9.9 -> 7.6 / 8.1 M samples/s).
+        of 13 KB packets holds ten, whose compressing outweighs its fixed cost, so there is
+        little to gain, and lingering on leaves the produce requests fewer batches to carry
+        (10x100 on 16 streams, two interleaved pairs: 9.2 / 9.9 -> 7.6 / 8.1 M samples/s;
+        later pairs with them left out spread as widely, so much of that may be noise).
         """
         writers_busy = self.writers_busy
         if (
