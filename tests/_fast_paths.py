@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from aiowriter._native import native_wanted
 from aiowriter._writing import accel, acceptance
 from aiowriter._writing import drain as drain_module
 from aiowriter._writing import writer as writer_module
@@ -48,6 +49,11 @@ def c_module() -> ModuleType:
         if CI or has_compiler():
             pytest.fail("aiowriter._writing._accel was not built: reinstall (pip install -e .)")
         pytest.skip("no C compiler here: only the Python fast path exists")
+    if not native_wanted():
+        # Lane and Budget are then built on plain slots, which the C steps cannot be bound to.
+        if CI:
+            pytest.fail("AIOWRITER_PURE_PYTHON is set in CI: the C fast path goes untested")
+        pytest.skip("AIOWRITER_PURE_PYTHON is set: the C steps are not bound to these lanes")
     _accel.bind(Lane, Budget, Ledger, Delivery, SPAN)  # as accel.py does (again: harmless)
     return _accel  # type: ignore[no-any-return]
 

@@ -32,7 +32,7 @@ from aiowriter._encoding import wire
 from aiowriter._encoding.encoded import PACKET_TYPES, EncodedPacket
 from aiowriter._encoding.wire import encode_packet
 from aiowriter._layout import Route
-from aiowriter._writing import accel
+from aiowriter._writing import accel, lanes
 from aiowriter._writing.delivery import SPAN, Delivery, Ledger
 from aiowriter._writing.lanes import Budget, Entry, Lane
 
@@ -74,6 +74,28 @@ def test_pure_python_is_chosen_by_the_environment() -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
 
 
+def test_the_counters_read_and_set_as_ints() -> None:
+    """Lane's and Budget's counters (C machine words where built, else plain slots) read and
+    set as ints; a value no counter can hold is refused, and the counter keeps its value."""
+    budget = Budget(2**62)
+    lane = Lane("ds", "s", Route("t", 0), None, QueueLimits(), budget)
+    assert (lane.pushed, lane.bytes, budget.used, budget.limit) == (0, 0, 0, 2**62)
+    lane.bytes += 190
+    budget.used += 190
+    lane.pushed = 2**40
+    assert (lane.pushed, lane.bytes, budget.used) == (2**40, 190, 190)
+    assert all(type(v) is int for v in (lane.pushed, lane.bytes, budget.used, budget.limit))
+    if isinstance(lane, lanes._LaneCounters):
+        return  # plain slots hold any int
+    with pytest.raises(OverflowError):
+        lane.bytes = 2**70
+    with pytest.raises(TypeError):
+        budget.used = 1.5  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        del lane.pushed
+    assert (lane.pushed, lane.bytes, budget.used) == (2**40, 190, 190)
+
+
 def _lane(limits: QueueLimits | None = None, budget: Budget | None = None) -> Lane:
     limits = limits or QueueLimits(max_total_bytes=2**40, max_bytes_per_stream=2**40)
     return Lane("ds", "s", Route("t", 0), None, limits, budget or Budget(limits.max_total_bytes))
@@ -95,6 +117,11 @@ def test_wrong_arguments_are_type_errors(c: ModuleType, loop: asyncio.AbstractEv
 
     with pytest.raises(TypeError, match="__slots__"):
         c.bind(Lane, Budget, Ledger, NotSlots, SPAN)
+    # Lane and Budget keep their counters in the C bases the fast path writes directly.
+    with pytest.raises(TypeError, match="LaneCounters"):
+        c.bind(lanes._LaneCounters, Budget, Ledger, Delivery, SPAN)
+    with pytest.raises(TypeError, match="BudgetCounters"):
+        c.bind(Lane, lanes._BudgetCounters, Ledger, Delivery, SPAN)
     lane = _lane()
     lane.task = loop.create_future()  # type: ignore[assignment]  # a drainer that runs
     assert type(c.offer(lane, (b"k", b"v", False, 0.0, 2))) is Delivery
@@ -301,12 +328,16 @@ def test_offer_asks_any_future_done(
         lane.wake_at_bytes = 1
         lanes.append(lane)
     python, native = lanes
+    python_wakeup, native_wakeup = python.wakeup, native.wakeup
     new = _entry(False, 10)
     assert _snapshot(native, c.offer(native, new)) == _snapshot(python, Lane.offer(python, new))
     # A finished drainer takes nothing; else the packet goes in and wakes the drainer.
     assert native.pushed == (0 if task_done else 1)
-    assert native.wakeup is not None
-    assert native.wakeup.done() == (wakeup_done if task_done else True)
+    # Woken, the slot is cleared (by both), so later packets do not ask the future again.
+    assert (native.wakeup is None) == (python.wakeup is None) == (not task_done)
+    for lane, wakeup in ((python, python_wakeup), (native, native_wakeup)):
+        assert wakeup.done() == (wakeup_done if task_done else True)
+        assert lane.wakeup is (wakeup if task_done else None)
 
 
 def test_offer_keeps_no_stray_references(c: ModuleType, loop: asyncio.AbstractEventLoop) -> None:

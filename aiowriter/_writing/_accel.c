@@ -9,7 +9,8 @@
  *
  * Lane, Budget, Ledger and Delivery are Python classes with __slots__: bind() reads where each
  * slot sits in their instances (the offsets of their member descriptors), so the fast path
- * reads and writes those slots directly instead of looking attributes up by name; so does
+ * reads and writes those slots directly instead of looking attributes up by name (Lane's and
+ * Budget's counters are machine words in their C bases, LaneCounters and BudgetCounters); so does
  * bind_writer() for what write() reads of a PacketWriter and of QueueLimits. Anything
  * unusual (an unset slot, a number too big for a machine word, a full ledger) is handed to the
  * Python method of the same name, so the result is always the Python version's.
@@ -25,14 +26,88 @@ typedef struct {
     PyTypeObject *lane_type, *budget_type, *ledger_type, *delivery_type;
     Py_ssize_t span;
     /* Lane */
-    Py_ssize_t entries, putters, woken, limits, bytes, budget, task, memo, pushed, ledgers,
-        last, wakeup, wake_at_bytes, ready;
-    /* Budget, Ledger, Delivery */
-    Py_ssize_t used, limit, first, essential, d_ledger, d_seq, d_size;
+    Py_ssize_t entries, putters, woken, limits, budget, task, memo, ledgers, last, wakeup,
+        wake_at_bytes, ready;
+    /* Ledger, Delivery (Lane's and Budget's counters: LaneCounters, BudgetCounters) */
+    Py_ssize_t first, essential, d_ledger, d_seq, d_size;
 } Layout;
 
 static Layout L;
 static int bound = 0;
+
+/* The numbers write() changes for every packet, as machine words: Lane.pushed and Lane.bytes
+ * (LaneCounters), Budget.used and Budget.limit (BudgetCounters), the C bases of those classes
+ * (lanes.py; plain __slots__ classes stand in where this module is not built). As ints in
+ * __slots__, each packet made three new ones and freed three: ~15% of a write()'s instructions
+ * (callgrind). Python reads and sets them as ints, as before (member descriptors). */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t pushed, bytes;
+} LaneCounters;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t used, limit;
+} BudgetCounters;
+
+#define LANE_COUNTERS(lane) ((LaneCounters *)(lane))
+#define BUDGET_COUNTERS(budget) ((BudgetCounters *)(budget))
+
+/* Get and set as ints: a value that is not an int, or too big, is refused before anything is
+ * stored (a T_PYSSIZET member would store -1 first), and the counters cannot be deleted. */
+static PyObject *counter_get(PyObject *self, void *offset) {
+    return PyLong_FromSsize_t(*(Py_ssize_t *)((char *)self + (Py_ssize_t)offset));
+}
+
+static int counter_set(PyObject *self, PyObject *value, void *offset) {
+    if (value == NULL) {
+        PyErr_SetString(PyExc_TypeError, "a counter cannot be deleted");
+        return -1;
+    }
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "a counter is an int, not %.100s", Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(value);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    *(Py_ssize_t *)((char *)self + (Py_ssize_t)offset) = n;
+    return 0;
+}
+
+#define COUNTER(name, type, field, doc)                                                       \
+    {name, counter_get, counter_set, doc, (void *)offsetof(type, field)}
+
+static PyGetSetDef lane_counters_getset[] = {
+    COUNTER("pushed", LaneCounters, pushed,
+            "The number the next packet queued gets (packets are numbered in write order)."),
+    COUNTER("bytes", LaneCounters, bytes, "Bytes queued, not yet sent."),
+    {NULL},
+};
+
+static PyGetSetDef budget_counters_getset[] = {
+    COUNTER("used", BudgetCounters, used, "Bytes queued on every lane."),
+    COUNTER("limit", BudgetCounters, limit, "The most that may be queued."),
+    {NULL},
+};
+
+/* The two counter types differ only in their fields. */
+#define COUNTERS_TYPE(name, type, doc, getset)                                               \
+    {PyVarObject_HEAD_INIT(NULL, 0).tp_name = "aiowriter._writing._accel." name,              \
+     .tp_basicsize = sizeof(type),                                                            \
+     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,                                    \
+     .tp_doc = doc,                                                                           \
+     .tp_getset = getset,                                                                     \
+     .tp_new = PyType_GenericNew}
+
+static PyTypeObject LaneCountersType = COUNTERS_TYPE(
+    "LaneCounters", LaneCounters,
+    "Lane's packet and byte counters, as machine words (the base of lanes.Lane).",
+    lane_counters_getset);
+
+static PyTypeObject BudgetCountersType = COUNTERS_TYPE(
+    "BudgetCounters", BudgetCounters,
+    "Budget's byte counters, as machine words (the base of lanes.Budget).",
+    budget_counters_getset);
 static PyObject *s_append, *s_extend, *s_done, *s_set_result, *s_remembered, *s_offer, *s_push,
     *s_max_packets, *s_max_bytes, *s_state, *s_running, *s_loop, *s_lanes, *s_clock, *s_turn_ends;
 /* asyncio's _get_running_loop (its C version where built). */
@@ -72,6 +147,21 @@ static int append_to(PyObject *queue, PyObject *item) {
     if (r == NULL) return -1;
     Py_DECREF(r);
     return 0;
+}
+
+/* time.monotonic, the writer's usual clock (PacketWriter._clock), and the same value without
+ * calling it through Python: the call was 6% of a write()'s instructions (callgrind), and half
+ * of that is saved. */
+static PyObject *time_monotonic;
+
+static PyObject *monotonic_now(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    if (PyTime_Monotonic(&t) < 0) return NULL;
+    return PyFloat_FromDouble(PyTime_AsSecondsDouble(t));
+#else
+    return PyFloat_FromDouble(_PyTime_AsSecondsDouble(_PyTime_GetMonotonicClock()));
+#endif
 }
 
 /* Set in a child process after fork() (forked(), registered in accel.py): from then on,
@@ -148,6 +238,12 @@ static PyObject *bind(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!O!O!n", &PyType_Type, &lane, &PyType_Type, &budget,
                           &PyType_Type, &ledger, &PyType_Type, &delivery, &span))
         return NULL;
+    if (!PyType_IsSubtype(lane, &LaneCountersType) ||
+        !PyType_IsSubtype(budget, &BudgetCountersType)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bind: Lane and Budget must derive from LaneCounters and BudgetCounters");
+        return NULL;
+    }
     Layout l;
     l.lane_type = lane;
     l.budget_type = budget;
@@ -156,13 +252,12 @@ static PyObject *bind(PyObject *module, PyObject *args) {
     l.span = span;
     if (member_offset(lane, "entries", &l.entries) || member_offset(lane, "putters", &l.putters) ||
         member_offset(lane, "woken", &l.woken) || member_offset(lane, "limits", &l.limits) ||
-        member_offset(lane, "bytes", &l.bytes) || member_offset(lane, "budget", &l.budget) ||
+        member_offset(lane, "budget", &l.budget) ||
         member_offset(lane, "task", &l.task) || member_offset(lane, "memo", &l.memo) ||
-        member_offset(lane, "pushed", &l.pushed) || member_offset(lane, "ledgers", &l.ledgers) ||
+        member_offset(lane, "ledgers", &l.ledgers) ||
         member_offset(lane, "last", &l.last) || member_offset(lane, "wakeup", &l.wakeup) ||
         member_offset(lane, "wake_at_bytes", &l.wake_at_bytes) ||
         member_offset(lane, "ready", &l.ready) ||
-        member_offset(budget, "used", &l.used) || member_offset(budget, "limit", &l.limit) ||
         member_offset(ledger, "first", &l.first) ||
         member_offset(ledger, "essential", &l.essential) ||
         member_offset(delivery, "_ledger", &l.d_ledger) ||
@@ -415,13 +510,15 @@ static PyObject *python_offer(PyObject *lane, PyObject *entry) {
 }
 
 /* Wake the lane's drainer if it waits for `bytes` queued (Lane.wake_at_bytes), as Lane.push
- * does: 0, or -1 with an error set. */
+ * does: 0, or -1 with an error set. The slot is cleared once it is woken, as Lane.push does, so
+ * the packets written before the drainer runs do not each ask the future again. */
 static int wake_drainer(PyObject *lane, Py_ssize_t bytes) {
     PyObject *wakeup = SLOT(lane, L.wakeup);
     if (wakeup == NULL || wakeup == Py_None) return 0;
     Py_ssize_t at = slot_ssize(lane, L.wake_at_bytes);
     if (at < 0 || bytes < at) return 0;
-    Py_INCREF(wakeup);
+    Py_INCREF(Py_None);
+    SLOT(lane, L.wakeup) = Py_None; /* its reference moves to `wakeup`, released below */
     int done = is_done(wakeup);
     PyObject *r = done == 0 ? PyObject_CallMethodOneArg(wakeup, s_set_result, Py_None) : NULL;
     Py_DECREF(wakeup);
@@ -433,7 +530,7 @@ static int wake_drainer(PyObject *lane, Py_ssize_t bytes) {
 /* Lane.push for an entry whose room was checked: its Delivery. */
 static PyObject *push(PyObject *lane, PyObject *entry, Py_ssize_t size, Py_ssize_t bytes,
                       PyObject *budget, Py_ssize_t used) {
-    Py_ssize_t seq = slot_ssize(lane, L.pushed);
+    Py_ssize_t seq = LANE_COUNTERS(lane)->pushed;
     PyObject *ledgers = SLOT(lane, L.ledgers);
     if (seq < 0 || ledgers == NULL) return PyObject_CallMethodOneArg(lane, s_push, entry);
     PyObject *ledger = PySequence_GetItem(ledgers, -1);
@@ -449,23 +546,16 @@ static PyObject *push(PyObject *lane, PyObject *entry, Py_ssize_t size, Py_ssize
     }
     PyObject **items = entry_items(entry); /* offer_impl checked it */
     PyObject *size_obj = items[4];
-    /* The delivery's number is the lane's pushed counter as it stands: that int, not a copy. */
-    PyObject *seq_obj = SLOT(lane, L.pushed);
-    Py_INCREF(seq_obj);
-    PyObject *next = PyLong_FromSsize_t(seq + 1);
-    PyObject *new_bytes = PyLong_FromSsize_t(bytes + size);
-    PyObject *new_used = PyLong_FromSsize_t(used + size);
+    PyObject *seq_obj = PyLong_FromSsize_t(seq);
     PyObject *delivery = L.delivery_type->tp_alloc(L.delivery_type, 0);
-    if (seq_obj == NULL || next == NULL || new_bytes == NULL || new_used == NULL ||
-        delivery == NULL)
-        goto error;
+    if (seq_obj == NULL || delivery == NULL) goto error;
     if (items[2] == Py_True &&
         PyDict_SetItem(essential_map, seq_obj, size_obj) < 0)
         goto error;
     if (append_to(SLOT(lane, L.entries), entry) < 0) goto error;
-    set_slot(lane, L.pushed, next);
-    set_slot(lane, L.bytes, new_bytes);
-    set_slot(budget, L.used, new_used);
+    LANE_COUNTERS(lane)->pushed = seq + 1;
+    LANE_COUNTERS(lane)->bytes = bytes + size;
+    BUDGET_COUNTERS(budget)->used = used + size;
     Py_INCREF(seq_obj);
     Py_INCREF(size_obj);
     set_slot(delivery, L.d_ledger, ledger); /* takes the reference GetItem gave */
@@ -482,9 +572,6 @@ static PyObject *push(PyObject *lane, PyObject *entry, Py_ssize_t size, Py_ssize
 error:
     Py_DECREF(ledger);
     Py_XDECREF(seq_obj);
-    Py_XDECREF(next);
-    Py_XDECREF(new_bytes);
-    Py_XDECREF(new_used);
     Py_XDECREF(delivery);
     return NULL;
 }
@@ -503,8 +590,8 @@ static int room(PyObject *lane, Py_ssize_t size, Py_ssize_t *bytes_out, PyObject
     Py_ssize_t waiting = PyObject_Length(putters);
     if (waiting < 0) return -1;
     if (waiting || woken != Py_None) return 0;
-    Py_ssize_t bytes = slot_ssize(lane, L.bytes), used = slot_ssize(budget, L.used),
-               limit = slot_ssize(budget, L.limit);
+    Py_ssize_t bytes = LANE_COUNTERS(lane)->bytes, used = BUDGET_COUNTERS(budget)->used,
+               limit = BUDGET_COUNTERS(budget)->limit;
     if (size < 0 || bytes < 0 || used < 0 || limit < 0) return -2;
     Py_ssize_t n = PyObject_Length(entries);
     if (n < 0) return -1;
@@ -783,7 +870,8 @@ PyObject *aiowriter_write(PyObject *const *args, Py_ssize_t nargs, int *turn_ove
     if (done < 0) goto out;
     if (!done) goto none;
     if ((clock = front_attr(self, slotted, W.clock, s_clock)) == NULL) goto out;
-    if ((now = PyObject_CallNoArgs(clock)) == NULL) goto out;
+    if ((now = clock == time_monotonic ? monotonic_now() : PyObject_CallNoArgs(clock)) == NULL)
+        goto out;
     if (!any_turn) {
         if ((turn_ends = front_attr(self, slotted, W.turn_ends, s_turn_ends)) == NULL) goto out;
         int in_turn = PyObject_RichCompareBool(now, turn_ends, Py_LT);
@@ -914,8 +1002,8 @@ static Py_ssize_t push_run(PyObject *lane, PyObject *entries, Py_ssize_t start, 
     Py_ssize_t waiting = PyObject_Length(putters);
     if (waiting < 0) return -1;
     if (waiting) return start;
-    Py_ssize_t pushed = slot_ssize(lane, L.pushed), bytes = slot_ssize(lane, L.bytes),
-               used = slot_ssize(budget, L.used), limit = slot_ssize(budget, L.limit);
+    Py_ssize_t pushed = LANE_COUNTERS(lane)->pushed, bytes = LANE_COUNTERS(lane)->bytes,
+               used = BUDGET_COUNTERS(budget)->used, limit = BUDGET_COUNTERS(budget)->limit;
     if (pushed < 0 || bytes < 0 || used < 0 || limit < 0) return start;
     Py_ssize_t n = PyObject_Length(queue);
     if (n < 0) return -1;
@@ -984,31 +1072,24 @@ static Py_ssize_t push_run(PyObject *lane, PyObject *entries, Py_ssize_t start, 
         }
     }
     PyObject *run = PyList_GetSlice(entries, start, i);
-    PyObject *next = PyLong_FromSsize_t(pushed + count);
-    PyObject *new_bytes = PyLong_FromSsize_t(bytes);
-    PyObject *new_used = PyLong_FromSsize_t(used);
     PyObject *seq_obj = PyLong_FromSsize_t(pushed + count - 1);
     PyObject *delivery = L.delivery_type->tp_alloc(L.delivery_type, 0);
     PyObject *extended = NULL;
-    if (run != NULL && next != NULL && new_bytes != NULL && new_used != NULL &&
-        seq_obj != NULL && delivery != NULL)
+    if (run != NULL && seq_obj != NULL && delivery != NULL)
         extended = PyObject_CallMethodOneArg(queue, s_extend, run);
     Py_XDECREF(run);
     if (extended == NULL) {
         forget_essentials(essential_map, entries, start, count, pushed);
         if (!PyErr_Occurred()) PyErr_NoMemory();
         Py_DECREF(ledger);
-        Py_XDECREF(next);
-        Py_XDECREF(new_bytes);
-        Py_XDECREF(new_used);
         Py_XDECREF(seq_obj);
         Py_XDECREF(delivery);
         return -1;
     }
     Py_DECREF(extended);
-    set_slot(lane, L.pushed, next);
-    set_slot(lane, L.bytes, new_bytes);
-    set_slot(budget, L.used, new_used);
+    LANE_COUNTERS(lane)->pushed = pushed + count;
+    LANE_COUNTERS(lane)->bytes = bytes;
+    BUDGET_COUNTERS(budget)->used = used;
     Py_INCREF(last_size);
     set_slot(delivery, L.d_ledger, ledger); /* takes the reference GetItem gave */
     set_slot(delivery, L.d_seq, seq_obj);
@@ -1366,6 +1447,11 @@ PyMODINIT_FUNC PyInit__accel(void) {
             Py_CLEAR(task_done);
         }
     }
+    PyObject *time_module = PyImport_ImportModule("time");
+    if (time_module == NULL) return NULL;
+    time_monotonic = PyObject_GetAttrString(time_module, "monotonic");
+    Py_DECREF(time_module);
+    if (time_monotonic == NULL) return NULL;
     PyObject *collections = PyImport_ImportModule("collections");
     if (collections == NULL) return NULL;
     deque_type = (PyTypeObject *)PyObject_GetAttrString(collections, "deque");
@@ -1373,12 +1459,26 @@ PyMODINIT_FUNC PyInit__accel(void) {
     if (deque_type == NULL || !PyType_Check(deque_type)) return NULL;
     if ((deque_append = PyObject_GetAttr((PyObject *)deque_type, s_append)) == NULL) return NULL;
     if (!Py_IS_TYPE(deque_append, &PyMethodDescr_Type)) Py_CLEAR(deque_append);
-    if (PyType_Ready(&QueuedEntryType) < 0) return NULL;
+    if (PyType_Ready(&QueuedEntryType) < 0 || PyType_Ready(&LaneCountersType) < 0 ||
+        PyType_Ready(&BudgetCountersType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&QueuedEntryType);
     if (PyModule_AddObject(m, "QueuedEntry", (PyObject *)&QueuedEntryType) < 0) {
         Py_DECREF(&QueuedEntryType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&LaneCountersType);
+    if (PyModule_AddObject(m, "LaneCounters", (PyObject *)&LaneCountersType) < 0) {
+        Py_DECREF(&LaneCountersType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&BudgetCountersType);
+    if (PyModule_AddObject(m, "BudgetCounters", (PyObject *)&BudgetCountersType) < 0) {
+        Py_DECREF(&BudgetCountersType);
         Py_DECREF(m);
         return NULL;
     }
