@@ -32,7 +32,8 @@ from aiowriter._encoding import wire
 from aiowriter._encoding.encoded import PACKET_TYPES, EncodedPacket
 from aiowriter._encoding.wire import encode_packet
 from aiowriter._layout import Route
-from aiowriter._writing import accel, lanes
+from aiowriter._writing import accel
+from aiowriter._writing import lanes as lanes_module
 from aiowriter._writing.delivery import SPAN, Delivery, Ledger
 from aiowriter._writing.lanes import Budget, Entry, Lane
 
@@ -85,7 +86,7 @@ def test_the_counters_read_and_set_as_ints() -> None:
     lane.pushed = 2**40
     assert (lane.pushed, lane.bytes, budget.used) == (2**40, 190, 190)
     assert all(type(v) is int for v in (lane.pushed, lane.bytes, budget.used, budget.limit))
-    if isinstance(lane, lanes._LaneCounters):
+    if isinstance(lane, lanes_module._LaneCounters):
         return  # plain slots hold any int
     with pytest.raises(OverflowError):
         lane.bytes = 2**70
@@ -119,9 +120,9 @@ def test_wrong_arguments_are_type_errors(c: ModuleType, loop: asyncio.AbstractEv
         c.bind(Lane, Budget, Ledger, NotSlots, SPAN)
     # Lane and Budget keep their counters in the C bases the fast path writes directly.
     with pytest.raises(TypeError, match="LaneCounters"):
-        c.bind(lanes._LaneCounters, Budget, Ledger, Delivery, SPAN)
+        c.bind(lanes_module._LaneCounters, Budget, Ledger, Delivery, SPAN)
     with pytest.raises(TypeError, match="BudgetCounters"):
-        c.bind(Lane, lanes._BudgetCounters, Ledger, Delivery, SPAN)
+        c.bind(Lane, lanes_module._BudgetCounters, Ledger, Delivery, SPAN)
     lane = _lane()
     lane.task = loop.create_future()  # type: ignore[assignment]  # a drainer that runs
     assert type(c.offer(lane, (b"k", b"v", False, 0.0, 2))) is Delivery

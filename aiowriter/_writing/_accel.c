@@ -39,7 +39,7 @@ static int bound = 0;
  * (LaneCounters), Budget.used and Budget.limit (BudgetCounters), the C bases of those classes
  * (lanes.py; plain __slots__ classes stand in where this module is not built). As ints in
  * __slots__, each packet made three new ones and freed three: ~15% of a write()'s instructions
- * (callgrind). Python reads and sets them as ints, as before (member descriptors). */
+ * (callgrind). Python reads and sets them as ints, as before (counter_get, counter_set). */
 typedef struct {
     PyObject_HEAD
     Py_ssize_t pushed, bytes;
@@ -1400,6 +1400,16 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
+/* module.name = type: 0, or -1 with an error set. */
+static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
+    Py_INCREF(type);
+    if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__accel(void) {
 #define INTERN(var, text)                                                                   \
     if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
@@ -1464,25 +1474,9 @@ PyMODINIT_FUNC PyInit__accel(void) {
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    Py_INCREF(&QueuedEntryType);
-    if (PyModule_AddObject(m, "QueuedEntry", (PyObject *)&QueuedEntryType) < 0) {
-        Py_DECREF(&QueuedEntryType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&LaneCountersType);
-    if (PyModule_AddObject(m, "LaneCounters", (PyObject *)&LaneCountersType) < 0) {
-        Py_DECREF(&LaneCountersType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&BudgetCountersType);
-    if (PyModule_AddObject(m, "BudgetCounters", (PyObject *)&BudgetCountersType) < 0) {
-        Py_DECREF(&BudgetCountersType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    if (write_call_init(m) < 0) {
+    if (add_type(m, "QueuedEntry", &QueuedEntryType) < 0 ||
+        add_type(m, "LaneCounters", &LaneCountersType) < 0 ||
+        add_type(m, "BudgetCounters", &BudgetCountersType) < 0 || write_call_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
