@@ -171,13 +171,24 @@ class QueueLimits:
 
     These bound packets not yet handed to the producer. Beyond them aiokafka holds at most about
     two batches (``ProducerSettings.max_batch_bytes`` each) per partition being written.
+
+    ``max_bytes_per_stream`` is 8 MiB by default (64 full batches at the default 128 KiB):
+    several seconds of a stream's data at telemetry rates, far more than the two or three
+    batches that keep its drain busy. A deeper queue adds no throughput, only latency, and its
+    packets land in fresh memory: when writers outrun the drain (large packets, compressing is
+    the bottleneck), every page the queue grows into costs the event loop a page fault and the
+    packets are cold in the cache when they are framed. Measured, 13 KB packets built from numpy
+    arrays written flat out (interleaved pairs, 32 -> 8 MiB a stream): 4 streams 0.94 -> 0.27
+    page faults a packet and 4 of 4 pairs faster (7.3-9.4k -> 8.3-10.5k packets/s), 16 streams
+    1.87 -> 1.01 and 3 of 3 faster (8.2-9.0k -> 10.5-11.4k). Raise it for a stream that must ride
+    out longer broker outages; ``max_total_bytes`` still bounds them all.
     """
 
     max_packets_per_stream: int = attrs.field(
         default=10000, validator=_int_in("max_packets_per_stream", 1, 2**62)
     )
     max_bytes_per_stream: int = attrs.field(
-        default=32 * 1024 * 1024, validator=_int_in("max_bytes_per_stream", 1, 2**62)
+        default=8 * 1024 * 1024, validator=_int_in("max_bytes_per_stream", 1, 2**62)
     )
     max_total_bytes: int = attrs.field(
         default=256 * 1024 * 1024, validator=_int_in("max_total_bytes", 1, 2**62)

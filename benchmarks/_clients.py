@@ -705,7 +705,8 @@ async def run_stall(spec: dict[str, Any]) -> dict[str, Any]:
             delivery_timeout=spec["stall_s"] + 60,
             request_timeout_ms=int(spec["stall_s"] + 30) * 1000,
         ),
-        queues=QueueLimits(max_total_bytes=budget),
+        # The whole budget open to each stream, so the stalled writers fill all of it.
+        queues=QueueLimits(max_total_bytes=budget, max_bytes_per_stream=budget),
     )
     ds, streams = spec["data_source"], stream_names(spec["streams"])
     samples_rss: list[tuple[float, float, int, int]] = []

@@ -231,7 +231,7 @@ def test_queue_limits_positive(field: str, value: object) -> None:
 def test_queue_limits_defaults() -> None:
     q = QueueLimits()
     assert q.max_packets_per_stream == 10_000
-    assert q.max_bytes_per_stream == 32 * 1024 * 1024
+    assert q.max_bytes_per_stream == 8 * 1024 * 1024
     assert q.max_total_bytes == 256 * 1024 * 1024
 
 
