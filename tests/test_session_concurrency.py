@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from aiowriter import (
+    SessionConflictError,
     SessionEndedError,
     SessionKeyConflictError,
     SessionManager,
@@ -174,3 +176,111 @@ async def test_session_info_with_two_partitions_is_refused(
     with pytest.raises(TopicLayoutError, match="exactly 1"):
         await manager.start()
     await manager.close()
+
+
+# -- a stale record made on purpose: another manager's change lands between our base and our write
+Write = Callable[..., Awaitable[int]]
+
+
+def _stale_once(
+    sm: SessionManager, meanwhile: Callable[[], Awaitable[object]], on_handed: Callable[[], None]
+) -> None:
+    """Run ``meanwhile`` between ``sm``'s next base state and its write (so that write is built
+    from stale state), and ``on_handed`` once the writer holds its record."""
+    original: Write = sm._write
+    used = False
+
+    async def write(*args: Any, **kwargs: Any) -> int:
+        nonlocal used
+        if used:
+            return await original(*args, **kwargs)
+        used = True
+        await meanwhile()
+        handed = args[4] if len(args) > 4 else kwargs.get("handed")
+
+        def then(delivery: Any) -> None:
+            if handed is not None:
+                handed(delivery)
+            on_handed()
+
+        return await original(*args[:4], then)
+
+    sm._write = write  # type: ignore[method-assign]
+
+
+async def _owed_none(sm: SessionManager) -> None:
+    """Wait (bounded) for ``sm``'s background restores."""
+    if sm._restores:
+        await asyncio.wait_for(asyncio.gather(*sm._restores), 60)
+    assert sm.statistics().restores_pending == 0
+
+
+async def _associates(
+    config: StreamingConfig, managers: list[SessionManager], ds: str, key: str
+) -> list[set[str]]:
+    """The associate list as every given manager and a fresh replay see it."""
+    views: list[set[str]] = []
+    for sm in managers:
+        await sm._follower.sync(10)  # type: ignore[union-attr]
+        views.append(set((await sm.get_session_info(ds, key)).unwrap().associate_session_keys))
+    async with SessionManager(config) as fresh:
+        views.append(set((await fresh.get_session_info(ds, key)).unwrap().associate_session_keys))
+    return views
+
+
+async def test_identifier_and_details_records_drop_no_key_added_meanwhile(
+    kafka_bootstrap_servers: str,
+) -> None:
+    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
+    # One attempt: a record that dropped the key could not be written again.
+    async with SessionManager(config) as a, SessionManager(config, max_attempts=1) as b:
+        ds = _ds()
+        key = (await a.create_new_session(ds, associate_session_keys=["k0"])).unwrap().session_key
+        for what in ("identifier", "details"):
+            added = str(uuid.uuid4())
+            _stale_once(b, lambda: a.add_associate_session(ds, key, added), lambda: None)  # noqa: B023
+            if what == "identifier":
+                r = await b.update_identifier(ds, key, "new")
+            else:
+                r = await b.update_session_details(ds, key, {"d": "1"})
+            assert r.success, r.message
+            assert r.attempts == 1  # its record carries no associate list: nothing to repair
+            for view in await _associates(config, [a, b], ds, key):
+                assert {"k0", added} <= view
+
+
+@pytest.mark.parametrize("how", ["attempts used up", "ended meanwhile", "cancelled"])
+async def test_a_failed_associate_update_gives_back_the_key_it_dropped(
+    kafka_bootstrap_servers: str, how: str
+) -> None:
+    # a adds k1 and is told so; b's record, built before k1 landed, lands after it and drops
+    # it; then b's call fails. k1 must come back: a's caller was acknowledged.
+    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
+    async with SessionManager(config) as a, SessionManager(config, max_attempts=1) as b:
+        ds = _ds()
+        key = (await a.create_new_session(ds)).unwrap().session_key
+        k1, k2 = str(uuid.uuid4()), str(uuid.uuid4())
+
+        async def meanwhile() -> None:
+            assert (await a.add_associate_session(ds, key, k1)).success
+            if how == "ended meanwhile":
+                assert (await a.end_session(ds, key)).success
+
+        call = asyncio.create_task(b.add_associate_session(ds, key, k2))
+
+        def handed() -> None:
+            if how == "cancelled":
+                call.cancel()  # the record is the writer's now: it lands anyway
+
+        _stale_once(b, meanwhile, handed)
+        if how == "cancelled":
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        else:
+            r = await call
+            expected = SessionConflictError if how == "attempts used up" else SessionEndedError
+            assert isinstance(r.error, expected), r.message
+        await _owed_none(b)
+        for view in await _associates(config, [a, b], ds, key):
+            assert k1 in view
+        assert b.statistics().restore_records >= 1  # given back by b, not by chance

@@ -201,8 +201,9 @@ async def test_offsets_key_set_partition_based(kafka_bootstrap_servers: str) -> 
 async def test_update_records_carry_only_what_they_change(
     sm: SessionManager, config: StreamingConfig
 ) -> None:
-    # Constant fields and the full associate list, but only the identifier/detail keys the call
-    # sets: readers keep the rest (spec 2.4), so a record never reverts a concurrent change.
+    # Constant fields, but only the identifier/detail keys the call sets, and the associate list
+    # only from add_associate_session: readers keep the rest (spec 2.4), so a record never
+    # reverts a concurrent change.
     ds = _ds()
     s = (await sm.create_new_session(ds, identifier="a", details={"k1": "v1"})).unwrap()
     key = s.session_key
@@ -219,10 +220,17 @@ async def test_update_records_carry_only_what_they_change(
     assert (info.data_source, info.identifier, info.type, info.version) == (ds, "", "Session", 1)
     assert info.associate_session_keys == ["assoc-1", "assoc-2"]
     assert info.details == {}
+    s = (await sm.update_session_details(ds, key, {"k3": "v3"})).unwrap()
+    assert s.associate_session_keys == ("assoc-1", "assoc-2")  # kept by the reader
+    record = await session_record(config, key, "SessionInfo")
+    info = open_data.SessionInfoPacket.parse(open_data.Packet.parse(record.value).content)
+    # An empty list keeps the old one: a details record cannot drop a key another process
+    # added since its base state.
+    assert (info.identifier, info.associate_session_keys, info.details) == ("", [], {"k3": "v3"})
     async with SessionManager(config) as fresh:  # a replay rebuilds the whole state
         again = (await fresh.get_session_info(ds, key)).unwrap()
     assert again.identifier == "b"
-    assert dict(again.details) == {"k1": "new", "k2": "v2"}
+    assert dict(again.details) == {"k1": "new", "k2": "v2", "k3": "v3"}
     assert again.associate_session_keys == ("assoc-1", "assoc-2")
 
     ended = (await sm.end_session(ds, key)).unwrap()

@@ -3,24 +3,28 @@
 The server writes every update as a full ``SessionInfo`` snapshot (layout spec 2.4); a process
 that builds one from stale state reverts what another process changed meanwhile (the identifier,
 a detail value, an associate). Readers (spec 2.4/2.5, ``SessionInfoService``) keep a field a
-record leaves empty (``identifier``, ``type``, a zero ``version``), merge ``details`` key by key
-and replace the associate list only when the record's list is non-empty. So an update record
-here carries:
+record leaves empty (``identifier``, ``type``, a zero ``version``, an empty associate list) and
+merge ``details`` key by key. So an update record here carries:
 
 * the constant fields as they are (``type``, ``version``, ``utc_offset``, ``creation_time``);
-* the identifier only when the call changes it, and only the detail keys the call sets: a record
-  never carries a stale value of a field it does not change, so it cannot revert one;
-* the full associate list (a list replaces the old one, there is no other way to add a key).
+* the identifier only when the call changes it, and only the detail keys the call sets;
+* the associate list only when the call adds a key (a non-empty list replaces the old one,
+  there is no other way to add a key); identifier and detail updates send it empty.
 
-The associate list is the one field a stale record can still revert. So each update starts from
-state caught up to the end of ``SessionInfo``, reads its own record back, and looks at the
-session's records that landed between its base and its record (the *window*, recorded by
-:class:`Watch`). If one added an associate key that our record dropped, the change is written
-again on the newer state, with the dropped keys added back (:class:`Repair`; keys only ever
-join a list, so the union is always right). A window that changed only identifiers or details
-needs no second record: ours carries neither a stale identifier nor stale detail values.
-Identifier and details of a retry are the call's own, so when two calls race on one field, the
-one whose record lands last wins, as on the server.
+A record never carries a stale value of a field it does not change, so it cannot revert one.
+The associate list of an ``add_associate_session`` record is the one field a stale record can
+still revert. So each update starts from state caught up to the end of ``SessionInfo``, reads
+its own record back, and looks at the session's records that landed between its base and its
+record (the *window*, recorded by :class:`Watch`). If one added an associate key that our record
+dropped, the change is written again on the newer state, with the dropped keys added back
+(:class:`Repair`; keys only ever join a list, so the union is always right).
+
+Whoever dropped a key owes it back, whatever becomes of the call: a caller whose call fails
+(attempts used up, the session ended meanwhile, its deadline, a cancellation) was acknowledged
+nothing, but the process whose key its record dropped was. So the manager keeps restoring such
+keys in the background (``SessionCore._restore``) until a record of its own that drops nothing
+carries them, also after the session ended (readers apply ``SessionInfo`` records after
+``EndOfSession`` too).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import attrs
 from .. import open_data
 from .state import SessionEvent, SessionInfo
 
-__all__ = ["Change", "Repair", "Seen", "Watch", "update_record"]
+__all__ = ["Change", "Repair", "Seen", "Watch", "dropped_by", "update_record"]
 
 
 @attrs.frozen
@@ -57,6 +61,8 @@ class Watch:
         self.key = key
         self.start = start
         self.seen: list[Seen] = []
+        #: Kept registered after its operation (a background restore still reads it).
+        self.kept = False
 
     def before(self, offset: int) -> list[Seen]:
         """Records of the window that landed before ``offset`` (another writer's)."""
@@ -72,11 +78,13 @@ class Watch:
 @attrs.frozen
 class Change:
     """What an update means to do: ``apply`` to a state, setting ``fields`` (``identifier``)
-    and ``detail_keys``; associate keys it adds show in the state it returns."""
+    and ``detail_keys``; ``associates``: it adds associate keys (they show in the state it
+    returns), so its record carries the whole list."""
 
     apply: Callable[[SessionInfo], SessionInfo]
     fields: frozenset[str] = frozenset()
     detail_keys: frozenset[str] = frozenset()
+    associates: bool = False
 
 
 def update_record(change: Change, desired: SessionInfo) -> open_data.SessionInfoPacket:
@@ -85,7 +93,17 @@ def update_record(change: Change, desired: SessionInfo) -> open_data.SessionInfo
     if "identifier" not in change.fields:
         packet.identifier = ""  # readers keep the identifier
     packet.details = {k: desired.details[k] for k in change.detail_keys if k in desired.details}
+    if not change.associates:
+        packet.associate_session_keys = []  # readers keep the list
     return packet
+
+
+def dropped_by(written: SessionInfo, before_ours: SessionInfo | None) -> list[str]:
+    """Associate keys the state had just before our record and our record's list left out."""
+    if before_ours is None:
+        return []
+    kept = written.associate_session_keys
+    return [k for k in before_ours.associate_session_keys if k not in kept]
 
 
 class Repair:
@@ -94,12 +112,16 @@ class Repair:
     def __init__(self) -> None:
         self.associates: list[str] = []
 
-    def learn(self, written: SessionInfo, before_ours: SessionInfo) -> None:
+    def learn(self, written: SessionInfo, before_ours: SessionInfo | None) -> None:
         """``before_ours``: the state just before our record was applied (others' keys in);
         ``written``: the state our record carried."""
-        for k in before_ours.associate_session_keys:
-            if k not in written.associate_session_keys and k not in self.associates:
+        for k in dropped_by(written, before_ours):
+            if k not in self.associates:
                 self.associates.append(k)
+
+    def missing(self, state: SessionInfo) -> list[str]:
+        """Keys still owed: learned, and not in ``state``'s list."""
+        return [k for k in self.associates if k not in state.associate_session_keys]
 
     def apply(self, base: SessionInfo) -> SessionInfo:
         if not self.associates:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -47,7 +48,7 @@ from .._names import SESSION_INFO_TOPIC, validate_data_source
 from .._result import ApiResult
 from .._writing.delivery import DeliveryReport
 from .._writing.writer import PacketWriter
-from ._commit import Seen, Watch
+from ._commit import Change, Repair, Seen, Watch, dropped_by, update_record
 from ._fetch import read_session
 from ._results import SessionResult
 from .offsets import OffsetSnapshotter
@@ -124,7 +125,11 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         self._table = SessionTable(self._horizon)
         self._follower: TopicFollower | None = None
         self._lock = asyncio.Lock()
-        self._watch: Watch | None = None
+        # Watches of the sessions being written: the operation holding the lock, and
+        # background restores (_restore) that keep theirs.
+        self._watches: list[Watch] = []
+        self._restores: dict[asyncio.Task[None], Repair] = {}
+        self._restore_records = 0
         self._operations = 0
         self._failed = 0
         self._retries = 0
@@ -167,6 +172,12 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         await self._start_writer()
 
     async def _release(self, deadline: Deadline) -> None:
+        if self._restores:
+            # Keys owed to other processes: give them the first half of what is left.
+            _, pending = await asyncio.wait(list(self._restores), timeout=deadline.left() / 2)
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(list(self._restores), timeout=deadline.left())
         if self._follower is not None:
             await self._follower.stop(deadline.left())
         await close_quietly(
@@ -191,14 +202,18 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
             # The server drops keyless SessionInfo records (SessionInfoService.GetPacket).
             self._table.dropped += 1
             return
-        watch = self._watch
-        before = self._table.get(watch.key) if watch is not None else None
+        watches = self._watches
+        before = {w.key: self._table.get(w.key) for w in watches}
         events = self._table.apply(record.value, record.timestamp, record.offset)
-        if watch is not None and self._table.last_key == watch.key:
-            after = self._table.get(watch.key)
+        key = self._table.last_key
+        if key in before:
+            after = self._table.get(key)
             if after is None and events:  # ended and forgotten at once by the horizon
                 after = events[-1].session
-            watch.seen.append(Seen(record.offset, before, after, tuple(events)))
+            seen = Seen(record.offset, before[key], after, tuple(events))
+            for watch in watches:
+                if watch.key == key:
+                    watch.seen.append(seen)
         if live:  # forward-only: the replay of what existed before start publishes nothing
             for event in events:
                 self._hub.publish(event)
@@ -310,7 +325,7 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
                     try:
                         result.data = await operation(result, at)
                     finally:
-                        self._watch = None
+                        self._watches = [w for w in self._watches if w.kept]
         except TimeoutError:
             error: AiowriterError = deadline_error(what, within, last[0] if last else None)
             error.args = (f"{error} (a record already handed to the writer may still land)",)
@@ -341,24 +356,119 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         # record applied after the state was read.
         if self._table.get(session_key) is not None:
             state = self._table.get(session_key)
-        watch = self._watch = Watch(session_key, follower.positions.get(0, 0))
+        watch = Watch(session_key, follower.positions.get(0, 0))
+        self._watches.append(watch)
         return state, watch
 
     async def _write(
-        self, type_: str, session_key: str, content: betterproto2.Message, at: float
+        self,
+        type_: str,
+        session_key: str,
+        content: betterproto2.Message,
+        at: float,
+        handed: Callable[[Awaitable[DeliveryReport]], None] | None = None,
     ) -> int:
         """Write one ``SessionInfo`` record, wait for its ack and until the follower applied
-        it; return its offset."""
+        it; return its offset. ``handed`` gets the record's delivery once the writer holds it
+        (from then on it lands even if this call is cancelled)."""
         assert self._writer is not None
         assert self._follower is not None
         # aiowriter's encoder, not bytes(): betterproto2 writes -1.5 s as -0.5 s (issue 9).
         body = encode_message(content)
         packet = open_data.Packet(type=type_, session_key=session_key, content=body)
         result = await self._writer.write_info(packet)
+        if handed is not None:
+            handed(result.delivery)
         await self._writer._settle_info(session_key, self._left(at))
         report: DeliveryReport = await result.delivery
         await self._follower.wait_past(report.partition, report.offset, self._left(at))
         return report.offset
+
+    # -- giving back associate keys a failed update dropped (see _commit) ------------------------
+    def _owe(
+        self,
+        session_key: str,
+        repair: Repair,
+        unchecked: tuple[Awaitable[DeliveryReport], Watch, SessionInfo] | None,
+    ) -> None:
+        """An associate update ended (failed, timed out, cancelled) owing keys: ``repair``'s,
+        and whatever ``unchecked`` (a record handed to the writer and not yet read back: its
+        delivery, its watch, the state it carried) dropped. Restore them in the background."""
+        if unchecked is not None:
+            unchecked[1].kept = True
+        task = asyncio.get_running_loop().create_task(
+            self._restore(session_key, repair, unchecked),
+            name=f"aiowriter-session-restore-{session_key}",
+        )
+        self._restores[task] = repair
+        task.add_done_callback(self._restores.pop)
+
+    async def _restore(
+        self,
+        session_key: str,
+        repair: Repair,
+        unchecked: tuple[Awaitable[DeliveryReport], Watch, SessionInfo] | None,
+    ) -> None:
+        follower = self._follower
+        assert follower is not None
+        within = self._operation_timeout
+        try:
+            if unchecked is not None:
+                delivery, watch, written = unchecked
+                try:
+                    report = await asyncio.wait_for(delivery, within)
+                    await follower.wait_past(report.partition, report.offset, within)
+                    ours = watch.at(report.offset)
+                    if ours is not None:
+                        repair.learn(written, ours.before)
+                except (AiowriterError, TimeoutError):
+                    pass  # it did not land (or not readably): it dropped nothing
+                finally:
+                    watch.kept = False
+                    self._watches = [w for w in self._watches if w is not watch]
+            # Until given back: through outages, and through close() until its deadline's first
+            # half, which then cancels this task (the warning below names what is still owed).
+            pause = 0.05
+            while repair.associates:
+                try:
+                    if await self._restore_once(session_key, repair, within):
+                        return
+                except (AiowriterError, TimeoutError) as exc:
+                    log.info("restoring associate keys of session %s: %r", session_key, exc)
+                await asyncio.sleep(random.uniform(0, pause))
+                pause = min(2.0, pause * 2)
+        finally:
+            if repair.associates:
+                log.warning(
+                    "session %s: associate keys %s dropped by a failed update were not given "
+                    "back before the manager closed",
+                    session_key, repair.associates,
+                )  # fmt: skip
+
+    async def _restore_once(self, session_key: str, repair: Repair, within: float) -> bool:
+        """One restoring record (if still needed); true when nothing more is owed."""
+        at = asyncio.get_running_loop().time() + within
+        async with asyncio.timeout(within), self._lock:
+            try:
+                base, watch = await self._base(session_key, at)
+                if base is None:
+                    repair.associates.clear()  # forgotten by the horizon long after it ended
+                    return True
+                if not repair.missing(base):
+                    repair.associates.clear()
+                    return True
+                desired = repair.apply(base)
+                record = update_record(Change(lambda s: s, associates=True), desired)
+                offset = await self._write("SessionInfo", session_key, record, at)
+                self._restore_records += 1
+                ours = watch.at(offset)
+                if ours is not None and dropped_by(desired, ours.before):
+                    repair.learn(desired, ours.before)
+                    return False
+                repair.associates.clear()
+                return True
+            finally:
+                self._watches = [w for w in self._watches if w.kept]
 
     async def _snapshot(self, data_source: str, at: float) -> dict[str, int]:
         writer = self._writer
@@ -389,6 +499,8 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
             forgotten_sessions=self._table.forgotten_count,
             retried_writes=self._retries,
             replay_seconds=self._replay_seconds,
+            restore_records=self._restore_records,
+            restores_pending=len(self._restores),
         )
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -30,7 +30,7 @@ from .._names import validate_data_source
 from .._result import ApiResult
 from .._writing.delivery import DeliveryReport
 from .._writing.writer import PacketWriter
-from ._commit import Change, Repair, update_record
+from ._commit import Change, Repair, Watch, dropped_by, update_record
 from ._core import SessionCore
 from ._in_band import in_band_end, in_band_start, one_per_route, stream_names
 from ._results import SessionResult
@@ -210,60 +210,78 @@ class SessionManager(SessionCore):
     ) -> SessionResult:
         async def update(result: SessionResult, at: float) -> SessionInfo:
             repair = Repair()
-            for attempt in range(1, self._max_attempts + 1):
-                base, watch = await self._base(session_key, at)
-                if base is None or base.data_source != data_source:
-                    self._lookup(data_source, session_key)  # raises the not-found error
-                assert base is not None
-                if base.completed:
-                    raise SessionEndedError(
-                        f"session {session_key!r} has ended; it cannot be updated"
-                    )
-                desired = change.apply(repair.apply(base))
-                record = update_record(change, desired)
-                offset = await self._write("SessionInfo", session_key, record, at)
-                result.attempts, result.offset = attempt, offset
-                others = [s for s in watch.before(offset) if s.changed]
-                if any(isinstance(e, SessionEnded) for s in others for e in s.events):
-                    raise SessionEndedError(
-                        f"session {session_key!r} was ended by another process before this "
-                        f"update landed (at offset {offset}, after the end)"
-                    )
-                ours = watch.at(offset)
-                # Rewritten only if our record dropped an associate key that a record in the
-                # window added: that list is the one field a stale record reverts (_commit.py).
-                # Others' identifier or detail changes stand beside ours (a record carries only
-                # what its call sets), so they need no second write. (Any change used to make
-                # one: three processes on three sessions used up five attempts now and then.)
-                dropped = (
-                    bool(others)
-                    if ours is None or ours.before is None
-                    else not set(ours.before.associate_session_keys)
-                    <= set(desired.associate_session_keys)
+            # Our record handed to the writer and not read back yet: (delivery, watch, state
+            # it carried). If the call ends before reading it back, whatever it dropped is
+            # still owed.
+            unchecked: list[tuple[Awaitable[DeliveryReport], Watch, SessionInfo]] = []
+            owed = change.associates  # identifier/detail records carry no list: drop nothing
+            try:
+                for attempt in range(1, self._max_attempts + 1):
+                    base, watch = await self._base(session_key, at)
+                    if base is None or base.data_source != data_source:
+                        self._lookup(data_source, session_key)  # raises the not-found error
+                    assert base is not None
+                    if base.completed:
+                        raise SessionEndedError(
+                            f"session {session_key!r} has ended; it cannot be updated"
+                        )
+                    desired = change.apply(repair.apply(base))
+                    record = update_record(change, desired)
+
+                    def handed(delivery: Awaitable[DeliveryReport]) -> None:
+                        unchecked[:] = [(delivery, watch, desired)]  # noqa: B023 (called now)
+
+                    offset = await self._write("SessionInfo", session_key, record, at, handed)
+                    unchecked.clear()
+                    result.attempts, result.offset = attempt, offset
+                    ours = watch.at(offset)
+                    others = [s for s in watch.before(offset) if s.changed]
+                    # Rewritten only if our record dropped an associate key that a record in
+                    # the window added: that list is the one field a stale record reverts
+                    # (_commit.py). Identifier and detail records carry no list, and others'
+                    # identifier or detail changes stand beside ours (a record carries only
+                    # what its call sets), so they need no second write.
+                    if not change.associates:
+                        dropped = False
+                    elif ours is None or ours.before is None:
+                        dropped = bool(others)
+                    else:
+                        dropped = bool(dropped_by(desired, ours.before))
+                        repair.learn(desired, ours.before)
+                    if any(isinstance(e, SessionEnded) for s in others for e in s.events):
+                        raise SessionEndedError(
+                            f"session {session_key!r} was ended by another process before this "
+                            f"update landed (at offset {offset}, after the end)"
+                        )
+                    if not dropped:
+                        owed = False
+                        # The state our record made: a later record (another process's, which
+                        # will repair what it dropped) does not belong to this call's answer.
+                        if ours is not None and ours.after is not None:
+                            return ours.after
+                        return self._lookup(data_source, session_key)
+                    log.info(
+                        "session %s changed by another process meanwhile (offsets %s); "
+                        "re-applying",
+                        session_key, [s.offset for s in others],
+                    )  # fmt: skip
+                    if attempt < self._max_attempts:
+                        # Processes adding associates to one session at the same pace would
+                        # meet again at once: a random pause, doubling up to 32 ms, spreads them
+                        # (within the call's deadline, which the next attempt's steps check).
+                        pause = random.uniform(0, min(0.032, 0.002 * 2**attempt))
+                        left = at - asyncio.get_running_loop().time()
+                        await asyncio.sleep(max(0.0, min(pause, left)))
+                raise SessionConflictError(
+                    f"session {session_key!r} kept changing under {self._max_attempts} "
+                    "attempts; retry the call (associate keys its records dropped are given "
+                    "back in the background)"
                 )
-                if not dropped:
-                    # The state our record made: a later record (another process's, which
-                    # will repair what it dropped) does not belong to this call's answer.
-                    if ours is not None and ours.after is not None:
-                        return ours.after
-                    return self._lookup(data_source, session_key)
-                if ours is not None and ours.before is not None:
-                    repair.learn(desired, ours.before)
-                log.info(
-                    "session %s changed by another process meanwhile (offsets %s); re-applying",
-                    session_key, [s.offset for s in others],
-                )  # fmt: skip
-                if attempt < self._max_attempts:
-                    # Processes adding associates to one session at the same pace would meet
-                    # again at once: a random pause, doubling up to 32 ms, spreads them (within
-                    # the call's deadline, which the next attempt's steps check).
-                    pause = random.uniform(0, min(0.032, 0.002 * 2**attempt))
-                    left = at - asyncio.get_running_loop().time()
-                    await asyncio.sleep(max(0.0, min(pause, left)))
-            raise SessionConflictError(
-                f"session {session_key!r} kept changing under {self._max_attempts} attempts; "
-                "retry the call"
-            )
+            finally:
+                # Failed, timed out or cancelled with keys owed to other processes (or a
+                # record in flight that may owe some): they were told their keys were added.
+                if owed and (repair.associates or unchecked):
+                    self._owe(session_key, repair, unchecked[0] if unchecked else None)
 
         return await self._run(f"updating session {session_key!r}", update, timeout)
 
@@ -289,12 +307,11 @@ class SessionManager(SessionCore):
         """Merge ``details`` into the session's details (new values win; keys are never removed,
         since readers merge key by key).
 
-        An update writes one ``SessionInfo`` record with the session's constant fields, its full
-        associate list and only what the call changes (the identifier, these detail keys):
-        readers keep what a record leaves empty (spec 2.4), so the record cannot revert what
-        another process changed meanwhile. If another record of the session landed between our
-        base state and our record, the change is written again on the newer state
-        (``result.attempts``)."""
+        An update writes one ``SessionInfo`` record with the session's constant fields and only
+        what the call changes (the identifier, these detail keys; the associate list only for
+        :meth:`add_associate_session`): readers keep what a record leaves empty (spec 2.4), so
+        the record cannot revert what another process changed meanwhile (docs: "Several
+        processes, one truth")."""
         validate_data_source(data_source)
         check_key(session_key)
         new = check_details(details)
@@ -311,7 +328,13 @@ class SessionManager(SessionCore):
         *,
         timeout: float | None = None,
     ) -> SessionResult:
-        """Append ``associate_key`` to the session's associate list (no-op write if present)."""
+        """Append ``associate_key`` to the session's associate list (no-op write if present).
+
+        The record carries the whole list (readers replace the list with it). If another
+        process added a key between our base state and our record, ours would drop it: the
+        change is written again with that key (``result.attempts`` > 1, at most
+        ``max_attempts``, then :class:`SessionConflictError`); a key dropped by a call that then
+        fails is given back in the background (``statistics().restores_pending``)."""
         validate_data_source(data_source)
         check_key(session_key)
         check_key(associate_key)
@@ -323,7 +346,7 @@ class SessionManager(SessionCore):
                 s, associate_session_keys=(*s.associate_session_keys, associate_key)
             )
 
-        return await self._update(data_source, session_key, Change(add), timeout)
+        return await self._update(data_source, session_key, Change(add, associates=True), timeout)
 
     # -- end ----------------------------------------------------------------------------------
     async def end_session(

@@ -173,6 +173,11 @@ class SessionManagerStatistics(JsonReady):
     """Records written again because another process changed the session meanwhile."""
     replay_seconds: float = 0.0
     """How long the start-up replay of ``SessionInfo`` took."""
+    restore_records: int = 0
+    """Records written in the background to give back associate keys that a record of a
+    failed or cancelled update dropped (see ``_commit``)."""
+    restores_pending: int = 0
+    """Sessions whose dropped associate keys are still being given back."""
 
 
 def now() -> dt.datetime:
