@@ -183,18 +183,23 @@ Write = Callable[..., Awaitable[int]]
 
 
 def _stale_once(
-    sm: SessionManager, meanwhile: Callable[[], Awaitable[object]], on_handed: Callable[[], None]
+    sm: SessionManager,
+    meanwhile: Callable[[], Awaitable[object]],
+    on_handed: Callable[[], None] = lambda: None,
+    *,
+    skip: int = 0,
 ) -> None:
-    """Run ``meanwhile`` between ``sm``'s next base state and its write (so that write is built
-    from stale state), and ``on_handed`` once the writer holds its record."""
+    """Run ``meanwhile`` between the base state and the write of ``sm``'s next record but
+    ``skip`` (so that record is built from stale state), and ``on_handed`` once the writer
+    holds it."""
     original: Write = sm._write
-    used = False
+    calls = 0
 
     async def write(*args: Any, **kwargs: Any) -> int:
-        nonlocal used
-        if used:
+        nonlocal calls
+        calls += 1
+        if calls != skip + 1:
             return await original(*args, **kwargs)
-        used = True
         await meanwhile()
         handed = args[4] if len(args) > 4 else kwargs.get("handed")
 
@@ -238,7 +243,7 @@ async def test_identifier_and_details_records_drop_no_key_added_meanwhile(
         key = (await a.create_new_session(ds, associate_session_keys=["k0"])).unwrap().session_key
         for what in ("identifier", "details"):
             added = str(uuid.uuid4())
-            _stale_once(b, lambda: a.add_associate_session(ds, key, added), lambda: None)  # noqa: B023
+            _stale_once(b, lambda: a.add_associate_session(ds, key, added))  # noqa: B023
             if what == "identifier":
                 r = await b.update_identifier(ds, key, "new")
             else:
@@ -284,3 +289,23 @@ async def test_a_failed_associate_update_gives_back_the_key_it_dropped(
         for view in await _associates(config, [a, b], ds, key):
             assert k1 in view
         assert b.statistics().restore_records >= 1  # given back by b, not by chance
+
+
+async def test_a_restore_that_drops_a_key_gives_that_back_too(
+    kafka_bootstrap_servers: str,
+) -> None:
+    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
+    async with SessionManager(config) as a, SessionManager(config, max_attempts=1) as b:
+        ds = _ds()
+        key = (await a.create_new_session(ds)).unwrap().session_key
+        k1, k2, k3 = (str(uuid.uuid4()) for _ in range(3))
+        # b's call drops k1 and fails; then b's first restoring record drops k3, added while
+        # it was being built: the restore owes k3 too.
+        _stale_once(b, lambda: a.add_associate_session(ds, key, k1))
+        _stale_once(b, lambda: a.add_associate_session(ds, key, k3), skip=1)
+        r = await b.add_associate_session(ds, key, k2)
+        assert isinstance(r.error, SessionConflictError), r.message
+        await _owed_none(b)
+        for view in await _associates(config, [a, b], ds, key):
+            assert {k1, k3} <= view
+        assert b.statistics().restore_records >= 2

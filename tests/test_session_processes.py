@@ -36,7 +36,7 @@ async def test_three_processes_converge_with_no_change_lost(
         await asyncio.create_subprocess_exec(
             sys.executable,
             str(ROOT / "tests" / "_session_worker.py"),
-            *[kafka_bootstrap_servers, ds, str(tmp_path), str(i), str(seed + i), "40", *keys],
+            *[kafka_bootstrap_servers, ds, str(tmp_path), str(i), str(seed + i), "120", *keys],
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
