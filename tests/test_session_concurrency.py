@@ -233,79 +233,85 @@ async def _associates(
     return views
 
 
-async def test_identifier_and_details_records_drop_no_key_added_meanwhile(
+@pytest.fixture
+async def one_attempt(
     kafka_bootstrap_servers: str,
-) -> None:
+) -> AsyncIterator[tuple[StreamingConfig, SessionManager, SessionManager]]:
+    """a, and b with one attempt: a record of b's that dropped a key is not written again."""
     config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
-    # One attempt: a record that dropped the key could not be written again.
     async with SessionManager(config) as a, SessionManager(config, max_attempts=1) as b:
-        ds = _ds()
-        key = (await a.create_new_session(ds, associate_session_keys=["k0"])).unwrap().session_key
-        for what in ("identifier", "details"):
-            added = str(uuid.uuid4())
-            _stale_once(b, lambda: a.add_associate_session(ds, key, added))  # noqa: B023
-            if what == "identifier":
-                r = await b.update_identifier(ds, key, "new")
-            else:
-                r = await b.update_session_details(ds, key, {"d": "1"})
-            assert r.success, r.message
-            assert r.attempts == 1  # its record carries no associate list: nothing to repair
-            for view in await _associates(config, [a, b], ds, key):
-                assert {"k0", added} <= view
+        yield config, a, b
+
+
+async def test_identifier_and_details_records_drop_no_key_added_meanwhile(
+    one_attempt: tuple[StreamingConfig, SessionManager, SessionManager],
+) -> None:
+    config, a, b = one_attempt
+    ds = _ds()
+    key = (await a.create_new_session(ds, associate_session_keys=["k0"])).unwrap().session_key
+    for what in ("identifier", "details"):
+        added = str(uuid.uuid4())
+        _stale_once(b, lambda: a.add_associate_session(ds, key, added))  # noqa: B023
+        if what == "identifier":
+            r = await b.update_identifier(ds, key, "new")
+        else:
+            r = await b.update_session_details(ds, key, {"d": "1"})
+        assert r.success, r.message
+        assert r.attempts == 1  # its record carries no associate list: nothing to repair
+        for view in await _associates(config, [a, b], ds, key):
+            assert {"k0", added} <= view
 
 
 @pytest.mark.parametrize("how", ["attempts used up", "ended meanwhile", "cancelled"])
 async def test_a_failed_associate_update_gives_back_the_key_it_dropped(
-    kafka_bootstrap_servers: str, how: str
+    one_attempt: tuple[StreamingConfig, SessionManager, SessionManager], how: str
 ) -> None:
     # a adds k1 and is told so; b's record, built before k1 landed, lands after it and drops
     # it; then b's call fails. k1 must come back: a's caller was acknowledged.
-    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
-    async with SessionManager(config) as a, SessionManager(config, max_attempts=1) as b:
-        ds = _ds()
-        key = (await a.create_new_session(ds)).unwrap().session_key
-        k1, k2 = str(uuid.uuid4()), str(uuid.uuid4())
+    config, a, b = one_attempt
+    ds = _ds()
+    key = (await a.create_new_session(ds)).unwrap().session_key
+    k1, k2 = str(uuid.uuid4()), str(uuid.uuid4())
 
-        async def meanwhile() -> None:
-            assert (await a.add_associate_session(ds, key, k1)).success
-            if how == "ended meanwhile":
-                assert (await a.end_session(ds, key)).success
+    async def meanwhile() -> None:
+        assert (await a.add_associate_session(ds, key, k1)).success
+        if how == "ended meanwhile":
+            assert (await a.end_session(ds, key)).success
 
-        call = asyncio.create_task(b.add_associate_session(ds, key, k2))
+    call = asyncio.create_task(b.add_associate_session(ds, key, k2))
 
-        def handed() -> None:
-            if how == "cancelled":
-                call.cancel()  # the record is the writer's now: it lands anyway
-
-        _stale_once(b, meanwhile, handed)
+    def handed() -> None:
         if how == "cancelled":
-            with pytest.raises(asyncio.CancelledError):
-                await call
-        else:
-            r = await call
-            expected = SessionConflictError if how == "attempts used up" else SessionEndedError
-            assert isinstance(r.error, expected), r.message
-        await _owed_none(b)
-        for view in await _associates(config, [a, b], ds, key):
-            assert k1 in view
-        assert b.statistics().restore_records >= 1  # given back by b, not by chance
+            call.cancel()  # the record is the writer's now: it lands anyway
+
+    _stale_once(b, meanwhile, handed)
+    if how == "cancelled":
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    else:
+        r = await call
+        expected = SessionConflictError if how == "attempts used up" else SessionEndedError
+        assert isinstance(r.error, expected), r.message
+    await _owed_none(b)
+    for view in await _associates(config, [a, b], ds, key):
+        assert k1 in view
+    assert b.statistics().restore_records >= 1  # given back by b, not by chance
 
 
 async def test_a_restore_that_drops_a_key_gives_that_back_too(
-    kafka_bootstrap_servers: str,
+    one_attempt: tuple[StreamingConfig, SessionManager, SessionManager],
 ) -> None:
-    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
-    async with SessionManager(config) as a, SessionManager(config, max_attempts=1) as b:
-        ds = _ds()
-        key = (await a.create_new_session(ds)).unwrap().session_key
-        k1, k2, k3 = (str(uuid.uuid4()) for _ in range(3))
-        # b's call drops k1 and fails; then b's first restoring record drops k3, added while
-        # it was being built: the restore owes k3 too.
-        _stale_once(b, lambda: a.add_associate_session(ds, key, k1))
-        _stale_once(b, lambda: a.add_associate_session(ds, key, k3), skip=1)
-        r = await b.add_associate_session(ds, key, k2)
-        assert isinstance(r.error, SessionConflictError), r.message
-        await _owed_none(b)
-        for view in await _associates(config, [a, b], ds, key):
-            assert {k1, k3} <= view
-        assert b.statistics().restore_records >= 2
+    config, a, b = one_attempt
+    ds = _ds()
+    key = (await a.create_new_session(ds)).unwrap().session_key
+    k1, k2, k3 = (str(uuid.uuid4()) for _ in range(3))
+    # b's call drops k1 and fails; then b's first restoring record drops k3, added while
+    # it was being built: the restore owes k3 too.
+    _stale_once(b, lambda: a.add_associate_session(ds, key, k1))
+    _stale_once(b, lambda: a.add_associate_session(ds, key, k3), skip=1)
+    r = await b.add_associate_session(ds, key, k2)
+    assert isinstance(r.error, SessionConflictError), r.message
+    await _owed_none(b)
+    for view in await _associates(config, [a, b], ds, key):
+        assert {k1, k3} <= view
+    assert b.statistics().restore_records >= 2

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from _loops import close_loop
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -78,7 +79,7 @@ class SessionMachine(RuleBasedStateMachine):
         and its write; with ``cancel``, the calling task is cancelled once the writer holds the
         record. Returns a setter for the task to cancel."""
         sm = self.managers[who]
-        original = sm._write
+        original: Callable[..., Awaitable[int]] = sm._write
         used = False
         target: list[asyncio.Task[Any]] = []
 
@@ -87,7 +88,7 @@ class SessionMachine(RuleBasedStateMachine):
             if used:
                 return await original(*args, **kwargs)
             used = True
-            sm._write = original  # type: ignore[method-assign]
+            sm._write = original  # type: ignore[method-assign,assignment]
             await meanwhile()
             handed = args[4] if len(args) > 4 else kwargs.get("handed")
 
@@ -193,12 +194,7 @@ class SessionMachine(RuleBasedStateMachine):
             for sm in self.managers:
                 with contextlib.suppress(Exception):
                     self.run(sm.close())
-            pending = asyncio.all_tasks(self.loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
-            self.loop.close()
+            close_loop(self.loop)
 
 
 def test_session_state_machine(kafka_bootstrap_servers: str) -> None:

@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import pytest
+from _loops import close_loop
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -186,13 +187,7 @@ class WriterMachine(RuleBasedStateMachine):
                 s = self.writer.statistics()
                 assert s.acked_packets + s.failed_packets == self.accepted
         finally:
-            # Tasks aiokafka leaves behind when a stop deadline cut its close short.
-            pending = asyncio.all_tasks(self.loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
-            self.loop.close()
+            close_loop(self.loop)
 
 
 def test_writer_lifecycle_state_machine(kafka_bootstrap_servers: str) -> None:
