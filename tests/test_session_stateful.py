@@ -168,6 +168,9 @@ class SessionMachine(RuleBasedStateMachine):
             for sm in self.managers:
                 if sm._restores:
                     await asyncio.gather(*sm._restores)
+                # A cancelled call's record lands after the call (the writer holds it): on
+                # the topic before either view is taken.
+                assert (await sm.writer.flush(10)).success
             views = []
             for sm in self.managers:
                 assert sm._follower is not None
