@@ -18,8 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from _loops import close_loop
-from hypothesis import settings
+from _loops import close_loop, run_machine
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -202,14 +201,4 @@ class SessionMachine(RuleBasedStateMachine):
 
 def test_session_state_machine(kafka_bootstrap_servers: str) -> None:
     _BOOTSTRAP[:] = [kafka_bootstrap_servers]
-    from hypothesis.stateful import run_state_machine_as_test
-
-    current = settings()
-    run_state_machine_as_test(
-        SessionMachine,
-        settings=settings(
-            max_examples=max(3, current.max_examples // 4),
-            stateful_step_count=16,
-            deadline=None,
-        ),
-    )
+    run_machine(SessionMachine, share=4, at_least=3, steps=16)

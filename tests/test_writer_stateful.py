@@ -18,8 +18,7 @@ import uuid
 from typing import Any
 
 import pytest
-from _loops import close_loop
-from hypothesis import settings
+from _loops import close_loop, run_machine
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -192,14 +191,4 @@ class WriterMachine(RuleBasedStateMachine):
 
 def test_writer_lifecycle_state_machine(kafka_bootstrap_servers: str) -> None:
     _BOOTSTRAP[:] = [kafka_bootstrap_servers]
-    from hypothesis.stateful import run_state_machine_as_test
-
-    current = settings()
-    run_state_machine_as_test(
-        WriterMachine,
-        settings=settings(
-            max_examples=max(4, current.max_examples // 10),
-            stateful_step_count=20,
-            deadline=None,
-        ),
-    )
+    run_machine(WriterMachine, share=10, at_least=4, steps=20)

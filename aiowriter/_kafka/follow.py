@@ -23,6 +23,7 @@ from typing import Any
 from .._config import StreamingConfig
 from .._exceptions import AiowriterError, KafkaError, WriterClosedError, map_kafka_errors
 from .diagnosis import explain_connect_failures
+from .end_offsets import EndOffsets
 
 __all__ = ["Record", "TopicFollower", "close_quietly"]
 
@@ -68,8 +69,8 @@ class TopicFollower:
         self._handler = handler
         self._poll_ms = poll_ms
         self._consumer: Any = None
-        # A second consumer, for end offsets only (see sync); made on the first sync.
-        self._offsets: asyncio.Future[Any] | None = None
+        # End offsets for sync() through a consumer of their own (see end_offsets).
+        self._ends = EndOffsets(config, f"offsets consumer of {topic!r}")
         self._task: asyncio.Task[None] | None = None
         self._start_end: dict[int, int] = {}
         self._positions: dict[int, int] = {}
@@ -271,18 +272,12 @@ class TopicFollower:
     async def sync(self, within: float) -> None:
         """Wait until every record on the topic *now* has been applied (a fresh read barrier).
 
-        The end offsets come from a consumer of their own. Asked through the following
-        consumer, the request queued behind its long-poll fetch (a broker answers a
-        connection's requests in order, and an idle topic's fetch waits out
-        ``fetch_max_wait_ms``, 500 ms): every session operation took 300-500 ms on an idle
-        ``SessionInfo``, against a few ms now."""
+        The end offsets come from a consumer of their own, not the following one, whose
+        long-poll fetch the request would queue behind (see ``end_offsets``)."""
         self._raise_if_unusable()
         tps = list(self._consumer.assignment())
         try:
-            async with asyncio.timeout(within):
-                offsets = await self._offsets_client()
-                with map_kafka_errors(f"reading end offsets of {self.topic!r}"):
-                    ends = await offsets.end_offsets(tps)
+            ends = await asyncio.wait_for(self._ends.read(tps, repr(self.topic)), within)
         except TimeoutError:
             raise KafkaError(
                 f"the end offsets of {self.topic!r} were not read within {within:g} s",
@@ -290,37 +285,7 @@ class TopicFollower:
             ) from None
         for tp, end in ends.items():
             if end > 0:
-                await self.wait_past(tp.partition, int(end) - 1, within)
-
-    async def _offsets_client(self) -> Any:
-        """The consumer that reads end offsets for :meth:`sync`, started once (concurrent
-        callers share the start; a failed start is retried by the next call)."""
-        from aiokafka import AIOKafkaConsumer
-
-        current = self._offsets
-        if current is not None and (not current.done() or current.exception() is None):
-            return await asyncio.shield(current)
-        starting = self._offsets = asyncio.get_running_loop().create_future()
-        consumer = AIOKafkaConsumer(
-            group_id=None, enable_auto_commit=False, **self._config.client_kwargs()
-        )
-        try:
-            async with explain_connect_failures(
-                self._config, f"starting an offsets consumer of {self.topic!r}"
-            ):
-                await consumer.start()
-            if self._stopped:
-                raise WriterClosedError(f"the follower of {self.topic!r} was stopped")
-        except BaseException as exc:
-            await close_quietly(
-                f"stopping the offsets consumer of {self.topic!r}", consumer.stop(), 5.0
-            )
-            error = exc if isinstance(exc, Exception) else WriterClosedError("cancelled")
-            starting.set_exception(error)
-            starting.exception()  # retrieved: concurrent callers re-raise it themselves
-            raise
-        starting.set_result(consumer)
-        return consumer
+                await self.wait_past(tp.partition, end - 1, within)
 
     async def stop(self, within: float = 5.0) -> None:
         """Stop following; idempotent, final. Waits at most about ``within`` seconds."""
@@ -336,13 +301,10 @@ class TopicFollower:
         if consumer is not None:
             left = max(0.1, deadline - asyncio.get_running_loop().time())
             await close_quietly(f"stopping the consumer of {self.topic!r}", consumer.stop(), left)
-        offsets, self._offsets = self._offsets, None
-        if offsets is not None and offsets.done() and offsets.exception() is None:
-            # (One still starting sees _stopped and closes itself.)
-            left = max(0.1, deadline - asyncio.get_running_loop().time())
-            await close_quietly(
-                f"stopping the offsets consumer of {self.topic!r}", offsets.result().stop(), left
-            )
+        left = max(0.1, deadline - asyncio.get_running_loop().time())
+        await close_quietly(
+            f"stopping the offsets consumer of {self.topic!r}", self._ends.close(left), left
+        )
 
     def __repr__(self) -> str:
         state = "caught up" if self.caught_up else "replaying"

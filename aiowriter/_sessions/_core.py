@@ -128,7 +128,7 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         # Watches of the sessions being written: the operation holding the lock, and
         # background restores (_restore) that keep theirs.
         self._watches: list[Watch] = []
-        self._restores: dict[asyncio.Task[None], Repair] = {}
+        self._restores: set[asyncio.Task[None]] = set()
         self._restore_records = 0
         self._operations = 0
         self._failed = 0
@@ -400,8 +400,8 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
             self._restore(session_key, repair, unchecked),
             name=f"aiowriter-session-restore-{session_key}",
         )
-        self._restores[task] = repair
-        task.add_done_callback(self._restores.pop)
+        self._restores.add(task)
+        task.add_done_callback(self._restores.discard)
 
     async def _restore(
         self,

@@ -8,13 +8,12 @@ does not exist yet counts 0: when it is created, its data starts at offset 0, af
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 from .._config import StreamingConfig
-from .._exceptions import WriterClosedError, map_kafka_errors
-from .._kafka.diagnosis import explain_connect_failures
+from .._exceptions import WriterClosedError
+from .._kafka.end_offsets import EndOffsets
 from .._kafka.topics import TopicProvisioner, TopicView
 from .._layout import Layout, offset_key
 from .._names import ESSENTIAL_SUFFIX
@@ -32,30 +31,17 @@ class OffsetSnapshotter:
         self._view = TopicView(provisioner, topic_view_ttl)
         self._layout = Layout(config)
         self._provisioner = provisioner
-        self._consumer: Any = None
-        self._lock = asyncio.Lock()
+        self._ends = EndOffsets(config, "offsets snapshotter")
         self._closed = False
+
+    @property
+    def _consumer(self) -> Any:
+        """The metadata-only consumer, while one is open."""
+        return self._ends.consumer
 
     def _check_open(self) -> None:
         if self._closed:
             raise WriterClosedError("the offsets snapshotter is closed (its manager was closed)")
-
-    async def _client(self) -> Any:
-        async with self._lock:
-            # After close() a new consumer would never be closed: refuse instead.
-            self._check_open()
-            if self._consumer is None:
-                from aiokafka import AIOKafkaConsumer
-
-                consumer = AIOKafkaConsumer(
-                    group_id=None, enable_auto_commit=False, **self._config.client_kwargs()
-                )
-                async with explain_connect_failures(
-                    self._config, f"connecting to {self._config.bootstrap_servers}"
-                ):
-                    await consumer.start()
-                self._consumer = consumer
-            return self._consumer
 
     async def snapshot(self, data_source: str, streams: Iterable[str] = ()) -> dict[str, int]:
         """The end offsets of every partition in the data source's key set.
@@ -78,15 +64,10 @@ class OffsetSnapshotter:
         present = [TopicPartition(t, p) for t, p in keys if t in existing and p < existing[t]]
         ends: dict[Any, int] = {}
         if present:
-            consumer = await self._client()
-            with map_kafka_errors(f"reading end offsets of {data_source!r}"):
-                ends = await consumer.end_offsets(present)
+            ends = await self._ends.read(present, repr(data_source))
         return {offset_key(t, p): int(ends.get(TopicPartition(t, p), 0)) for t, p in keys}
 
     async def close(self, within: float = 5.0) -> None:
         """Close the consumer; idempotent and final (later snapshots raise)."""
         self._closed = True
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            with map_kafka_errors("closing the offsets consumer"):
-                await asyncio.wait_for(consumer.stop(), within)
+        await self._ends.close(within)
