@@ -231,4 +231,7 @@ async def test_demo_does_not_keep_acknowledged_packets(kafka_bootstrap_servers: 
     assert report.ok
     assert sum(report.packets.values()) > 1000
     # Settled deliveries are counted and let go as the demo goes (it used to keep every one).
-    assert max(done for _live, done in retained) < 100, retained
+    # Each stream lets go of its own: with one queue for all streams, a slow stream's head held
+    # the others' settled deliveries (23-90 of them here, 110 once in CI); now at most the
+    # loop's last one is held.
+    assert max(done for _live, done in retained) < 10, retained

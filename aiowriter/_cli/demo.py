@@ -189,29 +189,35 @@ class _Tally:
 
     A delivery holds its packet's bytes; keeping every one until the end would make memory grow
     with ``--seconds`` (a day of the car is gigabytes). So deliveries wait here only until they
-    are settled (in order; a stream's acks arrive in order, so the head is the oldest).
+    are settled. One queue per stream: a stream's acks arrive in order, so its head is its
+    oldest, while streams settle independently (one queue for all held a fast stream's settled
+    deliveries behind a slow stream's head).
     """
 
     def __init__(self, streams: tuple[str, ...]) -> None:
         self.acked: Counter[str] = Counter({s: 0 for s in streams})
         self.sent = self.failed = self.bytes = self.essential = 0
-        self._pending: deque[tuple[str, Delivery]] = deque()
+        self._pending: dict[str, deque[Delivery]] = {}
 
     def add(self, stream: str, delivery: Delivery) -> None:
         self.sent += 1
-        self._pending.append((stream, delivery))
+        queue = self._pending.get(stream)
+        if queue is None:
+            queue = self._pending[stream] = deque()
+        queue.append(delivery)
 
     def count_settled(self) -> None:
-        pending = self._pending
-        while pending and pending[0][1].done():
-            self._count(*pending.popleft())
+        for stream, queue in self._pending.items():
+            while queue and queue[0].done():
+                self._count(stream, queue.popleft())
 
     async def settle_all(self) -> None:
-        while self._pending:
-            stream, delivery = self._pending.popleft()
-            with contextlib.suppress(Exception):  # counted as failed below
-                await delivery
-            self._count(stream, delivery)
+        for stream, queue in self._pending.items():
+            while queue:
+                delivery = queue.popleft()
+                with contextlib.suppress(Exception):  # counted as failed below
+                    await delivery
+                self._count(stream, delivery)
 
     def _count(self, stream: str, delivery: Delivery) -> None:
         if delivery.exception() is not None:
