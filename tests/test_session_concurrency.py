@@ -315,3 +315,31 @@ async def test_a_restore_that_drops_a_key_gives_that_back_too(
     for view in await _associates(config, [a, b], ds, key):
         assert {k1, k3} <= view
     assert b.statistics().restore_records >= 2
+
+
+async def test_close_waits_for_a_restore_and_still_releases_everything(
+    kafka_bootstrap_servers: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # b's update drops k1 and fails; b is closed while its restore is pending. The restore
+    # finishes within close's deadline, the key is back, and every later closing step runs.
+    config = StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
+    async with SessionManager(config) as a:
+        b = SessionManager(config, max_attempts=1)
+        await b.start()
+        ds = _ds()
+        key = (await a.create_new_session(ds)).unwrap().session_key
+        k1, k2 = str(uuid.uuid4()), str(uuid.uuid4())
+        _stale_once(b, lambda: a.add_associate_session(ds, key, k1))
+        r = await b.add_associate_session(ds, key, k2)
+        assert isinstance(r.error, SessionConflictError), r.message
+        assert b.statistics().restores_pending == 1
+        follower = b._follower
+        assert follower is not None
+        with caplog.at_level("WARNING", logger="aiowriter"):
+            await b.close(timeout=30)
+        assert b.statistics().restores_pending == 0
+        assert b.statistics().restore_records >= 1
+        assert follower._consumer is None  # the follower was stopped after the restore
+        assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+        for view in await _associates(config, [a], ds, key):
+            assert k1 in view

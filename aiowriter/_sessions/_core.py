@@ -175,9 +175,10 @@ class SessionCore(ManagedLifecycle[SessionEvent]):
         if self._restores:
             # Keys owed to other processes: give them the first half of what is left.
             _, pending = await asyncio.wait(list(self._restores), timeout=deadline.left() / 2)
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(list(self._restores), timeout=deadline.left())
+            if pending:  # (asyncio.wait refuses an empty set: only what is left)
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=deadline.left())
         if self._follower is not None:
             await self._follower.stop(deadline.left())
         await close_quietly(
