@@ -944,9 +944,11 @@ def _compression_thread() -> str:
 
     v = _zstd_thread.zstd_version()
     version = f"{v // 10000}.{v // 100 % 100}.{v % 100}"
+    origin = os.path.basename(_zstd_thread.zstd_library() or "?")
     return (
-        f"event loop and a native thread (libzstd {version}) for batches of 32 KB+ while "
-        "the thread is idle and another stream has a batch in flight"
+        f"event loop and a native thread (libzstd {version}, from {origin}) for batches of "
+        "32 KB+ while the thread is idle and another stream has a batch in flight or the "
+        "batch's packets average 512 B or less"
     )
 
 

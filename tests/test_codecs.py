@@ -26,7 +26,7 @@ pytestmark = pytest.mark.asyncio
         ("snappy", False),
         ("lz4", False),
         ("zstd", False),
-        ("zstd", True),  # threads on: one busy stream is still compressed on the loop
+        ("zstd", True),  # threads on: one busy stream of small packets uses the thread
     ],
 )
 async def test_every_codec_is_read_back_exactly_once_in_order(
@@ -54,9 +54,12 @@ async def test_every_codec_is_read_back_exactly_once_in_order(
         drainer = w._drainer
         assert drainer is not None
         assert drainer.codec is not None  # the direct builder path
-        # One busy stream: compressed on the loop either way (Drainer.worth_offloading; the
-        # thread's own read-back tests are in test_zstd_thread.py and test_batch_integrity.py).
-        assert drainer.offloaded == 0
+        # Without threads everything is compressed on the loop. With them, one busy stream's
+        # batches of small packets may go to the thread, its large ones not
+        # (Drainer.worth_offloading; the thread's own tests are in test_zstd_thread.py and
+        # test_batch_integrity.py): the read-back below holds either way.
+        if not threads or codec != "zstd":
+            assert drainer.offloaded == 0
     records = await read_partition(kafka_bootstrap_servers, f"{ds}.s")
     assert [Packet.parse(r.value).content for r in records] == sent
     essentials = await read_partition(kafka_bootstrap_servers, f"{ds}_essential")

@@ -349,11 +349,13 @@ async def _read_back(servers: str, ds: str, sent: dict[str, list[bytes]]) -> Non
 @pytest.mark.parametrize(
     ("streams", "columns", "samples", "count", "offloads"),
     [
-        # One busy lane: its next batch waits for this one anyway (measured slower
-        # offloaded), so its batches are compressed on the loop although threads are on;
-        # small packets too (measured no faster).
+        # One busy lane of large packets: its next batch waits for this one anyway and
+        # there is little to write meanwhile (measured slower offloaded), so its batches are
+        # compressed on the loop although threads are on.
         (["s"], 10, 100, 150, False),
-        (["s"], 3, 3, 6000, False),
+        # One busy lane of small packets: the loop runs the writer while the thread
+        # compresses (a batch is hundreds of packets to write).
+        (["s"], 3, 3, 6000, True),
         # Lanes busy side by side: a batch goes to the thread while it is idle (the loop
         # frames and compresses the others meanwhile).
         (["a", "b", "c", "d"], 10, 100, 150, True),
@@ -375,11 +377,11 @@ async def test_which_streams_share_the_thread(
     await _read_back(kafka_bootstrap_servers, ds, sent)
 
 
-async def test_worth_offloading_decides_by_other_lanes_and_a_busy_thread(
+async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The rule itself: only when another lane has a batch in flight, and never while the
-    thread is busy."""
+    """The rule itself: large packets only when another lane has a batch in flight, small
+    ones (512 B or less on average) always, and never while the thread is busy."""
     from aiowriter._writing import drain as _drain
 
     drainer = _drain.Drainer(
@@ -398,10 +400,98 @@ async def test_worth_offloading_decides_by_other_lanes_and_a_busy_thread(
     mine, other = object(), object()
     busy = False
     monkeypatch.setattr(_drain, "offload_busy", lambda: busy)
-    assert not drainer.worth_offloading(mine)  # type: ignore[arg-type]
+    large = (10, 131_000)  # (count, size): 13 KB packets, 10x100's
+    small = (600, 600 * 200)  # 3x3's
+    edge = (100, 100 * _drain.SMALL_PACKET)
+    assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
+    assert drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
+    assert drainer.worth_offloading(mine, *edge)  # type: ignore[arg-type]
+    assert not drainer.worth_offloading(mine, edge[0], edge[1] + 1)  # type: ignore[arg-type]
     drainer.in_flight = {Flight(mine)}  # type: ignore[arg-type]
-    assert not drainer.worth_offloading(mine)  # type: ignore[arg-type]
+    assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
     drainer.in_flight.add(Flight(other))  # type: ignore[arg-type]
-    assert drainer.worth_offloading(mine)  # type: ignore[arg-type]
+    assert drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
     busy = True
-    assert not drainer.worth_offloading(mine)  # type: ignore[arg-type]
+    assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
+    assert not drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
+
+
+# -- which libzstd the thread loads ----------------------------------------------------------
+_PROBE = """
+import importlib.util, json, sys
+# The extension alone: importing aiowriter would choose the library first (offload.py).
+spec = importlib.util.spec_from_file_location("_zstd_thread", sys.argv[2])
+z = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(z)
+ok = z.available(json.loads(sys.argv[1]))
+print(json.dumps([ok, z.zstd_version(), z.zstd_library(), z.available([])]))
+"""
+
+
+def _probe(preferred: list[str]) -> tuple[bool, int, str, bool]:
+    """A fresh process's first ``available(preferred)``: the library is chosen once."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(preferred), _native().__file__],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    ok, version, library, again = json.loads(out.stdout)
+    return ok, version, library, again
+
+
+def _version_of(path: str) -> int:
+    import ctypes
+
+    return int(ctypes.CDLL(path).ZSTD_versionNumber())
+
+
+def test_the_thread_loads_the_newest_libzstd_it_finds() -> None:
+    """The system's libzstd and the copies other packages bundle (backports.zstd, 3.14's
+    _zstd): the newest is loaded, once. A path that does not open, a library without zstd's
+    functions (libc) and a missing list fall back to the system's."""
+    import ctypes.util
+
+    _native()
+    system = ctypes.util.find_library("zstd")
+    assert system is not None
+    system_version = _version_of("libzstd.so.1")
+    libc = ctypes.util.find_library("c")
+    assert libc is not None
+    ok, version, library, again = _probe(["/nonexistent/libzstd.so", libc])
+    assert (ok, version, library, again) == (True, system_version, "libzstd.so.1", True)
+
+    bundled = offload.bundled_zstd_libraries()
+    for path in bundled:
+        assert os.path.isfile(path)
+        ok, version, library, _ = _probe([path])
+        best = max(_version_of(path), system_version)
+        assert ok
+        assert version == best
+        assert library == (path if _version_of(path) > system_version else "libzstd.so.1")
+    # This process chose among the same candidates when offload was imported.
+    native = _native()
+    expected = max([system_version, *(_version_of(p) for p in bundled)])
+    assert native.zstd_version() == expected
+
+
+def test_backports_zstd_is_found_where_it_is_a_dependency() -> None:
+    """Before Python 3.14 aiowriter depends on backports.zstd for its libzstd 1.5.7: found
+    without importing it, and its functions are visible to the thread."""
+    import importlib.util
+    import sys
+
+    if sys.version_info >= (3, 14):
+        pytest.skip("Python 3.14 has compression.zstd: backports.zstd is not installed")
+    assert importlib.util.find_spec("backports.zstd") is not None, "pip install backports.zstd"
+    found = [p for p in offload.bundled_zstd_libraries() if "backports" in p]
+    assert len(found) == 1
+    assert _version_of(found[0]) >= 10507
+    ok, version, _, _ = _probe(found)
+    assert ok
+    assert version >= 10507

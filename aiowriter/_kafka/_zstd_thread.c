@@ -8,7 +8,8 @@
  * same code ran 1.3-2x faster. A library may not change the process's switch interval.
  *
  * So this thread compresses with libzstd directly (loaded at run time: no headers or link
- * step at build time, and no native thread where the system has no libzstd.so.1) and tells
+ * step at build time; the newest of the system's libzstd.so.1 and the copies other packages
+ * bundle, see load_zstd_from; no native thread where there is none) and tells
  * the loop through a pipe it watches (loop.add_reader): a byte when the first result of a
  * burst is ready. The loop, holding the GIL, collects every finished job at once.
  *
@@ -50,29 +51,99 @@ static size_t (*zstd_free_cctx)(ZSTD_CCtx *);
 static size_t (*zstd_compress_cctx)(ZSTD_CCtx *, void *, size_t, const void *, size_t, int);
 static unsigned (*zstd_version_number)(void);
 static int zstd_loaded = 0; /* 1 loaded, -1 not there */
+/* Where the functions above came from: a preferred library's path, or the system's name. */
+static char zstd_origin[4096];
 
-static int load_zstd(void) {
-    if (zstd_loaded) return zstd_loaded > 0;
-    const char *names[] = {"libzstd.so.1", "libzstd.1.dylib", "libzstd.dylib", "libzstd.so"};
-    void *lib = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof *names && lib == NULL; i++)
-        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    if (lib != NULL) {
-        *(void **)&zstd_compress_bound = dlsym(lib, "ZSTD_compressBound");
-        *(void **)&zstd_is_error = dlsym(lib, "ZSTD_isError");
-        *(void **)&zstd_error_name = dlsym(lib, "ZSTD_getErrorName");
-        *(void **)&zstd_create_cctx = dlsym(lib, "ZSTD_createCCtx");
-        *(void **)&zstd_free_cctx = dlsym(lib, "ZSTD_freeCCtx");
-        *(void **)&zstd_compress_cctx = dlsym(lib, "ZSTD_compressCCtx");
-        *(void **)&zstd_version_number = dlsym(lib, "ZSTD_versionNumber");
-    }
-    zstd_loaded = lib != NULL && zstd_compress_bound && zstd_is_error && zstd_error_name &&
-                          zstd_create_cctx && zstd_free_cctx && zstd_compress_cctx &&
-                          zstd_version_number
-                      ? 1
-                      : -1;
-    return zstd_loaded > 0;
+typedef struct {
+    size_t (*compress_bound)(size_t);
+    unsigned (*is_error)(size_t);
+    const char *(*error_name)(size_t);
+    ZSTD_CCtx *(*create_cctx)(void);
+    size_t (*free_cctx)(ZSTD_CCtx *);
+    size_t (*compress_cctx)(ZSTD_CCtx *, void *, size_t, const void *, size_t, int);
+    unsigned (*version_number)(void);
+} ZstdApi;
+
+/* The API from the library at `name`, or 0 where it cannot be opened or lacks a function
+ * (an extension module that hides zstd's symbols, say). The handle stays open: the
+ * function pointers may be used for the life of the process. */
+static int open_zstd(const char *name, ZstdApi *api) {
+    void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) return 0;
+    *(void **)&api->compress_bound = dlsym(lib, "ZSTD_compressBound");
+    *(void **)&api->is_error = dlsym(lib, "ZSTD_isError");
+    *(void **)&api->error_name = dlsym(lib, "ZSTD_getErrorName");
+    *(void **)&api->create_cctx = dlsym(lib, "ZSTD_createCCtx");
+    *(void **)&api->free_cctx = dlsym(lib, "ZSTD_freeCCtx");
+    *(void **)&api->compress_cctx = dlsym(lib, "ZSTD_compressCCtx");
+    *(void **)&api->version_number = dlsym(lib, "ZSTD_versionNumber");
+    if (api->compress_bound && api->is_error && api->error_name && api->create_cctx &&
+        api->free_cctx && api->compress_cctx && api->version_number)
+        return 1;
+    dlclose(lib);
+    return 0;
 }
+
+/* Loads libzstd once: the newest of the `preferred` paths (libraries bundled with other
+ * packages, offload.py names them) and the system's libzstd. Why the newest: the speed of
+ * level 3 differs a lot between releases (measured here, same batches: Debian's 1.5.4 took
+ * 1.3-1.6x the time of 1.5.7). Later calls return the first answer: the thread may be using
+ * the functions already. */
+static int load_zstd_from(PyObject *preferred) {
+    if (zstd_loaded) return zstd_loaded > 0;
+    ZstdApi best = {0}, api;
+    unsigned best_version = 0;
+    Py_ssize_t n = preferred == NULL ? 0 : PySequence_Size(preferred);
+    if (n < 0) {
+        PyErr_Clear();
+        n = 0;
+    }
+    const char *system[] = {"libzstd.so.1", "libzstd.1.dylib", "libzstd.dylib", "libzstd.so"};
+    const Py_ssize_t n_system = (Py_ssize_t)(sizeof system / sizeof *system);
+    int system_found = 0;
+    for (Py_ssize_t i = 0; i < n + n_system; i++) {
+        const char *name;
+        PyObject *item = NULL, *bytes = NULL;
+        if (i < n) {
+            item = PySequence_GetItem(preferred, i);
+            if (item == NULL || !PyUnicode_FSConverter(item, &bytes)) {
+                Py_XDECREF(item);
+                PyErr_Clear();
+                continue;
+            }
+            name = PyBytes_AS_STRING(bytes);
+        } else {
+            if (system_found) break; /* the first system name that opens is the system's */
+            name = system[i - n];
+        }
+        if (open_zstd(name, &api)) {
+            unsigned version = api.version_number();
+            if (version > best_version) {
+                best = api;
+                best_version = version;
+                snprintf(zstd_origin, sizeof zstd_origin, "%s", name);
+            }
+            if (i >= n) system_found = 1;
+        }
+        Py_XDECREF(bytes);
+        Py_XDECREF(item);
+    }
+    if (best_version == 0) {
+        zstd_loaded = -1;
+        return 0;
+    }
+    zstd_compress_bound = best.compress_bound;
+    zstd_is_error = best.is_error;
+    zstd_error_name = best.error_name;
+    zstd_create_cctx = best.create_cctx;
+    zstd_free_cctx = best.free_cctx;
+    zstd_compress_cctx = best.compress_cctx;
+    zstd_version_number = best.version_number;
+    zstd_loaded = 1;
+    return 1;
+}
+
+static int load_zstd(void) { return load_zstd_from(NULL); }
 
 /* The thread's name, as ps and top show it (at most 15 characters on Linux). */
 #define THREAD_NAME "aiowriter-zstd"
@@ -166,7 +237,7 @@ static PyObject *compressor_new(PyTypeObject *type, PyObject *args, PyObject *kw
     int level = 3;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:Compressor", kwlist, &level)) return NULL;
     if (!load_zstd()) {
-        PyErr_SetString(PyExc_OSError, "libzstd (libzstd.so.1) is not installed here");
+        PyErr_SetString(PyExc_OSError, "no libzstd here (libzstd.so.1 or a bundled copy)");
         return NULL;
     }
     Compressor *self = (Compressor *)type->tp_alloc(type, 0);
@@ -430,12 +501,21 @@ static PyTypeObject CompressorType = {
 };
 #endif
 
-static PyObject *available(PyObject *module, PyObject *unused) {
+static PyObject *available(PyObject *module, PyObject *args) {
+    PyObject *preferred = NULL;
+    if (!PyArg_ParseTuple(args, "|O:available", &preferred)) return NULL;
 #if HAVE_ZSTD_THREAD
-    return PyBool_FromLong(load_zstd());
+    return PyBool_FromLong(load_zstd_from(preferred));
 #else
     Py_RETURN_FALSE;
 #endif
+}
+
+static PyObject *zstd_library(PyObject *module, PyObject *unused) {
+#if HAVE_ZSTD_THREAD
+    if (load_zstd()) return PyUnicode_DecodeFSDefault(zstd_origin);
+#endif
+    Py_RETURN_NONE;
 }
 
 static PyObject *zstd_version(PyObject *module, PyObject *unused) {
@@ -446,7 +526,11 @@ static PyObject *zstd_version(PyObject *module, PyObject *unused) {
 }
 
 static PyMethodDef methods[] = {
-    {"available", available, METH_NOARGS, "Whether libzstd could be loaded."},
+    {"available", available, METH_VARARGS,
+     "available(preferred=()): whether libzstd could be loaded. The first call loads the "
+     "newest of the libraries at the `preferred` paths and the system's libzstd."},
+    {"zstd_library", zstd_library, METH_NOARGS,
+     "The path or name the loaded libzstd was opened from, or None."},
     {"zstd_version", zstd_version, METH_NOARGS,
      "The loaded libzstd's ZSTD_versionNumber(), or None."},
     {NULL, NULL, 0, NULL},

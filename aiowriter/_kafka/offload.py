@@ -11,17 +11,21 @@ behind that wait, packets waited 600 ms at p99 in full queues, and with the swit
 0.2 ms the same code ran 1.3-2x faster (a library may not change a process's switch interval).
 anyio's ``to_thread`` and ``run_in_executor`` have the same wait, plus ~80-94 µs of CPU each.
 
-So the thread here is native (``aiowriter/_kafka/_zstd_thread.c``): it compresses with the
-system's libzstd and never takes the GIL. When a result is ready it writes a byte to a pipe
-the loop watches (``loop.add_reader``); the loop collects every batch finished since, in one
-callback. The header and CRC are finished on the loop (``compression.finish_batch``), where
-the producer state is known.
+So the thread here is native (``aiowriter/_kafka/_zstd_thread.c``): it compresses with
+libzstd and never takes the GIL. Which libzstd: the newest of the system's and the copies
+bundled with ``backports.zstd`` (a dependency before Python 3.14) or the standard library's
+``_zstd`` (:func:`bundled_zstd_libraries`), since releases differ in speed (Debian 12's 1.5.4
+took 1.3-1.6x the time of 1.5.7 for the same batch; the thread compresses every batch of a
+lone stream of small packets, see ``Drainer.worth_offloading``). When a result is ready it
+writes a byte to a pipe the loop watches (``loop.add_reader``); the loop collects every batch
+finished since, in one callback. The header and CRC are finished on the loop
+(``compression.finish_batch``), where the producer state is known.
 
 One thread per loop, ended after :data:`IDLE_SECONDS` without work (a service's loop may live
 for months and write once an hour; a test suite makes a loop per test) and started again by
 the next batch. It does not keep its loop alive: a closed, collected loop takes it along. A
 fork's child forgets the parent's compressors (their thread is not in the child) and makes its
-own. Where there is no native thread (no C compiler at install, no libzstd, a loop without
+own. Where there is no native thread (no C compiler at install, no libzstd at all, a loop without
 ``add_reader``, ``AIOWRITER_PURE_PYTHON``), batches are compressed on the loop.
 
 A cancelled waiter does not stop the thread, which finishes the job and drops its result; the
@@ -130,11 +134,42 @@ class ThreadCompressor:
                 fut.set_exception(RuntimeError("the compression thread was stopped"))
 
 
+def bundled_zstd_libraries() -> list[str]:
+    """Files of installed extension modules that carry a libzstd of their own, with its
+    functions visible: ``backports.zstd`` (a dependency before Python 3.14, which bundles a
+    recent zstd) and the standard library's ``_zstd`` (3.14 on). Found without importing
+    them. The native thread loads the newest of these and the system's libzstd, whose
+    release may be years older and much slower (Debian 12's 1.5.4 took 1.3-1.6x the time
+    of 1.5.7 on the same batches here)."""
+    import importlib.machinery
+    import importlib.util
+
+    found: list[str] = []
+    for package, module in (("backports.zstd", "_zstd"), (None, "_zstd")):
+        try:
+            if package is None:
+                spec = importlib.util.find_spec(module)
+                origin = spec.origin if spec is not None else None
+                if origin is not None and os.path.isfile(origin):
+                    found.append(origin)
+                continue
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            continue
+        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                path = os.path.join(folder, module + suffix)
+                if os.path.isfile(path):
+                    found.append(path)
+                    break
+    return found
+
+
 def _load_native_compressor() -> Any:
     from .._native import native_function
 
     available = native_function("aiowriter._kafka._zstd_thread", "available")
-    if available is None or not available():
+    if available is None or not available(bundled_zstd_libraries()):
         return None
     return native_function("aiowriter._kafka._zstd_thread", "Compressor")
 
