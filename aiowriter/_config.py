@@ -126,12 +126,13 @@ class ProducerSettings:
     compress_in_threads: bool = attrs.field(default=True, validator=_bool("compress_in_threads"))
     """Let a native thread (one per event loop, ended when idle; ``aiowriter._kafka.offload``)
     compress zstd batches of 32 KB and more while the loop runs the writers and frames other
-    batches; the loop compresses the rest. A batch goes to the thread only while the thread is
-    idle, and while another stream has a batch in flight or its packets are small (512 B or
-    less on average, ``Drainer.worth_offloading``): one busy stream of large packets is
-    compressed on the loop. Needs the optional C extensions and a libzstd (the newest of the
-    system's ``libzstd.so.1`` and the copy ``backports.zstd`` or Python 3.14's ``_zstd``
-    bundle); without them every batch is compressed on the loop, as with ``False``.
+    batches; the loop compresses the rest. A batch of small packets (512 B or less on average)
+    goes to the thread unless three wait for it already; one of larger packets only while the
+    thread is idle and another stream has a batch in flight (``Drainer.worth_offloading``):
+    one busy stream of large packets is compressed on the loop. Needs the optional C
+    extensions and a libzstd (the newest of the system's ``libzstd.so.1`` and the copy
+    ``backports.zstd`` or Python 3.14's ``_zstd`` bundle); without them every batch is
+    compressed on the loop, as with ``False``.
     Measured (interleaved runs on a 2-core machine shared with the broker, medians, ratio to
     the peer, loop -> thread, 4 / 16 streams): 3x3 ``write_data`` against raw aiokafka 0.70 ->
     0.95, 0.76 -> 0.78; 10x100 against librdkafka 0.92 -> 0.95, 0.66 -> 1.05. The thread

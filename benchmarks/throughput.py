@@ -947,8 +947,8 @@ def _compression_thread() -> str:
     origin = os.path.basename(_zstd_thread.zstd_library() or "?")
     return (
         f"event loop and a native thread (libzstd {version}, from {origin}) for batches of "
-        "32 KB+ while the thread is idle and another stream has a batch in flight or the "
-        "batch's packets average 512 B or less"
+        "32 KB+: of packets of 512 B or less on average unless 3 wait for it already, of "
+        "larger ones while it is idle and another stream has a batch in flight"
     )
 
 

@@ -294,19 +294,25 @@ async def test_without_the_native_thread_every_batch_is_compressed_on_the_loop(
 
 
 def test_a_busy_thread_is_told_apart_from_an_idle_one() -> None:
-    """offload_busy(): a batch offloaded now would wait behind another (so the loop compresses
-    it itself); while the thread has nothing, it is offloaded."""
+    """offload_busy(waiting): a batch offloaded now would wait behind more than ``waiting``
+    others (so the loop compresses it itself); while the thread has nothing, it is
+    offloaded."""
     _native()
 
-    async def go() -> tuple[bool, bool, bool]:
-        idle = offload.offload_busy()
-        fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0)
-        busy = offload.offload_busy()
-        assert fut is not None
-        await fut
-        return idle, busy, offload.offload_busy()
+    async def go() -> list[tuple[bool, bool]]:
+        seen = [(offload.offload_busy(), offload.offload_busy(1))]
+        futs = []
+        for _ in range(2):
+            fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0)
+            assert fut is not None
+            futs.append(fut)
+            seen.append((offload.offload_busy(), offload.offload_busy(1)))
+        await asyncio.gather(*futs)
+        seen.append((offload.offload_busy(), offload.offload_busy(1)))
+        return seen
 
-    assert asyncio.run(go()) == (False, True, False)
+    # idle; one pending (busy, but one may wait); two pending; all collected.
+    assert asyncio.run(go()) == [(False, False), (True, False), (True, True), (False, False)]
 
 
 def _columns(columns: int, samples: int, seq: int) -> list[list[float]]:
@@ -380,8 +386,9 @@ async def test_which_streams_share_the_thread(
 async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The rule itself: large packets only when another lane has a batch in flight, small
-    ones (512 B or less on average) always, and never while the thread is busy."""
+    """The rule itself: large packets only when another lane has a batch in flight and the
+    thread is idle; small ones (512 B or less on average) always, unless SMALL_WAITING
+    batches wait for the thread already."""
     from aiowriter._writing import drain as _drain
 
     drainer = _drain.Drainer(
@@ -398,8 +405,8 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
             self.lane = lane
 
     mine, other = object(), object()
-    busy = False
-    monkeypatch.setattr(_drain, "offload_busy", lambda: busy)
+    pending = 0
+    monkeypatch.setattr(_drain, "offload_busy", lambda waiting=0: pending > waiting)
     large = (10, 131_000)  # (count, size): 13 KB packets, 10x100's
     small = (600, 600 * 200)  # 3x3's
     edge = (100, 100 * _drain.SMALL_PACKET)
@@ -411,8 +418,12 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
     assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
     drainer.in_flight.add(Flight(other))  # type: ignore[arg-type]
     assert drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
-    busy = True
+    pending = 1  # the thread is busy: large ones stay on the loop, small ones may wait
     assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
+    assert drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
+    pending = _drain.SMALL_WAITING
+    assert drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
+    pending = _drain.SMALL_WAITING + 1
     assert not drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
 
 

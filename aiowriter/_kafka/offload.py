@@ -203,8 +203,9 @@ def compress_off_loop(buffer: bytearray, offset: int) -> asyncio.Future[bytearra
     return compressor.compress(buffer, offset)
 
 
-def offload_busy() -> bool:
-    """Whether the running loop's compressing thread has a job it has not handed back: a batch
-    offloaded now would wait behind it, so the loop compresses that one itself."""
+def offload_busy(waiting: int = 0) -> bool:
+    """Whether the running loop's compressing thread has more than ``waiting`` jobs it has
+    not handed back: a batch offloaded now would wait behind them, so the loop compresses
+    that one itself (``Drainer.worth_offloading`` says how many may wait)."""
     compressor = _compressors.get(asyncio.get_running_loop())
-    return compressor is not None and not compressor.ended and compressor.pending > 0
+    return compressor is not None and not compressor.ended and compressor.pending > waiting

@@ -57,6 +57,8 @@ BUSY_MIN_PACKETS = 64
 #: A lone lane's batch goes to the compressing thread where its packets average at most this
 #: many bytes (see Drainer.worth_offloading): 3x3 packets are 190 B, 10x100 ones 13 KB.
 SMALL_PACKET = 512
+#: ... and while at most this many batches wait for the thread already (see there).
+SMALL_WAITING = 3
 
 # Codecs whose batches the drain builds itself (compression.finish_batch): none and zstd (the
 # default). The others go through aiokafka's builder.
@@ -427,27 +429,32 @@ class Drainer:
         """Whether a batch of ``count`` packets (``size`` bytes queued) is compressed by the
         native thread rather than the loop.
 
-        Only while the thread is idle (a batch that would queue behind another is compressed
-        by the loop: loop and thread share the work instead of queueing behind one thread;
-        letting one to three wait measured slower, README). Then:
+        Batches of small packets (:data:`SMALL_PACKET` or less on average) go to the thread
+        unless :data:`SMALL_WAITING` batches wait for it already: while it compresses, the
+        loop runs the writers, and a batch of hundreds of small packets is as much writing as
+        compressing. Measured, interleaved pairs, ratio to raw aiokafka, medians:
 
-        * another lane has a batch in flight: the loop frames and compresses that lane's next
-          batch meanwhile. Measured, ratio to the peer, loop -> thread, 4 / 16 streams: 3x3
-          against raw aiokafka 0.70 -> 0.95, 0.76 -> 0.78; 10x100 against librdkafka 0.92 ->
-          0.95, 0.66 -> 1.05.
-        * or this lane is alone but its packets are small (:data:`SMALL_PACKET`): while the
-          thread compresses, the loop runs the writers, and a batch of hundreds of small
-          packets is as much writing as compressing. 3x3 on one stream, five interleaved
-          pairs: numpy-built packets 0.55 -> 0.67x raw aiokafka (medians; 2.8 -> 3.7 M
-          samples/s), ``Packet`` bytes 0.87 -> 0.81x (4.2 -> 4.6 M: the peer ran faster in
-          those runs); another five pairs, ``Packet`` bytes: 0.75 -> 1.02x.
-          Large packets of a lone lane stay on the loop: a 10x100 batch is ten packets, so
-          there is nothing to write meanwhile and the hand-over only adds to the lane's wait
-          for its own batch (four pairs: 0.94 -> 0.80x librdkafka offloaded; README)."""
+        * one stream (the lane alone; before, a lone lane stayed on the loop): numpy-built
+          packets 0.55 -> 0.67x (2.8 -> 3.7 M samples/s), ``Packet`` bytes 0.87 -> 0.81x
+          (4.2 -> 4.6 M: the peer ran faster in those runs); another five pairs, ``Packet``
+          bytes: 0.75 -> 1.02x.
+        * 4 / 16 streams (before, only while the thread was idle), four pairs: ``Packet``
+          bytes 0.91 -> 1.13x / 0.85 -> 1.12x, numpy 0.57 -> 0.67x / 0.56 -> 0.62x; with one
+          batch allowed to wait, 0.85x / 0.96x and 0.57x / 0.55x.
+
+        Batches of larger packets go to the thread only while it is idle and another lane has
+        a batch in flight (the loop frames and compresses that lane's next batch meanwhile).
+        Loop -> thread, 4 / 16 streams: 10x100 against librdkafka 0.92 -> 0.95, 0.66 -> 1.05.
+        A lone lane's large packets stay on the loop: a 10x100 batch is ten packets, so there
+        is nothing to write meanwhile and the hand-over only adds to the lane's wait for its
+        own batch (four pairs: 0.94 -> 0.80x librdkafka offloaded). Letting them wait for a
+        busy thread measured no faster here (one waiting, 4 / 16 streams, four pairs each)
+        and slower in earlier rounds (README): with large packets the loop has nothing
+        better to do than compress beside the thread."""
+        if size <= count * SMALL_PACKET:
+            return not offload_busy(SMALL_WAITING)
         if offload_busy():
             return False
-        if size <= count * SMALL_PACKET:
-            return True
         return any(flight.lane is not lane for flight in self.in_flight)
 
     async def submit(self, batch: Any, route: Route) -> Any:
