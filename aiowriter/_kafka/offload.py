@@ -145,23 +145,16 @@ def bundled_zstd_libraries() -> list[str]:
     import importlib.util
 
     found: list[str] = []
-    for package, module in (("backports.zstd", "_zstd"), (None, "_zstd")):
-        try:
-            if package is None:
-                spec = importlib.util.find_spec(module)
-                origin = spec.origin if spec is not None else None
-                if origin is not None and os.path.isfile(origin):
-                    found.append(origin)
-                continue
-            spec = importlib.util.find_spec(package)
-        except (ImportError, ValueError):
-            continue
-        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                path = os.path.join(folder, module + suffix)
-                if os.path.isfile(path):
-                    found.append(path)
-                    break
+    try:
+        backports = importlib.util.find_spec("backports.zstd")  # imports only "backports"
+    except (ImportError, ValueError):
+        backports = None
+    for folder in (backports.submodule_search_locations or []) if backports else []:
+        files = [os.path.join(folder, "_zstd" + s) for s in importlib.machinery.EXTENSION_SUFFIXES]
+        found += [path for path in files if os.path.isfile(path)][:1]
+    stdlib = importlib.util.find_spec("_zstd")  # origin "built-in" where linked into Python
+    if stdlib is not None and stdlib.origin is not None and os.path.isfile(stdlib.origin):
+        found.append(stdlib.origin)
     return found
 
 
