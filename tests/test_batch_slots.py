@@ -53,12 +53,24 @@ class HeldFirstRequest:
         self.handed_at: list[float] = []  # loop time of each hand-over
         self.sent = asyncio.Event()
         self.real_submit, self.real_send = drainer.submit, sender._send_produce_req
+        self.real_append_now = drainer.append_now
         drainer.submit = self.submit
+        drainer.append_now = self.append_now
         sender._send_produce_req = self.send_produce_req
 
-    async def submit(self, batch: Any, route: Any) -> Any:
+    def handed_over(self, batch: Any) -> None:
         self.counts.append(batch.record_count())
         self.handed_at.append(asyncio.get_running_loop().time())
+
+    def append_now(self, batch: Any, route: Any) -> Any:
+        # The drainer's way without waiting; None: it goes through submit instead.
+        fut = self.real_append_now(batch, route)
+        if fut is not None:
+            self.handed_over(batch)
+        return fut
+
+    async def submit(self, batch: Any, route: Any) -> Any:
+        self.handed_over(batch)
         return await self.real_submit(batch, route)
 
     async def send_produce_req(self, node_id: int, batches: Any) -> Any:

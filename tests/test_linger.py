@@ -57,7 +57,7 @@ async def _first_send_after(
         writers_busy=None if writers_busy is None else functools.partial(writers_busy, start),
     )
 
-    async def record(lane: Lane) -> None:
+    async def record(lane: Lane, loop: asyncio.AbstractEventLoop) -> None:
         lane.take(len(lane.entries))
         if not sent.done():
             sent.set_result(loop.time())
@@ -207,7 +207,7 @@ async def test_lanes_share_one_building_slice_per_loop_iteration() -> None:
         retire=lambda lane, error: None,
     )
 
-    async def build(lane: Lane) -> None:
+    async def build(lane: Lane, loop: asyncio.AbstractEventLoop) -> None:
         built_in.append(iteration)
         until = time.perf_counter() + 0.003  # framing and compressing a big batch
         while time.perf_counter() < until:

@@ -4,6 +4,7 @@ aiokafka's connection writes, and the buffer is reused only when nothing else ca
 from __future__ import annotations
 
 import asyncio
+import struct
 import uuid
 from typing import Any
 
@@ -17,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiowriter import PacketWriter, StreamingConfig, packets
-from aiowriter._kafka.requests import RequestBuffer, install, write_produce
+from aiowriter._kafka.requests import ProduceAnswer, RequestBuffer, install, write_produce
 
 
 class _Transport:
@@ -113,10 +114,108 @@ async def test_requests_are_aiokafkas_bytes(
     assert second[:8] == expected[:8]
     assert second[12:] == expected[12:]
     assert int.from_bytes(second[8:12], "big") == expected_id + 1
-    # The response is matched as aiokafka would: the same correlation id and struct version.
-    correlation_id, request_struct, _ = conn._requests[0]
+    # The response is matched as aiokafka would: the same correlation id and struct version,
+    # its answer read by ProduceAnswer (test_answers_read_as_aiokafka_reads_them).
+    correlation_id, expecting, _ = conn._requests[0]
     assert correlation_id == expected_id
-    assert type(request_struct) is type(expected_struct)
+    assert isinstance(expecting, ProduceAnswer)
+    assert type(expecting.request) is type(expected_struct)
+    assert expecting.API_VERSION == expected_struct.API_VERSION == version
+
+
+_answers = st.lists(
+    st.tuples(
+        st.text(max_size=12),
+        st.lists(
+            st.tuples(
+                st.integers(-(2**31), 2**31 - 1),
+                st.integers(-(2**15), 2**15 - 1),
+                st.integers(-(2**63), 2**63 - 1),
+                st.integers(-(2**63), 2**63 - 1),
+                st.integers(-(2**63), 2**63 - 1),
+            ),
+            max_size=4,
+        ),
+    ),
+    max_size=5,
+)
+
+
+def _answer_bytes(version: int, correlation_id: int, topics: Any, throttle: int) -> bytes:
+    """A broker's answer to a produce request of ``version``, after its size: aiokafka's
+    encoding of the header and body."""
+    from aiokafka.protocol import produce
+    from aiokafka.protocol.api import ResponseHeader_v0
+
+    response_type = getattr(produce, f"ProduceResponse_v{version}")
+    fields = 5 if version >= 5 else 4
+    body = response_type(
+        [(t, [p[:fields] for p in parts]) for t, parts in topics], throttle
+    ).encode()
+    return ResponseHeader_v0(correlation_id).encode() + body
+
+
+@given(
+    topics=_answers,
+    throttle=st.integers(-(2**31), 2**31 - 1),
+    correlation_id=st.integers(-(2**31), 2**31 - 1),
+    version=st.integers(3, 7),
+    cut=st.one_of(st.none(), st.integers(0, 200)),
+)
+async def test_answers_read_as_aiokafka_reads_them(
+    topics: Any, throttle: int, correlation_id: int, version: int, cut: int | None
+) -> None:
+    """ProduceAnswer reads a produce answer into the values aiokafka's decoder gives; a cut
+    answer raises where aiokafka's raises (a connection then fails the request, as before)."""
+    import io
+
+    raw = _answer_bytes(version, correlation_id, topics, throttle)
+    if cut is not None:
+        raw = raw[: min(cut, len(raw) - 1)]
+    request = ProduceRequest(None, -1, 1000, []).prepare({ProduceRequest.API_KEY: (0, version)})
+    answer = ProduceAnswer(request)
+
+    def aiokafkas() -> tuple[int, Any]:
+        data = io.BytesIO(raw)
+        header = request.parse_response_header(data)
+        return header.correlation_id, request.RESPONSE_TYPE.decode(data)
+
+    def ours() -> tuple[int, Any]:
+        data = io.BytesIO(raw)
+        header = answer.parse_response_header(data)
+        return header.correlation_id, answer.RESPONSE_TYPE.decode(data)
+
+    try:
+        expected_id, expected = aiokafkas()
+    except Exception:
+        with pytest.raises((ValueError, struct.error)):
+            ours()
+        return
+    got_id, got = ours()
+    assert got_id == expected_id == correlation_id
+    assert got.API_VERSION == expected.API_VERSION == version
+    assert got.topics == expected.topics
+    assert got.throttle_time_ms == expected.throttle_time_ms == throttle
+    assert "ProduceAnswer v" in repr(got)
+
+
+async def test_answers_aiokafka_reads_itself() -> None:
+    """Produce versions after v7 (per-record errors; aiokafka 0.14 sends none) keep aiokafka's
+    struct in the queue."""
+    from aiokafka.protocol.produce import ProduceRequest_v8
+
+    class Newer(ProduceRequest):
+        def prepare(self, versions: Any) -> Any:
+            return ProduceRequest_v8(None, -1, 1000, [("t", [(0, b"x")])])
+
+    request = Newer(None, -1, 1000, [("t", [(0, b"x")])])
+    conn = _conn((0, 9))
+    waiter = write_produce(conn, request, RequestBuffer(), expect_response=True)
+    assert waiter is not None
+    waiter.close()
+    _, expecting, _ = conn._requests[0]
+    assert not isinstance(expecting, ProduceAnswer)
+    assert expecting.API_VERSION == 8
 
 
 async def test_the_buffer_is_reused_only_when_the_transport_holds_nothing() -> None:
@@ -204,14 +303,30 @@ async def test_a_writer_produces_through_the_reused_buffer(kafka_bootstrap_serve
     they wrote reads back, in order."""
     ds = f"req_{uuid.uuid4().hex[:8]}"
     values = [packets.periodic_data(1, i + 1, 1, [[float(i)] * 200]) for i in range(300)]
-    async with PacketWriter(StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)) as writer:
-        for value in values:
-            assert (await writer.write_data(ds, "", "session", value)).success
-        assert (await writer.flush(timeout=60)).success
-        client = writer._producer.client
-        conns = [c for c in client._conns.values() if getattr(c, "_aiowriter_requests", False)]
-        assert conns, "no producer connection writes through the buffer"
+    answers: list[ProduceAnswer] = []
+    decode = ProduceAnswer.decode
+
+    def counted(self: ProduceAnswer, data: Any) -> ProduceAnswer:
+        answers.append(decode(self, data))
+        return answers[-1]
+
+    offsets = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ProduceAnswer, "decode", counted)
+        async with PacketWriter(
+            StreamingConfig(bootstrap_servers=kafka_bootstrap_servers)
+        ) as writer:
+            results = [await writer.write_data(ds, "", "session", value) for value in values]
+            assert (await writer.flush(timeout=60)).success
+            offsets = [r.delivery.result().offset for r in results]
+            client = writer._producer.client
+            conns = [c for c in client._conns.values() if getattr(c, "_aiowriter_requests", False)]
+            assert conns, "no producer connection writes through the buffer"
+    # The acknowledgements came through ProduceAnswer, and their offsets are the records'.
+    assert answers
+    assert any(topic == ds for a in answers for topic, _ in a.topics)
     records = await asyncio.wait_for(read_partition(kafka_bootstrap_servers, ds), 60)
+    assert [r.offset for r in records] == offsets
     pb2 = load_pb2()
     starts = []
     for record in records:

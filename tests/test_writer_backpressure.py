@@ -148,18 +148,55 @@ async def test_cancel_after_wakeup_passes_the_turn_on() -> None:
     _consistent(budget, lane)
 
 
-async def test_timeout_of_waiter_like_write_data() -> None:
-    """write_data waits with asyncio.timeout: a timed-out writer leaves nothing behind."""
+@pytest.mark.parametrize("how", ["its own timeout (write_data's)", "asyncio.timeout round it"])
+async def test_timeout_of_waiter_like_write_data(how: str) -> None:
+    """A writer that waited out its time leaves nothing behind: with wait_for_room's own
+    timeout, as write_data waits (a timer on its future), or cancelled from outside."""
     budget = Budget(10**6)
     lane = _lane(budget, packets=1)
     lane.push(_entry(10))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def wait() -> None:
+        if how.startswith("its own"):
+            await lane.wait_for_room(10, 0.05)
+        else:
+            async with asyncio.timeout(0.05):
+                await lane.wait_for_room(10)
+
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.05):
-            await lane.wait_for_room(10)
+        await wait()
+    assert loop.time() - started >= 0.04
     assert not lane.putters
     assert not budget.waiters or all(w is lane for w in budget.waiters)
     lane.take(1)
-    await lane.wait_for_room(10)  # no stale line in front of us
+    await lane.wait_for_room(10, 0.05)  # no stale line in front of us, no timer left
+    await asyncio.sleep(0.1)
+    _consistent(budget, lane)
+
+
+async def test_a_writer_woken_without_room_keeps_its_deadline() -> None:
+    """Woken but still without room (a bigger packet), a writer waits on under the same
+    deadline, not a new one; a writer that times out passes no wake-up by."""
+    budget = Budget(10**6)
+    lane = _lane(budget, per_stream=100)
+    lane.push(_entry(60))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    big = asyncio.ensure_future(lane.wait_for_room(60, 0.3))
+    await _settle()
+    lane.take(1)
+    lane.push(_entry(50))  # room for 50, not 60: woken, it waits on
+    await asyncio.sleep(0.15)
+    assert not big.done()
+    with pytest.raises(TimeoutError):
+        await big
+    assert 0.25 <= loop.time() - started < 1.0
+    assert not lane.putters
+    assert lane.woken is None
+    lane.take(1)
+    await lane.wait_for_room(60, 0.05)
     _consistent(budget, lane)
 
 

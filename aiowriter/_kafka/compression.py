@@ -165,9 +165,9 @@ def predicted_state(producer: Any, topic: str, partition: int) -> tuple[int, int
     txn = getattr(producer, "_txn_manager", None)
     if txn is None or getattr(txn, "transactional_id", None) is not None or not txn.has_pid():
         return None
-    from aiokafka.structs import TopicPartition
-
-    tp = TopicPartition(topic, partition)
+    # aiokafka keys these by TopicPartition, a NamedTuple: a plain tuple finds the same entry
+    # (and costs neither an import statement nor a NamedTuple per batch).
+    tp = (topic, partition)
     seq = int(txn.sequence_number(tp))
     queued = getattr(producer._message_accumulator, "_batches", {}).get(tp, ())
     for batch in queued:

@@ -13,8 +13,10 @@ Here the producer's connections write produce requests (v3 and later: the layout
 0.14 sends to any broker from Kafka 0.11 on) into one buffer per producer, reused from request
 to request, and hand the socket transport a view of it: one copy of each batch, in memory that
 stays mapped. The bytes are aiokafka's own (tests/test_produce_requests.py compares them);
-correlation ids, the response queue, timeouts and errors stay aiokafka's, so responses are read
-and matched as before.
+correlation ids, the response queue, timeouts and errors stay aiokafka's, so responses are
+matched as before. Their answers (v3 to v7) are read by :class:`ProduceAnswer`, into the
+values aiokafka's generic decoder gives (about 4% of the event loop's time with 13 KB
+packets on 4 streams: a Python call per field).
 
 The buffer is reused only when the transport holds nothing after ``write`` (the socket took the
 whole request): a transport may keep a view of what it could not send (Python 3.12's socket
@@ -28,17 +30,24 @@ import functools
 import struct
 from typing import Any
 
-__all__ = ["RequestBuffer", "install", "write_produce"]
+__all__ = ["ProduceAnswer", "RequestBuffer", "install", "write_produce"]
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _ACKS_TIMEOUT_TOPICS = struct.Struct(">hii")
 _PARTITION_RECORDS = struct.Struct(">ii")
 _NULL_STRING = b"\xff\xff"
+_COUNT = struct.Struct(">i")
+_CORRELATION_ID = _COUNT
+_NAME_LENGTH = _I16
+_PARTITION_V3 = struct.Struct(">ihqq")  # partition, error code, base offset, timestamp
+_PARTITION_V5 = struct.Struct(">ihqqq")  # ... and log start offset
 
 #: The oldest produce request version written here: v3 to v7 share one layout (v3 added the
 #: transactional id); aiokafka 0.14 sends nothing newer.
 _FIRST_VERSION = 3
+#: The newest whose answer ProduceAnswer reads (v8 added per-record errors).
+_LAST_ANSWER_VERSION = 7
 
 
 class RequestBuffer:
@@ -104,6 +113,76 @@ class RequestBuffer:
         return out[:size]
 
 
+class _Header:
+    __slots__ = ("correlation_id",)
+
+    def __init__(self, correlation_id: int) -> None:
+        self.correlation_id = correlation_id
+
+
+class ProduceAnswer:
+    """A produce request (v3 to v7) in aiokafka's queue of requests awaiting their answer,
+    reading that answer itself: what aiokafka's connection asks of the request struct it
+    queues (``parse_response_header``, ``RESPONSE_TYPE.decode``), with the same values.
+
+    The answer read has ``topics`` (``[(topic, [(partition, error_code, offset, timestamp
+    [, log_start_offset from v5]), ...]), ...]``), ``throttle_time_ms`` and ``API_VERSION``:
+    what aiokafka's sender reads of a ``ProduceResponse``. A truncated or malformed answer
+    raises ``struct.error`` or ``ValueError``, as aiokafka's decoder raises on one.
+    """
+
+    __slots__ = ("API_VERSION", "request", "throttle_time_ms", "topics")
+
+    def __init__(self, request: Any) -> None:
+        self.request = request  # aiokafka's struct, for whoever looks at it in the queue
+        self.API_VERSION: int = request.API_VERSION
+        self.topics: list[tuple[str, list[tuple[int, ...]]]] = []
+        self.throttle_time_ms = 0
+
+    @property
+    def RESPONSE_TYPE(self) -> ProduceAnswer:  # aiokafka's name
+        return self  # a property, not an attribute: no reference cycle for the collector
+
+    @staticmethod
+    def parse_response_header(data: Any) -> _Header:
+        (correlation_id,) = _CORRELATION_ID.unpack(data.read(4))
+        return _Header(correlation_id)
+
+    def decode(self, data: Any) -> ProduceAnswer:
+        raw = data.read()
+        layout = _PARTITION_V5 if self.API_VERSION >= 5 else _PARTITION_V3
+        step = layout.size
+        unpack = layout.unpack_from
+        (n_topics,) = _COUNT.unpack_from(raw, 0)
+        pos = 4
+        topics = []
+        for _ in range(n_topics):
+            (length,) = _NAME_LENGTH.unpack_from(raw, pos)
+            if length < 0:
+                raise ValueError("a produce answer with a null topic name")
+            pos += 2
+            if pos + length > len(raw):
+                raise ValueError("a produce answer cut short in a topic name")
+            name = raw[pos : pos + length].decode("utf-8")
+            pos += length
+            (n_partitions,) = _COUNT.unpack_from(raw, pos)
+            pos += 4
+            partitions = []
+            for _ in range(n_partitions):
+                partitions.append(unpack(raw, pos))
+                pos += step
+            topics.append((name, partitions))
+        (self.throttle_time_ms,) = _COUNT.unpack_from(raw, pos)
+        self.topics = topics
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"<ProduceAnswer v{self.API_VERSION} topics={self.topics!r} "
+            f"throttle_time_ms={self.throttle_time_ms}>"
+        )
+
+
 def write_produce(conn: Any, request: Any, buffer: RequestBuffer, expect_response: bool) -> Any:
     """``conn.send(request, expect_response)`` for a produce request whose struct is v3+,
     written through ``buffer``; ``None`` if it is not one (the caller hands it to aiokafka)."""
@@ -142,7 +221,12 @@ def write_produce(conn: Any, request: Any, buffer: RequestBuffer, expect_respons
     if not expect_response:
         return writer.drain()
     fut = conn._loop.create_future()
-    conn._requests.append((correlation_id, request_struct, fut))
+    expected = (
+        ProduceAnswer(request_struct)
+        if request_struct.API_VERSION <= _LAST_ANSWER_VERSION
+        else request_struct
+    )
+    conn._requests.append((correlation_id, expected, fut))
     return wait_for(fut, conn._request_timeout)
 
 

@@ -59,8 +59,7 @@ class AdmitMixin:
         # must_wait: also when a woken writer has not run yet (it is ahead in line).
         if lane.must_wait(entry[SIZE]):
             try:
-                async with asyncio.timeout(self._delivery_timeout):
-                    await lane.wait_for_room(entry[SIZE])
+                await lane.wait_for_room(entry[SIZE], self._delivery_timeout)
             except TimeoutError:
                 return DeliveryTimeoutError(
                     f"stream {lane.stream!r} of {lane.data_source!r} stayed full for "

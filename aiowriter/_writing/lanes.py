@@ -308,16 +308,24 @@ class Lane(_LaneBase):
                 wakeup.set_result(None)
         return delivery
 
-    async def wait_for_room(self, size: int) -> None:
-        """Wait, in FIFO order with other writers, until a packet of ``size`` fits."""
+    async def wait_for_room(self, size: int, timeout: float | None = None) -> None:
+        """Wait, in FIFO order with other writers, until a packet of ``size`` fits;
+        ``TimeoutError`` after ``timeout`` seconds (``None``: no limit).
+
+        The timeout is a timer on the writer's own future, not an ``asyncio.timeout`` round
+        the call: writing flat out, every write waits here, and that context manager (an
+        object, the task's cancel bookkeeping, a timer) was a third of a waiting write's cost.
+        """
         if not self.must_wait(size):
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self.putters.append(fut)
+        deadline = None if timeout is None else loop.time() + timeout
         while True:
             if not self.budget.fits(size) and self not in self.budget.waiters:
                 self.budget.waiters.append(self)
+            timer = None if deadline is None else loop.call_at(deadline, _time_out, fut)
             try:
                 await fut
             except BaseException:
@@ -329,6 +337,9 @@ class Lane(_LaneBase):
                         self.woken = None
                     self.wake_putters()
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
             if self.woken is fut:
                 self.woken = None  # this writer has run: the next may be woken
             if self.closed or self.has_room(size):
@@ -389,3 +400,9 @@ class Lane(_LaneBase):
             f"<Lane {self.route.topic}:{self.route.partition} queued={len(self.entries)} "
             f"bytes={self.bytes} in_flight={self.in_flight}>"
         )
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    """A waiting writer's time is up (Lane.wait_for_room): it raises ``TimeoutError``."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
