@@ -57,9 +57,17 @@ def _wait_for(what: str, predicate: Callable[[], object], timeout: float = 120.0
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    """Temp dirs (the harness's default state dirs) under ``tmp``, and no outside broker."""
+    """Temp dirs (the harness's default state dirs) under ``tmp``, and no outside broker.
+
+    Nor the outer run's pytest-xdist identity, when the suite itself runs under xdist: an inner
+    pytest inheriting ``PYTEST_XDIST_TESTRUNUID`` would take itself for a worker of the outer
+    run and use the run's shared broker (whose meeting directory stays, by design)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in {"KAFKA_BOOTSTRAP_SERVERS"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "KAFKA_BOOTSTRAP_SERVERS" and not k.startswith("PYTEST_XDIST_")
+    }
     env["TMPDIR"] = str(tmp)
     return env
 
