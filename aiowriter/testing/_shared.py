@@ -9,6 +9,10 @@ Each xdist worker is a pytest session of its own; without sharing, each would st
   uses it" is "an exclusive lock can be had", and a worker that dies drops its share with it;
 - ``broker.json`` names the broker and the state dir of the cluster behind it.
 
+The directory outlives the broker (a worker may be opening its lock files as the owner stops
+it); the run's controller removes it when the session ends and every worker is gone
+(:func:`remove_meeting_place`, called by the pytest plugin).
+
 The first worker to join starts the broker (it is its owner: the broker dies with it, through its
 watchdog if need be). When the owner's session ends it waits, without holding the mutex, until
 every other worker has let go (bounded by :data:`OWNER_WAIT_S`), then stops the broker. A worker
@@ -30,7 +34,7 @@ from pathlib import Path
 from ._cluster import LocalKafkaCluster
 from ._errors import LocalKafkaError
 
-__all__ = ["OWNER_WAIT_S", "shared_local_broker"]
+__all__ = ["OWNER_WAIT_S", "meeting_place", "remove_meeting_place", "shared_local_broker"]
 
 OWNER_WAIT_S = 3600.0
 """How long the owner waits for the other workers to finish with the broker before stopping it."""
@@ -71,12 +75,48 @@ def _running_broker(info_file: Path) -> str | None:
     return str(info["bootstrap_servers"])
 
 
+def meeting_place(run_id: str) -> Path:
+    """The directory where the workers of run ``run_id`` meet."""
+    return Path(tempfile.gettempdir()) / f"aiowriter-kafka-run-{run_id}"
+
+
+def remove_meeting_place(run_id: str) -> bool:
+    """Remove run ``run_id``'s meeting directory if no worker uses its broker any more (an
+    exclusive lock on ``users.lock`` can be had at once) and no broker is recorded there;
+    whether it is gone. For the run's controller, once its workers are down."""
+    directory = meeting_place(run_id)
+    if not directory.is_dir():
+        return True
+    try:
+        users = os.open(directory / "users.lock", os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        users = None
+    try:
+        if users is not None:
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a worker still holds its share: not ours to remove
+        if (directory / "broker.json").exists():
+            return False  # an owner did not get to stop its broker: leave the record
+        for name in ("users.lock", "mutex.lock", "broker.tmp"):
+            (directory / name).unlink(missing_ok=True)
+        try:
+            directory.rmdir()
+        except OSError:
+            return False  # something else in it: leave it
+        return True
+    finally:
+        if users is not None:
+            os.close(users)
+
+
 @contextlib.contextmanager
 def shared_local_broker(
     run_id: str, start: Callable[[], LocalKafkaCluster], *, owner_wait: float = OWNER_WAIT_S
 ) -> Iterator[str]:
     """Bootstrap servers of the run's shared broker, started with ``start()`` if there is none."""
-    directory = Path(tempfile.gettempdir()) / f"aiowriter-kafka-run-{run_id}"
+    directory = meeting_place(run_id)
     directory.mkdir(exist_ok=True)
     info_file = directory / "broker.json"
     users = os.open(directory / "users.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

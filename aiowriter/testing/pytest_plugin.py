@@ -19,7 +19,8 @@ project installed its own handlers) or killed (its watchdog process stops it).
 
 With pytest-xdist, the workers of one run share one local broker for ``kafka_bootstrap_servers``
 (``aiowriter.testing._shared``: file locks in the temp dir, the first worker starts it and stops
-it once no other worker uses it). If that worker crashes, the broker goes with it and the other
+it once no other worker uses it; the run's controller removes those files when the session
+ends). If that worker crashes, the broker goes with it and the other
 workers' Kafka tests fail; for a broker independent of every worker, start one before the run::
 
     python -m aiowriter.testing.kafka start --state-dir d > d.out
@@ -57,7 +58,7 @@ import pytest
 
 from ._cluster import LocalKafkaCluster, start_local_kafka
 from ._errors import LocalKafkaError
-from ._shared import shared_local_broker
+from ._shared import remove_meeting_place, shared_local_broker
 from ._signals import raise_on_termination
 
 __all__ = ["kafka_bootstrap_servers", "kafka_cluster3", "kafka_secured", "kafka_secured_cluster"]
@@ -74,6 +75,28 @@ def pytest_configure(config: pytest.Config) -> None:
     # Declared here too so that projects using the plugin get no "unknown marker" warnings.
     config.addinivalue_line("markers", "kafka: needs a real Kafka broker (aiowriter fixture)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    # The controller of a pytest-xdist run (its workers have ``workerinput``).
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_XdistRunCleanup(), "aiowriter-xdist-run-cleanup")
+
+
+class _XdistRunCleanup:
+    """On a pytest-xdist controller: remove the meeting directory its workers shared a broker
+    through (``_shared``) once the session ends, every worker gone, so a run leaves nothing in
+    the temp dir."""
+
+    def __init__(self) -> None:
+        self.run_ids: set[str] = set()
+
+    def pytest_configure_node(self, node: Any) -> None:  # an xdist hook
+        run_id = str(getattr(node, "workerinput", {}).get("testrunuid", ""))
+        if run_id.isalnum():
+            self.run_ids.add(run_id)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        for run_id in self.run_ids:
+            remove_meeting_place(run_id)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
