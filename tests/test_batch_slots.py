@@ -52,10 +52,11 @@ class HeldFirstRequest:
         self.counts: list[int] = []
         self.handed_at: list[float] = []  # loop time of each hand-over
         self.sent = asyncio.Event()
-        self.real_submit, self.real_send = drainer.submit, sender._send_produce_req
-        self.real_append_now = drainer.append_now
-        drainer.submit = self.submit
-        drainer.append_now = self.append_now
+        queue = drainer.queue
+        self.real_submit, self.real_send = queue.submit, sender._send_produce_req
+        self.real_append_now = queue.append_now
+        queue.submit = self.submit
+        queue.append_now = self.append_now
         sender._send_produce_req = self.send_produce_req
 
     def handed_over(self, batch: Any) -> None:

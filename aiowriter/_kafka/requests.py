@@ -37,9 +37,6 @@ _I32 = struct.Struct(">i")
 _ACKS_TIMEOUT_TOPICS = struct.Struct(">hii")
 _PARTITION_RECORDS = struct.Struct(">ii")
 _NULL_STRING = b"\xff\xff"
-_COUNT = struct.Struct(">i")
-_CORRELATION_ID = _COUNT
-_NAME_LENGTH = _I16
 _PARTITION_V3 = struct.Struct(">ihqq")  # partition, error code, base offset, timestamp
 _PARTITION_V5 = struct.Struct(">ihqqq")  # ... and log start offset
 
@@ -145,7 +142,7 @@ class ProduceAnswer:
 
     @staticmethod
     def parse_response_header(data: Any) -> _Header:
-        (correlation_id,) = _CORRELATION_ID.unpack(data.read(4))
+        (correlation_id,) = _I32.unpack(data.read(4))
         return _Header(correlation_id)
 
     def decode(self, data: Any) -> ProduceAnswer:
@@ -153,11 +150,11 @@ class ProduceAnswer:
         layout = _PARTITION_V5 if self.API_VERSION >= 5 else _PARTITION_V3
         step = layout.size
         unpack = layout.unpack_from
-        (n_topics,) = _COUNT.unpack_from(raw, 0)
+        (n_topics,) = _I32.unpack_from(raw, 0)
         pos = 4
         topics = []
         for _ in range(n_topics):
-            (length,) = _NAME_LENGTH.unpack_from(raw, pos)
+            (length,) = _I16.unpack_from(raw, pos)
             if length < 0:
                 raise ValueError("a produce answer with a null topic name")
             pos += 2
@@ -165,14 +162,14 @@ class ProduceAnswer:
                 raise ValueError("a produce answer cut short in a topic name")
             name = raw[pos : pos + length].decode("utf-8")
             pos += length
-            (n_partitions,) = _COUNT.unpack_from(raw, pos)
+            (n_partitions,) = _I32.unpack_from(raw, pos)
             pos += 4
             partitions = []
             for _ in range(n_partitions):
                 partitions.append(unpack(raw, pos))
                 pos += step
             topics.append((name, partitions))
-        (self.throttle_time_ms,) = _COUNT.unpack_from(raw, pos)
+        (self.throttle_time_ms,) = _I32.unpack_from(raw, pos)
         self.topics = topics
         return self
 

@@ -36,6 +36,7 @@ from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
 from .accel import frame, queued_times, records
 from .flights import InFlight, Part, fail_flight, fail_queued, settle_part
+from .handover import ProducerQueue
 from .lanes import AT, ESSENTIAL, KEY, VALUE, Lane, Taken
 
 __all__ = ["Drainer"]
@@ -110,14 +111,8 @@ class Drainer:
             else None
         )
         self.batch_size: int = getattr(accumulator, "_batch_size", max_batch_bytes)
-        # aiokafka's queued, not yet drained batches per partition (see wait_for_slot).
-        batches = getattr(accumulator, "_batches", None)
-        self.accumulator_batches: Any = batches if isinstance(batches, dict) else None
-        # For append_now: aiokafka's accumulator and cluster metadata (None: always through
-        # send_batch), and each route's TopicPartition, made once.
-        self.accumulator: Any = accumulator if self.accumulator_batches is not None else None
-        self.cluster: Any = getattr(getattr(producer, "client", None), "cluster", None)
-        self.partitions: dict[Route, Any] = {}
+        # Where built batches go: aiokafka's queue, one batch per partition (handover.py).
+        self.queue = ProducerQueue(producer)
         self.offload_min_bytes = OFFLOAD_MIN_BYTES
         self.offloaded = 0  # batches compressed off the loop (introspection, tests)
         # Batch building shares one slice of each loop iteration, like the writers' turns (see
@@ -275,24 +270,7 @@ class Drainer:
             if timed_out:
                 break
             remaining = lane.entries[0][AT] + self.delivery_timeout - loop.time()
-        batches, route = self.accumulator_batches, lane.route
-        if batches is None or route.partition is None or remaining <= 0:
-            return
-        # aiokafka's TopicPartition is a NamedTuple: a plain tuple finds the same entry.
-        pending = batches.get((route.topic, route.partition))
-        if pending:
-            # Until the sender takes that batch (its drain waiter resolves; aiokafka's
-            # wait_drain() is the same wait through asyncio.wait, a task and a set per call).
-            # Its failure reaches its own flight; here it only means the slot is free.
-            drained = pending[-1]._drain_waiter
-            if not drained.done():
-                wakeup = loop.create_future()
-                drained.add_done_callback(functools.partial(_drained, wakeup), context=self.context)
-                timer = loop.call_later(remaining, _wake, wakeup, context=self.context)
-                try:
-                    await wakeup
-                finally:
-                    timer.cancel()
+        await self.queue.wait_for_slot(lane.route, remaining, loop, self.context)
 
     async def wait_for_build_slice(self, loop: asyncio.AbstractEventLoop) -> None:
         """Return when a batch may be built in this loop iteration's slice (and count it as
@@ -429,7 +407,7 @@ class Drainer:
             if compressing is None:
                 # Usually every batch is queued at once, without a coroutine or a timeout.
                 for batch, part in zip(sends, flight.parts, strict=True):
-                    fut = self.append_now(batch, part.route)
+                    fut = self.queue.append_now(batch, part.route)
                     if fut is None:
                         break
                     self.track(flight, part, fut)
@@ -443,7 +421,7 @@ class Drainer:
                         sends[0] = finish_batch(await compressing, *finish, compressed=True)
                         self.offloaded += 1
                     for batch, part in zip(sends[queued:], flight.parts[queued:], strict=True):
-                        self.track(flight, part, await self.submit(batch, part.route))
+                        self.track(flight, part, await self.queue.submit(batch, part.route))
         except Exception as exc:
             failure = convert_kafka_error(exc, f"sending a batch to {lane.route.topic}")
             fail_flight(flight, failure)
@@ -489,52 +467,6 @@ class Drainer:
         fut.add_done_callback(
             functools.partial(self.batch_done, flight, part), context=self.context
         )
-
-    def append_now(self, batch: Any, route: Route) -> asyncio.Future[Any] | None:
-        """Queue a closed batch with aiokafka without waiting: the future of its
-        acknowledgement, or ``None`` where :meth:`submit` must (the partition's queued slot is
-        taken, its metadata not known yet, the accumulator closed or failed, no partition).
-
-        What ``send_batch`` does when nothing needs waiting for: its ``add_batch`` appends the
-        batch at once where the partition has none queued. Without its two coroutines, the
-        ``asyncio.shield`` round its future (nothing here cancels it) and the caller's timeout:
-        about a tenth of the event loop's time per 10x100 batch (py-spy, 4 streams).
-        """
-        accumulator, partition = self.accumulator, route.partition
-        if (
-            accumulator is None
-            or partition is None
-            or accumulator._closed
-            or accumulator._exception is not None
-            or accumulator._batches.get((route.topic, partition))
-        ):
-            return None
-        tp = self.partitions.get(route)
-        if tp is None:
-            known = self.cluster.partitions_for_topic(route.topic) if self.cluster else None
-            if not known or partition not in known:
-                return None  # send_batch waits for the metadata (or fails)
-            from aiokafka.structs import TopicPartition
-
-            tp = self.partitions[route] = TopicPartition(route.topic, partition)
-        fut: asyncio.Future[Any] = accumulator._append_batch(batch, tp).future
-        return fut
-
-    async def submit(self, batch: Any, route: Route) -> Any:
-        """Hand a closed batch to aiokafka; the future of its acknowledgement.
-
-        aiokafka's ``add_batch`` takes the whole elapsed time off its remaining wait on every
-        wake-up, so it gives up early when several lanes feed one partition (the essentials
-        topic): a ``KafkaTimeoutError`` there means the batch was not queued, so try again. The
-        caller's ``asyncio.timeout`` (the delivery deadline) bounds the retries.
-        """
-        from aiokafka.errors import KafkaTimeoutError
-
-        while True:
-            try:
-                return await self.producer.send_batch(batch, route.topic, partition=route.partition)
-            except KafkaTimeoutError:
-                await asyncio.sleep(0)
 
     def essential_batches(self, route: Route, taken: Taken) -> list[tuple[Any, Part]]:
         """The batches of the essential copies among ``taken``, one per partition."""
@@ -619,14 +551,6 @@ def _wake(waiter: asyncio.Future[None], _done: object = None) -> None:
     """Resolve ``waiter`` (a timer's callback, or a future's done-callback with ``_done``)."""
     if not waiter.done():
         waiter.set_result(None)
-
-
-def _drained(waiter: asyncio.Future[None], drain_waiter: asyncio.Future[None]) -> None:
-    """Resolve ``waiter``: aiokafka's ``drain_waiter`` resolved (its failure, retrieved here
-    as its own ``wait_drain`` would, is its batch's flight's to report)."""
-    if not drain_waiter.cancelled():
-        drain_waiter.exception()
-    _wake(waiter)
 
 
 def _time_up(waiter: asyncio.Future[bool | None]) -> None:
