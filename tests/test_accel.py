@@ -978,14 +978,53 @@ def test_write_from_another_thread_or_a_forked_child_is_left_to_python(
     thread.join()
     assert answers == [None]
 
+    _holds_in_a_fork_inside(loop, lambda: c.write(front, "ds", "s", "key", _BASE) is None)
+
+
+def _holds_in_a_fork_inside(loop: asyncio.AbstractEventLoop, check: Any) -> None:
+    """Assert ``check()`` in a child forked inside ``loop``'s run (the child is still in the
+    parent's run_forever, with the same thread id)."""
+
     async def fork_inside_the_loop() -> int:
         pid = os.fork()
-        if pid == 0:  # the child, still inside the parent's run_forever, same thread id
-            os._exit(0 if c.write(front, "ds", "s", "key", _BASE) is None else 1)
+        if pid == 0:
+            os._exit(0 if check() else 1)
         return pid
 
     child = loop.run_until_complete(fork_inside_the_loop())
     assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+
+
+@pytest.mark.parametrize("how", ["c", "python"])
+def test_runs_here_tells_the_running_loop_of_this_thread(
+    c: ModuleType, loop: asyncio.AbstractEventLoop, how: str
+) -> None:
+    """``runs_here(loop)`` (the Python steps of a declined write ask it per call): True only
+    inside that loop's run in this thread; not for another loop, a stopped loop, None, another
+    thread's loop, or in a fork's child (whose thread may carry the parent's id)."""
+    import threading
+
+    runs_here = c.runs_here if how == "c" else accel.python_runs_here
+
+    async def ask(of: Any) -> bool:
+        return bool(runs_here(of))
+
+    assert loop.run_until_complete(ask(loop)) is True
+    other = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(ask(other)) is False
+    finally:
+        other.close()
+    assert runs_here(loop) is False  # stopped, asked from outside any loop
+    assert runs_here(None) is False
+    assert loop.run_until_complete(ask(None)) is False
+    answers: list[bool] = []
+    thread = threading.Thread(target=lambda: answers.append(asyncio.run(ask(loop))))
+    thread.start()
+    thread.join()
+    assert answers == [False]
+
+    _holds_in_a_fork_inside(loop, lambda: runs_here(loop) is False)
 
 
 _MISSES: dict[str, Any] = {

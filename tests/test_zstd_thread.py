@@ -406,7 +406,7 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
 
     mine, other = object(), object()
     pending = 0
-    monkeypatch.setattr(_drain, "offload_busy", lambda waiting=0: pending > waiting)
+    monkeypatch.setattr(_drain, "offload_busy", lambda waiting=0, loop=None: pending > waiting)
     large = (10, 131_000)  # (count, size): 13 KB packets, 10x100's
     small = (600, 600 * 200)  # 3x3's
     edge = (100, 100 * _drain.SMALL_PACKET)

@@ -180,12 +180,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_compressors.clear)
 
 
-def compress_off_loop(buffer: bytearray, offset: int) -> asyncio.Future[bytearray] | None:
+def compress_off_loop(
+    buffer: bytearray, offset: int, loop: asyncio.AbstractEventLoop | None = None
+) -> asyncio.Future[bytearray] | None:
     """``ThreadCompressor.compress`` on the running loop's compressor (started if need be);
-    None where there is no native thread (the caller compresses on the loop)."""
+    None where there is no native thread (the caller compresses on the loop). ``loop``: the
+    running loop, if the caller knows it (asyncio.get_running_loop() is a getpid() system
+    call on Python 3.11)."""
     if native_compressor is None:
         return None
-    loop = asyncio.get_running_loop()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     compressor = _compressors.get(loop)
     if compressor is None or compressor.ended:
         try:
@@ -196,9 +201,10 @@ def compress_off_loop(buffer: bytearray, offset: int) -> asyncio.Future[bytearra
     return compressor.compress(buffer, offset)
 
 
-def offload_busy(waiting: int = 0) -> bool:
-    """Whether the running loop's compressing thread has more than ``waiting`` jobs it has
-    not handed back: a batch offloaded now would wait behind them, so the loop compresses
-    that one itself (``Drainer.worth_offloading`` says how many may wait)."""
-    compressor = _compressors.get(asyncio.get_running_loop())
+def offload_busy(waiting: int = 0, loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """Whether the running loop's (``loop``'s, if given) compressing thread has more than
+    ``waiting`` jobs it has not handed back: a batch offloaded now would wait behind them, so
+    the loop compresses that one itself (``Drainer.worth_offloading`` says how many may
+    wait)."""
+    compressor = _compressors.get(asyncio.get_running_loop() if loop is None else loop)
     return compressor is not None and not compressor.ended and compressor.pending > waiting

@@ -793,6 +793,15 @@ static int in_loop_thread(PyObject *loop) {
     return same;
 }
 
+/* runs_here(loop) -> bool: whether `loop` is this thread's running event loop (accel.py's
+ * runs_here, for the Python steps of write_data that check it per call). */
+static PyObject *runs_here(PyObject *module, PyObject *loop) {
+    if (loop == Py_None) Py_RETURN_FALSE; /* (a writer not started has no loop) */
+    int here = in_loop_thread(loop);
+    if (here < 0) return NULL;
+    return PyBool_FromLong(here);
+}
+
 /* forked(): called in a child process after fork (os.register_at_fork in accel.py). */
 static PyObject *mark_forked(PyObject *module, PyObject *unused) {
     forked = 1;
@@ -1375,6 +1384,8 @@ static PyMethodDef methods[] = {
      "records(entries, batch_size) -> (bytearray, count, size)."},
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL,
      "frame(append, entries, headers) -> (count, size)."},
+    {"runs_here", runs_here, METH_O,
+     "runs_here(loop): whether loop is this thread's running event loop (no getpid())."},
     {"forked", mark_forked, METH_NOARGS,
      "forked(): the process is a fork's child; ask asyncio which loop runs (in_loop_thread)."},
     {"bind_writer", bind_writer, METH_VARARGS,

@@ -39,6 +39,7 @@ __all__ = [
     "records",
     "remembered",
     "remembered_run",
+    "runs_here",
     "sizes",
     "write",
 ]
@@ -154,6 +155,11 @@ def python_records(entries: Iterable[Entry], batch_size: int) -> tuple[bytearray
     return buffer, count, size
 
 
+def python_runs_here(loop: asyncio.AbstractEventLoop | None) -> bool:
+    """Whether ``loop`` is this thread's running event loop (False for None)."""
+    return loop is not None and asyncio._get_running_loop() is loop
+
+
 def python_frame(
     append: Callable[..., Any], entries: Iterable[Entry], headers: list[Any]
 ) -> tuple[int, int]:
@@ -202,6 +208,13 @@ sizes: Callable[[list[Entry], int, int], bytes] = (
 #: ``python_queued_times``).
 queued_times: Callable[[list[Entry]], list[float]] = (
     _module.queued_times if _module is not None else python_queued_times
+)
+#: Whether a loop is this thread's running event loop (see ``python_runs_here``). On Python
+#: 3.11 asyncio's ``_get_running_loop()`` makes a ``getpid()`` system call each time; the C
+#: twin compares the loop's thread id (_accel.c's in_loop_thread). The Python steps of a
+#: declined write ask it per call: with a full queue, that is every write.
+runs_here: Callable[[asyncio.AbstractEventLoop | None], bool] = (
+    _module.runs_here if _module is not None else python_runs_here
 )
 #: ``write_data``'s whole fast path in one C call (a Delivery, or None: take the Python path),
 #: or None without the extension: ``write_data`` then runs the same steps inline in Python.

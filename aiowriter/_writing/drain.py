@@ -375,7 +375,7 @@ class Drainer:
                     and self.worth_offloading(lane, count, size)
                 ):
                     # None where this loop cannot watch the thread's pipe: then on the loop.
-                    compressing = compress_off_loop(buffer, BATCH_HEADER)
+                    compressing = compress_off_loop(buffer, BATCH_HEADER, loop)
                 builder = finish_batch(buffer, *finish) if compressing is None else None
             else:
                 # aiokafka's own record builder (C).
@@ -455,9 +455,10 @@ class Drainer:
         busy thread measured no faster here (one waiting, 4 / 16 streams, four pairs each)
         and slower in earlier rounds (README): with large packets the loop has nothing
         better to do than compress beside the thread."""
+        loop = self.loop  # (set by run_lane, which calls this)
         if size <= count * SMALL_PACKET:
-            return not offload_busy(SMALL_WAITING)
-        if offload_busy():
+            return not offload_busy(SMALL_WAITING, loop)
+        if offload_busy(0, loop):
             return False
         return any(flight.lane is not lane for flight in self.in_flight)
 

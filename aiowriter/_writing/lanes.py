@@ -308,9 +308,16 @@ class Lane(_LaneBase):
                 wakeup.set_result(None)
         return delivery
 
-    async def wait_for_room(self, size: int, timeout: float | None = None) -> None:
+    async def wait_for_room(
+        self,
+        size: int,
+        timeout: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         """Wait, in FIFO order with other writers, until a packet of ``size`` fits;
-        ``TimeoutError`` after ``timeout`` seconds (``None``: no limit).
+        ``TimeoutError`` after ``timeout`` seconds (``None``: no limit). ``loop`` is the
+        running loop if the caller knows it (the writer does: asyncio.get_running_loop()
+        makes a getpid() system call on Python 3.11, and flat out every write waits here).
 
         The timeout is a timer on the writer's own future, not an ``asyncio.timeout`` round
         the call: writing flat out, every write waits here, and that context manager (an
@@ -318,7 +325,8 @@ class Lane(_LaneBase):
         """
         if not self.must_wait(size):
             return
-        loop = asyncio.get_running_loop()
+        if loop is None:
+            loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self.putters.append(fut)
         deadline = None if timeout is None else loop.time() + timeout

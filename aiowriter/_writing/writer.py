@@ -43,6 +43,7 @@ from .accel import (
     offer_run,
     remembered,
     remembered_run,
+    runs_here,
     sizes,
     write,
 )
@@ -61,8 +62,6 @@ log = logging.getLogger("aiowriter.writer")
 
 #: Packets write_data_many checks or queues between two looks at the clock (its turn).
 _RUN = 64
-
-_get_running_loop = asyncio._get_running_loop  # C; None outside a running loop
 
 
 class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealth):
@@ -254,12 +253,9 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
         steps inline in Python, then the checked path (``_write_data``) for anything unusual.
         Each helper call or object saved is a few percent of a small packet's cost
         (budget.py)."""
-        if (
-            write is not None
-            and self._state == "running"
-            and _get_running_loop() is self._loop
-            and self._clock() >= self._turn_ends
-        ):
+        # Asked once: with a full queue every write comes here (runs_here: no system call).
+        here = self._state == "running" and runs_here(self._loop)
+        if write is not None and here and self._clock() >= self._turn_ends:
             # The likeliest reason it declined: this task's turn is over. Hand the loop
             # over here and try again, rather than send this one packet down the whole
             # Python path (_enqueue hands over the same way). With 16 writer tasks a turn
@@ -270,11 +266,11 @@ class PacketWriter(AcceptMixin, AdmitMixin, SettleMixin, StopMixin, ReportsHealt
                 return delivery
         lane = None
         if (
-            self._state == "running"
+            here
+            and self._state == "running"  # (it may have stopped while this task waited)
             and type(data_source) is str
             and type(stream) is str
             and type(session_key) is str
-            and _get_running_loop() is self._loop
         ):
             lane = self._lanes.get((data_source, stream))
         if lane is None or lane.ready is None or not lane.ready.done():
