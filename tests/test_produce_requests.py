@@ -260,6 +260,86 @@ async def test_what_is_not_written_here_goes_to_aiokafka() -> None:
     await drained
 
 
+def _live_timers(loop: asyncio.AbstractEventLoop) -> int:
+    return sum(not h.cancelled() for h in loop._scheduled)  # type: ignore[attr-defined]
+
+
+async def test_the_answer_is_awaited_with_a_timer_not_an_async_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A produce request's answer is awaited without aiokafka's ``wait_for`` (an
+    ``async_timeout`` per request); the timer goes with the answer, and nothing starts until
+    the wait does (a wait closed unawaited leaves no timer)."""
+    import aiokafka.util
+
+    entered: list[object] = []
+    real = aiokafka.util.wait_for
+
+    def counting_wait_for(*args: Any, **kwargs: Any) -> Any:
+        entered.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(aiokafka.util, "wait_for", counting_wait_for)
+    loop = asyncio.get_running_loop()
+    conn = _conn()
+    request = ProduceRequest(None, -1, 1000, [("t", [(0, b"x")])])
+    before = _live_timers(loop)
+    write_produce(conn, request, RequestBuffer(), expect_response=True).close()
+    assert _live_timers(loop) == before
+    waiting = asyncio.ensure_future(write_produce(conn, request, RequestBuffer(), True))
+    await asyncio.sleep(0)
+    assert _live_timers(loop) == before + 1  # the request timeout, from the first await
+    *_, fut = conn._requests[-1]
+    fut.set_result("the answer")
+    assert await waiting == "the answer"
+    assert _live_timers(loop) == before
+    assert entered == []
+
+
+async def test_an_unanswered_request_times_out_as_aiokafkas_does() -> None:
+    """No answer within the request timeout: ``TimeoutError``, which aiokafka's client turns
+    into ``RequestTimedOutError`` and a closed connection (its own code, run here); an answer
+    arriving after that is dropped, as aiokafka drops answers to done futures."""
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.errors import RequestTimedOutError
+
+    conn = _conn()
+    conn._request_timeout = 0.05
+    closed: list[object] = []
+    conn.close = lambda reason=None: closed.append(reason)  # type: ignore[method-assign]
+
+    class Client:
+        def __init__(self) -> None:
+            self._conns = {(1, 0): conn}
+
+        async def ready(self, node_id: int, **kwargs: Any) -> bool:
+            return True
+
+    conn.send = lambda request, expect_response=True: write_produce(  # type: ignore[method-assign]
+        conn, request, RequestBuffer(), expect_response
+    )
+    request = ProduceRequest(None, -1, 1000, [("t", [(0, b"x")])])
+    loop = asyncio.get_running_loop()
+    before = _live_timers(loop)
+    started = loop.time()
+    with pytest.raises(RequestTimedOutError):
+        await AIOKafkaClient.send(Client(), 1, request, group=0)  # type: ignore[arg-type]
+    assert 0.04 <= loop.time() - started < 5
+    assert len(closed) == 1  # the connection is renewed for the next request
+    *_, fut = conn._requests[-1]
+    assert fut.done()
+    assert _live_timers(loop) == before
+    # Cancelled while it waits: the request's future is cancelled and its timer goes.
+    waiting = asyncio.ensure_future(write_produce(conn, request, RequestBuffer(), True))
+    await asyncio.sleep(0)
+    *_, fut = conn._requests[-1]
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert fut.cancelled()
+    assert _live_timers(loop) == before
+
+
 async def test_a_records_object_whose_length_is_not_its_size_is_refused() -> None:
     class Odd(bytes):
         def __len__(self) -> int:
