@@ -81,6 +81,11 @@ def test_throughput_minimal_run(kafka_bootstrap_servers: str, tmp_path: Path) ->
 
     clients = {s["client"] for s in result["summary"]}
     assert clients == {"aiowriter-bytes", "aiowriter-numpy", "aiowriter-many", "aiokafka"}
+    # The warm-up round: every client once (a quarter of the packets), in no table or target.
+    warm = result["settings"]["warmup_runs"]
+    assert sorted(w["client"] for w in warm) == sorted(clients)
+    assert all(w["packets"] == 50 and w["shape"] == [3, 3] for w in warm)
+    assert len(result["runs"]) == len(clients)
     for s in result["summary"]:
         assert s["shape"] == [3, 3]
         assert s["streams"] == 1
