@@ -233,9 +233,9 @@ async def answer(fut: asyncio.Future[Any], timeout: float | None) -> Any:
     ``RequestTimedOutError`` and a closed connection).
 
     A timer on the future itself: aiokafka's ``wait_for`` enters an ``async_timeout`` per
-    request (an object, a timer and the task's cancel bookkeeping), about 3% of the event
-    loop's time with 13 KB packets on one stream. Cancelled, the wait cancels ``fut`` as
-    awaiting it in ``wait_for`` did (the connection skips done futures when answers come)."""
+    request (an object, a timer and the task's cancel bookkeeping): measured alone, 6.9 µs a
+    request against 9.6 (a bare await: 4.6). Cancelled, the wait cancels ``fut`` as awaiting
+    it in ``wait_for`` did (the connection skips done futures when answers come)."""
     if timeout is None:
         return await fut
     timer = fut.get_loop().call_later(timeout, _time_out, fut)
