@@ -28,7 +28,7 @@ class AdmitMixin:
     """``_enqueue``/``_admit``/``_push`` for :class:`~aiowriter.PacketWriter`."""
 
     _clock: Any
-    _loop: Any  # the writer's loop, set when it starts (these steps run only after)
+    _loop: Any  # the writer's loop, set when it starts (None before)
     _delivery_timeout: float
     _turn: float
     _turn_ends: float
@@ -100,9 +100,10 @@ class AdmitMixin:
         self._busy_at = self._clock()
         if not self._round_pending:
             self._round_pending = True
-            # self._loop, not asyncio.get_running_loop(): that asks the kernel for the
-            # process id on Python 3.11 (once a turn adds up with small packets).
-            self._loop.call_soon(self._next_round)
+            # The writer's loop, not asyncio.get_running_loop(): that asks the kernel for the
+            # process id on Python 3.11 (once a turn adds up with small packets). (None only
+            # for a writer never started, which tests drive by hand.)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._next_round)
         return True
 
     def _turn_resumed(self) -> None:
@@ -125,7 +126,9 @@ class AdmitMixin:
         self._turn_pass = self._passes
         if not self._pass_pending:
             self._pass_pending = True
-            self._loop.call_soon(self._count_pass, context=self._pass_context)
+            (self._loop or asyncio.get_running_loop()).call_soon(
+                self._count_pass, context=self._pass_context
+            )
 
     def _writers_busy(self, now: float, within: float) -> bool:
         """Whether the writers kept the loop busy over the last ``within`` seconds: one used up
