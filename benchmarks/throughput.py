@@ -1015,10 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
                 else "none"
             ),
             "packets": args.packets
-            or {
-                "x".join(map(str, sh)): PACKETS.get(sh, (20_000, 2_000))[1 if args.quick else 0]
-                for sh in args.shape_list
-            },
+            or {"x".join(map(str, sh)): _case_packets(args, sh) for sh in args.shape_list},
         },
         "fixed_rate": {
             "skipped": args.skip_rate,
