@@ -152,12 +152,22 @@ async def test_a_stream_holding_a_full_batch_builds_it_without_waiting(
     kafka_bootstrap_servers: str,
 ) -> None:
     """A full batch cannot grow: it is built while the previous one is in flight, ready for
-    the request after it (waiting would put its build between the ack and that request)."""
+    the request after it (waiting would put its build between the ack and that request); and
+    the full one after it is built too, while aiokafka still holds that one queued, and waits
+    for the slot built (so a backlogged stream sends a request per build)."""
     servers = kafka_bootstrap_servers
     async with held_writer(servers, linger_ms=5, max_batch_bytes=4096) as (w, ds, held, first):
         later = [await w.write_data(ds, "s", KEY, _packet(i)) for i in range(1, 101)]
         await held.handed(2)
-        assert len(held.counts) == 2, held.counts  # one full batch built, then the slot wait
+        drainer = w._drainer
+        for _ in range(100):  # up to a second for the third batch's build
+            if len(drainer.in_flight) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        # The held first batch, one full batch queued behind it, the next built and waiting
+        # for that queued slot: handed over only once the sender takes the one before it.
+        assert len(drainer.in_flight) == 3
+        assert len(held.counts) == 2, held.counts
         assert held.counts[1] > 1
         assert held.counts[1] * (len(_packet(1)) + 40) > 4096 // 2  # a full one
         assert not first.delivery.done()

@@ -13,6 +13,7 @@ import array
 import asyncio
 import contextvars
 import gc
+import random
 from collections.abc import Callable
 
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from aiowriter import DeliveryError, QueueLimits
 from aiowriter._layout import Route
 from aiowriter._writing.delivery import SPAN, Deliveries, Delivery, Ledger
-from aiowriter._writing.flights import InFlight, Part, fail_queued, settle_part
+from aiowriter._writing.flights import InFlight, Part, _sized, fail_queued, settle_part
 from aiowriter._writing.lanes import Budget, Lane, entry
 
 MAIN = Route("ds.s", 0)
@@ -117,6 +118,28 @@ def test_every_packet_is_settled_once_whatever_the_order(
         start += size
     assert (lane.acked, lane.failed, lane.in_flight) == (done, failed, 0)
     assert lane.acked_bytes == acked_bytes
+
+
+@given(st.integers(0, 2 * SPAN), st.integers(1, 2 * SPAN + 5), st.randoms(use_true_random=False))
+def test_each_ledger_piece_of_a_batch_gets_its_own_packets_bytes(
+    skip: int, count: int, rng: random.Random
+) -> None:
+    """A batch that spans ledgers settles each piece with the SIZE total of that piece's
+    packets (the longest piece's worked out from the batch's total, the others summed)."""
+    lane = _lane()
+    for _ in range(skip):
+        lane.push(entry(b"k", b"old", False, 0.0))
+    fail_queued(lane, skip, DeliveryError("old"))
+    for _ in range(count):
+        lane.push(entry(b"key", b"v" * rng.randint(0, 300), False, 0.0))
+    taken = lane.take(count)
+    first = taken.first
+    pieces = taken.ranges(first, first + count)
+    sized = _sized(pieces, taken, first)
+    assert [(led, lo, hi) for led, lo, hi, _ in sized] == pieces
+    for _, lo, hi, size in sized:
+        assert size == sum(len(e[0]) + len(e[1]) for e in taken.entries[lo - first : hi - first])
+    assert len(pieces) == (skip + count - 1) // SPAN - skip // SPAN + 1
 
 
 async def test_awaited_deliveries_wake_when_their_batch_settles() -> None:

@@ -39,6 +39,7 @@ async def _first_send_after(
     meanwhile: Callable[[Lane], Awaitable[None]] | None = None,
     max_batch_bytes: int = 1 << 20,
     delivery_timeout: float = 30.0,
+    value: bytes = b"v",
 ) -> float:
     """Seconds from starting the drainer to its first send, with one packet queued
     ``enqueued_ago`` seconds before; ``writers_busy(start, now, within)`` answers the drainer's
@@ -63,7 +64,7 @@ async def _first_send_after(
             sent.set_result(loop.time())
 
     drainer.send_batch = record  # type: ignore[method-assign]
-    lane.push(entry(b"k", b"v", False, start - enqueued_ago))
+    lane.push(entry(b"k", value, False, start - enqueued_ago))
     tasks = [asyncio.ensure_future(drainer.run_lane(lane, []))]
     if meanwhile is not None:
         tasks.append(asyncio.ensure_future(meanwhile(lane)))
@@ -129,10 +130,10 @@ async def test_no_batch_lingers_past_half_its_delivery_timeout() -> None:
 
 
 async def test_big_packets_are_not_held() -> None:
-    """A full batch would hold fewer than BUSY_MIN_PACKETS of these (2 bytes of 64): sent at
-    its linger, busy writers or not."""
+    """A full batch would hold fewer than BUSY_MIN_PACKETS of these (20 bytes of 1,000; one
+    is not a full batch yet): sent at its linger, busy writers or not."""
     elapsed = await _first_send_after(
-        0.0, linger=BUSY, writers_busy=_always_busy, max_batch_bytes=64
+        0.0, linger=BUSY, writers_busy=_always_busy, max_batch_bytes=1000, value=b"v" * 19
     )
     assert BUSY - 0.05 <= elapsed < 2 * BUSY
 

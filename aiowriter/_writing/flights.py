@@ -14,7 +14,7 @@ from typing import Any
 
 from .._exceptions import AiowriterError
 from .._layout import Route
-from .delivery import DONE, FAILED, Outcome
+from .delivery import DONE, FAILED, Ledger, Outcome
 from .lanes import SIZE, Lane, Taken
 
 __all__ = ["InFlight", "Part", "fail_queued", "settle_part"]
@@ -64,11 +64,8 @@ def settle_part(flight: InFlight, part: Part, base: int | AiowriterError) -> int
     done = nbytes = dead = 0
     if part.seqs is None:
         first, end = taken.first, taken.first + len(taken.entries)
-        for ledger, lo, hi in taken.ranges(first, end):
-            if lo == first and hi == end:
-                size = taken.size
-            else:
-                size = sum([e[SIZE] for e in taken.entries[lo - first : hi - first]])
+        pieces = taken.ranges(first, end)
+        for ledger, lo, hi, size in _sized(pieces, taken, first):
             d, b, f = ledger.settle_main(lo, hi, _outcome(part, base, lo - first), size)
             done, nbytes, dead = done + d, nbytes + b, dead + f
     else:
@@ -94,6 +91,24 @@ def _outcome(part: Part, base: int | AiowriterError, index: int) -> Outcome:
     partition = part.route.partition
     assert partition is not None  # acknowledged: the batch had a partition
     return part.route.topic, partition, base + index
+
+
+def _sized(
+    pieces: list[tuple[Ledger, int, int]], taken: Taken, first: int
+) -> list[tuple[Ledger, int, int, int]]:
+    """``pieces`` (``Taken.ranges``) with each one's SIZE total. The longest gets what the
+    others leave of ``taken.size``: a batch that spans two ledgers sums the SIZE of its
+    shorter piece only, not of all its packets again (600 in a batch of small packets)."""
+    if not pieces:
+        return []
+    longest = max(range(len(pieces)), key=lambda i: pieces[i][2] - pieces[i][1])
+    entries = taken.entries
+    sizes = [
+        0 if i == longest else sum([e[SIZE] for e in entries[lo - first : hi - first]])
+        for i, (_, lo, hi) in enumerate(pieces)
+    ]
+    sizes[longest] = taken.size - sum(sizes)
+    return [(*piece, size) for piece, size in zip(pieces, sizes, strict=True)]
 
 
 def fail_flight(flight: InFlight, error: AiowriterError) -> int:

