@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from aiowriter import QueueLimits
 from aiowriter._layout import Route
 from aiowriter._writing.accel import python_records
-from aiowriter._writing.drain import Drainer, full_at
+from aiowriter._writing.batch_room import full_at
+from aiowriter._writing.drain import Drainer
 from aiowriter._writing.lanes import Budget, Lane, entry
 
 

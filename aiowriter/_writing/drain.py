@@ -35,6 +35,7 @@ from .._kafka.offload import compress_off_loop, native_compressor, offload_busy
 from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
 from .accel import frame, queued_times, records
+from .batch_room import full_at
 from .flights import InFlight, Part, fail_flight, fail_queued, settle_part
 from .handover import ProducerQueue
 from .lanes import AT, ESSENTIAL, KEY, VALUE, Lane, Taken
@@ -64,37 +65,6 @@ SMALL_WAITING = 3
 # default). The others go through aiokafka's builder.
 _OWN_CODECS = (0, CODEC_ZSTD)
 _NO_HEADERS: list[tuple[str, bytes | None]] = []  # shared, never mutated (aiokafka only reads it)
-
-
-def full_at(batch_bytes: int, lane: Lane) -> int:
-    """``lane.bytes`` (keys and values) from which the lane holds a full batch of
-    ``batch_bytes``: at the lane's mean packet size, another packet would not fit once the
-    batch's header and each record's framing are counted (as ``accel.records`` frames them:
-    length, attributes, timestamp and offset deltas, key and value lengths, header count).
-
-    The offset delta is counted at its widest in such a batch, so a lane may count as full a
-    packet or so early (a few percent of a batch of tiny packets), never late. Waiting for
-    ``batch_bytes`` of keys and values instead, a lane of 3x3 packets (206 bytes with their
-    key) woke at 637 packets for a batch that holds 606, so a burst of writes that left it
-    between the two (in the benchmark's fixed-rate runs, 340 packets a 1 ms tick: about one
-    batch in eleven) sent it a burst late; a lane of 13 KB packets woke at 10 for a batch of
-    9."""
-    n = len(lane.entries)
-    if not n:
-        return batch_bytes
-    mean = lane.bytes / n
-    key = len(lane.entries[0][KEY])
-    room = batch_bytes - BATCH_HEADER
-    most = int(room / (mean + 7)) + 1  # records at most: each takes 7 bytes more at least
-    # attributes, timestamp delta and header count (a byte each), offset delta, lengths:
-    body = 3 + _varint_len(most) + _varint_len(key) + _varint_len(int(mean) - key) + mean
-    record = _varint_len(int(body)) + body
-    return int(room * mean / record - mean)
-
-
-def _varint_len(n: int) -> int:
-    """Bytes of the zigzag varint of ``n`` >= 0 (Kafka's record fields)."""
-    return max(1, ((2 * n).bit_length() + 6) // 7)
 
 
 class Drainer:
