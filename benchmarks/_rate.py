@@ -42,6 +42,7 @@ from _clients import (
     START_NS,
     AckSampler,
     LagTicker,
+    ThreadCpu,
     aiokafka_producer,
     aiowriter_config,
     confluent_conf,
@@ -191,12 +192,27 @@ async def _measure_rate(
     ticker.start()
     await asyncio.sleep(0.01)
     del ticker.lags[:]
+    cpu = Cpu()
     write_s = await pace(sched, send, tick_hook)
     lag = await ticker.stop()  # lag while writing at the offered load, not while flushing
     await flush()
     ack_s = time.perf_counter() - sched.t_start
     acked, failed = counts()
-    return _result(spec, sched, write_s, ack_s, acked, failed, rec, lag, base)
+    return _result(spec, sched, write_s, ack_s, acked, failed, rec, lag, base, cpu)
+
+
+class Cpu:
+    """The process's CPU seconds (and each thread's) from the first write to the last ack.
+
+    At a fixed rate every client does the same work, so the CPU it takes for it is its cost:
+    the headroom left on a shared machine, and how fast it can catch up after a stall."""
+
+    def __init__(self) -> None:
+        self.start = time.process_time()
+        self.threads = ThreadCpu()
+
+    def stop(self) -> tuple[float, dict[str, float]]:
+        return time.process_time() - self.start, self.threads.stop()
 
 
 def _result(
@@ -209,7 +225,9 @@ def _result(
     rec: Recorder,
     lag: dict[str, Any] | None,
     base_rss: float,
+    cpu: Cpu,
 ) -> dict[str, Any]:
+    cpu_s, threads_cpu = cpu.stop()
     out = {
         "mode": "rate",
         "client": spec["client"],
@@ -226,6 +244,10 @@ def _result(
         "rss_base_mb": base_rss,
         "rss_end_mb": rss_mb(),
         "rss_peak_mb": peak_rss_mb(),
+        "cpu_s": cpu_s,
+        # CPU seconds per second of the run: cores busy with this client's work at this load.
+        "cpu_cores": cpu_s / ack_s if ack_s > 0 else None,
+        "threads_cpu_s": threads_cpu,
     }
     # Kept up: wrote on schedule, and the acks did not trail (a queue that grows while the writes
     # keep pace shows as a long tail between the last write and the last ack).
@@ -490,6 +512,7 @@ def rate_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[s
     gc.collect()
     base_rss = rss_mb()
     clock, produce, poll = time.perf_counter, producer.produce, producer.poll
+    cpu = Cpu()
     sched.t_start = t_next = clock()
     give_up = sched.t_start + sched.give_up
     while True:
@@ -521,7 +544,7 @@ def rate_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[s
     ack_s = clock() - sched.t_start
     if left:
         raise RuntimeError(f"{left} message(s) not delivered after flush")
-    return _result(spec, sched, write_s, ack_s, counts[0], counts[1], rec, None, base_rss)
+    return _result(spec, sched, write_s, ack_s, counts[0], counts[1], rec, None, base_rss, cpu)
 
 
 def run_rate(spec: dict[str, Any], arrays: list[Any], values: list[bytes]) -> dict[str, Any]:

@@ -744,6 +744,7 @@ def _summarize_rate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "behind_max_ms": max([r["behind_max_ms"] or 0 for r in rs]),
                 "ack_tail_ms": _median([r["ack_tail_s"] * 1000 for r in rs]),
                 "loop_lag_p99_ms": _median([(r["loop_lag"] or {}).get("p99_ms") for r in rs]),
+                "cpu_cores": _median([r.get("cpu_cores") for r in rs]),
                 "rss_peak_mb": max(r["rss_peak_mb"] for r in rs),
             }
         )
@@ -870,7 +871,7 @@ def _print_rate_table(rate_summary: list[dict[str, Any]]) -> None:
     head = (
         f"{'shape':>6} {'str':>3} {'level':<14} {'offered':>8} {'client':<16} {'achieved':>8} "
         f"{'kept':>4} {'lat p50':>7} {'lat p99':>7} {'lat max':>7} {'due p99':>7} "
-        f"{'behind':>7} {'tail':>7} {'lag p99':>7}"
+        f"{'behind':>7} {'tail':>7} {'lag p99':>7} {'cores':>5}"
     )
     print(head, file=sys.stderr)
     order = {c: i for i, c in enumerate(CLIENTS)}
@@ -890,13 +891,14 @@ def _print_rate_table(rate_summary: list[dict[str, Any]]) -> None:
             f"{_fmt(s['latency_p50_ms']):>7} {_fmt(s['latency_p99_ms']):>7} "
             f"{_fmt(s['latency_max_ms']):>7} {_fmt(s['due_to_ack_p99_ms']):>7} "
             f"{_fmt(s['behind_max_ms']):>7} {_fmt(s['ack_tail_ms']):>7} "
-            f"{_fmt(s['loop_lag_p99_ms'], 2):>7}",
+            f"{_fmt(s['loop_lag_p99_ms'], 2):>7} {_fmt(s.get('cpu_cores'), 2):>5}",
             file=sys.stderr,
         )
     print(
         "  (offered/achieved: packets/s; ms: lat = write call -> ack seen; due = scheduled "
         "time -> ack seen; behind = max schedule lag; tail = last write -> last ack; "
-        "lag = event-loop lag while writing)",
+        "lag = event-loop lag while writing; cores = process CPU s per s, first write -> "
+        "last ack)",
         file=sys.stderr,
     )
 
