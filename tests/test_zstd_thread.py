@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import time
 import uuid
 import weakref
 from types import ModuleType
@@ -315,6 +316,44 @@ def test_a_busy_thread_is_told_apart_from_an_idle_one() -> None:
     assert asyncio.run(go()) == [(False, False), (True, False), (True, True), (False, False)]
 
 
+def test_a_thread_that_finished_is_idle_before_the_loop_collects() -> None:
+    """offload_idle(): no job queued or being compressed, whether or not the loop has
+    collected what the thread finished. A loop busy compressing a batch itself collects only
+    when it is done, and offload_busy(0) (jobs not collected) called the thread busy all that
+    time, so large packets' batches went to the loop one after another while the thread
+    idled (10x100 on 16 streams: thread 14% of the run, loop 98%)."""
+    _native()
+
+    async def go() -> list[tuple[int, int, bool, bool]]:
+        loop = asyncio.get_running_loop()
+        seen = [(0, 0, offload.offload_idle(loop), offload.offload_busy(0, loop))]
+        fut = offload.compress_off_loop(bytearray(os.urandom(3_000_000)), 0, loop)
+        assert fut is not None
+        compressor = offload._compressors[loop]
+        seen.append(
+            (compressor.working, compressor.pending, offload.offload_idle(), offload.offload_busy())
+        )
+        # The loop stays busy (as when it compresses a batch itself) until the thread is done.
+        deadline = time.monotonic() + 30
+        while compressor.working and time.monotonic() < deadline:
+            time.sleep(0.001)  # noqa: ASYNC251 (blocking on purpose: a busy loop)
+        seen.append(
+            (compressor.working, compressor.pending, offload.offload_idle(), offload.offload_busy())
+        )
+        await fut
+        seen.append(
+            (compressor.working, compressor.pending, offload.offload_idle(), offload.offload_busy())
+        )
+        return seen
+
+    assert asyncio.run(go()) == [
+        (0, 0, True, False),  # no thread yet: idle
+        (1, 1, False, True),  # compressing
+        (0, 1, True, True),  # finished, not collected: idle, though not collected
+        (0, 0, True, False),  # collected
+    ]
+
+
 def _columns(columns: int, samples: int, seq: int) -> list[list[float]]:
     return [[float((seq * 7 + j * 13 + k) % 101) for j in range(samples)] for k in range(columns)]
 
@@ -387,8 +426,8 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The rule itself: large packets only when another lane has a batch in flight and the
-    thread is idle; small ones (512 B or less on average) always, unless SMALL_WAITING
-    batches wait for the thread already."""
+    thread is idle (nothing queued or being compressed: offload_idle); small ones (512 B or
+    less on average) always, unless SMALL_WAITING batches wait for the thread already."""
     from aiowriter._writing import drain as _drain
 
     drainer = _drain.Drainer(
@@ -405,8 +444,9 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
             self.lane = lane
 
     mine, other = object(), object()
-    pending = 0
+    pending = working = 0
     monkeypatch.setattr(_drain, "offload_busy", lambda waiting=0, loop=None: pending > waiting)
+    monkeypatch.setattr(_drain, "offload_idle", lambda loop=None: working == 0)
     large = (10, 131_000)  # (count, size): 13 KB packets, 10x100's
     small = (600, 600 * 200)  # 3x3's
     edge = (100, 100 * _drain.SMALL_PACKET)
@@ -418,7 +458,9 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
     assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
     drainer.in_flight.add(Flight(other))  # type: ignore[arg-type]
     assert drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
-    pending = 1  # the thread is busy: large ones stay on the loop, small ones may wait
+    pending = 1  # finished, not collected yet: idle for large ones
+    assert drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
+    working = 1  # the thread is busy: large ones stay on the loop, small ones may wait
     assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
     assert drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
     pending = _drain.SMALL_WAITING

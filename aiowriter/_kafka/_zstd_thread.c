@@ -173,6 +173,7 @@ typedef struct {
     pid_t owner_pid; /* after fork() the child owns no thread */
     Py_ssize_t pending; /* submitted, not collected (GIL) */
     Py_ssize_t completed;
+    Py_ssize_t finished; /* under lock: jobs the thread finished, collected or not */
 } Compressor;
 
 static void *run(void *arg) {
@@ -209,6 +210,7 @@ static void *run(void *arg) {
         }
 
         pthread_mutex_lock(&self->lock);
+        self->finished++;
         job->next = NULL;
         if (self->done_tail != NULL)
             self->done_tail->next = job;
@@ -454,6 +456,16 @@ static PyObject *get_completed(Compressor *self, void *unused) {
     return PyLong_FromSsize_t(self->completed);
 }
 
+/* Jobs submitted that the thread has not finished yet (queued, or being compressed): 0 once
+ * it is idle, even before the loop collects what it finished. */
+static PyObject *get_working(Compressor *self, void *unused) {
+    if (!self->running || self->owner_pid != getpid()) return PyLong_FromLong(0);
+    pthread_mutex_lock(&self->lock);
+    Py_ssize_t finished = self->finished;
+    pthread_mutex_unlock(&self->lock);
+    return PyLong_FromSsize_t(self->pending + self->completed - finished);
+}
+
 static PyObject *get_closed(Compressor *self, void *unused) {
     return PyBool_FromLong(!self->running || self->owner_pid != getpid());
 }
@@ -483,6 +495,8 @@ static PyGetSetDef compressor_getset[] = {
     {"level", (getter)get_level, NULL, "the zstd compression level", NULL},
     {"pending", (getter)get_pending, NULL, "jobs submitted and not collected", NULL},
     {"completed", (getter)get_completed, NULL, "jobs collected", NULL},
+    {"working", (getter)get_working, NULL,
+     "jobs submitted and not finished yet (queued or being compressed)", NULL},
     {"closed", (getter)get_closed, NULL, "whether close() ran (or this is a fork's child)",
      NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -31,7 +31,7 @@ from .._kafka.compression import (
     new_builder,
     predicted_state,
 )
-from .._kafka.offload import compress_off_loop, native_compressor, offload_busy
+from .._kafka.offload import compress_off_loop, native_compressor, offload_busy, offload_idle
 from .._layout import Route, TopicRequirement, consistent_random_partition
 from .._observability.health import HealthTracker
 from .accel import frame, queued_times, records
@@ -461,6 +461,15 @@ class Drainer:
         Batches of larger packets go to the thread only while it is idle and another lane has
         a batch in flight (the loop frames and compresses that lane's next batch meanwhile).
         Loop -> thread, 4 / 16 streams: 10x100 against librdkafka 0.92 -> 0.95, 0.66 -> 1.05.
+        Idle means nothing queued or being compressed (``offload_idle``), whether or not the
+        loop has collected what it finished: counted until collected, the thread stayed "busy"
+        while the loop compressed the next batch itself, so it took one batch in three of a
+        burst and was on the CPU 14% of a 10x100 run on 16 streams (the loop 98%). Counted
+        when finished, three interleaved pairs: thread 0.30-0.45 -> 0.69-0.86 s, loop 2.1-2.3
+        -> 1.8-2.0 s; 10x100 samples/s, medians, 4 streams 18.1 -> 18.5 M (numpy 16.9 ->
+        18.5), 16 streams 17.2 -> 19.3 M (numpy 15.3 -> 18.3). Letting one more wait for it
+        (at most one unfinished) moved more to the thread (0.9-1.1 s) but ran slower on 16
+        streams (three pairs: 17.2-17.8 M against 18.6-21.1).
         A lone lane's large packets stay on the loop: a 10x100 batch is ten packets, so there
         is nothing to write meanwhile and the hand-over only adds to the lane's wait for its
         own batch (four pairs: 0.94 -> 0.80x librdkafka offloaded). Letting them wait for a
@@ -470,7 +479,7 @@ class Drainer:
         loop = self.loop  # (set by run_lane, which calls this)
         if size <= count * SMALL_PACKET:
             return not offload_busy(SMALL_WAITING, loop)
-        if offload_busy(0, loop):
+        if not offload_idle(loop):
             return False
         return any(flight.lane is not lane for flight in self.in_flight)
 
