@@ -394,9 +394,10 @@ async def _read_back(servers: str, ds: str, sent: dict[str, list[bytes]]) -> Non
 @pytest.mark.parametrize(
     ("streams", "columns", "samples", "count", "offloads"),
     [
-        # One busy lane of large packets: its next batch waits for this one anyway and
-        # there is little to write meanwhile (measured slower offloaded), so its batches are
-        # compressed on the loop although threads are on.
+        # One lane of large packets, written as they are built (slower than the drain: no
+        # batch waits behind another): its next batch waits for this one anyway and there
+        # is little to write meanwhile (measured slower offloaded), so its batches are
+        # compressed on the loop although threads are on. (A backlog: see below.)
         (["s"], 10, 100, 150, False),
         # One busy lane of small packets: the loop runs the writer while the thread
         # compresses (a batch is hundreds of packets to write).
@@ -422,12 +423,39 @@ async def test_which_streams_share_the_thread(
     await _read_back(kafka_bootstrap_servers, ds, sent)
 
 
+async def test_a_lone_streams_backlog_of_large_packets_shares_the_thread(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """One stream of 10x100 packets written faster than it drains (built beforehand, as the
+    benchmark's pre-encoded packets are): with another batch queued behind the one being
+    built, the thread compresses while the loop frames, requests and settles, and every
+    packet reads back in order."""
+    _native()
+    ds = f"zt_{uuid.uuid4().hex[:8]}"
+    config = StreamingConfig(
+        bootstrap_servers=kafka_bootstrap_servers,
+        producer=ProducerSettings(compress_in_threads=True),
+    )
+    built = [packets.periodic_data(1, seq + 1, 100, _columns(10, 100, seq)) for seq in range(300)]
+    async with PacketWriter(config) as w:
+        await w.ensure_topics(ds, ["s"])
+        for packet in built:
+            (await w.write_data(ds, "s", "k", packet)).unwrap()
+        assert (await w.flush(60)).success
+        drainer = w._drainer
+        assert drainer is not None
+        offloaded = drainer.offloaded
+    assert offloaded > 0
+    await _read_back(kafka_bootstrap_servers, ds, {"s": [p.content for p in built]})
+
+
 async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The rule itself: large packets only when another lane has a batch in flight and the
-    thread is idle (nothing queued or being compressed: offload_idle); small ones (512 B or
-    less on average) always, unless SMALL_WAITING batches wait for the thread already."""
+    """The rule itself: large packets only while the thread is idle (nothing queued or being
+    compressed: offload_idle) and another lane has a batch in flight or another batch waits
+    behind this one; small ones (512 B or less on average) always, unless SMALL_WAITING
+    batches wait for the thread already."""
     from aiowriter._writing import drain as _drain
 
     drainer = _drain.Drainer(
@@ -443,7 +471,11 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
         def __init__(self, lane: object) -> None:
             self.lane = lane
 
-    mine, other = object(), object()
+    class Lane:
+        def __init__(self, queued: int) -> None:
+            self.bytes = queued  # key and value bytes queued, this batch's included
+
+    mine, other = Lane(131_000), Lane(0)
     pending = working = 0
     monkeypatch.setattr(_drain, "offload_busy", lambda waiting=0, loop=None: pending > waiting)
     monkeypatch.setattr(_drain, "offload_idle", lambda loop=None: working == 0)
@@ -453,7 +485,8 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
     assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
     assert drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
     assert drainer.worth_offloading(mine, *edge)  # type: ignore[arg-type]
-    assert not drainer.worth_offloading(mine, edge[0], edge[1] + 1)  # type: ignore[arg-type]
+    just_over = Lane(edge[1] + 1)  # no backlog: only this batch queued
+    assert not drainer.worth_offloading(just_over, edge[0], edge[1] + 1)  # type: ignore[arg-type]
     drainer.in_flight = {Flight(mine)}  # type: ignore[arg-type]
     assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
     drainer.in_flight.add(Flight(other))  # type: ignore[arg-type]
@@ -463,6 +496,13 @@ async def test_worth_offloading_decides_by_other_lanes_packet_sizes_and_a_busy_t
     working = 1  # the thread is busy: large ones stay on the loop, small ones may wait
     assert not drainer.worth_offloading(mine, *large)  # type: ignore[arg-type]
     assert drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
+    working = 0
+    drainer.in_flight = set()  # a lane alone:
+    backlog = Lane(2 * large[1])  # another batch's worth queued behind this one
+    assert drainer.worth_offloading(backlog, *large)  # type: ignore[arg-type]
+    assert not drainer.worth_offloading(Lane(2 * large[1] - 1), *large)  # type: ignore[arg-type]
+    working = 1
+    assert not drainer.worth_offloading(backlog, *large)  # type: ignore[arg-type]
     pending = _drain.SMALL_WAITING
     assert drainer.worth_offloading(mine, *small)  # type: ignore[arg-type]
     pending = _drain.SMALL_WAITING + 1
