@@ -128,8 +128,10 @@ class ProducerSettings:
     compress zstd batches of 32 KB and more while the loop runs the writers and frames other
     batches; the loop compresses the rest. A batch of small packets (512 B or less on average)
     goes to the thread unless three wait for it already; one of larger packets only while the
-    thread is idle and another stream has a batch in flight (``Drainer.worth_offloading``):
-    one busy stream of large packets is compressed on the loop. Needs the optional C
+    thread is idle (nothing queued or being compressed) and another stream has a batch in
+    flight or another batch of its stream waits behind it (``Drainer.worth_offloading``): a
+    stream of large packets written no faster than it drains is compressed on the loop.
+    Needs the optional C
     extensions and a libzstd (the newest of the system's ``libzstd.so.1`` and the copy
     ``backports.zstd`` or Python 3.14's ``_zstd`` bundle); without them every batch is
     compressed on the loop, as with ``False``.

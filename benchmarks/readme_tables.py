@@ -140,22 +140,28 @@ def fixed_rate(result: dict[str, Any]) -> str:
         + " |"
     )
     due_lines = [due_head, "|---" * (len(RATE_CLIENTS) + 3) + "|"]
+    cpu_head = "| packet | streams | load (pkt/s) | " + " | ".join(RATE_CLIENTS) + " |"
+    cpu_lines = [cpu_head, "|---" * (len(RATE_CLIENTS) + 3) + "|"]
     for shape, streams, level in levels:
-        cells, due_cells = [], []
+        cells, due_cells, cpu_cells = [], [], []
         offered = None
         for client in RATE_CLIENTS:
             r = by.get((shape, streams, level, client))
             if r is None:
                 cells.append("-")
                 due_cells.append("-")
+                cpu_cells.append("-")
                 continue
             offered = r["offered_packets_per_s"]
             mark = "" if r["kept_up"] else " (fell behind)"
             cells.append(f"{r['latency_p50_ms']:.1f} / {r['latency_p99_ms']:.1f}{mark}")
             due_cells.append(f"{r['due_to_ack_p99_ms']:.1f} / {r['behind_max_ms']:.1f}")
+            cores = r.get("cpu_cores")  # (results older than the column have none)
+            cpu_cells.append("-" if cores is None else f"{cores:.2f}")
         case = f"| {_name(shape)} | {streams} | {offered:,.0f} ({level}) | "
         lines.append(case + " | ".join(cells) + " |")
         due_lines.append(case + " | ".join(due_cells) + " |")
+        cpu_lines.append(case + " | ".join(cpu_cells) + " |")
     return (
         "Write-to-ack latency at the same offered load for every client (fixed-rate mode, ms):\n\n"
         + "\n".join(lines)
@@ -164,6 +170,10 @@ def fixed_rate(result: dict[str, Any]) -> str:
         "client whose write call blocks (aiokafka's `send_batch` while its partition has a "
         "batch waiting) starts the groups due meanwhile late, so their wait is not in its "
         "write-to-ack latency; it is in this one:\n\n" + "\n".join(due_lines) + "\n"
+        "\nThe same runs' CPU: process CPU seconds (all threads) per second, from the first "
+        "write to the last ack (medians). At the same load every client does the same work, "
+        "so this is what the work costs, and what is left of the two cores for the broker and "
+        "for catching up after a stall:\n\n" + "\n".join(cpu_lines) + "\n"
     )
 
 
