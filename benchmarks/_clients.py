@@ -67,6 +67,18 @@ class ThreadCpu:
         return out
 
 
+class Cpu:
+    """The process's CPU seconds (all threads, ``time.process_time``) and each thread's
+    (:class:`ThreadCpu`) from construction to :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.threads = ThreadCpu()
+        self.start = time.process_time()
+
+    def stop(self) -> tuple[float, dict[str, float]]:
+        return time.process_time() - self.start, self.threads.stop()
+
+
 def _threads_cpu() -> dict[str, tuple[str, float]]:
     """``{thread id: (name, CPU seconds so far)}``; the main thread is named ``main``. From
     ``schedstat`` (nanoseconds on the CPU), not ``stat``'s 10 ms ticks: short runs count too."""
@@ -541,8 +553,7 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
     clock = time.perf_counter
     produce, poll = producer.produce, producer.poll
     collections = GcCount().start()
-    threads = ThreadCpu()
-    cpu_start = time.process_time()
+    cpu = Cpu()
     t_start = clock()
     for i in range(spec["packets"]):
         topic, value = topics[i % n_topics], pool[i % n_pool]
@@ -566,8 +577,7 @@ def run_confluent_producer(spec: dict[str, Any], values: list[bytes]) -> dict[st
     t_enqueued = clock()
     left = producer.flush(300)
     t_acked = clock()
-    cpu_s = time.process_time() - cpu_start
-    threads_cpu = threads.stop()
+    cpu_s, threads_cpu = cpu.stop()
     collections.stop()
     if left:
         raise RuntimeError(f"{left} message(s) not delivered after flush")
@@ -617,15 +627,13 @@ async def _measure(
     del ticker.lags[:]  # only the writing phase counts
     clock = time.perf_counter
     collections = GcCount().start()
-    threads = ThreadCpu()
-    cpu_start = time.process_time()
+    cpu = Cpu()
     t_start = clock()
     await asyncio.gather(*writers())
     t_enqueued = clock()
     await flush()
     t_acked = clock()
-    cpu_s = time.process_time() - cpu_start
-    threads_cpu = threads.stop()
+    cpu_s, threads_cpu = cpu.stop()
     collections.stop()
     lag = await ticker.stop()
     acked, failed = counts()

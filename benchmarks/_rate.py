@@ -41,8 +41,8 @@ from _clients import (
     SESSION_KEY,
     START_NS,
     AckSampler,
+    Cpu,
     LagTicker,
-    ThreadCpu,
     aiokafka_producer,
     aiowriter_config,
     confluent_conf,
@@ -192,27 +192,13 @@ async def _measure_rate(
     ticker.start()
     await asyncio.sleep(0.01)
     del ticker.lags[:]
-    cpu = Cpu()
+    cpu = Cpu()  # at a fixed rate every client does the same work: its CPU is its cost
     write_s = await pace(sched, send, tick_hook)
     lag = await ticker.stop()  # lag while writing at the offered load, not while flushing
     await flush()
     ack_s = time.perf_counter() - sched.t_start
     acked, failed = counts()
     return _result(spec, sched, write_s, ack_s, acked, failed, rec, lag, base, cpu)
-
-
-class Cpu:
-    """The process's CPU seconds (and each thread's) from the first write to the last ack.
-
-    At a fixed rate every client does the same work, so the CPU it takes for it is its cost:
-    the headroom left on a shared machine, and how fast it can catch up after a stall."""
-
-    def __init__(self) -> None:
-        self.start = time.process_time()
-        self.threads = ThreadCpu()
-
-    def stop(self) -> tuple[float, dict[str, float]]:
-        return time.process_time() - self.start, self.threads.stop()
 
 
 def _result(

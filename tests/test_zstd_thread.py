@@ -11,6 +11,7 @@ import time
 import uuid
 import weakref
 from types import ModuleType
+from typing import Any
 
 import cramjam
 import pytest
@@ -418,6 +419,17 @@ async def test_which_streams_share_the_thread(
     await _read_back(kafka_bootstrap_servers, ds, sent)
 
 
+def _lone_stream(servers: str, count: int) -> tuple[str, StreamingConfig, list[Any]]:
+    """A fresh data source, a config with the thread on, and ``count`` 10x100 packets built
+    beforehand, for the lone-stream tests below."""
+    _native()
+    config = StreamingConfig(
+        bootstrap_servers=servers, producer=ProducerSettings(compress_in_threads=True)
+    )
+    built = [packets.periodic_data(1, seq + 1, 100, _columns(10, 100, seq)) for seq in range(count)]
+    return f"zt_{uuid.uuid4().hex[:8]}", config, built
+
+
 async def test_a_lone_stream_of_large_packets_without_a_backlog_stays_on_the_loop(
     kafka_bootstrap_servers: str,
 ) -> None:
@@ -427,13 +439,7 @@ async def test_a_lone_stream_of_large_packets_without_a_backlog_stays_on_the_loo
     offloaded at a fixed rate), so its batches are compressed on the loop although threads
     are on. (Written as they are built instead, whether a backlog forms depends on the
     machine's speed: a CI run offloaded 7 batches.)"""
-    _native()
-    ds = f"zt_{uuid.uuid4().hex[:8]}"
-    config = StreamingConfig(
-        bootstrap_servers=kafka_bootstrap_servers,
-        producer=ProducerSettings(compress_in_threads=True),
-    )
-    built = [packets.periodic_data(1, seq + 1, 100, _columns(10, 100, seq)) for seq in range(150)]
+    ds, config, built = _lone_stream(kafka_bootstrap_servers, 150)
     async with PacketWriter(config) as w:
         await w.ensure_topics(ds, ["s"])
         for first in range(0, len(built), 10):
@@ -456,13 +462,7 @@ async def test_a_lone_streams_backlog_of_large_packets_shares_the_thread(
     benchmark's pre-encoded packets are): with another batch queued behind the one being
     built, the thread compresses while the loop frames, requests and settles, and every
     packet reads back in order."""
-    _native()
-    ds = f"zt_{uuid.uuid4().hex[:8]}"
-    config = StreamingConfig(
-        bootstrap_servers=kafka_bootstrap_servers,
-        producer=ProducerSettings(compress_in_threads=True),
-    )
-    built = [packets.periodic_data(1, seq + 1, 100, _columns(10, 100, seq)) for seq in range(300)]
+    ds, config, built = _lone_stream(kafka_bootstrap_servers, 300)
     async with PacketWriter(config) as w:
         await w.ensure_topics(ds, ["s"])
         for packet in built:

@@ -467,9 +467,7 @@ class Drainer:
         burst and was on the CPU 14% of a 10x100 run on 16 streams (the loop 98%). Counted
         when finished, three interleaved pairs: thread 0.30-0.45 -> 0.69-0.86 s, loop 2.1-2.3
         -> 1.8-2.0 s; 10x100 samples/s, medians, 4 streams 18.1 -> 18.5 M (numpy 16.9 ->
-        18.5), 16 streams 17.2 -> 19.3 M (numpy 15.3 -> 18.3). Letting one more wait for it
-        (at most one unfinished) moved more to the thread (0.9-1.1 s) but ran slower on 16
-        streams (three pairs: 17.2-17.8 M against 18.6-21.1).
+        18.5), 16 streams 17.2 -> 19.3 M (numpy 15.3 -> 18.3).
         A lone lane's large packets stay on the loop unless another batch of them waits
         behind this one: a 10x100 batch is ten packets, so there is nothing to write meanwhile
         and the hand-over only adds to the lane's wait for its own batch (four pairs: 0.94 ->
@@ -479,10 +477,12 @@ class Drainer:
         M samples/s (numpy 11.7-12.5 -> 12.9-14.1); at 4,800 packets/s, where no batch waits
         behind another, write-to-ack p99 unchanged (four pairs, 1.07-1.21x raw aiokafka's
         against 0.84-1.35x). Offloaded whenever idle, without the backlog, two of four such
-        pairs had a p99 of 1.22x and 1.43x. Letting them wait for a
-        busy thread measured no faster here (one waiting, 4 / 16 streams, four pairs each)
-        and slower in earlier rounds (README): with large packets the loop has nothing
-        better to do than compress beside the thread."""
+        pairs had a p99 of 1.22x and 1.43x. Letting them wait for a busy thread measured no
+        faster (one waiting, 4 / 16 streams, four pairs each) and slower in earlier rounds
+        (README); with idle counted when finished, one waiting moved more to the thread
+        (0.9-1.1 s) but ran slower on 16 streams (three pairs: 17.2-17.8 M against
+        18.6-21.1): with large packets the loop has nothing better to do than compress beside
+        the thread."""
         loop = self.loop  # (set by run_lane, which calls this)
         if size <= count * SMALL_PACKET:
             return not offload_busy(SMALL_WAITING, loop)
